@@ -1,0 +1,17 @@
+//! The `proof` binary: parses flags, runs the library, maps errors to exit codes.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = proof::cli::Cli::parse();
+    match cli.run() {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            // Library errors already name the file, line and field; print the chain.
+            eprintln!("proof: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Command-line interface: one module per subcommand, each with its own argument
+//! struct and a `run()` that returns the process exit code. Parsing of values that
+//! have a range (rollout, drift ratio, windows) happens here, at the edge.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::ProofError;
+use crate::policy::{ListSpec, Lists, Policy};
+
+pub mod adapt;
+pub mod generate;
+pub mod hash;
+pub mod replay;
+pub mod serve;
+pub mod tools;
+
+/// Top-level command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "proof",
+    version,
+    about = "If we enforce this policy, what breaks, when, and at which rollout level is it safe?",
+    long_about = "proof evaluates requests under a baseline (shadow) and a candidate (enforced) \
+policy, measures drift between the two, and tells at which rollout level enforcing the \
+candidate is safe. See docs/runbook_rollout.md for the staged procedure.",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one context through the shadow and enforced paths: plan, verdicts, drift.
+    Adapt(adapt::AdaptArgs),
+    /// Replay recorded traffic through both paths: drift per window and rollout level, CI gate.
+    Replay(Box<replay::ReplayArgs>),
+    /// Generate deterministic, realistic LkSG traffic (JSONL or Parquet).
+    Gen(generate::GenArgs),
+    /// Serve the engine over HTTP with /metrics, /readyz and hot reload.
+    Serve(Box<serve::ServeArgs>),
+    /// Print (or write into the file) the SPEC ir_hash of an IR file.
+    Hash(hash::HashArgs),
+    /// Print shell completions.
+    Completions(tools::CompletionsArgs),
+    /// Print the man page (roff).
+    Man(tools::ManArgs),
+}
+
+impl Cli {
+    /// Runs the chosen subcommand; the result is the exit code.
+    pub fn run(self) -> anyhow::Result<i32> {
+        match self.command {
+            Command::Adapt(a) => adapt::run(a),
+            Command::Replay(a) => replay::run(*a),
+            Command::Gen(a) => generate::run(a),
+            Command::Serve(a) => serve::run(*a),
+            Command::Hash(a) => hash::run(a),
+            Command::Completions(a) => tools::completions(a),
+            Command::Man(a) => tools::man(a),
+        }
+    }
+}
+
+/// Default places `--policy ID` looks in, in order, when neither `--policy-dir` nor
+/// `PROOF_POLICY_DIR` is set.
+pub const DEFAULT_POLICY_DIRS: [&str; 2] = ["policies", "fixtures/policies"];
+
+/// Where the policy comes from: an id looked up in a directory, or a file.
+#[derive(Debug, Clone, Args, Default)]
+pub struct PolicyArgs {
+    /// Policy id, looked up as <policy-dir>/<ID>.ir.json.
+    #[arg(long, value_name = "ID", conflicts_with = "ir")]
+    pub policy: Option<String>,
+    /// Policy IR file (instead of --policy).
+    #[arg(long, value_name = "FILE")]
+    pub ir: Option<PathBuf>,
+    /// Directory of <ID>.ir.json files [default: policies/, then fixtures/policies/].
+    #[arg(long, value_name = "DIR", env = "PROOF_POLICY_DIR")]
+    pub policy_dir: Option<PathBuf>,
+}
+
+impl PolicyArgs {
+    /// The IR file these arguments name, if any.
+    pub fn path(&self) -> Result<Option<PathBuf>, ProofError> {
+        if let Some(ir) = &self.ir {
+            return Ok(Some(ir.clone()));
+        }
+        match &self.policy {
+            Some(id) => resolve_policy(id, self.policy_dir.as_deref()).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Finds `<dir>/<id>.ir.json`.
+pub fn resolve_policy(id: &str, dir: Option<&Path>) -> Result<PathBuf, ProofError> {
+    if id.is_empty() || id.contains('/') || id.contains('\\') || id.starts_with('.') {
+        return Err(ProofError::Usage(format!(
+            "--policy takes a policy id such as lksg.v1, not a path ('{id}'); use --ir FILE for a file"
+        )));
+    }
+    let file = format!("{id}.ir.json");
+    let dirs: Vec<PathBuf> = match dir {
+        Some(d) => vec![d.to_path_buf()],
+        None => DEFAULT_POLICY_DIRS.iter().map(PathBuf::from).collect(),
+    };
+    for d in &dirs {
+        let p = d.join(&file);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    let looked: Vec<String> = dirs
+        .iter()
+        .map(|d| d.join(&file).display().to_string())
+        .collect();
+    Err(ProofError::Usage(format!(
+        "policy '{id}' not found (looked for {}); set --policy-dir or PROOF_POLICY_DIR",
+        looked.join(", ")
+    )))
+}
+
+/// Loads lists and a policy file.
+pub fn load_policy(path: &Path, lists: &Lists) -> Result<Policy, ProofError> {
+    Policy::load(path, lists)
+}
+
+/// Loads `--list` bindings.
+pub fn load_lists(specs: &[ListSpec]) -> Result<Lists, ProofError> {
+    Lists::load(specs)
+}
+
+/// clap value parser for rollout levels.
+pub fn parse_rollout(s: &str) -> Result<crate::orchestrator::RolloutPercent, String> {
+    s.parse()
+}
+
+/// clap value parser for drift ratios.
+pub fn parse_ratio(s: &str) -> Result<f64, String> {
+    crate::orchestrator::enforcer::parse_ratio(s)
+}

@@ -1,0 +1,17 @@
+//! `proof`: answers, before a policy change goes live, what breaks if it is enforced,
+//! when, and at which rollout level it is safe.
+//!
+//! Data flows one way: `replay::source` (JSONL, Parquet) → records → the
+//! `orchestrator::Engine` (shadow and enforced paths) → `replay::aggregate`
+//! (mergeable per-window state) → `report` model → one exporter per format.
+//! `policy` owns the IR and its evaluation; `cli` maps flags onto the library.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod orchestrator;
+pub mod policy;
+pub mod replay;
+pub mod report;
+
+pub use error::ProofError;

@@ -1,0 +1,356 @@
+//! Shadow and enforced paths (SPEC §3): rollout sampling, the verdict pair of one
+//! record, drift and its kind and cause.
+//!
+//! The [`Engine`] holds both paths; `adapt`, `replay` and `serve` all evaluate
+//! records through it, so a record gets the same answer whichever command asks.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::selector::{PathResult, Planner, RuleState, Verdict};
+use crate::policy::Policy;
+use crate::policy::expr::Env;
+
+/// Number of sampling buckets; a bucket is in `0..BUCKETS`.
+pub const BUCKETS: u16 = 10_000;
+
+/// `u64_be(SHA-256(salt + ":" + request_id)[0..8]) mod 10000` (SPEC §3, fixed).
+pub fn bucket(salt: &str, request_id: &str) -> u16 {
+    let mut h = Sha256::new();
+    h.update(salt.as_bytes());
+    h.update(b":");
+    h.update(request_id.as_bytes());
+    let d = h.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&d[..8]);
+    (u64::from_be_bytes(first) % u64::from(BUCKETS)) as u16
+}
+
+/// A rollout level in whole percent, 0..=100, checked when parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
+#[serde(transparent)]
+pub struct RolloutPercent(u8);
+
+impl RolloutPercent {
+    /// 100 %.
+    pub const FULL: RolloutPercent = RolloutPercent(100);
+
+    /// A level, if in range.
+    pub fn new(p: u8) -> Option<Self> {
+        (p <= 100).then_some(RolloutPercent(p))
+    }
+
+    /// The percentage.
+    pub fn get(self) -> u8 {
+        self.0
+    }
+
+    /// Buckets below this are enforced: `round(r × 100)`.
+    pub fn threshold(self) -> u16 {
+        u16::from(self.0) * 100
+    }
+
+    /// Whether a record in `bucket` is enforced at this level.
+    pub fn covers(self, bucket: u16) -> bool {
+        bucket < self.threshold()
+    }
+}
+
+impl FromStr for RolloutPercent {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.trim()
+            .parse::<u8>()
+            .ok()
+            .and_then(RolloutPercent::new)
+            .ok_or_else(|| {
+                format!("'{s}' is not a rollout level: allowed range is 0..=100 (whole percent)")
+            })
+    }
+}
+
+impl fmt::Display for RolloutPercent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Parses a drift ratio limit in 0.0..=1.0.
+pub fn parse_ratio(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!(
+            "'{s}' is not a drift ratio: allowed range is 0.0..=1.0 (0.005 = 0.5 %)"
+        )),
+    }
+}
+
+/// The enforcement switches of `adapt` and `serve` (seed B1).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EnforceOptions {
+    /// Whether the candidate path may decide at all.
+    pub enforce: bool,
+    /// Share of requests (by bucket) it decides for.
+    pub rollout_percent: RolloutPercent,
+    /// Drift ratio above which a window breaches.
+    pub drift_max_ratio: f64,
+}
+
+impl Default for EnforceOptions {
+    fn default() -> Self {
+        EnforceOptions {
+            enforce: false,
+            rollout_percent: RolloutPercent(0),
+            drift_max_ratio: 0.005,
+        }
+    }
+}
+
+impl EnforceOptions {
+    /// Whether enforcement applies to a record in `bucket`.
+    pub fn applies(&self, bucket: u16) -> bool {
+        self.enforce && self.rollout_percent.covers(bucket)
+    }
+}
+
+/// The six drift kinds (SPEC §3, fixed names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DriftKind {
+    /// New denial.
+    OkToFail,
+    /// New denial.
+    WarnToFail,
+    /// Missed denial.
+    FailToOk,
+    /// Missed denial.
+    FailToWarn,
+    /// Newly incomplete.
+    OkToWarn,
+    /// Newly complete.
+    WarnToOk,
+}
+
+impl DriftKind {
+    /// All kinds in report order.
+    pub const ALL: [DriftKind; 6] = [
+        DriftKind::OkToFail,
+        DriftKind::WarnToFail,
+        DriftKind::FailToOk,
+        DriftKind::FailToWarn,
+        DriftKind::OkToWarn,
+        DriftKind::WarnToOk,
+    ];
+
+    /// The kind for a verdict pair, `None` when equal.
+    pub fn of(shadow: Verdict, enforced: Verdict) -> Option<DriftKind> {
+        use Verdict::*;
+        Some(match (shadow, enforced) {
+            (Ok, Fail) => DriftKind::OkToFail,
+            (Warn, Fail) => DriftKind::WarnToFail,
+            (Fail, Ok) => DriftKind::FailToOk,
+            (Fail, Warn) => DriftKind::FailToWarn,
+            (Ok, Warn) => DriftKind::OkToWarn,
+            (Warn, Ok) => DriftKind::WarnToOk,
+            _ => return None,
+        })
+    }
+
+    /// Fixed name, e.g. `ok->fail`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriftKind::OkToFail => "ok->fail",
+            DriftKind::WarnToFail => "warn->fail",
+            DriftKind::FailToOk => "fail->ok",
+            DriftKind::FailToWarn => "fail->warn",
+            DriftKind::OkToWarn => "ok->warn",
+            DriftKind::WarnToOk => "warn->ok",
+        }
+    }
+
+    /// Index into `ALL`.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One path: a policy and its selector.
+#[derive(Debug, Clone)]
+pub struct PathSpec {
+    /// The policy.
+    pub policy: Arc<Policy>,
+    /// Its selector.
+    pub planner: Planner,
+}
+
+/// Shadow and enforced paths plus the sampling salt.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    /// What production does today.
+    pub shadow: PathSpec,
+    /// The candidate.
+    pub enforced: PathSpec,
+    /// Salt of the rollout hash (default: the baseline policy id).
+    pub salt: String,
+}
+
+/// Both paths' results for one record.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// Shadow path.
+    pub shadow: PathResult,
+    /// Enforced path (as if enforcement applied).
+    pub enforced: PathResult,
+}
+
+/// Scratch buffers reused across records by one thread.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    active: Vec<bool>,
+}
+
+impl Engine {
+    /// Evaluates both paths on one record.
+    pub fn evaluate(&self, env: &Env<'_>, scratch: &mut Scratch) -> Evaluation {
+        let shadow = self
+            .shadow
+            .planner
+            .run(&self.shadow.policy, env, &mut scratch.active);
+        let enforced = self
+            .enforced
+            .planner
+            .run(&self.enforced.policy, env, &mut scratch.active);
+        Evaluation { shadow, enforced }
+    }
+
+    /// The record's sampling bucket.
+    pub fn bucket(&self, request_id: &str) -> u16 {
+        bucket(&self.salt, request_id)
+    }
+
+    /// Drift kind and cause when the verdicts differ (as if enforcement applied).
+    pub fn drift<'a>(&'a self, ev: &Evaluation) -> Option<(DriftKind, &'a str)> {
+        let kind = DriftKind::of(ev.shadow.verdict, ev.enforced.verdict)?;
+        Some((kind, self.cause(ev)))
+    }
+
+    /// The cause of a drift (SPEC §3): the first rule bad on one path and not on
+    /// the other, scanning the enforced order (taken, then skipped), then the shadow
+    /// path's remaining rules; else `budget_skip` or `no_active_rules`.
+    pub fn cause<'a>(&'a self, ev: &Evaluation) -> &'a str {
+        let (sp, ep) = (&*self.shadow.policy, &*self.enforced.policy);
+        let state_in = |p: &Policy, r: &PathResult, id: &str| {
+            p.rule_index(id)
+                .map(|i| r.states[i])
+                .unwrap_or(RuleState::Inactive)
+        };
+        let e_order = ev
+            .enforced
+            .taken
+            .iter()
+            .map(|(i, _)| *i)
+            .chain(ev.enforced.skipped.iter().copied());
+        for i in e_order {
+            let id = &ep.rules[i].id;
+            if ev.enforced.states[i].is_bad() != state_in(sp, &ev.shadow, id).is_bad() {
+                return id;
+            }
+        }
+        let s_order = ev
+            .shadow
+            .taken
+            .iter()
+            .map(|(i, _)| *i)
+            .chain(ev.shadow.skipped.iter().copied());
+        for i in s_order {
+            let id = &sp.rules[i].id;
+            let e_state = state_in(ep, &ev.enforced, id);
+            // Rules the enforced scan already saw are not "remaining".
+            if matches!(e_state, RuleState::Ran(_) | RuleState::Skipped) {
+                continue;
+            }
+            if ev.shadow.states[i].is_bad() != e_state.is_bad() {
+                return id;
+            }
+        }
+        if !ev.shadow.skipped.is_empty() || !ev.enforced.skipped.is_empty() {
+            "budget_skip"
+        } else {
+            "no_active_rules"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_answer_buckets_from_the_conformance_page() {
+        assert_eq!(bucket("demo.v1", "req-0000"), 7626);
+        assert_eq!(bucket("demo.v1", "req-0001"), 9238);
+        assert_eq!(bucket("demo.v1", "req-0002"), 5203);
+        assert_eq!(bucket("lksg.v1", "r-000001"), 934);
+    }
+
+    #[test]
+    fn rollout_levels() {
+        assert_eq!("25".parse::<RolloutPercent>().unwrap().threshold(), 2500);
+        assert!(
+            "101"
+                .parse::<RolloutPercent>()
+                .unwrap_err()
+                .contains("0..=100")
+        );
+        assert!("-1".parse::<RolloutPercent>().is_err());
+        assert!("2.5".parse::<RolloutPercent>().is_err());
+        let r = RolloutPercent::new(25).unwrap();
+        assert!(r.covers(2499) && !r.covers(2500));
+        assert!(!RolloutPercent::new(0).unwrap().covers(0));
+        assert!(RolloutPercent::FULL.covers(9999));
+        assert!(parse_ratio("1.5").unwrap_err().contains("0.0..=1.0"));
+        assert_eq!(parse_ratio("0.005"), Ok(0.005));
+        assert!(parse_ratio("NaN").is_err());
+    }
+
+    #[test]
+    fn enforce_options_gate_on_enforce_and_bucket() {
+        let mut o = EnforceOptions::default();
+        assert!(!o.applies(0));
+        o.enforce = true;
+        assert!(!o.applies(0));
+        o.rollout_percent = RolloutPercent::new(25).unwrap();
+        assert!(o.applies(934) && !o.applies(7626));
+    }
+
+    #[test]
+    fn drift_kinds() {
+        use Verdict::*;
+        assert_eq!(DriftKind::of(Ok, Ok), None);
+        let names: Vec<_> = [
+            (Ok, Fail),
+            (Warn, Fail),
+            (Fail, Ok),
+            (Fail, Warn),
+            (Ok, Warn),
+            (Warn, Ok),
+        ]
+        .iter()
+        .map(|(a, b)| DriftKind::of(*a, *b).unwrap().as_str())
+        .collect();
+        assert_eq!(
+            names,
+            [
+                "ok->fail",
+                "warn->fail",
+                "fail->ok",
+                "fail->warn",
+                "ok->warn",
+                "warn->ok"
+            ]
+        );
+    }
+}

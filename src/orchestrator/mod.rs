@@ -1,0 +1,11 @@
+//! The adaptive orchestrator: selectors and plans, the shadow/enforced engine with
+//! rollout sampling and drift, and the enforcer's Prometheus metrics (SPEC §2–3).
+
+pub mod enforcer;
+pub mod metrics;
+pub mod selector;
+
+pub use enforcer::{
+    DriftKind, EnforceOptions, Engine, Evaluation, PathSpec, RolloutPercent, Scratch,
+};
+pub use selector::{PathResult, Planner, RuleState, SelectorKind, Verdict, Weights};

@@ -1,0 +1,346 @@
+//! Selectors and plans (SPEC §2): which active rules run, in which order, at what
+//! cost, and the verdict of one path.
+//!
+//! A [`Planner`] is built once per (policy, selector, weights) and orders every rule
+//! up front; per record only the active mask and the budget walk remain.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+
+use crate::error::ProofError;
+use crate::policy::expr::Env;
+use crate::policy::{Policy, RuleOutcome};
+
+/// How the orchestrator picks and orders rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SelectorKind {
+    /// Every active rule, ordered by id, at the op's default cost.
+    #[default]
+    Basic,
+    /// Ordered by (cost, id) with costs from a weights file, optional budget.
+    Weighted,
+}
+
+impl SelectorKind {
+    /// Name as on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SelectorKind::Basic => "basic",
+            SelectorKind::Weighted => "weighted",
+        }
+    }
+}
+
+/// A weights file: per-rule costs and an optional budget.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Weights {
+    /// Cost per rule id (non-negative integers).
+    #[serde(default)]
+    pub weights: BTreeMap<String, u64>,
+    /// Steps are taken while the running total stays within this.
+    #[serde(default)]
+    pub budget: Option<u64>,
+}
+
+impl Weights {
+    /// Reads a weights file: JSON when it ends in `.json`, YAML otherwise.
+    pub fn load(path: &Path) -> Result<Weights, ProofError> {
+        let bytes = std::fs::read(path).map_err(|e| ProofError::io(path, e))?;
+        Weights::parse(&bytes, path)
+    }
+
+    /// Parses weights from bytes; `path` decides the format and names errors.
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Weights, ProofError> {
+        let is_json = path.extension().is_some_and(|e| e == "json");
+        if is_json {
+            serde_json::from_slice(bytes).map_err(|e| ProofError::json(path, &e))
+        } else {
+            crate::config::from_yaml(bytes, path)
+        }
+    }
+
+    /// A weight naming a rule the IR lacks is a config error (SPEC §2).
+    pub fn check_against(&self, policy: &Policy, path: &Path) -> Result<(), ProofError> {
+        for id in self.weights.keys() {
+            if policy.rule_index(id).is_none() {
+                return Err(ProofError::config(
+                    path,
+                    0,
+                    format!(
+                        "weight for rule '{id}', which policy {} does not have",
+                        policy.policy_id
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A path's overall decision for one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Every executed step passed and nothing was skipped.
+    Ok,
+    /// Nothing failed, but rules were skipped or none was active.
+    Warn,
+    /// A step failed or errored (fail-closed).
+    Fail,
+}
+
+impl Verdict {
+    /// All verdicts, in report order.
+    pub const ALL: [Verdict; 3] = [Verdict::Ok, Verdict::Warn, Verdict::Fail];
+
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Warn => "warn",
+            Verdict::Fail => "fail",
+        }
+    }
+
+    /// Index into `ALL`.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What happened to one rule on one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleState {
+    /// Not switched on for this record.
+    Inactive,
+    /// Active, but left out by the budget.
+    Skipped,
+    /// Executed.
+    Ran(RuleOutcome),
+}
+
+impl RuleState {
+    /// Fail or error.
+    pub fn is_bad(self) -> bool {
+        matches!(self, RuleState::Ran(o) if o.is_bad())
+    }
+}
+
+/// One path's evaluation of one record.
+#[derive(Debug, Clone)]
+pub struct PathResult {
+    /// The decision.
+    pub verdict: Verdict,
+    /// State of each rule, indexed like `Policy::rules`.
+    pub states: SmallVec<[RuleState; 16]>,
+    /// Executed rules in plan order, with their cost.
+    pub taken: SmallVec<[(usize, u64); 16]>,
+    /// Active rules left out by the budget, in plan order.
+    pub skipped: SmallVec<[usize; 8]>,
+}
+
+impl PathResult {
+    /// Sum of the executed steps' costs.
+    pub fn total_cost(&self) -> u64 {
+        self.taken
+            .iter()
+            .fold(0u64, |a, (_, c)| a.saturating_add(*c))
+    }
+}
+
+/// A selector bound to one policy: the full rule order and each rule's cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planner {
+    /// Selector kind.
+    pub kind: SelectorKind,
+    /// `(rule index, cost)` for every rule, in plan order.
+    pub order: Vec<(usize, u64)>,
+    /// Budget (weighted only).
+    pub budget: Option<u64>,
+}
+
+impl Planner {
+    /// Orders the policy's rules for a selector. Weights apply to `weighted` only.
+    pub fn new(policy: &Policy, kind: SelectorKind, weights: Option<&Weights>) -> Planner {
+        let mut order: Vec<(usize, u64)> = policy
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let cost = match (kind, weights) {
+                    (SelectorKind::Weighted, Some(w)) => {
+                        w.weights.get(&r.id).copied().unwrap_or(r.op.default_cost())
+                    }
+                    _ => r.op.default_cost(),
+                };
+                (i, cost)
+            })
+            .collect();
+        let rules = &policy.rules;
+        match kind {
+            SelectorKind::Basic => order.sort_by(|a, b| rules[a.0].id.cmp(&rules[b.0].id)),
+            SelectorKind::Weighted => order.sort_by(|a, b| {
+                a.1.cmp(&b.1)
+                    .then_with(|| rules[a.0].id.cmp(&rules[b.0].id))
+            }),
+        }
+        let budget = match kind {
+            SelectorKind::Weighted => weights.and_then(|w| w.budget),
+            SelectorKind::Basic => None,
+        };
+        Planner {
+            kind,
+            order,
+            budget,
+        }
+    }
+
+    /// Selects, plans and runs the policy on one record. `active` is scratch space.
+    pub fn run(&self, policy: &Policy, env: &Env<'_>, active: &mut Vec<bool>) -> PathResult {
+        policy.active_rules(env, active);
+        let mut states: SmallVec<[RuleState; 16]> =
+            SmallVec::from_elem(RuleState::Inactive, policy.rules.len());
+        let mut taken = SmallVec::new();
+        let mut skipped = SmallVec::new();
+        let mut total: u64 = 0;
+        let mut over_budget = false;
+        let mut failed = false;
+        for &(i, cost) in &self.order {
+            if !active[i] {
+                continue;
+            }
+            if !over_budget {
+                if let Some(b) = self.budget {
+                    over_budget = total.saturating_add(cost) > b;
+                }
+            }
+            if over_budget {
+                states[i] = RuleState::Skipped;
+                skipped.push(i);
+                continue;
+            }
+            total = total.saturating_add(cost);
+            let outcome = policy.rules[i].evaluate(env);
+            failed |= outcome.is_bad();
+            states[i] = RuleState::Ran(outcome);
+            taken.push((i, cost));
+        }
+        let verdict = if failed {
+            Verdict::Fail
+        } else if !skipped.is_empty() || taken.is_empty() {
+            Verdict::Warn
+        } else {
+            Verdict::Ok
+        };
+        PathResult {
+            verdict,
+            states,
+            taken,
+            skipped,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Lists;
+    use serde_json::{Value, json};
+
+    fn policy() -> Policy {
+        let v = json!({
+            "ir_version": "1.0", "policy_id": "t.v1",
+            "rules": [
+                {"id": "z_set", "op": "non_membership", "lhs": {"var": "s"}, "rhs": ["bad"]},
+                {"id": "a_eq", "op": "eq", "lhs": {"var": "x"}, "rhs": 1},
+                {"id": "m_thr", "op": "threshold", "lhs": {"var": "t"}, "rhs": 0.5}
+            ]
+        });
+        Policy::from_value(&v, Path::new("t"), &Lists::default()).unwrap()
+    }
+
+    fn run(p: &Policy, pl: &Planner, ctx: Value) -> PathResult {
+        let mut scratch = Vec::new();
+        pl.run(
+            p,
+            &Env {
+                ctx: ctx.as_object().unwrap(),
+                now_ms: 0,
+            },
+            &mut scratch,
+        )
+    }
+
+    fn ids(p: &Policy, r: &PathResult) -> Vec<String> {
+        r.taken
+            .iter()
+            .map(|(i, _)| p.rules[*i].id.clone())
+            .collect()
+    }
+
+    #[test]
+    fn basic_orders_by_id_with_default_costs() {
+        let p = policy();
+        let pl = Planner::new(&p, SelectorKind::Basic, None);
+        let r = run(&p, &pl, json!({"s": ["ok"], "x": 1, "t": [true]}));
+        assert_eq!(ids(&p, &r), ["a_eq", "m_thr", "z_set"]);
+        assert_eq!(r.total_cost(), 31);
+        assert_eq!(r.verdict, Verdict::Ok);
+    }
+
+    #[test]
+    fn weighted_orders_by_cost_then_id_and_respects_budget() {
+        let p = policy();
+        let w = Weights {
+            weights: [("z_set".to_string(), 1), ("a_eq".to_string(), 5)].into(),
+            budget: Some(6),
+        };
+        let pl = Planner::new(&p, SelectorKind::Weighted, Some(&w));
+        let r = run(&p, &pl, json!({"s": ["ok"], "x": 1, "t": [true]}));
+        assert_eq!(ids(&p, &r), ["z_set", "a_eq"]);
+        assert_eq!(r.skipped.as_slice(), [2]);
+        assert_eq!(r.verdict, Verdict::Warn);
+        // A failing step still makes the path fail, skipped or not.
+        let r = run(&p, &pl, json!({"s": ["bad"], "x": 1, "t": [true]}));
+        assert_eq!(r.verdict, Verdict::Fail);
+    }
+
+    #[test]
+    fn errors_fail_closed_and_empty_plans_warn() {
+        let p = policy();
+        let pl = Planner::new(&p, SelectorKind::Basic, None);
+        let r = run(&p, &pl, json!({"s": ["ok"], "t": [true]}));
+        assert_eq!(r.verdict, Verdict::Fail);
+        let empty = Policy::from_value(
+            &json!({"ir_version": "1.0", "policy_id": "e", "rules": []}),
+            Path::new("e"),
+            &Lists::default(),
+        )
+        .unwrap();
+        let pl = Planner::new(&empty, SelectorKind::Basic, None);
+        assert_eq!(run(&empty, &pl, json!({})).verdict, Verdict::Warn);
+    }
+
+    #[test]
+    fn weights_files() {
+        let w = Weights::parse(b"weights: { a_eq: 3 }\nbudget: 10\n", Path::new("w.yaml")).unwrap();
+        assert_eq!(w.budget, Some(10));
+        let e = Weights::parse(b"weights: { a_eq: -3 }\n", Path::new("w.yaml")).unwrap_err();
+        assert!(e.to_string().contains("w.yaml"), "{e}");
+        let e = Weights::parse(b"{\"weights\": {\"a\": 1},}", Path::new("w.json")).unwrap_err();
+        assert!(e.to_string().starts_with("w.json:1:"), "{e}");
+        let w = Weights::parse(b"weights: { nope: 3 }\n", Path::new("w.yaml")).unwrap();
+        let e = w.check_against(&policy(), Path::new("w.yaml")).unwrap_err();
+        assert!(e.to_string().contains("'nope'"), "{e}");
+        let e = Weights::parse(
+            b"weights: { a_eq: 99999999999999999999999 }\n",
+            Path::new("w.yaml"),
+        );
+        assert!(e.is_err());
+    }
+}

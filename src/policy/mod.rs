@@ -1,0 +1,14 @@
+//! Policy IR v1: the model, loading and validation, hashing, and evaluation of
+//! expressions and rule ops (SPEC §1). Selection and ordering of rules live in
+//! `orchestrator`.
+
+pub mod expr;
+pub mod hash;
+pub mod ir;
+pub mod lists;
+pub mod ops;
+pub mod time;
+pub mod value;
+
+pub use ir::{Policy, Rule, RuleOutcome};
+pub use lists::{ListSpec, Lists};

@@ -1,0 +1,3 @@
+//! Replay of recorded traffic.
+
+pub mod record;

@@ -1,0 +1,3 @@
+//! Report model and one exporter per output format.
+
+pub mod writer;
