@@ -259,8 +259,9 @@ mod tests {
         w.record(2_000, false, true);
         assert!((w.drift_ratio(2_000) - 1.0 / 3.0).abs() < 1e-12);
         assert!((w.success_ratio(2_000) - 2.0 / 3.0).abs() < 1e-12);
-        // 5 minutes later the first slot has left the window.
-        assert_eq!(w.totals(301_999), (2, 0, 2));
+        // 5 minutes after its slot ended, the first slot has left the window.
+        assert_eq!(w.totals(301_999), (3, 1, 2));
+        assert_eq!(w.totals(302_000), (1, 0, 1));
         assert_eq!(w.totals(303_000), (0, 0, 0));
     }
 }

@@ -87,6 +87,10 @@ pub fn parse_line(line: &[u8]) -> Result<Record, Reason> {
     if line.len() > MAX_RECORD_BYTES {
         return Err(Reason::TooLong);
     }
+    // serde would also read a struct from a JSON array; a record is an object.
+    if line.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(Reason::Malformed);
+    }
     let l: Line = serde_json::from_slice(line).map_err(|_| Reason::Malformed)?;
     check(l.ts, l.request_id, l.policy_id, l.context)
 }

@@ -1,3 +1,42 @@
-//! Report model and one exporter per output format.
+//! Report model and one exporter per output format; [`write_outputs`] is the only
+//! place that writes them, each atomically. Exporters are pure functions of the model.
 
+pub mod csv;
+pub mod json;
+pub mod model;
+pub mod openmetrics;
 pub mod writer;
+
+use std::path::Path;
+
+use crate::error::ProofError;
+use model::Report;
+
+/// One output format.
+pub trait Exporter {
+    /// File name inside the output directory.
+    fn file_name(&self) -> &'static str;
+    /// The file's bytes.
+    fn serialize(&self, report: &Report) -> Vec<u8>;
+}
+
+/// Writes every exporter's file into `dir` (created if missing), each atomically.
+/// Files are serialised first, so a failure leaves the previous outputs in place.
+pub fn write_outputs(
+    dir: &Path,
+    report: &Report,
+    exporters: &[&dyn Exporter],
+) -> Result<Vec<std::path::PathBuf>, ProofError> {
+    std::fs::create_dir_all(dir).map_err(|e| ProofError::io(dir, e))?;
+    let files: Vec<(&'static str, Vec<u8>)> = exporters
+        .iter()
+        .map(|e| (e.file_name(), e.serialize(report)))
+        .collect();
+    let mut written = Vec::with_capacity(files.len());
+    for (name, bytes) in files {
+        let path = dir.join(name);
+        writer::write_atomic(&path, &bytes)?;
+        written.push(path);
+    }
+    Ok(written)
+}

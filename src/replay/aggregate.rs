@@ -1,0 +1,321 @@
+//! Mergeable replay state (SPEC §5): per-window counts with drift by sampling bucket,
+//! so every rollout level comes from one pass, plus record accounting, verdict mix,
+//! drift kinds and causes, a bounded sample of examples and selection latency.
+//!
+//! `merge` is associative and commutative with `Aggregate::default()` as identity,
+//! which is what makes results identical across thread counts and input splits.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::record::Reason;
+use crate::orchestrator::metrics::LATENCY_BUCKETS;
+use crate::orchestrator::{DriftKind, RolloutPercent, Verdict};
+
+/// Number of whole-percent bucket groups (bucket / 100).
+pub const PERCENTS: usize = 100;
+
+/// Where a record came from: input index and 1-based line (or row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Origin {
+    /// Index into the input list.
+    pub file: u32,
+    /// 1-based line (JSONL) or row (Parquet).
+    pub line: u64,
+}
+
+/// Counts for one window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowAgg {
+    /// Evaluated records.
+    pub requests: u64,
+    /// Drifting records by `bucket / 100`.
+    pub drift_by_pct: [u32; PERCENTS],
+    /// Enforced verdicts by `bucket / 100` (for gate-level counters).
+    pub enforced_by_pct: [[u32; 3]; PERCENTS],
+    /// Shadow verdicts.
+    pub shadow: [u64; 3],
+    /// Selection latency histogram, `LATENCY_BUCKETS` plus +Inf (not cumulative).
+    pub latency_buckets: [u64; LATENCY_BUCKETS.len() + 1],
+    /// Sum of selection latencies, nanoseconds.
+    pub latency_sum_ns: u64,
+}
+
+impl Default for WindowAgg {
+    fn default() -> Self {
+        WindowAgg {
+            requests: 0,
+            drift_by_pct: [0; PERCENTS],
+            enforced_by_pct: [[0; 3]; PERCENTS],
+            shadow: [0; 3],
+            latency_buckets: [0; LATENCY_BUCKETS.len() + 1],
+            latency_sum_ns: 0,
+        }
+    }
+}
+
+impl WindowAgg {
+    /// Drifting records with `bucket < level × 100`.
+    pub fn drift_at(&self, level: RolloutPercent) -> u64 {
+        self.drift_by_pct[..usize::from(level.get())]
+            .iter()
+            .map(|&n| u64::from(n))
+            .sum()
+    }
+
+    /// Records enforced at `level`.
+    pub fn enforced_at(&self, level: RolloutPercent) -> [u64; 3] {
+        let mut v = [0u64; 3];
+        for row in &self.enforced_by_pct[..usize::from(level.get())] {
+            for (a, &b) in v.iter_mut().zip(row) {
+                *a += u64::from(b);
+            }
+        }
+        v
+    }
+
+    fn merge(&mut self, o: &WindowAgg) {
+        self.requests += o.requests;
+        for (a, b) in self.drift_by_pct.iter_mut().zip(&o.drift_by_pct) {
+            *a += b;
+        }
+        for (a, b) in self.enforced_by_pct.iter_mut().zip(&o.enforced_by_pct) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
+        for (a, b) in self.shadow.iter_mut().zip(&o.shadow) {
+            *a += b;
+        }
+        for (a, b) in self.latency_buckets.iter_mut().zip(&o.latency_buckets) {
+            *a += b;
+        }
+        self.latency_sum_ns += o.latency_sum_ns;
+    }
+}
+
+/// A drifting record kept as an example (no context values).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Example {
+    /// Record time.
+    pub ts_ms: i64,
+    /// Where it was read.
+    pub origin: Origin,
+    /// Request id (redacted later if asked).
+    pub request_id: String,
+    /// Sampling bucket.
+    pub bucket: u16,
+    /// Shadow verdict.
+    pub shadow: Verdict,
+    /// Enforced verdict.
+    pub enforced: Verdict,
+    /// Drift kind.
+    pub kind: DriftKind,
+    /// Cause.
+    pub cause: String,
+}
+
+/// Per-input counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FileCounts {
+    /// Records read (blank lines are not records).
+    pub read: u64,
+    /// Evaluated.
+    pub evaluated: u64,
+    /// Rejected.
+    pub rejected: u64,
+    /// Skipped (another policy).
+    pub skipped: u64,
+}
+
+/// Everything a replay accumulates.
+#[derive(Debug, Clone, Default)]
+pub struct Aggregate {
+    /// Records read.
+    pub read: u64,
+    /// Records evaluated.
+    pub evaluated: u64,
+    /// Records skipped (another policy id).
+    pub skipped: u64,
+    /// Rejections by reason, indexed like `Reason::ALL`.
+    pub rejected: [u64; 6],
+    /// First rejections by origin (bounded).
+    pub rejection_samples: Vec<(Origin, Reason)>,
+    /// Per-window state by window start.
+    pub windows: BTreeMap<i64, WindowAgg>,
+    /// Shadow verdicts.
+    pub shadow: [u64; 3],
+    /// Enforced verdicts as at 100 %.
+    pub enforced: [u64; 3],
+    /// Drift by kind as at 100 %.
+    pub by_kind: [u64; 6],
+    /// Drift by cause as at 100 %.
+    pub by_cause: BTreeMap<String, u64>,
+    /// Drift examples, the earliest (ts, origin) kept.
+    pub examples: Vec<Example>,
+    /// Per-input counts.
+    pub files: BTreeMap<u32, FileCounts>,
+    /// Selection latency, nanoseconds.
+    pub latency: Latency,
+}
+
+/// Sample bounds of an [`Aggregate`].
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    /// Examples kept.
+    pub examples: usize,
+    /// Rejection samples kept.
+    pub rejections: usize,
+}
+
+/// Selection latency histogram (HDR, nanoseconds), mergeable.
+#[derive(Debug, Clone)]
+pub struct Latency(pub hdrhistogram::Histogram<u64>);
+
+impl Default for Latency {
+    fn default() -> Self {
+        // 1 ns .. 60 s at 2 significant digits; fixed bounds so merges never fail.
+        Latency(
+            hdrhistogram::Histogram::new_with_bounds(1, 60_000_000_000, 2)
+                .expect("static histogram bounds are valid"),
+        )
+    }
+}
+
+impl Aggregate {
+    /// Counts a rejected record.
+    pub fn reject(&mut self, origin: Origin, reason: Reason, bounds: Bounds) {
+        self.read += 1;
+        self.rejected[reason.index()] += 1;
+        self.files.entry(origin.file).or_default().read += 1;
+        self.files.entry(origin.file).or_default().rejected += 1;
+        if self.rejection_samples.len() < bounds.rejections {
+            self.rejection_samples.push((origin, reason));
+        } else if let Some(last) = self.rejection_samples.last() {
+            if (origin, reason) < *last {
+                self.rejection_samples.push((origin, reason));
+                self.rejection_samples.sort();
+                self.rejection_samples.truncate(bounds.rejections);
+            }
+        }
+    }
+
+    /// Counts a skipped record.
+    pub fn skip(&mut self, origin: Origin) {
+        self.read += 1;
+        self.skipped += 1;
+        let f = self.files.entry(origin.file).or_default();
+        f.read += 1;
+        f.skipped += 1;
+    }
+
+    /// Counts an evaluated record.
+    #[allow(clippy::too_many_arguments)]
+    pub fn evaluate(
+        &mut self,
+        origin: Origin,
+        window: i64,
+        bucket: u16,
+        shadow: Verdict,
+        enforced: Verdict,
+        drift: Option<(DriftKind, &str)>,
+        latency_ns: u64,
+        bounds: Bounds,
+        example: impl FnOnce(DriftKind, &str) -> Example,
+    ) {
+        self.read += 1;
+        self.evaluated += 1;
+        let f = self.files.entry(origin.file).or_default();
+        f.read += 1;
+        f.evaluated += 1;
+        self.shadow[shadow.index()] += 1;
+        self.enforced[enforced.index()] += 1;
+        let pct = usize::from(bucket / 100);
+        let w = self.windows.entry(window).or_default();
+        w.requests += 1;
+        w.shadow[shadow.index()] += 1;
+        w.enforced_by_pct[pct][enforced.index()] += 1;
+        let secs = latency_ns as f64 * 1e-9;
+        let slot = LATENCY_BUCKETS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        w.latency_buckets[slot] += 1;
+        w.latency_sum_ns += latency_ns;
+        let _ = self.latency.0.record(latency_ns.clamp(1, 60_000_000_000));
+        if let Some((kind, cause)) = drift {
+            w.drift_by_pct[pct] += 1;
+            self.by_kind[kind.index()] += 1;
+            match self.by_cause.get_mut(cause) {
+                Some(n) => *n += 1,
+                None => {
+                    self.by_cause.insert(cause.to_string(), 1);
+                }
+            }
+            if bounds.examples > 0 {
+                self.examples.push(example(kind, cause));
+                if self.examples.len() >= 2 * bounds.examples {
+                    self.trim_examples(bounds.examples);
+                }
+            }
+        }
+    }
+
+    /// Keeps the `n` earliest examples (by time, then origin).
+    pub fn trim_examples(&mut self, n: usize) {
+        if self.examples.len() > n {
+            self.examples.sort();
+            self.examples.truncate(n);
+        }
+    }
+
+    /// Merges another aggregate into this one.
+    pub fn merge(mut self, o: Aggregate, bounds: Bounds) -> Aggregate {
+        self.read += o.read;
+        self.evaluated += o.evaluated;
+        self.skipped += o.skipped;
+        for (a, b) in self.rejected.iter_mut().zip(o.rejected) {
+            *a += b;
+        }
+        self.rejection_samples.extend(o.rejection_samples);
+        self.rejection_samples.sort();
+        self.rejection_samples.truncate(bounds.rejections);
+        for (k, w) in o.windows {
+            match self.windows.get_mut(&k) {
+                Some(mine) => mine.merge(&w),
+                None => {
+                    self.windows.insert(k, w);
+                }
+            }
+        }
+        for (a, b) in self.shadow.iter_mut().zip(o.shadow) {
+            *a += b;
+        }
+        for (a, b) in self.enforced.iter_mut().zip(o.enforced) {
+            *a += b;
+        }
+        for (a, b) in self.by_kind.iter_mut().zip(o.by_kind) {
+            *a += b;
+        }
+        for (c, n) in o.by_cause {
+            *self.by_cause.entry(c).or_default() += n;
+        }
+        self.examples.extend(o.examples);
+        self.trim_examples(bounds.examples);
+        for (k, f) in o.files {
+            let mine = self.files.entry(k).or_default();
+            mine.read += f.read;
+            mine.evaluated += f.evaluated;
+            mine.rejected += f.rejected;
+            mine.skipped += f.skipped;
+        }
+        let _ = self.latency.0.add(&o.latency.0);
+        self
+    }
+
+    /// Total rejected records.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.iter().sum()
+    }
+}

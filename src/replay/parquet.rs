@@ -1,0 +1,354 @@
+//! Parquet input (SPEC §4): schema checks before any work starts, and rows of a
+//! record batch turned into records. `ts` may be a timestamp of any unit, int64 epoch
+//! milliseconds or an RFC 3339 string; `context` a JSON string or a struct (null
+//! struct fields are left out, as a JSON writer would leave out absent keys).
+
+use std::fs::File;
+use std::path::Path;
+
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::datatypes::{
+    DataType, Date32Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
+    TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+};
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::{Map, Number, Value};
+
+use super::record::{Reason, Record};
+use super::source::{open_parquet, parquet_error};
+use crate::error::{Location, ProofError};
+use crate::policy::time::{check_epoch_ms, format_rfc3339_ms, parse_rfc3339_ms};
+
+/// Positions of the record columns in a projected batch.
+#[derive(Debug, Clone)]
+pub struct ParquetColumns {
+    ts: usize,
+    request_id: usize,
+    policy_id: Option<usize>,
+    context: usize,
+}
+
+fn is_string(dt: &DataType) -> bool {
+    match dt {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, v) => is_string(v),
+        _ => false,
+    }
+}
+
+/// Whether a context (sub)type can be turned into JSON.
+fn supported(dt: &DataType) -> bool {
+    use DataType::*;
+    match dt {
+        Null
+        | Boolean
+        | Int8
+        | Int16
+        | Int32
+        | Int64
+        | UInt8
+        | UInt16
+        | UInt32
+        | UInt64
+        | Float32
+        | Float64
+        | Utf8
+        | LargeUtf8
+        | Utf8View
+        | Date32
+        | Timestamp(_, _) => true,
+        List(f) | LargeList(f) | FixedSizeList(f, _) => supported(f.data_type()),
+        Struct(fields) => fields.iter().all(|f| supported(f.data_type())),
+        Dictionary(_, v) => is_string(v),
+        _ => false,
+    }
+}
+
+impl ParquetColumns {
+    /// Opens a file, checks its schema and projects the record columns.
+    pub fn open(
+        path: &Path,
+    ) -> Result<(ParquetColumns, ParquetRecordBatchReaderBuilder<File>), ProofError> {
+        let builder = open_parquet(path)?;
+        let schema = builder.schema().clone();
+        let err = |msg: String| ProofError::Schema {
+            path: Location::file(path),
+            msg,
+        };
+        let find = |name: &str| schema.fields().iter().position(|f| f.name() == name);
+        let need = |name: &str, what: &str| {
+            find(name).ok_or_else(|| {
+                err(format!(
+                    "missing required column '{name}' ({what}); columns present: {}",
+                    schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })
+        };
+        let ts = need("ts", "timestamp, int64 epoch ms or RFC 3339 string")?;
+        let rid = need("request_id", "string")?;
+        let ctx = need("context", "JSON string or struct")?;
+        let pid = find("policy_id");
+        let dt = |i: usize| schema.field(i).data_type().clone();
+        match dt(ts) {
+            DataType::Timestamp(_, _) | DataType::Int64 => {}
+            ref d if is_string(d) => {}
+            d => {
+                return Err(err(format!(
+                    "column 'ts' has type {d}; expected timestamp, int64 or string"
+                )));
+            }
+        }
+        if !is_string(&dt(rid)) {
+            return Err(err(format!(
+                "column 'request_id' has type {}; expected string",
+                dt(rid)
+            )));
+        }
+        if let Some(p) = pid {
+            if !is_string(&dt(p)) {
+                return Err(err(format!(
+                    "column 'policy_id' has type {}; expected string",
+                    dt(p)
+                )));
+            }
+        }
+        match dt(ctx) {
+            ref d if is_string(d) => {}
+            DataType::Struct(_) if supported(&dt(ctx)) => {}
+            d => {
+                return Err(err(format!(
+                    "column 'context' has type {d}; expected a JSON string or a struct of \
+                     booleans, numbers, strings, dates, timestamps, lists and structs"
+                )));
+            }
+        }
+        let mut roots: Vec<usize> = [Some(ts), Some(rid), Some(ctx), pid]
+            .into_iter()
+            .flatten()
+            .collect();
+        roots.sort_unstable();
+        let pos = |i: usize| roots.iter().position(|&r| r == i).unwrap_or(0);
+        let cols = ParquetColumns {
+            ts: pos(ts),
+            request_id: pos(rid),
+            policy_id: pid.map(pos),
+            context: pos(ctx),
+        };
+        let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
+        Ok((cols, builder.with_projection(mask)))
+    }
+}
+
+fn plain(a: &ArrayRef) -> ArrayRef {
+    match a.data_type() {
+        DataType::Dictionary(_, v) => arrow::compute::cast(a, v).unwrap_or_else(|_| a.clone()),
+        _ => a.clone(),
+    }
+}
+
+fn str_at(a: &dyn Array, i: usize) -> Option<&str> {
+    if a.is_null(i) {
+        return None;
+    }
+    match a.data_type() {
+        DataType::Utf8 => Some(a.as_string::<i32>().value(i)),
+        DataType::LargeUtf8 => Some(a.as_string::<i64>().value(i)),
+        DataType::Utf8View => Some(a.as_string_view().value(i)),
+        _ => None,
+    }
+}
+
+fn ts_at(a: &dyn Array, i: usize) -> Result<i64, Reason> {
+    if a.is_null(i) {
+        return Err(Reason::MissingTs);
+    }
+    let ms = match a.data_type() {
+        DataType::Int64 => Some(a.as_primitive::<Int64Type>().value(i)),
+        DataType::Timestamp(unit, _) => Some(match unit {
+            TimeUnit::Second => a
+                .as_primitive::<TimestampSecondType>()
+                .value(i)
+                .saturating_mul(1000),
+            TimeUnit::Millisecond => a.as_primitive::<TimestampMillisecondType>().value(i),
+            TimeUnit::Microsecond => a
+                .as_primitive::<TimestampMicrosecondType>()
+                .value(i)
+                .div_euclid(1000),
+            TimeUnit::Nanosecond => a
+                .as_primitive::<TimestampNanosecondType>()
+                .value(i)
+                .div_euclid(1_000_000),
+        }),
+        _ => return str_at(a, i).and_then(parse_rfc3339_ms).ok_or(Reason::BadTs),
+    };
+    ms.and_then(check_epoch_ms).ok_or(Reason::BadTs)
+}
+
+fn num(x: f64) -> Value {
+    Number::from_f64(x).map_or(Value::Null, Value::Number)
+}
+
+/// Converts one element of a supported array to JSON.
+fn to_json(a: &dyn Array, i: usize) -> Value {
+    if a.is_null(i) {
+        return Value::Null;
+    }
+    match a.data_type() {
+        DataType::Boolean => Value::Bool(a.as_boolean().value(i)),
+        DataType::Int8 => a.as_primitive::<Int8Type>().value(i).into(),
+        DataType::Int16 => a.as_primitive::<Int16Type>().value(i).into(),
+        DataType::Int32 => a.as_primitive::<Int32Type>().value(i).into(),
+        DataType::Int64 => a.as_primitive::<Int64Type>().value(i).into(),
+        DataType::UInt8 => a.as_primitive::<UInt8Type>().value(i).into(),
+        DataType::UInt16 => a.as_primitive::<UInt16Type>().value(i).into(),
+        DataType::UInt32 => a.as_primitive::<UInt32Type>().value(i).into(),
+        DataType::UInt64 => a.as_primitive::<UInt64Type>().value(i).into(),
+        DataType::Float32 => num(f64::from(a.as_primitive::<Float32Type>().value(i))),
+        DataType::Float64 => num(a.as_primitive::<Float64Type>().value(i)),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            Value::String(str_at(a, i).unwrap_or_default().to_string())
+        }
+        DataType::Date32 => {
+            let days = i64::from(a.as_primitive::<Date32Type>().value(i));
+            let s = format_rfc3339_ms(days * 86_400_000);
+            Value::String(s[..10].to_string())
+        }
+        DataType::Timestamp(_, _) => match ts_at(a, i) {
+            Ok(ms) => Value::String(format_rfc3339_ms(ms)),
+            Err(_) => Value::Null,
+        },
+        DataType::List(_) => {
+            let l = a.as_list::<i32>().value(i);
+            Value::Array((0..l.len()).map(|j| to_json(&l, j)).collect())
+        }
+        DataType::LargeList(_) => {
+            let l = a.as_list::<i64>().value(i);
+            Value::Array((0..l.len()).map(|j| to_json(&l, j)).collect())
+        }
+        DataType::FixedSizeList(_, _) => {
+            let l = a.as_fixed_size_list().value(i);
+            Value::Array((0..l.len()).map(|j| to_json(&l, j)).collect())
+        }
+        DataType::Struct(fields) => {
+            let s = a.as_struct();
+            let mut m = Map::new();
+            for (f, col) in fields.iter().zip(s.columns()) {
+                if !col.is_null(i) {
+                    m.insert(f.name().clone(), to_json(col, i));
+                }
+            }
+            Value::Object(m)
+        }
+        DataType::Dictionary(_, _) => {
+            let plain = plain(&a.slice(i, 1));
+            to_json(&plain, 0)
+        }
+        _ => Value::Null,
+    }
+}
+
+/// Turns every row of a batch into a record or a rejection reason.
+pub fn batch_rows(batch: &RecordBatch, cols: &ParquetColumns) -> Vec<Result<Record, Reason>> {
+    let ts = plain(batch.column(cols.ts));
+    let rid = plain(batch.column(cols.request_id));
+    let pid = cols.policy_id.map(|p| plain(batch.column(p)));
+    let ctx = plain(batch.column(cols.context));
+    let ctx_is_json = is_string(ctx.data_type());
+    (0..batch.num_rows())
+        .map(|i| {
+            let ts_ms = ts_at(&ts, i)?;
+            let request_id = match str_at(&rid, i) {
+                Some(s) if !s.is_empty() => s.to_string(),
+                _ => return Err(Reason::MissingRequestId),
+            };
+            if ctx.is_null(i) {
+                return Err(Reason::MissingContext);
+            }
+            let context = if ctx_is_json {
+                let text = str_at(&ctx, i).unwrap_or_default();
+                match serde_json::from_str::<Value>(text) {
+                    Ok(Value::Object(m)) => m,
+                    Ok(_) => return Err(Reason::MissingContext),
+                    Err(_) => return Err(Reason::Malformed),
+                }
+            } else {
+                match to_json(&ctx, i) {
+                    Value::Object(m) => m,
+                    _ => return Err(Reason::MissingContext),
+                }
+            };
+            let policy_id = pid.as_ref().and_then(|p| str_at(p, i)).map(String::from);
+            Ok(Record {
+                ts_ms,
+                request_id,
+                policy_id,
+                context,
+            })
+        })
+        .collect()
+}
+
+/// Writes records as Parquet (`ts` timestamp[ms, UTC], `context` as JSON string);
+/// used by `proof gen` and the tests.
+pub fn write_records(
+    path: &Path,
+    records: impl IntoIterator<Item = Record>,
+    compression: parquet::basic::Compression,
+) -> Result<(), ProofError> {
+    use arrow::array::{StringBuilder, TimestampMillisecondBuilder};
+    use arrow::datatypes::{Field, Schema};
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+    use std::sync::Arc;
+
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("request_id", DataType::Utf8, false),
+        Field::new("policy_id", DataType::Utf8, true),
+        Field::new("context", DataType::Utf8, false),
+    ]));
+    let file = File::create(path).map_err(|e| ProofError::io(path, e))?;
+    let props = WriterProperties::builder()
+        .set_compression(compression)
+        .build();
+    let mut w = ArrowWriter::try_new(file, schema.clone(), Some(props))
+        .map_err(|e| parquet_error(path, e))?;
+    let mut it = records.into_iter().peekable();
+    while it.peek().is_some() {
+        let mut ts = TimestampMillisecondBuilder::new().with_timezone("UTC");
+        let mut rid = StringBuilder::new();
+        let mut pid = StringBuilder::new();
+        let mut ctx = StringBuilder::new();
+        for r in it.by_ref().take(65_536) {
+            ts.append_value(r.ts_ms);
+            rid.append_value(&r.request_id);
+            pid.append_option(r.policy_id.as_deref());
+            ctx.append_value(Value::Object(r.context).to_string());
+        }
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(ts.finish()),
+                Arc::new(rid.finish()),
+                Arc::new(pid.finish()),
+                Arc::new(ctx.finish()),
+            ],
+        )
+        .map_err(|e| parquet_error(path, e))?;
+        w.write(&batch).map_err(|e| parquet_error(path, e))?;
+    }
+    w.close().map_err(|e| parquet_error(path, e))?;
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! The streaming replay: one reader thread produces chunks, a rayon pool parses and
+//! evaluates them on both paths and folds them into mergeable [`Aggregate`]s. Memory
+//! is bounded by the channel (a few chunks) plus the per-window state.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use super::aggregate::{Aggregate, Bounds, Example, Origin};
+use super::parquet::batch_rows;
+use super::record::{Reason, Record, parse_line};
+use super::source::{Chunk, Input, TOO_LONG, read_all};
+use crate::error::ProofError;
+use crate::orchestrator::{Engine, Scratch};
+use crate::policy::expr::Env;
+
+/// What the workers need to evaluate records.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// Shadow and enforced paths.
+    pub engine: Engine,
+    /// Window length, milliseconds.
+    pub window_ms: i64,
+    /// Sample sizes.
+    pub bounds: Bounds,
+    /// Policy id records must carry (if they carry one) to be evaluated.
+    pub baseline_id: String,
+    /// Most windows held before the run stops with a limit error.
+    pub max_windows: usize,
+}
+
+/// Counts one parsed record (or its rejection) into `acc`.
+pub fn absorb(
+    acc: &mut Aggregate,
+    setup: &Setup,
+    scratch: &mut Scratch,
+    origin: Origin,
+    rec: Result<Record, Reason>,
+) {
+    let rec = match rec {
+        Ok(r) => r,
+        Err(reason) => return acc.reject(origin, reason, setup.bounds),
+    };
+    if rec
+        .policy_id
+        .as_deref()
+        .is_some_and(|p| p != setup.baseline_id)
+    {
+        return acc.skip(origin);
+    }
+    let env = Env {
+        ctx: &rec.context,
+        now_ms: rec.ts_ms,
+    };
+    let t0 = Instant::now();
+    let ev = setup.engine.evaluate(&env, scratch);
+    let latency_ns = t0.elapsed().as_nanos() as u64;
+    let bucket = setup.engine.bucket(&rec.request_id);
+    let drift = setup.engine.drift(&ev);
+    let window = rec.ts_ms.div_euclid(setup.window_ms) * setup.window_ms;
+    acc.evaluate(
+        origin,
+        window,
+        bucket,
+        ev.shadow.verdict,
+        ev.enforced.verdict,
+        drift,
+        latency_ns,
+        setup.bounds,
+        |kind, cause| Example {
+            ts_ms: rec.ts_ms,
+            origin,
+            request_id: rec.request_id.clone(),
+            bucket,
+            shadow: ev.shadow.verdict,
+            enforced: ev.enforced.verdict,
+            kind,
+            cause: cause.to_string(),
+        },
+    );
+}
+
+/// Processes one chunk into `acc`.
+pub fn process_chunk(mut acc: Aggregate, setup: &Setup, chunk: Chunk) -> Aggregate {
+    if acc.windows.len() > setup.max_windows {
+        // Already over the limit: stop growing; the caller reports the limit.
+        return acc;
+    }
+    let mut scratch = Scratch::default();
+    match chunk {
+        Chunk::Lines {
+            file,
+            first_line,
+            data,
+            spans,
+        } => {
+            for (k, span) in spans.iter().enumerate() {
+                let origin = Origin {
+                    file,
+                    line: first_line + k as u64,
+                };
+                if *span == TOO_LONG {
+                    acc.reject(origin, Reason::TooLong, setup.bounds);
+                    continue;
+                }
+                let line = &data[span.0 as usize..span.1 as usize];
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue; // blank lines are not records
+                }
+                absorb(&mut acc, setup, &mut scratch, origin, parse_line(line));
+            }
+        }
+        Chunk::Batch {
+            file,
+            first_row,
+            batch,
+            columns,
+        } => {
+            for (k, rec) in batch_rows(&batch, &columns).into_iter().enumerate() {
+                let origin = Origin {
+                    file,
+                    line: first_row + k as u64,
+                };
+                absorb(&mut acc, setup, &mut scratch, origin, rec);
+            }
+        }
+    }
+    acc
+}
+
+/// Runs the whole pipeline over `inputs` on `threads` worker threads.
+pub fn run(
+    setup: &Setup,
+    inputs: &[Input],
+    threads: usize,
+    bytes_read: &Arc<AtomicU64>,
+    records_done: &Arc<AtomicU64>,
+) -> Result<Aggregate, ProofError> {
+    let threads = threads.max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("proof-worker-{i}"))
+        .build()
+        .map_err(|e| ProofError::Usage(format!("cannot start {threads} threads: {e}")))?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(threads * 2);
+    let bounds = setup.bounds;
+    let (read_result, agg) = std::thread::scope(|s| {
+        let reader = s.spawn(move || read_all(inputs, &tx, bytes_read));
+        let agg = pool.install(|| {
+            rx.into_iter()
+                .par_bridge()
+                .fold(Aggregate::default, |acc, chunk| {
+                    let before = acc.read;
+                    let acc = process_chunk(acc, setup, chunk);
+                    records_done.fetch_add(acc.read - before, std::sync::atomic::Ordering::Relaxed);
+                    acc
+                })
+                .reduce(Aggregate::default, |a, b| a.merge(b, bounds))
+        });
+        let read_result = reader
+            .join()
+            .unwrap_or_else(|_| Err(ProofError::Usage("the reader thread panicked".into())));
+        (read_result, agg)
+    });
+    read_result?;
+    if agg.windows.len() > setup.max_windows {
+        return Err(ProofError::Usage(format!(
+            "more than {} windows: the logs span too long a time for --window {}; \
+             use a longer --window or raise --max-windows",
+            setup.max_windows,
+            crate::policy::time::format_span(setup.window_ms)
+        )));
+    }
+    Ok(agg)
+}

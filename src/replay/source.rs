@@ -1,0 +1,452 @@
+//! Sources (SPEC §4): expands paths into inputs, detects format and compression, and
+//! reads them into chunks for the pipeline: JSONL lines with their line numbers, or
+//! Parquet record batches with their row numbers.
+//!
+//! Reading is sequential (one thread, which also decompresses); parsing happens in
+//! the workers. A line longer than the record limit is never held in memory whole.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::SyncSender;
+
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde::{Deserialize, Serialize};
+
+use super::parquet::ParquetColumns;
+use super::record::MAX_RECORD_BYTES;
+use crate::error::{Location, ProofError};
+
+/// Target bytes of line data per chunk.
+pub const CHUNK_BYTES: usize = 1 << 20;
+/// Most lines per chunk.
+pub const CHUNK_LINES: usize = 8192;
+/// Rows per Parquet batch.
+pub const PARQUET_BATCH: usize = 8192;
+
+/// Input format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// One JSON object a line (optionally .gz or .zst).
+    Jsonl,
+    /// Apache Parquet.
+    Parquet,
+}
+
+/// Compression of a JSONL input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Plain text.
+    None,
+    /// gzip (multi-member streams allowed).
+    Gzip,
+    /// Zstandard.
+    Zstd,
+}
+
+/// One input to read.
+#[derive(Debug, Clone, Serialize)]
+pub struct Input {
+    /// The path as given (or `-`).
+    pub path: PathBuf,
+    /// Format.
+    pub format: Format,
+    /// Compression (JSONL only).
+    pub compression: Compression,
+    /// Size on disk, when known.
+    pub bytes: Option<u64>,
+}
+
+/// A piece of work for the pipeline.
+pub enum Chunk {
+    /// Consecutive JSONL lines.
+    Lines {
+        /// Input index.
+        file: u32,
+        /// Line number of the first line.
+        first_line: u64,
+        /// Line bytes, back to back.
+        data: Vec<u8>,
+        /// `(start, end)` of each line in `data`; `TOO_LONG` marks an over-long line.
+        spans: Vec<(u32, u32)>,
+    },
+    /// A Parquet record batch.
+    Batch {
+        /// Input index.
+        file: u32,
+        /// Row number of the first row (1-based).
+        first_row: u64,
+        /// The rows.
+        batch: RecordBatch,
+        /// Where the required columns are.
+        columns: Arc<ParquetColumns>,
+    },
+}
+
+/// Span marker of a line over the record limit.
+pub const TOO_LONG: (u32, u32) = (u32::MAX, u32::MAX);
+
+fn is_log_name(name: &str) -> bool {
+    let base = name
+        .strip_suffix(".gz")
+        .or_else(|| name.strip_suffix(".zst"))
+        .unwrap_or(name);
+    [".jsonl", ".ndjson", ".json", ".log", ".parquet", ".pq"]
+        .iter()
+        .any(|e| base.ends_with(e))
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ProofError> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| ProofError::io(dir, e))?
+        .map(|e| e.map(|e| e.path()).map_err(|e| ProofError::io(dir, e)))
+        .collect::<Result<_, _>>()?;
+    entries.sort();
+    for p in entries {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with('.') {
+            continue;
+        }
+        if p.is_dir() {
+            walk(&p, out)?;
+        } else if is_log_name(name) {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn sniff(path: &Path) -> Result<[u8; 4], ProofError> {
+    let mut f = File::open(path).map_err(|e| ProofError::io(path, e))?;
+    let mut magic = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match f.read(&mut magic[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) => return Err(ProofError::io(path, e)),
+        }
+    }
+    Ok(magic)
+}
+
+/// Expands files and directories (recursively, in name order) into inputs, detects
+/// format and compression, and checks every Parquet schema before any work starts.
+pub fn expand_inputs(paths: &[PathBuf], forced: Option<Format>) -> Result<Vec<Input>, ProofError> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.as_os_str() == "-" {
+            files.push(p.clone());
+        } else if p.is_dir() {
+            let before = files.len();
+            walk(p, &mut files)?;
+            if files.len() == before {
+                return Err(ProofError::Usage(format!(
+                    "{}: directory holds no log files (*.jsonl, *.ndjson, *.json, *.log, *.parquet, optionally .gz/.zst)",
+                    p.display()
+                )));
+            }
+        } else {
+            files.push(p.clone());
+        }
+    }
+    let mut inputs = Vec::with_capacity(files.len());
+    for path in files {
+        if path.as_os_str() == "-" {
+            let format = forced.unwrap_or(Format::Jsonl);
+            if format == Format::Parquet {
+                return Err(ProofError::Usage(
+                    "Parquet cannot be read from standard input (it needs to seek); pass the file"
+                        .into(),
+                ));
+            }
+            inputs.push(Input {
+                path,
+                format,
+                compression: Compression::None,
+                bytes: None,
+            });
+            continue;
+        }
+        let meta = std::fs::metadata(&path).map_err(|e| ProofError::io(&path, e))?;
+        let magic = sniff(&path)?;
+        let name = path.to_string_lossy().to_lowercase();
+        let compression = if magic[..2] == [0x1f, 0x8b] || name.ends_with(".gz") {
+            Compression::Gzip
+        } else if magic == [0x28, 0xb5, 0x2f, 0xfd] || name.ends_with(".zst") {
+            Compression::Zstd
+        } else {
+            Compression::None
+        };
+        let format = forced.unwrap_or(
+            if &magic == b"PAR1" || name.ends_with(".parquet") || name.ends_with(".pq") {
+                Format::Parquet
+            } else {
+                Format::Jsonl
+            },
+        );
+        if format == Format::Parquet {
+            ParquetColumns::open(&path)?;
+        }
+        inputs.push(Input {
+            path,
+            format,
+            compression,
+            bytes: Some(meta.len()),
+        });
+    }
+    if inputs.is_empty() {
+        return Err(ProofError::Usage(
+            "no input logs: pass LOG files or directories, '-' for stdin, or a scenario with logs"
+                .into(),
+        ));
+    }
+    Ok(inputs)
+}
+
+/// Counts bytes read from the underlying file, for the progress bar.
+struct Counting<R> {
+    inner: R,
+    counter: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.counter.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Reads every input in order and sends chunks; stops early if the receiver is gone.
+pub fn read_all(
+    inputs: &[Input],
+    tx: &SyncSender<Chunk>,
+    bytes_read: &Arc<AtomicU64>,
+) -> Result<(), ProofError> {
+    for (i, input) in inputs.iter().enumerate() {
+        let file = i as u32;
+        match input.format {
+            Format::Parquet => read_parquet(input, file, tx)?,
+            Format::Jsonl => {
+                let raw: Box<dyn Read + Send> = if input.path.as_os_str() == "-" {
+                    Box::new(std::io::stdin())
+                } else {
+                    Box::new(File::open(&input.path).map_err(|e| ProofError::io(&input.path, e))?)
+                };
+                let counted = Counting {
+                    inner: raw,
+                    counter: bytes_read.clone(),
+                };
+                let reader: Box<dyn Read + Send> = match input.compression {
+                    Compression::None => Box::new(counted),
+                    Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(counted)),
+                    Compression::Zstd => Box::new(
+                        zstd::stream::read::Decoder::new(counted)
+                            .map_err(|e| ProofError::io(&input.path, e))?,
+                    ),
+                };
+                read_lines(reader, file, tx).map_err(|(line, e)| stream_error(input, line, e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn stream_error(input: &Input, line: u64, e: std::io::Error) -> ProofError {
+    let what = match input.compression {
+        Compression::Gzip => "gzip stream is truncated or corrupt",
+        Compression::Zstd => "zstd stream is truncated or corrupt",
+        Compression::None => "read failed",
+    };
+    ProofError::Config {
+        path: Location::at(&input.path, line, 0),
+        msg: format!(
+            "{what} at line {line} ({e}); records before it were read, the rest of the file was not"
+        ),
+    }
+}
+
+/// Splits a stream into line chunks. Errors carry the line number reached.
+fn read_lines(
+    reader: impl Read,
+    file: u32,
+    tx: &SyncSender<Chunk>,
+) -> Result<(), (u64, std::io::Error)> {
+    let mut r = BufReader::with_capacity(1 << 20, reader);
+    let mut line_no: u64 = 1;
+    let mut first_line = 1;
+    let mut data = Vec::with_capacity(CHUNK_BYTES + 4096);
+    let mut spans = Vec::with_capacity(CHUNK_LINES);
+    let limit = MAX_RECORD_BYTES as u64 + 2;
+    loop {
+        let start = data.len();
+        let n = (&mut r)
+            .take(limit)
+            .read_until(b'\n', &mut data)
+            .map_err(|e| (line_no, e))?;
+        if n == 0 {
+            break;
+        }
+        let has_nl = data.last() == Some(&b'\n');
+        let mut end = data.len() - usize::from(has_nl);
+        if line_no == 1 && data[start..end].starts_with(b"\xEF\xBB\xBF") {
+            // A UTF-8 byte-order mark at the start of a file is not part of the record.
+            data.drain(start..start + 3);
+            end -= 3;
+        }
+        if end - start > MAX_RECORD_BYTES {
+            data.truncate(start);
+            if !has_nl {
+                skip_to_newline(&mut r).map_err(|e| (line_no, e))?;
+            }
+            spans.push(TOO_LONG);
+        } else {
+            spans.push((start as u32, end as u32));
+        }
+        line_no += 1;
+        if data.len() >= CHUNK_BYTES || spans.len() >= CHUNK_LINES {
+            let chunk = Chunk::Lines {
+                file,
+                first_line,
+                data: std::mem::replace(&mut data, Vec::with_capacity(CHUNK_BYTES + 4096)),
+                spans: std::mem::replace(&mut spans, Vec::with_capacity(CHUNK_LINES)),
+            };
+            first_line = line_no;
+            if tx.send(chunk).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    if !spans.is_empty() {
+        let _ = tx.send(Chunk::Lines {
+            file,
+            first_line,
+            data,
+            spans,
+        });
+    }
+    Ok(())
+}
+
+fn skip_to_newline(r: &mut impl BufRead) -> std::io::Result<()> {
+    loop {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        if let Some(p) = buf.iter().position(|&b| b == b'\n') {
+            r.consume(p + 1);
+            return Ok(());
+        }
+        let n = buf.len();
+        r.consume(n);
+    }
+}
+
+fn read_parquet(input: &Input, file: u32, tx: &SyncSender<Chunk>) -> Result<(), ProofError> {
+    let path = &input.path;
+    let (columns, builder) = ParquetColumns::open(path)?;
+    let columns = Arc::new(columns);
+    let reader = builder
+        .with_batch_size(PARQUET_BATCH)
+        .build()
+        .map_err(|e| parquet_error(path, e))?;
+    let mut first_row = 1;
+    for batch in reader {
+        let batch = batch.map_err(|e| ProofError::Config {
+            path: Location::at(path, first_row, 0),
+            msg: format!("Parquet data is truncated or corrupt near row {first_row}: {e}"),
+        })?;
+        let n = batch.num_rows() as u64;
+        if tx
+            .send(Chunk::Batch {
+                file,
+                first_row,
+                batch,
+                columns: columns.clone(),
+            })
+            .is_err()
+        {
+            return Ok(());
+        }
+        first_row += n;
+    }
+    Ok(())
+}
+
+/// A Parquet library error as a user-facing error.
+pub fn parquet_error(path: &Path, e: impl std::fmt::Display) -> ProofError {
+    ProofError::Schema {
+        path: Location::file(path),
+        msg: format!("cannot read Parquet: {e}"),
+    }
+}
+
+/// Opens a Parquet file for reading batches.
+pub fn open_parquet(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, ProofError> {
+    let f = File::open(path).map_err(|e| ProofError::io(path, e))?;
+    ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| parquet_error(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(input: &[u8]) -> Vec<Option<Vec<u8>>> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(100);
+        read_lines(input, 0, &tx).unwrap();
+        drop(tx);
+        let mut out = Vec::new();
+        for c in rx {
+            let Chunk::Lines {
+                data,
+                spans,
+                first_line,
+                ..
+            } = c
+            else {
+                panic!()
+            };
+            assert_eq!(first_line as usize, out.len() + 1);
+            for s in spans {
+                out.push((s != TOO_LONG).then(|| data[s.0 as usize..s.1 as usize].to_vec()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn splits_lines_strips_bom_and_keeps_blank_lines_numbered() {
+        let got = lines(b"\xEF\xBB\xBF{\"a\":1}\r\n\n{\"b\":2}");
+        assert_eq!(
+            got,
+            [
+                Some(b"{\"a\":1}\r".to_vec()),
+                Some(Vec::new()),
+                Some(b"{\"b\":2}".to_vec())
+            ]
+        );
+    }
+
+    #[test]
+    fn over_long_line_is_marked_not_buffered() {
+        let mut input = vec![b'x'; MAX_RECORD_BYTES + 10];
+        input.extend_from_slice(b"\n{}\n");
+        let got = lines(&input);
+        assert_eq!(got, [None, Some(b"{}".to_vec())]);
+    }
+
+    #[test]
+    fn log_names() {
+        assert!(
+            is_log_name("a.jsonl.gz") && is_log_name("b.parquet") && is_log_name("c.ndjson.zst")
+        );
+        assert!(!is_log_name("README.md") && !is_log_name("x.csv"));
+    }
+}
