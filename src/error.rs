@@ -9,12 +9,14 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ProofError {
     /// A file could not be opened or read.
-    #[error("{path}: {source}")]
+    // Not `source`: thiserror would make it the error's source, and `{:#}` at the
+    // binary edge would then print the OS message twice.
+    #[error("{path}: {err}")]
     Io {
         /// The file.
         path: Location,
         /// What the OS said.
-        source: std::io::Error,
+        err: std::io::Error,
     },
     /// A JSON, YAML or CSV file did not parse, or a setting in it is invalid.
     #[error("{path}: {msg}")]
@@ -68,10 +70,10 @@ pub enum ProofError {
 
 impl ProofError {
     /// An I/O error on `path`.
-    pub fn io(path: &Path, source: std::io::Error) -> Self {
+    pub fn io(path: &Path, err: std::io::Error) -> Self {
         ProofError::Io {
             path: Location::file(path),
-            source,
+            err,
         }
     }
 
@@ -85,9 +87,19 @@ impl ProofError {
 
     /// A JSON parse error of `path`, with the position serde_json reports.
     pub fn json(path: &Path, e: &serde_json::Error) -> Self {
+        let msg = strip_position(&e.to_string());
+        let msg = if msg == "recursion limit exceeded" {
+            format!(
+                "JSON nested more than {JSON_MAX_DEPTH} levels deep (the parser's recursion \
+                 limit, fixed at build time so that no input can overflow the stack); \
+                 flatten the document"
+            )
+        } else {
+            msg
+        };
         ProofError::Config {
             path: Location::at(path, e.line() as u64, e.column() as u64),
-            msg: strip_position(&e.to_string()),
+            msg,
         }
     }
 
@@ -99,6 +111,10 @@ impl ProofError {
         }
     }
 }
+
+/// Deepest JSON nesting serde_json parses (its fixed recursion limit); deeper input is
+/// an error (files) or a `malformed` record (logs), never a stack overflow.
+pub const JSON_MAX_DEPTH: usize = 128;
 
 /// serde_json appends " at line L column C"; the location already says that.
 pub fn strip_position(msg: &str) -> String {

@@ -9,9 +9,11 @@
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod generate;
 pub mod orchestrator;
 pub mod policy;
 pub mod replay;
 pub mod report;
+pub mod serve;
 
 pub use error::ProofError;

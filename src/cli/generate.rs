@@ -1,9 +1,136 @@
-//! placeholder
+//! `proof gen`: writes deterministic, realistic LkSG traffic (JSONL, .gz, .zst or
+//! Parquet) and, on request, the reference lists it refers to.
+
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
 use clap::Args;
-/// Flags.
+
+use crate::error::ProofError;
+use crate::generate::{GenConfig, Generator, lists, to_jsonl};
+use crate::policy::time::{parse_rfc3339_ms, parse_span_ms};
+use crate::replay::source::Format;
+
+/// Flags of `proof gen`.
 #[derive(Debug, Clone, Args)]
-pub struct GenArgs {}
-/// Runs.
-pub fn run(_a: GenArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("not yet")
+pub struct GenArgs {
+    /// Number of records.
+    #[arg(long, default_value_t = 10_000)]
+    pub records: u64,
+    /// First instant (RFC 3339).
+    #[arg(long, default_value = "2026-11-02T00:00:00Z")]
+    pub start: String,
+    /// Time span the records cover (e.g. 1d, 6h).
+    #[arg(long, default_value = "1d")]
+    pub duration: String,
+    /// Seed of the pseudo-random generator; the same seed gives the same bytes.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Policy id written into records.
+    #[arg(long, default_value = "lksg.v1")]
+    pub policy_id: String,
+    /// Share of records naming another policy (replay skips them), 0.0..=1.0.
+    #[arg(long, default_value_t = 0.002, value_parser = super::parse_ratio)]
+    pub other_policy_rate: f64,
+    /// Share of records with a missing or empty input, 0.0..=1.0.
+    #[arg(long, default_value_t = 0.004, value_parser = super::parse_ratio)]
+    pub missing_rate: f64,
+    /// Output format [default: parquet for *.parquet, else jsonl].
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Output file (.jsonl, .jsonl.gz, .jsonl.zst, .parquet) [default: JSONL on stdout].
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// zstd level for *.zst outputs, 1..=22.
+    #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(i32).range(1..=22))]
+    pub zstd_level: i32,
+    /// Also write sanctions.csv, ubo_watchlist.txt and high_risk_countries.txt into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub lists_dir: Option<PathBuf>,
+}
+
+/// Runs `proof gen`.
+pub fn run(args: GenArgs) -> anyhow::Result<i32> {
+    let start_ms = parse_rfc3339_ms(&args.start)
+        .ok_or_else(|| ProofError::Usage(format!("--start '{}': expected RFC 3339", args.start)))?;
+    let duration_ms = parse_span_ms(&args.duration).ok_or_else(|| {
+        ProofError::Usage(format!(
+            "--duration '{}': expected e.g. 1d, 6h, 30m",
+            args.duration
+        ))
+    })?;
+    let cfg = GenConfig {
+        records: args.records,
+        start_ms,
+        duration_ms,
+        seed: args.seed,
+        policy_id: args.policy_id.clone(),
+        other_policy_rate: args.other_policy_rate,
+        missing_input_rate: args.missing_rate,
+    };
+    if let Some(dir) = &args.lists_dir {
+        std::fs::create_dir_all(dir).map_err(|e| ProofError::io(dir, e))?;
+        for (name, text) in lists() {
+            crate::report::writer::write_atomic(&dir.join(name), text.as_bytes())?;
+        }
+    }
+    let records = Generator::new(cfg);
+    let Some(path) = &args.output else {
+        let mut out = BufWriter::new(std::io::stdout().lock());
+        for r in records {
+            writeln!(out, "{}", to_jsonl(&r))?;
+        }
+        out.flush()?;
+        return Ok(0);
+    };
+    let name = path.to_string_lossy().to_lowercase();
+    let format = args.format.unwrap_or(if name.ends_with(".parquet") {
+        Format::Parquet
+    } else {
+        Format::Jsonl
+    });
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    // Stream into a temporary file beside the target, then rename: never half a file.
+    let tmp = tempfile::Builder::new()
+        .prefix(".proof-")
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(|e| ProofError::io(&dir, e))?;
+    crate::report::writer::set_readable(tmp.as_file());
+    match format {
+        Format::Parquet => {
+            crate::replay::parquet::write_records(
+                tmp.path(),
+                records,
+                parquet::basic::Compression::ZSTD(Default::default()),
+            )?;
+        }
+        Format::Jsonl => {
+            let file = tmp.reopen().map_err(|e| ProofError::io(path, e))?;
+            let mut w: Box<dyn Write> = if name.ends_with(".gz") {
+                Box::new(flate2::write::GzEncoder::new(
+                    BufWriter::new(file),
+                    flate2::Compression::default(),
+                ))
+            } else if name.ends_with(".zst") {
+                Box::new(
+                    zstd::stream::write::Encoder::new(BufWriter::new(file), args.zstd_level)
+                        .map_err(|e| ProofError::io(path, e))?
+                        .auto_finish(),
+                )
+            } else {
+                Box::new(BufWriter::new(file))
+            };
+            for r in records {
+                writeln!(w, "{}", to_jsonl(&r)).map_err(|e| ProofError::io(path, e))?;
+            }
+            w.flush().map_err(|e| ProofError::io(path, e))?;
+        }
+    }
+    tmp.persist(path)
+        .map_err(|e| ProofError::io(path, e.error))?;
+    Ok(0)
 }

@@ -48,7 +48,7 @@ pub enum Command {
     Hash(hash::HashArgs),
     /// Print shell completions.
     Completions(tools::CompletionsArgs),
-    /// Print the man page (roff).
+    /// Print the man pages (roff): proof(1), then one page per subcommand.
     Man(tools::ManArgs),
 }
 
@@ -74,10 +74,10 @@ pub const DEFAULT_POLICY_DIRS: [&str; 2] = ["policies", "fixtures/policies"];
 /// Where the policy comes from: an id looked up in a directory, or a file.
 #[derive(Debug, Clone, Args, Default)]
 pub struct PolicyArgs {
-    /// Policy id, looked up as <policy-dir>/<ID>.ir.json.
+    /// Policy id, looked up as <policy-dir>/<ID>.ir.json (one of --policy or --ir is required).
     #[arg(long, value_name = "ID", conflicts_with = "ir")]
     pub policy: Option<String>,
-    /// Policy IR file (instead of --policy).
+    /// Policy IR file (instead of --policy; one of the two is required).
     #[arg(long, value_name = "FILE")]
     pub ir: Option<PathBuf>,
     /// Directory of <ID>.ir.json files [default: policies/, then fixtures/policies/].

@@ -64,7 +64,7 @@ pub struct ReplayArgs {
     /// Bind a reference list: NAME=FILE (CSV: first column; else one value a line). Repeatable.
     #[arg(long = "list", value_name = "NAME=FILE")]
     pub lists: Vec<ListSpec>,
-    /// Window length: 30s, 1m, 5m, 15m, 1h, … [default: 5m].
+    /// Window length > 0: a whole number with unit ms, s, m, h or d (30s, 1m, 5m, 15m, 1h) [default: 5m].
     #[arg(long, value_name = "SPAN")]
     pub window: Option<String>,
     /// Gate level, whole percent 0..=100 [default: 100].
@@ -73,40 +73,46 @@ pub struct ReplayArgs {
     /// A window breaches above this drift ratio, 0.0..=1.0 [default: 0.005].
     #[arg(long, value_name = "RATIO")]
     pub drift_max: Option<String>,
-    /// Rollout levels to report, comma-separated percents [default: 0,1,5,10,25,50,100].
+    /// Rollout levels to report: comma-separated whole percents 0..=100; the gate level is always added [default: 0,1,5,10,25,50,100].
     #[arg(long, value_name = "LIST")]
     pub levels: Option<String>,
-    /// Windows with fewer evaluated records never breach [default: 1].
+    /// Windows with fewer evaluated records never breach; whole number ≥ 0 [default: 1].
     #[arg(long, value_name = "N")]
     pub min_requests: Option<u64>,
-    /// Rollback line: ratio above FACTOR × drift-max [default: 2].
+    /// Rollback line: ratio above FACTOR × drift-max; a number ≥ 1 [default: 2].
     #[arg(long, value_name = "FACTOR")]
     pub rollback_factor: Option<f64>,
-    /// Exit 3 when more records than this are rejected [default: 0].
+    /// Exit 3 when more records than this are rejected; whole number ≥ 0 [default: 0].
     #[arg(long, value_name = "N")]
     pub max_rejects: Option<u64>,
-    /// Salt of the rollout hash [default: the baseline policy id].
+    /// Salt of the rollout hash, any string [default: the baseline policy id].
     #[arg(long, value_name = "S")]
     pub salt: Option<String>,
     /// Input format for every log [default: by extension and content; stdin: jsonl].
     #[arg(long, value_enum)]
     pub format: Option<Format>,
-    /// Worker threads [default: number of CPUs].
+    /// Worker threads, 1..=1024 [default: number of CPUs].
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// Scenario file (YAML) with the same settings; flags override it.
     #[arg(long, value_name = "FILE")]
     pub scenario: Option<PathBuf>,
-    /// Output directory for report.json, windows.csv and metrics.om [default: print report.json].
+    /// Output directory for report.json, windows.csv, metrics.om, report.html, report.md
+    /// and junit.xml [default: print report.json]. With $GITHUB_STEP_SUMMARY set, report.md
+    /// is also appended to that file.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Write every drifting record (ts, request id, verdicts, kind, cause, bucket, source)
+    /// to FILE, Parquet or JSONL by its extension (.parquet, .jsonl).
+    #[arg(long, value_name = "FILE")]
+    pub drift_details: Option<PathBuf>,
     /// Replace request ids in outputs by a keyed hash (key: PROOF_REDACT_KEY, else the salt).
     #[arg(long)]
     pub redact_ids: bool,
-    /// Drifting records kept as examples in report.json [default: 20].
+    /// Drifting records kept as examples in report.json; whole number ≥ 0, 0 keeps none [default: 20].
     #[arg(long, value_name = "N")]
     pub examples: Option<usize>,
-    /// Stop with an error beyond this many windows (memory bound) [default: 100000].
+    /// Stop with an error beyond this many windows (memory bound); whole number ≥ 0 [default: 100000].
     #[arg(long, value_name = "N")]
     pub max_windows: Option<usize>,
     /// No progress bar and no verdict paragraph on stderr.
@@ -155,6 +161,8 @@ pub struct Resolved {
     pub examples: usize,
     /// Window limit.
     pub max_windows: usize,
+    /// `--drift-details` file (its extension already checked).
+    pub drift_details: Option<PathBuf>,
 }
 
 fn load_weights(
@@ -314,6 +322,9 @@ pub fn resolve(args: &ReplayArgs) -> Result<Resolved, ProofError> {
         )));
     }
     let examples = args.examples.unwrap_or(20);
+    if let Some(p) = &args.drift_details {
+        report::drift_details::DetailsFormat::from_path(p)?;
+    }
     let max_windows = args.max_windows.unwrap_or(100_000);
 
     let shadow = PathSpec {
@@ -364,6 +375,7 @@ pub fn resolve(args: &ReplayArgs) -> Result<Resolved, ProofError> {
         config,
         examples,
         max_windows,
+        drift_details: args.drift_details.clone(),
     })
 }
 
@@ -404,6 +416,9 @@ pub fn exporters(gate: &GateSettings) -> Vec<Box<dyn Exporter>> {
         Box::new(report::json::JsonExporter),
         Box::new(report::csv::CsvExporter { gate: gate.clone() }),
         Box::new(report::openmetrics::OpenMetricsExporter),
+        Box::new(report::html::HtmlExporter),
+        Box::new(report::markdown::MarkdownExporter),
+        Box::new(report::junit::JunitExporter),
     ]
 }
 
@@ -416,6 +431,7 @@ pub fn replay(r: &Resolved, redact_ids: bool, quiet: bool) -> Result<Report, Pro
         bounds: Bounds {
             examples: r.examples,
             rejections: 100,
+            drift_details: r.drift_details.is_some(),
         },
         baseline_id: r.engine.shadow.policy.policy_id.clone(),
         max_windows: r.max_windows,
@@ -513,8 +529,24 @@ pub fn replay(r: &Resolved, redact_ids: bool, quiet: bool) -> Result<Report, Pro
     Ok(report)
 }
 
+/// Appends report.md to the GitHub Actions job summary file (never truncates it).
+fn append_step_summary(path: &Path, report: &Report) -> Result<(), ProofError> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| ProofError::io(path, e))?;
+    let md = report::markdown::MarkdownExporter.serialize(report);
+    f.write_all(&md)
+        .and_then(|()| f.write_all(b"\n"))
+        .map_err(|e| ProofError::io(path, e))
+}
+
 /// Runs `proof replay`.
 pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
+    // Ctrl-C or a CI timeout's SIGTERM never leaves --out half-written.
+    report::writer::install_signal_guard()?;
     let resolved = resolve(&args)?;
     let report = replay(&resolved, args.redact_ids, args.quiet)?;
     let exporters = exporters(&resolved.gate);
@@ -526,6 +558,21 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         None => {
             use std::io::Write;
             std::io::stdout().write_all(&report::json::JsonExporter.serialize(&report))?;
+        }
+    }
+    if let Some(path) = &resolved.drift_details {
+        let rows = report::drift_details::write(path, &report.drift_details)?;
+        if !args.quiet {
+            eprintln!(
+                "proof: {rows} drifting record(s) in {}",
+                Path::new(path).display()
+            );
+        }
+    }
+    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
+        // A CI nicety: a failure here is reported but never changes the gate's exit code.
+        if let Err(e) = append_step_summary(Path::new(&summary), &report) {
+            eprintln!("proof: warning: {e}");
         }
     }
     if !args.quiet {

@@ -1,9 +1,106 @@
-//! placeholder
+//! `proof serve`: flags of the HTTP server and their checks; the server itself lives
+//! in `crate::serve`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
 use clap::Args;
-/// Flags.
+
+use super::PolicyArgs;
+use crate::error::ProofError;
+use crate::orchestrator::{EnforceOptions, RolloutPercent, SelectorKind};
+use crate::policy::ListSpec;
+use crate::serve::ServeConfig;
+
+/// Flags of `proof serve`.
 #[derive(Debug, Clone, Args)]
-pub struct ServeArgs {}
-/// Runs.
-pub fn run(_a: ServeArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("not yet")
+pub struct ServeArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub policy: PolicyArgs,
+    /// Address to listen on (IP:PORT; port 0 picks a free one). Without --rbac only
+    /// loopback addresses are allowed.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+    pub listen: SocketAddr,
+    /// Selector of the enforced path (shadow always uses basic).
+    #[arg(long, value_enum, default_value_t = SelectorKind::Basic)]
+    pub selector: SelectorKind,
+    /// Weights file (YAML or JSON) for --selector weighted: per-rule costs, optional budget.
+    #[arg(long, value_name = "FILE")]
+    pub weights: Option<PathBuf>,
+    /// Bind a reference list: NAME=FILE (CSV: first column; else one value a line). Repeatable.
+    #[arg(long = "list", value_name = "NAME=FILE")]
+    pub lists: Vec<ListSpec>,
+    /// Let the candidate path decide for sampled requests [default: off = shadow only].
+    #[arg(long)]
+    pub enforce: bool,
+    /// Share of requests enforced, whole percent 0..=100.
+    #[arg(long, value_name = "PERCENT", default_value = "0", value_parser = super::parse_rollout)]
+    pub rollout: RolloutPercent,
+    /// Drift ratio limit, 0.0..=1.0 (0.005 = 0.5 %); the readiness gate compares the 5-minute drift ratio with it.
+    #[arg(long, value_name = "RATIO", default_value = "0.005", value_parser = super::parse_ratio)]
+    pub drift_max: f64,
+    /// Answer /readyz with 503 while the 5-minute drift ratio exceeds --drift-max.
+    #[arg(long)]
+    pub readiness_gate: bool,
+    /// Access map (YAML): bearer tokens as SHA-256 hex, each with scopes (see docs/serve.md).
+    #[arg(long, value_name = "FILE")]
+    pub rbac: Option<PathBuf>,
+    /// How often the IR, weights, lists and access map are re-checked for changes.
+    #[arg(long, value_name = "SPAN", default_value = "2s", value_parser = parse_interval)]
+    pub reload_interval: u64,
+    /// Test-only: scales the 1m/5m readiness windows (0.01 makes 5m last 3 s).
+    #[arg(long, value_name = "FACTOR", default_value = "1", hide = true, value_parser = parse_scale)]
+    pub window_scale: f64,
+}
+
+/// clap value parser for `--reload-interval` (milliseconds).
+fn parse_interval(s: &str) -> Result<u64, String> {
+    crate::policy::time::parse_span_ms(s)
+        .map(|ms| ms as u64)
+        .ok_or_else(|| format!("'{s}' is not an interval: expected e.g. 500ms, 2s, 1m (above 0)"))
+}
+
+fn parse_scale(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if x > 0.0 && x <= 1.0 => Ok(x),
+        _ => Err(format!(
+            "'{s}' is not a window scale: allowed range is (0.0, 1.0]"
+        )),
+    }
+}
+
+impl ServeArgs {
+    /// The server configuration these flags describe.
+    pub fn config(&self) -> Result<ServeConfig, ProofError> {
+        let ir = self.policy.path()?.ok_or_else(|| {
+            ProofError::Usage("one of --policy ID or --ir FILE is required".into())
+        })?;
+        if self.weights.is_some() && self.selector != SelectorKind::Weighted {
+            return Err(ProofError::Usage(
+                "--weights only applies with --selector weighted".into(),
+            ));
+        }
+        Ok(ServeConfig {
+            ir,
+            selector: self.selector,
+            weights: self.weights.clone(),
+            lists: self.lists.clone(),
+            options: EnforceOptions {
+                enforce: self.enforce,
+                rollout_percent: self.rollout,
+                drift_max_ratio: self.drift_max,
+            },
+            readiness_gate: self.readiness_gate,
+            rbac: self.rbac.clone(),
+            reload_interval_ms: self.reload_interval,
+            listen: self.listen,
+            window_scale: self.window_scale,
+        })
+    }
+}
+
+/// Runs `proof serve` until SIGINT/SIGTERM.
+pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
+    crate::serve::run(args.config()?)
 }

@@ -24,9 +24,16 @@ pub fn completions(args: CompletionsArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// Prints the man page.
+/// Prints the man pages: proof(1), then one page per subcommand (proof-adapt(1), …),
+/// so every flag of every subcommand is in the output.
 pub fn man(_args: ManArgs) -> anyhow::Result<i32> {
-    let cmd = Cli::command();
-    clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+    let mut cmd = Cli::command();
+    // Building names the subcommands "proof-adapt" (title) and "proof adapt" (synopsis).
+    cmd.build();
+    let mut out = std::io::stdout().lock();
+    clap_mangen::Man::new(cmd.clone()).render(&mut out)?;
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        clap_mangen::Man::new(sub.clone()).render(&mut out)?;
+    }
     Ok(0)
 }

@@ -50,7 +50,7 @@ pub struct Weights {
 impl Weights {
     /// Reads a weights file: JSON when it ends in `.json`, YAML otherwise.
     pub fn load(path: &Path) -> Result<Weights, ProofError> {
-        let bytes = std::fs::read(path).map_err(|e| ProofError::io(path, e))?;
+        let bytes = crate::config::read_config(path)?;
         Weights::parse(&bytes, path)
     }
 
@@ -214,10 +214,8 @@ impl Planner {
             if !active[i] {
                 continue;
             }
-            if !over_budget {
-                if let Some(b) = self.budget {
-                    over_budget = total.saturating_add(cost) > b;
-                }
+            if !over_budget && let Some(b) = self.budget {
+                over_budget = total.saturating_add(cost) > b;
             }
             if over_budget {
                 states[i] = RuleState::Skipped;

@@ -212,10 +212,10 @@ fn call<'a>(f: Func, args: &'a [Expr], env: &Env<'a>) -> EvalResult<'a> {
     if let Some(e) = first_err {
         return Err(e);
     }
-    if let Some(n) = f.arity() {
-        if vals.len() != n {
-            return Err(EvalError::Arity);
-        }
+    if let Some(n) = f.arity()
+        && vals.len() != n
+    {
+        return Err(EvalError::Arity);
     }
     match f {
         Func::Now => Ok(Val::Time(env.now_ms)),

@@ -156,7 +156,10 @@ impl Policy {
             return Err(ProofError::Limit {
                 path: crate::error::Location::file(path),
                 msg: format!(
-                    "IR file is {} bytes; the limit is {MAX_IR_BYTES} bytes (is this really a policy?)",
+                    "IR file is {} bytes; the limit is {MAX_IR_BYTES} bytes (64 MiB, \
+                     policy::ir::MAX_IR_BYTES, fixed at build time: a policy is kilobytes, \
+                     so this is most likely the wrong file; to really raise it, change the \
+                     constant and rebuild)",
                     meta.len()
                 ),
             });
@@ -175,14 +178,14 @@ impl Policy {
         }
         let computed = ir_hash(value).map_err(|e| err(format!("cannot hash: {e}")))?;
         let file: IrFile = serde_json::from_value(value.clone()).map_err(|e| err(e.to_string()))?;
-        if let Some(declared) = &file.ir_hash {
-            if *declared != computed {
-                return Err(ProofError::HashMismatch {
-                    path: crate::error::Location::file(path),
-                    declared: declared.clone(),
-                    computed,
-                });
-            }
+        if let Some(declared) = &file.ir_hash
+            && *declared != computed
+        {
+            return Err(ProofError::HashMismatch {
+                path: crate::error::Location::file(path),
+                declared: declared.clone(),
+                computed,
+            });
         }
         if file.ir_version != "1.0" {
             return Err(err(format!(

@@ -154,6 +154,9 @@ pub struct Aggregate {
     pub by_cause: BTreeMap<String, u64>,
     /// Drift examples, the earliest (ts, origin) kept.
     pub examples: Vec<Example>,
+    /// Every drifting record, collected only with `Bounds::drift_details`
+    /// (`--drift-details`); in (ts, origin) order after [`Aggregate::finish`].
+    pub drifts: Vec<Example>,
     /// Per-input counts.
     pub files: BTreeMap<u32, FileCounts>,
     /// Selection latency, nanoseconds.
@@ -167,6 +170,8 @@ pub struct Bounds {
     pub examples: usize,
     /// Rejection samples kept.
     pub rejections: usize,
+    /// Keep every drifting record (`--drift-details`), not only the examples.
+    pub drift_details: bool,
 }
 
 /// Selection latency histogram (HDR, nanoseconds), mergeable.
@@ -192,12 +197,12 @@ impl Aggregate {
         self.files.entry(origin.file).or_default().rejected += 1;
         if self.rejection_samples.len() < bounds.rejections {
             self.rejection_samples.push((origin, reason));
-        } else if let Some(last) = self.rejection_samples.last() {
-            if (origin, reason) < *last {
-                self.rejection_samples.push((origin, reason));
-                self.rejection_samples.sort();
-                self.rejection_samples.truncate(bounds.rejections);
-            }
+        } else if let Some(last) = self.rejection_samples.last()
+            && (origin, reason) < *last
+        {
+            self.rejection_samples.push((origin, reason));
+            self.rejection_samples.sort();
+            self.rejection_samples.truncate(bounds.rejections);
         }
     }
 
@@ -253,10 +258,16 @@ impl Aggregate {
                     self.by_cause.insert(cause.to_string(), 1);
                 }
             }
-            if bounds.examples > 0 {
-                self.examples.push(example(kind, cause));
-                if self.examples.len() >= 2 * bounds.examples {
-                    self.trim_examples(bounds.examples);
+            if bounds.examples > 0 || bounds.drift_details {
+                let ex = example(kind, cause);
+                if bounds.drift_details {
+                    self.drifts.push(ex.clone());
+                }
+                if bounds.examples > 0 {
+                    self.examples.push(ex);
+                    if self.examples.len() >= 2 * bounds.examples {
+                        self.trim_examples(bounds.examples);
+                    }
                 }
             }
         }
@@ -268,6 +279,14 @@ impl Aggregate {
             self.examples.sort();
             self.examples.truncate(n);
         }
+    }
+
+    /// Puts the samples in their canonical (ts, origin) order, so that the order
+    /// does not depend on how chunks were split across threads. Origins are unique,
+    /// so the order is total.
+    pub fn finish(&mut self) {
+        self.examples.sort_unstable();
+        self.drifts.sort_unstable();
     }
 
     /// Merges another aggregate into this one.
@@ -303,6 +322,7 @@ impl Aggregate {
         }
         self.examples.extend(o.examples);
         self.trim_examples(bounds.examples);
+        self.drifts.extend(o.drifts);
         for (k, f) in o.files {
             let mine = self.files.entry(k).or_default();
             mine.read += f.read;
@@ -317,5 +337,87 @@ impl Aggregate {
     /// Total rejected records.
     pub fn rejected_total(&self) -> u64 {
         self.rejected.iter().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bounds(drift_details: bool) -> Bounds {
+        Bounds {
+            examples: 2,
+            rejections: 10,
+            drift_details,
+        }
+    }
+
+    /// Feeds record `i` (ts descending, so input order is not the output order).
+    fn feed(acc: &mut Aggregate, i: u64, b: Bounds) {
+        let origin = Origin { file: 0, line: i };
+        let ts = 1_000_000 - (i as i64 % 7) * 1000;
+        let drifting = !i.is_multiple_of(3);
+        let (shadow, enforced) = if drifting {
+            (Verdict::Ok, Verdict::Fail)
+        } else {
+            (Verdict::Ok, Verdict::Ok)
+        };
+        acc.evaluate(
+            origin,
+            0,
+            (i * 37 % 10_000) as u16,
+            shadow,
+            enforced,
+            drifting.then_some((DriftKind::OkToFail, "rule_a")),
+            10,
+            b,
+            |kind, cause| Example {
+                ts_ms: ts,
+                origin,
+                request_id: format!("r-{i}"),
+                bucket: (i * 37 % 10_000) as u16,
+                shadow,
+                enforced,
+                kind,
+                cause: cause.to_string(),
+            },
+        );
+    }
+
+    #[test]
+    fn drift_details_are_complete_and_split_independent() {
+        let b = bounds(true);
+        let mut whole = Aggregate::default();
+        for i in 1..=30 {
+            feed(&mut whole, i, b);
+        }
+        whole.finish();
+        let (mut x, mut y) = (Aggregate::default(), Aggregate::default());
+        for i in 1..=30 {
+            feed(if i % 4 == 0 { &mut x } else { &mut y }, i, b);
+        }
+        let mut merged = y.merge(x, b);
+        merged.finish();
+        assert_eq!(whole.drifts, merged.drifts);
+        // 30 records, every third one does not drift.
+        assert_eq!(whole.drifts.len(), 20);
+        assert!(
+            whole
+                .drifts
+                .windows(2)
+                .all(|p| (p[0].ts_ms, p[0].origin) < (p[1].ts_ms, p[1].origin))
+        );
+        assert_eq!(whole.examples, merged.examples);
+        assert_eq!(whole.examples, whole.drifts[..2].to_vec());
+    }
+
+    #[test]
+    fn drift_details_off_keeps_nothing() {
+        let mut a = Aggregate::default();
+        for i in 1..=30 {
+            feed(&mut a, i, bounds(false));
+        }
+        assert!(a.drifts.is_empty());
+        assert_eq!(a.by_kind[DriftKind::OkToFail.index()], 20);
     }
 }

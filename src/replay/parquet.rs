@@ -112,13 +112,13 @@ impl ParquetColumns {
                 dt(rid)
             )));
         }
-        if let Some(p) = pid {
-            if !is_string(&dt(p)) {
-                return Err(err(format!(
-                    "column 'policy_id' has type {}; expected string",
-                    dt(p)
-                )));
-            }
+        if let Some(p) = pid
+            && !is_string(&dt(p))
+        {
+            return Err(err(format!(
+                "column 'policy_id' has type {}; expected string",
+                dt(p)
+            )));
         }
         match dt(ctx) {
             ref d if is_string(d) => {}

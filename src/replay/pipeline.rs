@@ -165,6 +165,11 @@ pub fn run(
         (read_result, agg)
     });
     read_result?;
+    let mut agg = agg;
+    // One accumulator that rayon never merged may still hold up to twice the examples
+    // asked for; trim here so the report never depends on how chunks were split.
+    agg.trim_examples(bounds.examples);
+    agg.finish();
     if agg.windows.len() > setup.max_windows {
         return Err(ProofError::Usage(format!(
             "more than {} windows: the logs span too long a time for --window {}; \

@@ -113,6 +113,11 @@ pub fn parse_ts(ts: Option<&Value>) -> Result<i64, Reason> {
     match ts {
         None | Some(Value::Null) => Err(Reason::MissingTs),
         Some(Value::String(s)) => parse_rfc3339_ms(s).ok_or(Reason::BadTs),
+        // serde_json reads the integer literal `-0` as the float -0.0; it is epoch 0.
+        // Other non-integers (1.5, 1e3) stay `bad_ts`: the SPEC asks for an integer.
+        Some(Value::Number(n)) if n.as_f64().is_some_and(|f| f == 0.0 && f.is_sign_negative()) => {
+            Ok(0)
+        }
         Some(Value::Number(n)) => n.as_i64().and_then(check_epoch_ms).ok_or(Reason::BadTs),
         Some(_) => Err(Reason::BadTs),
     }
@@ -162,6 +167,12 @@ mod tests {
         assert_eq!(r.policy_id, None);
         let r = parse_line(br#"{"ts":-5,"request_id":"r","policy_id":"p","context":{}}"#).unwrap();
         assert_eq!((r.ts_ms, r.policy_id.as_deref()), (-5, Some("p")));
+        let r = parse_line(br#"{"ts":-0,"request_id":"r","context":{}}"#).unwrap();
+        assert_eq!(r.ts_ms, 0);
+        assert_eq!(
+            parse_line(br#"{"ts":1e3,"request_id":"r","context":{}}"#),
+            Err(Reason::BadTs)
+        );
     }
 
     #[test]

@@ -109,7 +109,7 @@ pub struct Scenario {
 impl Scenario {
     /// Reads a scenario and makes its paths relative to the current directory.
     pub fn load(path: &Path) -> Result<Scenario, ProofError> {
-        let bytes = std::fs::read(path).map_err(|e| ProofError::io(path, e))?;
+        let bytes = crate::config::read_config(path)?;
         let mut s: Scenario = crate::config::from_yaml(&bytes, path)?;
         let base = path.parent().unwrap_or(Path::new(""));
         let fix = |p: &mut PathBuf| {

@@ -101,7 +101,20 @@ fn is_log_name(name: &str) -> bool {
         .any(|e| base.ends_with(e))
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ProofError> {
+/// Walks `dir` in name order. Symlinked directories are followed once each (a link
+/// back to an ancestor would otherwise recurse until the path is too long, and two
+/// such links make the walk exponential); entries that are neither regular files nor
+/// directories (FIFOs, sockets, devices) are refused rather than opened, because
+/// opening a FIFO without a writer blocks forever.
+fn walk(
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    seen: &mut std::collections::HashSet<PathBuf>,
+) -> Result<(), ProofError> {
+    let real = std::fs::canonicalize(dir).map_err(|e| ProofError::io(dir, e))?;
+    if !seen.insert(real) {
+        return Ok(()); // already walked through another path: read each file once
+    }
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| ProofError::io(dir, e))?
         .map(|e| e.map(|e| e.path()).map_err(|e| ProofError::io(dir, e)))
@@ -113,12 +126,45 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ProofError> {
             continue;
         }
         if p.is_dir() {
-            walk(&p, out)?;
+            walk(&p, out, seen)?;
         } else if is_log_name(name) {
+            // Follows symlinks: a dangling or looping link is an error naming it.
+            let meta = std::fs::metadata(&p).map_err(|e| ProofError::io(&p, e))?;
+            if !meta.is_file() {
+                return Err(ProofError::Usage(format!(
+                    "{}: not a regular file ({}); a directory expands to regular files only — \
+                     pass a FIFO or device explicitly to read it as a stream",
+                    p.display(),
+                    file_kind(&meta)
+                )));
+            }
             out.push(p);
         }
     }
     Ok(())
+}
+
+/// What kind of file a non-regular file is, for messages.
+fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return "a device";
+        }
+    }
+    if meta.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
 }
 
 fn sniff(path: &Path) -> Result<[u8; 4], ProofError> {
@@ -139,12 +185,13 @@ fn sniff(path: &Path) -> Result<[u8; 4], ProofError> {
 /// format and compression, and checks every Parquet schema before any work starts.
 pub fn expand_inputs(paths: &[PathBuf], forced: Option<Format>) -> Result<Vec<Input>, ProofError> {
     let mut files = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for p in paths {
         if p.as_os_str() == "-" {
             files.push(p.clone());
         } else if p.is_dir() {
             let before = files.len();
-            walk(p, &mut files)?;
+            walk(p, &mut files, &mut seen)?;
             if files.len() == before {
                 return Err(ProofError::Usage(format!(
                     "{}: directory holds no log files (*.jsonl, *.ndjson, *.json, *.log, *.parquet, optionally .gz/.zst)",
@@ -174,9 +221,19 @@ pub fn expand_inputs(paths: &[PathBuf], forced: Option<Format>) -> Result<Vec<In
             continue;
         }
         let meta = std::fs::metadata(&path).map_err(|e| ProofError::io(&path, e))?;
-        let magic = sniff(&path)?;
+        // Only regular files are sniffed: reading the magic number from a pipe (a FIFO,
+        // or `<(zcat …)`) would consume bytes the reader never sees again. Streams are
+        // typed by name. An empty file holds no records whatever its name says, so it
+        // is not fed to a decompressor (which would call it truncated).
+        let magic = if meta.is_file() && meta.len() > 0 {
+            sniff(&path)?
+        } else {
+            [0; 4]
+        };
         let name = path.to_string_lossy().to_lowercase();
-        let compression = if magic[..2] == [0x1f, 0x8b] || name.ends_with(".gz") {
+        let compression = if meta.is_file() && meta.len() == 0 {
+            Compression::None
+        } else if magic[..2] == [0x1f, 0x8b] || name.ends_with(".gz") {
             Compression::Gzip
         } else if magic == [0x28, 0xb5, 0x2f, 0xfd] || name.ends_with(".zst") {
             Compression::Zstd
@@ -191,6 +248,13 @@ pub fn expand_inputs(paths: &[PathBuf], forced: Option<Format>) -> Result<Vec<In
             },
         );
         if format == Format::Parquet {
+            if !meta.is_file() {
+                return Err(ProofError::Usage(format!(
+                    "{}: Parquet must be a regular file (it needs to seek), not {}",
+                    path.display(),
+                    file_kind(&meta)
+                )));
+            }
             ParquetColumns::open(&path)?;
         }
         inputs.push(Input {
@@ -267,7 +331,9 @@ fn stream_error(input: &Input, line: u64, e: std::io::Error) -> ProofError {
     ProofError::Config {
         path: Location::at(&input.path, line, 0),
         msg: format!(
-            "{what} at line {line} ({e}); records before it were read, the rest of the file was not"
+            "{what} at line {line} ({e}); no report was written ({} complete line(s) \
+             decoded before it) — repair or re-export the file, or pass only intact files",
+            line.saturating_sub(1)
         ),
     }
 }

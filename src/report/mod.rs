@@ -2,9 +2,15 @@
 //! place that writes them, each atomically. Exporters are pure functions of the model.
 
 pub mod csv;
+pub mod drift_details;
+pub mod html;
 pub mod json;
+pub mod junit;
+pub mod markdown;
 pub mod model;
 pub mod openmetrics;
+pub mod svg;
+pub mod view;
 pub mod writer;
 
 use std::path::Path;
@@ -32,11 +38,14 @@ pub fn write_outputs(
         .iter()
         .map(|e| (e.file_name(), e.serialize(report)))
         .collect();
-    let mut written = Vec::with_capacity(files.len());
-    for (name, bytes) in files {
-        let path = dir.join(name);
-        writer::write_atomic(&path, &bytes)?;
-        written.push(path);
-    }
-    Ok(written)
+    // One uninterrupted stretch: a signal leaves the old set or the new set, not a mix.
+    writer::uninterrupted(|| {
+        let mut written = Vec::with_capacity(files.len());
+        for (name, bytes) in files {
+            let path = dir.join(name);
+            writer::write_atomic(&path, &bytes)?;
+            written.push(path);
+        }
+        Ok(written)
+    })
 }

@@ -301,7 +301,8 @@ pub struct Summary {
     pub verdict: String,
     /// Windows with at least one evaluated record.
     pub windows: usize,
-    /// Window with the highest ratio at the gate level, if any drift.
+    /// Window with the highest ratio at the gate level among windows with at least
+    /// min-requests requests, if any drift.
     pub worst_window: Option<WorstWindow>,
     /// Starts of rollback windows at the gate level.
     pub rollback_windows: Vec<String>,
@@ -363,6 +364,10 @@ pub struct Report {
     /// Per-window series for metrics.om.
     #[serde(skip)]
     pub series: Vec<WindowSeries>,
+    /// Every drifting record (epoch ms, record) in (ts, origin) order, only with
+    /// `--drift-details` (not part of report.json; written by `report::drift_details`).
+    #[serde(skip)]
+    pub drift_details: Vec<(i64, ExampleOut)>,
 }
 
 /// Ratio with 0 for an empty denominator.
@@ -481,7 +486,10 @@ impl Report {
                     if rb {
                         rollback_at_gate.push(start_s.clone());
                     }
-                    if ev > 0 && worst.as_ref().is_none_or(|x| r > x.ratio) {
+                    if ev > 0
+                        && w.requests >= g.min_requests
+                        && worst.as_ref().is_none_or(|x| r > x.ratio)
+                    {
                         worst = Some(WorstWindow {
                             start: start_s.clone(),
                             ratio: r,
@@ -526,27 +534,25 @@ impl Report {
             max_safe_rollout_percent: max_safe,
             exit_code,
         };
-        let examples = agg
-            .examples
-            .iter()
-            .map(|e| ExampleOut {
-                ts: format_rfc3339_ms(e.ts_ms),
-                request_id: (ctx.show_id)(&e.request_id),
-                shadow: e.shadow,
-                enforced: e.enforced,
-                kind: e.kind.as_str(),
-                cause: e.cause.clone(),
-                bucket: e.bucket,
-                source: format!(
-                    "{}:{}",
-                    ctx.inputs
-                        .files
-                        .get(e.origin.file as usize)
-                        .map_or("?", |f| f.path.as_str()),
-                    e.origin.line
-                ),
-            })
-            .collect();
+        let to_out = |e: &crate::replay::aggregate::Example| ExampleOut {
+            ts: format_rfc3339_ms(e.ts_ms),
+            request_id: (ctx.show_id)(&e.request_id),
+            shadow: e.shadow,
+            enforced: e.enforced,
+            kind: e.kind.as_str(),
+            cause: e.cause.clone(),
+            bucket: e.bucket,
+            source: format!(
+                "{}:{}",
+                ctx.inputs
+                    .files
+                    .get(e.origin.file as usize)
+                    .map_or("?", |f| f.path.as_str()),
+                e.origin.line
+            ),
+        };
+        let examples = agg.examples.iter().map(to_out).collect();
+        let drift_details = agg.drifts.iter().map(|e| (e.ts_ms, to_out(e))).collect();
         let rejections = agg
             .rejection_samples
             .iter()
@@ -584,6 +590,7 @@ impl Report {
             rejections,
             latency: LatencyOut::default(),
             series,
+            drift_details,
         };
         report.summary.headline = headline(&report);
         report.summary.verdict = verdict_paragraph(&report);
@@ -635,7 +642,7 @@ pub fn verdict_paragraph(r: &Report) -> String {
         "no evaluable record: the gate checked nothing".to_string()
     } else if g.passed {
         format!(
-            "gate passed at {} %: no window of {} above {}",
+            "gate passed at {} %: none of {} windows above {}",
             g.rollout_percent,
             r.windows.len(),
             pct(g.drift_max)
@@ -649,6 +656,12 @@ pub fn verdict_paragraph(r: &Report) -> String {
             pct(g.drift_max)
         )
     };
+    if r.config.min_requests > 1 {
+        s.push_str(&format!(
+            " (windows under {} requests do not count)",
+            r.config.min_requests
+        ));
+    }
     if let Some(w) = &r.summary.worst_window {
         s.push_str(&format!(" (worst {} at {})", pct(w.ratio), hhmm(&w.start)));
     }

@@ -209,7 +209,7 @@ impl Exporter for OpenMetricsExporter {
                 running += cum[i];
                 let _ = writeln!(
                     o,
-                    "adapt_selection_latency_seconds_bucket{{le=\"{le:e}\"}} {running} {t}"
+                    "adapt_selection_latency_seconds_bucket{{le=\"{le}\"}} {running} {t}"
                 );
             }
             running += cum[LATENCY_BUCKETS.len()];

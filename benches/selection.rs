@@ -1,0 +1,100 @@
+//! Select + plan latency for lksg.v2 on a typical context (issue target: p50 ≤ 1 µs).
+//! `select` = adaptivity predicates + active-rule mask; `plan+run` = the planner's walk
+//! including rule evaluation; `both paths` = what replay does per record.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use proof::orchestrator::{Engine, PathSpec, Planner, Scratch, SelectorKind, Weights};
+use proof::policy::expr::Env;
+use proof::policy::{ListSpec, Lists, Policy};
+use serde_json::Value;
+
+fn fixture(p: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+fn setup() -> (
+    Arc<Policy>,
+    Arc<Policy>,
+    Weights,
+    serde_json::Map<String, Value>,
+    i64,
+) {
+    let specs: Vec<ListSpec> = [
+        "sanctions=fixtures/lists/sanctions.csv",
+        "ubo_watchlist=fixtures/lists/ubo_watchlist.txt",
+        "high_risk=fixtures/lists/high_risk_countries.txt",
+    ]
+    .iter()
+    .map(|s| {
+        let mut spec: ListSpec = s.parse().unwrap();
+        spec.path = fixture(spec.path.to_str().unwrap());
+        spec
+    })
+    .collect();
+    let lists = Lists::load(&specs).unwrap();
+    let v1 = Arc::new(Policy::load(&fixture("fixtures/policies/lksg.v1.ir.json"), &lists).unwrap());
+    let v2 = Arc::new(Policy::load(&fixture("fixtures/policies/lksg.v2.ir.json"), &lists).unwrap());
+    let w = Weights::load(&fixture("fixtures/weights/rule_weights.yaml")).unwrap();
+    let rec: Value = serde_json::from_slice(
+        &std::fs::read(fixture("fixtures/contexts/context_ok.json")).unwrap(),
+    )
+    .unwrap();
+    let ctx = rec["context"].as_object().unwrap().clone();
+    let ts = proof::policy::time::parse_rfc3339_ms(rec["ts"].as_str().unwrap()).unwrap();
+    (v1, v2, w, ctx, ts)
+}
+
+fn bench(c: &mut Criterion) {
+    let (v1, v2, w, ctx, ts) = setup();
+    let env = Env {
+        ctx: &ctx,
+        now_ms: ts,
+    };
+    let mut active = Vec::new();
+    c.bench_function("lksg.v2 select (predicates + active mask)", |b| {
+        b.iter(|| {
+            v2.active_rules(std::hint::black_box(&env), &mut active);
+            active.len()
+        })
+    });
+    let basic = Planner::new(&v2, SelectorKind::Basic, None);
+    c.bench_function("lksg.v2 select + plan + run, basic", |b| {
+        b.iter(|| {
+            basic
+                .run(&v2, std::hint::black_box(&env), &mut active)
+                .verdict
+        })
+    });
+    let weighted = Planner::new(&v2, SelectorKind::Weighted, Some(&w));
+    c.bench_function("lksg.v2 select + plan + run, weighted", |b| {
+        b.iter(|| {
+            weighted
+                .run(&v2, std::hint::black_box(&env), &mut active)
+                .verdict
+        })
+    });
+    let engine = Engine {
+        shadow: PathSpec {
+            planner: Planner::new(&v1, SelectorKind::Basic, None),
+            policy: v1.clone(),
+        },
+        enforced: PathSpec {
+            planner: basic.clone(),
+            policy: v2.clone(),
+        },
+        salt: "lksg.v1".into(),
+    };
+    let mut scratch = Scratch::default();
+    c.bench_function("lksg.v1 → lksg.v2 both paths + bucket", |b| {
+        b.iter(|| {
+            let ev = engine.evaluate(std::hint::black_box(&env), &mut scratch);
+            (engine.bucket("r-00000001"), engine.drift(&ev).is_some())
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

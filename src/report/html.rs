@@ -1,0 +1,751 @@
+//! `report.html`: one self-contained page for analysts and reviewers (no scripts, no
+//! network, no external fonts; opens from a CI artifact and prints). Headline and
+//! the numbers behind it first, then four inline-SVG charts (drift per window over
+//! time, the what-if curve over rollout levels, the verdict mix, drift by kind and
+//! cause) and the tables (levels, worst windows, drifting examples, rejections,
+//! inputs, settings). Markup comes from `maud`, which escapes every spliced text, so
+//! ids and paths from inputs cannot inject HTML. Key numbers carry stable `id`s and
+//! `data-*` attributes (report.json's own number formatting) for tests and scrapers.
+
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+
+use super::Exporter;
+use super::model::{Report, pct, ratio};
+use super::svg::{Linear, day, decimals, nice_ticks, time_label, time_ticks};
+use super::view::{self, WindowStatus};
+
+/// Writes report.html.
+pub struct HtmlExporter;
+
+impl Exporter for HtmlExporter {
+    fn file_name(&self) -> &'static str {
+        "report.html"
+    }
+
+    fn serialize(&self, report: &Report) -> Vec<u8> {
+        render(report).into_string().into_bytes()
+    }
+}
+
+/// Rows of the worst-windows table; bars of the cause chart.
+const TOP_WINDOWS: usize = 20;
+const TOP_CAUSES: usize = 12;
+/// Point markers are drawn up to this many windows (beyond, lines only).
+const MAX_MARKERS: usize = 120;
+
+/// Line colours for rollout levels, lowest level first (cycled beyond ten).
+const PALETTE: [&str; 10] = [
+    "#3b0f70", "#5a3d9a", "#3e6fb0", "#2a9d8f", "#5cae4f", "#a0a23a", "#c2761d", "#8c564b",
+    "#7f7f7f", "#17becf",
+];
+const DRIFT_MAX_COLOUR: &str = "#d97706";
+const ROLLBACK_COLOUR: &str = "#b91c1c";
+
+const CSS: &str = r#"
+:root { --fg:#1f2328; --muted:#59636e; --line:#d1d9e0; --pass:#1a7f37; --fail:#cf222e; --warn:#9a6700; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", Arial, sans-serif; color: var(--fg); background: #fff; }
+main { max-width: 1120px; margin: 0 auto; padding: 20px 24px 48px; }
+header.banner { border-left: 8px solid var(--pass); background: #f0faf3; padding: 14px 20px; margin-bottom: 18px; }
+header.banner.fail { border-color: var(--fail); background: #fff3f2; }
+header.banner.none { border-color: var(--warn); background: #fff8e6; }
+.kicker { margin: 0; color: var(--muted); font-size: 13px; }
+h1 { margin: 4px 0 6px; font-size: 28px; line-height: 1.2; }
+h2 { margin: 30px 0 8px; font-size: 20px; border-bottom: 1px solid var(--line); padding-bottom: 4px; }
+h3 { margin: 14px 0 6px; font-size: 16px; }
+#verdict { margin: 0; color: var(--muted); }
+.figures { display: grid; grid-template-columns: repeat(auto-fill, minmax(200px, 1fr)); gap: 10px; margin: 0; }
+.figures div { border: 1px solid var(--line); border-radius: 6px; padding: 8px 12px; }
+.figures dt { color: var(--muted); font-size: 13px; }
+.figures dd { margin: 0; font-size: 22px; font-weight: 600; }
+.figures dd small { display: block; font-size: 12px; font-weight: 400; color: var(--muted); }
+.bad { color: var(--fail); } .good { color: var(--pass); }
+figure { margin: 8px 0 0; break-inside: avoid; page-break-inside: avoid; }
+figcaption { color: var(--muted); font-size: 13px; margin-top: 4px; }
+svg.chart { width: 100%; height: auto; display: block; font-size: 12px; }
+svg.chart text { fill: var(--fg); }
+svg.chart .axis { stroke: #8c959f; stroke-width: 1; }
+svg.chart .grid { stroke: #eaeef2; stroke-width: 1; }
+svg.chart .muted { fill: var(--muted); }
+.legend { display: flex; flex-wrap: wrap; gap: 4px 16px; font-size: 13px; margin: 4px 0 0; padding: 0; list-style: none; }
+.legend i { display: inline-block; width: 22px; height: 0; border-top: 3px solid; vertical-align: middle; margin-right: 5px; }
+.legend i.dash { border-top-style: dashed; }
+.legend i.box { height: 11px; border: 0; }
+.two { display: grid; grid-template-columns: 1fr 1fr; gap: 20px; }
+table { border-collapse: collapse; width: 100%; font-size: 14px; margin: 6px 0; }
+th, td { border-bottom: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: #f6f8fa; font-weight: 600; }
+td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
+tr.gate td { background: #fff8c5; font-weight: 600; }
+td.status-breach, td.status-rollback { color: var(--fail); font-weight: 600; }
+td.status-ok { color: var(--pass); }
+td.status-too-few { color: var(--muted); }
+code, .mono { font-family: ui-monospace, "SFMono-Regular", "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 13px; overflow-wrap: anywhere; }
+p.note { color: var(--muted); font-size: 13px; }
+footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
+@media (max-width: 760px) { .two { grid-template-columns: 1fr; } }
+@media print {
+  @page { size: A4; margin: 14mm; }
+  body { font-size: 11pt; }
+  main { max-width: none; padding: 0; }
+  header.banner, tr.gate td, th { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+  h2 { break-after: avoid; page-break-after: avoid; }
+  table, figure, .figures div { break-inside: avoid; page-break-inside: avoid; }
+  .two { grid-template-columns: 1fr 1fr; }
+}
+"#;
+
+/// A float exactly as report.json prints it (for `data-*` attributes).
+fn num(x: f64) -> String {
+    serde_json::to_string(&x).unwrap_or_else(|_| x.to_string())
+}
+
+fn px(x: f64) -> String {
+    format!("{x:.1}")
+}
+
+fn colour(i: usize) -> &'static str {
+    PALETTE[i % PALETTE.len()]
+}
+
+/// Plot area of a chart: the full size and the margins.
+#[derive(Clone, Copy)]
+struct Frame {
+    w: f64,
+    h: f64,
+    left: f64,
+    right: f64,
+    top: f64,
+    bottom: f64,
+}
+
+impl Frame {
+    fn x(&self, d0: f64, d1: f64) -> Linear {
+        Linear {
+            d0,
+            d1,
+            r0: self.left,
+            r1: self.w - self.right,
+        }
+    }
+    fn y(&self, d1: f64) -> Linear {
+        Linear {
+            d0: 0.0,
+            d1,
+            r0: self.h - self.bottom,
+            r1: self.top,
+        }
+    }
+    fn view_box(&self) -> String {
+        format!("0 0 {} {}", self.w, self.h)
+    }
+}
+
+/// Y axis of ratios shown in percent: grid lines, tick labels, axis title.
+fn ratio_axis(f: &Frame, y: &Linear, ticks: &[f64], title: &str) -> Markup {
+    let shown: Vec<f64> = ticks.iter().map(|t| t * 100.0).collect();
+    let d = decimals(&shown);
+    html! {
+        @for (t, p) in ticks.iter().zip(&shown) {
+            line.grid x1=(px(f.left)) x2=(px(f.w - f.right)) y1=(px(y.map(*t))) y2=(px(y.map(*t))) {}
+            text x=(px(f.left - 6.0)) y=(px(y.map(*t) + 4.0)) text-anchor="end" { (format!("{p:.d$} %")) }
+        }
+        line.axis x1=(px(f.left)) x2=(px(f.left)) y1=(px(f.top)) y2=(px(f.h - f.bottom)) {}
+        line.axis x1=(px(f.left)) x2=(px(f.w - f.right)) y1=(px(f.h - f.bottom)) y2=(px(f.h - f.bottom)) {}
+        text x="14" y=(px((f.top + f.h - f.bottom) / 2.0)) text-anchor="middle"
+            transform=(format!("rotate(-90 14 {})", px((f.top + f.h - f.bottom) / 2.0))) { (title) }
+    }
+}
+
+/// The drift-max and rollback reference lines, labelled at the right end: the
+/// rollback label above its line, the drift-max label below its own, so that the
+/// two never overlap however close the lines are.
+fn limit_lines(f: &Frame, y: &Linear, r: &Report) -> Markup {
+    let (dm, rb) = (r.config.drift_max, view::rollback_line(r));
+    let below = y.map(dm) + 14.0;
+    // No room below the drift-max line (it sits on the x axis): stack both labels
+    // above the rollback line, rollback on top as its line is.
+    let (dm_label, rb_label) = if below > f.h - f.bottom - 3.0 {
+        (y.map(rb) - 4.0, y.map(rb) - 18.0)
+    } else {
+        (below, y.map(rb) - 4.0)
+    };
+    let lines = [
+        (dm, DRIFT_MAX_COLOUR, "drift max", dm_label),
+        (rb, ROLLBACK_COLOUR, "rollback", rb_label),
+    ];
+    html! {
+        @for (v, colour, name, ly) in lines {
+            line x1=(px(f.left)) x2=(px(f.w - f.right)) y1=(px(y.map(v))) y2=(px(y.map(v)))
+                stroke=(colour) stroke-width="1.5" stroke-dasharray="6 4" {}
+            text x=(px(f.w - f.right - 4.0)) y=(px(ly))
+                text-anchor="end" style=(format!("fill:{colour}")) { (name) " " (pct(v)) }
+        }
+    }
+}
+
+/// Chart 1: drift ratio per window over time, one line per level.
+fn chart_time(r: &Report) -> Markup {
+    let series = &r.series;
+    if series.is_empty() || series.len() != r.windows.len() {
+        return html! { p.note { "No evaluated records: nothing to plot." } };
+    }
+    let f = Frame {
+        w: 960.0,
+        h: 340.0,
+        left: 70.0,
+        right: 18.0,
+        top: 16.0,
+        bottom: 46.0,
+    };
+    let (t0, t1) = (series[0].start_ms, series[series.len() - 1].end_ms);
+    let x = f.x(t0 as f64, t1 as f64);
+    let max = r
+        .windows
+        .iter()
+        .flat_map(|w| w.drift.iter().map(|d| d.ratio))
+        .fold(view::rollback_line(r), f64::max);
+    let ticks = nice_ticks(max * 1.05, 5);
+    let y = f.y(*ticks.last().unwrap_or(&1.0));
+    let (step, tt) = time_ticks(t0, t1, 8);
+    let multi_day = day(t0) != day(t1 - 1);
+    let gate = view::gate_pos(r);
+    let mid = |i: usize| x.map((series[i].start_ms as f64 + series[i].end_ms as f64) / 2.0);
+    let paths: Vec<String> = (0..r.levels.len())
+        .map(|li| {
+            let mut d = String::new();
+            for (i, w) in r.windows.iter().enumerate() {
+                let joined = i > 0 && series[i - 1].end_ms == series[i].start_ms;
+                let ratio = w.drift.get(li).map_or(0.0, |d| d.ratio);
+                d.push_str(&format!(
+                    "{}{} {} ",
+                    if joined { "L" } else { "M" },
+                    px(mid(i)),
+                    px(y.map(ratio))
+                ));
+            }
+            d
+        })
+        .collect();
+    let title = if multi_day {
+        "window (UTC)".to_string()
+    } else {
+        format!("window (UTC, {})", day(t0))
+    };
+    html! {
+        svg.chart #chart-drift-time viewBox=(f.view_box()) role="img"
+            aria-label="Drift ratio per window over time, one line per rollout level" {
+            @for (i, w) in r.windows.iter().enumerate() {
+                @if let Some(d) = gate.and_then(|g| w.drift.get(g)) {
+                    @let st = view::status(r, d.events, w.requests);
+                    @if matches!(st, WindowStatus::Breach | WindowStatus::Rollback) {
+                        rect.breach x=(px(x.map(series[i].start_ms as f64))) y=(px(f.top))
+                            width=(px((x.map(series[i].end_ms as f64) - x.map(series[i].start_ms as f64)).max(2.0)))
+                            height=(px(f.h - f.bottom - f.top)) fill=(ROLLBACK_COLOUR) fill-opacity="0.10"
+                            data-start=(w.start) {
+                            title { (format!("{} – {}: {} at {} % ({} of {} requests), {}",
+                                w.start, w.end, pct(d.ratio), r.gate.rollout_percent, d.events,
+                                w.requests, st.as_str())) }
+                        }
+                    }
+                }
+            }
+            (ratio_axis(&f, &y, &ticks, "drift ratio per window"))
+            @for t in &tt {
+                line.axis x1=(px(x.map(*t as f64))) x2=(px(x.map(*t as f64))) y1=(px(f.h - f.bottom)) y2=(px(f.h - f.bottom + 5.0)) {}
+                text x=(px(x.map(*t as f64))) y=(px(f.h - f.bottom + 18.0)) text-anchor="middle" { (time_label(*t, step, multi_day)) }
+            }
+            text x=(px((f.left + f.w - f.right) / 2.0)) y=(px(f.h - 6.0)) text-anchor="middle" class="muted" { (title) }
+            (limit_lines(&f, &y, r))
+            @for (li, l) in r.levels.iter().enumerate() {
+                @let is_gate = Some(li) == gate;
+                path d=(paths[li]) fill="none" stroke=(colour(li))
+                    stroke-width=(if is_gate { "3" } else { "1.6" }) stroke-linejoin="round"
+                    data-rollout=(l.rollout_percent.get()) {}
+                @if r.windows.len() <= MAX_MARKERS {
+                    @for (i, w) in r.windows.iter().enumerate() {
+                        @if let Some(d) = w.drift.get(li) {
+                            circle cx=(px(mid(i))) cy=(px(y.map(d.ratio))) r=(if is_gate { "3.5" } else { "2.5" }) fill=(colour(li)) {
+                                title { (format!("{} at {} %: {} ({} of {} requests)", w.start, l.rollout_percent, pct(d.ratio), d.events, w.requests)) }
+                            }
+                        }
+                    }
+                }
+            }
+            @for (i, w) in r.windows.iter().enumerate() {
+                @if let Some(d) = gate.and_then(|g| w.drift.get(g)) {
+                    @if matches!(view::status(r, d.events, w.requests), WindowStatus::Breach | WindowStatus::Rollback) {
+                        circle.breach-marker cx=(px(mid(i))) cy=(px(y.map(d.ratio))) r="6" fill="none"
+                            stroke=(ROLLBACK_COLOUR) stroke-width="2" {}
+                    }
+                }
+            }
+        }
+        ul.legend {
+            @for (li, l) in r.levels.iter().enumerate() {
+                li { i style=(format!("border-color:{}", colour(li))) {}
+                    (l.rollout_percent) " %" @if Some(li) == gate { " (gate)" } }
+            }
+            li { i.dash style=(format!("border-color:{DRIFT_MAX_COLOUR}")) {} "drift max " (pct(r.config.drift_max)) }
+            li { i.dash style=(format!("border-color:{ROLLBACK_COLOUR}")) {} "rollback line " (pct(view::rollback_line(r))) }
+            li { i.box style=(format!("background:{ROLLBACK_COLOUR};opacity:.25")) {} "window breached at the gate level" }
+        }
+    }
+}
+
+/// Chart 2: the what-if curve, worst window ratio against rollout level.
+fn chart_whatif(r: &Report) -> Markup {
+    let f = Frame {
+        w: 960.0,
+        h: 320.0,
+        left: 70.0,
+        right: 18.0,
+        top: 22.0,
+        bottom: 46.0,
+    };
+    let curve = view::whatif_curve(r);
+    let max = curve.iter().copied().fold(view::rollback_line(r), f64::max);
+    let ticks = nice_ticks(max * 1.05, 5);
+    let y = f.y(*ticks.last().unwrap_or(&1.0));
+    let x = f.x(0.0, 100.0);
+    let mut d = format!("M{} {}", px(x.map(0.0)), px(y.map(curve[0])));
+    for (p, v) in curve.iter().enumerate().skip(1) {
+        d.push_str(&format!(" H{} V{}", px(x.map(p as f64)), px(y.map(*v))));
+    }
+    let safe = f64::from(r.gate.max_safe_rollout_percent);
+    let gate = f64::from(r.gate.rollout_percent.get());
+    html! {
+        svg.chart #chart-whatif viewBox=(f.view_box()) role="img"
+            aria-label="Worst window drift ratio against rollout level" {
+            @if safe < 100.0 && r.records.evaluated > 0 {
+                rect x=(px(x.map(safe))) y=(px(f.top)) width=(px(x.map(100.0) - x.map(safe)))
+                    height=(px(f.h - f.bottom - f.top)) fill=(ROLLBACK_COLOUR) fill-opacity="0.07" {
+                    title { "a window breaches above " (r.gate.max_safe_rollout_percent) " %" }
+                }
+            }
+            (ratio_axis(&f, &y, &ticks, "worst window drift ratio"))
+            @for t in (0..=100).step_by(10) {
+                line.axis x1=(px(x.map(f64::from(t)))) x2=(px(x.map(f64::from(t)))) y1=(px(f.h - f.bottom)) y2=(px(f.h - f.bottom + 5.0)) {}
+                text x=(px(x.map(f64::from(t)))) y=(px(f.h - f.bottom + 18.0)) text-anchor="middle" { (t) " %" }
+            }
+            text x=(px((f.left + f.w - f.right) / 2.0)) y=(px(f.h - 6.0)) text-anchor="middle" class="muted" { "rollout level (share of requests enforced)" }
+            (limit_lines(&f, &y, r))
+            path d=(d) fill="none" stroke=(colour(2)) stroke-width="2" {}
+            line #whatif-max-safe x1=(px(x.map(safe))) x2=(px(x.map(safe))) y1=(px(f.top)) y2=(px(f.h - f.bottom))
+                stroke="#1a7f37" stroke-width="2" stroke-dasharray="4 3" data-value=(r.gate.max_safe_rollout_percent) {}
+            text x=(px(x.map(safe) + if safe > 80.0 { -4.0 } else { 4.0 })) y=(px(f.top + 10.0))
+                text-anchor=(if safe > 80.0 { "end" } else { "start" }) style="fill:#1a7f37" {
+                "max safe " (r.gate.max_safe_rollout_percent) " %"
+            }
+            line x1=(px(x.map(gate))) x2=(px(x.map(gate))) y1=(px(f.top)) y2=(px(f.h - f.bottom))
+                stroke="#59636e" stroke-width="1" stroke-dasharray="2 3" {}
+            text x=(px(x.map(gate) + if gate > 80.0 { -4.0 } else { 4.0 })) y=(px(f.top + 26.0))
+                text-anchor=(if gate > 80.0 { "end" } else { "start" }) class="muted" { "gate " (r.gate.rollout_percent) " %" }
+            @for l in &r.levels {
+                circle cx=(px(x.map(f64::from(l.rollout_percent.get())))) cy=(px(y.map(l.max_window_ratio)))
+                    r="4.5" fill=(if l.breached_windows > 0 { ROLLBACK_COLOUR } else { "#1a7f37" })
+                    data-rollout=(l.rollout_percent.get()) data-max-window-ratio=(num(l.max_window_ratio)) {
+                    title { (format!("{} %: worst window {}, {} breached window(s)", l.rollout_percent, pct(l.max_window_ratio), l.breached_windows)) }
+                }
+            }
+        }
+        ul.legend {
+            li { i style=(format!("border-color:{}", colour(2))) {} "worst window at each whole percent" }
+            li { i.box style="background:#1a7f37;width:11px;border-radius:6px" {} "reported level, no breach" }
+            li { i.box style=(format!("background:{ROLLBACK_COLOUR};width:11px;border-radius:6px")) {} "reported level, breached" }
+            li { i.dash style="border-color:#1a7f37" {} "max safe rollout" }
+        }
+    }
+}
+
+/// Chart 3: verdict mix of the shadow and the enforced path.
+fn chart_verdicts(r: &Report) -> Markup {
+    let f = Frame {
+        w: 960.0,
+        h: 120.0,
+        left: 190.0,
+        right: 18.0,
+        top: 10.0,
+        bottom: 10.0,
+    };
+    let colours = [
+        ("ok", "#1a7f37"),
+        ("warn", "#bf8700"),
+        ("fail", ROLLBACK_COLOUR),
+    ];
+    let v = &r.verdicts;
+    let rows = [
+        (
+            "shadow (baseline)",
+            "shadow",
+            [v.shadow.ok, v.shadow.warn, v.shadow.fail],
+        ),
+        (
+            "enforced (candidate, 100 %)",
+            "enforced",
+            [v.enforced.ok, v.enforced.warn, v.enforced.fail],
+        ),
+    ];
+    let total = r.records.evaluated.max(1);
+    let x = f.x(0.0, total as f64);
+    html! {
+        svg.chart #chart-verdicts viewBox=(f.view_box()) role="img" aria-label="Verdict mix, shadow against enforced" {
+            @for (ri, (label, key, counts)) in rows.iter().enumerate() {
+                @let top = f.top + ri as f64 * 52.0;
+                text x=(px(f.left - 8.0)) y=(px(top + 26.0)) text-anchor="end" { (label) }
+                @for (ci, n) in counts.iter().enumerate() {
+                    @let (name, c) = colours[ci];
+                    @let before: u64 = counts[..ci].iter().sum();
+                    @let x0 = x.map(before as f64);
+                    @let wdt = x.map((before + n) as f64) - x0;
+                    @if *n > 0 {
+                        rect x=(px(x0)) y=(px(top + 8.0)) width=(px(wdt)) height="30" fill=(c)
+                            data-path=(key) data-verdict=(name) data-count=(n) {
+                            title { (format!("{label}: {name} {n} ({})", pct(ratio(*n, r.records.evaluated)))) }
+                        }
+                        @if wdt > 70.0 {
+                            text x=(px(x0 + wdt / 2.0)) y=(px(top + 28.0)) text-anchor="middle" style="fill:#fff;font-weight:600" {
+                                (name) " " (n)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        ul.legend {
+            @for (name, c) in colours {
+                li { i.box style=(format!("background:{c}")) {}
+                    (name) ": shadow " (match name { "ok" => v.shadow.ok, "warn" => v.shadow.warn, _ => v.shadow.fail })
+                    ", enforced " (match name { "ok" => v.enforced.ok, "warn" => v.enforced.warn, _ => v.enforced.fail }) }
+            }
+        }
+    }
+}
+
+/// A horizontal bar chart of counts (chart 4).
+fn bars(id: &str, label: &str, items: &[(String, u64)], total: u64, colour: &str) -> Markup {
+    let f = Frame {
+        w: 470.0,
+        h: 20.0 + 26.0 * items.len().max(1) as f64,
+        left: 150.0,
+        right: 90.0,
+        top: 10.0,
+        bottom: 10.0,
+    };
+    let max = items.iter().map(|i| i.1).max().unwrap_or(1).max(1);
+    let x = f.x(0.0, max as f64);
+    html! {
+        svg.chart id=(id) viewBox=(f.view_box()) role="img" aria-label=(label) {
+            @if items.is_empty() {
+                text x=(px(f.left)) y="28" class="muted" { "no drift" }
+            }
+            @for (i, (name, n)) in items.iter().enumerate() {
+                @let top = f.top + i as f64 * 26.0;
+                @let short: String = if name.chars().count() > 22 {
+                    name.chars().take(21).chain(std::iter::once('…')).collect()
+                } else { name.clone() };
+                text x=(px(f.left - 6.0)) y=(px(top + 16.0)) text-anchor="end" class="mono" {
+                    title { (name) } (short)
+                }
+                rect x=(px(f.left)) y=(px(top + 3.0)) width=(px((x.map(*n as f64) - f.left).max(1.0))) height="18"
+                    fill=(colour) data-name=(name) data-count=(n) {}
+                text x=(px(x.map(*n as f64) + 6.0)) y=(px(top + 16.0)) {
+                    (n) " (" (pct(ratio(*n, total))) ")"
+                }
+            }
+        }
+    }
+}
+
+fn figure(
+    title: &str,
+    key: &str,
+    value: String,
+    note: Option<String>,
+    class: &str,
+    data: String,
+) -> Markup {
+    html! {
+        div {
+            dt { (title) }
+            dd id=(key) class=(class) data-value=(data) { (value) @if let Some(n) = note { small { (n) } } }
+        }
+    }
+}
+
+/// The HTML document.
+pub fn render(r: &Report) -> Markup {
+    let g = &r.gate;
+    let rec = &r.records;
+    let b = &r.inputs.baseline;
+    let cand = &r.inputs.candidate;
+    let banner = if rec.evaluated == 0 {
+        "none"
+    } else if g.passed {
+        "pass"
+    } else {
+        "fail"
+    };
+    let gate_level = view::gate_pos(r).and_then(|i| r.levels.get(i));
+    let worst = view::worst_windows(r, TOP_WINDOWS);
+    let kinds: Vec<(String, u64)> = r
+        .drift
+        .by_kind
+        .iter()
+        .map(|(k, n)| ((*k).to_string(), *n))
+        .collect();
+    let causes: Vec<(String, u64)> = r
+        .drift
+        .by_cause
+        .iter()
+        .take(TOP_CAUSES)
+        .map(|c| (c.cause.clone(), c.events))
+        .collect();
+    let rollback = view::rollback_line(r);
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="generator" content=(format!("proof {} ({})", env!("CARGO_PKG_VERSION"), r.schema));
+                title { "proof replay: " (r.summary.headline) }
+                style { (PreEscaped(CSS)) }
+            }
+            body {
+                main {
+                    header.banner.(banner) {
+                        p.kicker {
+                            "proof replay · baseline " code { (b.policy_id) } " (" (b.selector) ") → candidate "
+                            code { (cand.policy_id) } " (" (cand.selector) ") · " (r.config.window) " windows, UTC"
+                        }
+                        h1 #headline data-passed=(g.passed) data-exit-code=(g.exit_code) { (r.summary.headline) }
+                        p #verdict { (r.summary.verdict) }
+                    }
+                    dl.figures {
+                        (figure("Gate level", "gate-level", format!("{} %", g.rollout_percent), None, "", g.rollout_percent.to_string()))
+                        (figure("Max safe rollout", "max-safe", format!("{} %", g.max_safe_rollout_percent),
+                            Some("largest whole percent with no breaching window".into()),
+                            if g.max_safe_rollout_percent >= g.rollout_percent.get() { "good" } else { "bad" },
+                            g.max_safe_rollout_percent.to_string()))
+                        (figure(&format!("Windows breached at {} %", g.rollout_percent), "breached-windows",
+                            format!("{} of {}", g.breached_windows.len(), r.windows.len()),
+                            Some(format!("{} above the rollback line", r.summary.rollback_windows.len())),
+                            if g.breached_windows.is_empty() { "good" } else { "bad" },
+                            g.breached_windows.len().to_string()))
+                        @if let Some(w) = &r.summary.worst_window {
+                            (figure(&format!("Worst window at {} %", g.rollout_percent), "worst-window", pct(w.ratio),
+                                Some(format!("{} of {} requests, from {}", w.events, w.requests, w.start)),
+                                "", num(w.ratio)))
+                        }
+                        (figure("Drift max", "drift-max", pct(g.drift_max),
+                            Some(format!("rollback line {} ({} ×)", pct(rollback), r.config.rollback_factor)),
+                            "", num(g.drift_max)))
+                        @if let Some(l) = gate_level {
+                            (figure(&format!("Drift events at {} %", g.rollout_percent), "gate-drift-events",
+                                l.drift_events.to_string(), Some(format!("{} of evaluated records", pct(l.drift_ratio))),
+                                "", l.drift_events.to_string()))
+                        }
+                        (figure("Records evaluated", "records-evaluated", rec.evaluated.to_string(),
+                            Some(format!("of {} read; {} rejected, {} skipped", rec.read, rec.rejected, rec.skipped)),
+                            "", rec.evaluated.to_string()))
+                        (figure("Exit code", "exit-code", g.exit_code.to_string(), None,
+                            if g.exit_code == 0 { "good" } else { "bad" }, g.exit_code.to_string()))
+                    }
+
+                    h2 { "Drift per window over time" }
+                    figure {
+                        (chart_time(r))
+                        figcaption {
+                            "Share of each window's requests whose verdict would change, if the candidate were enforced at each rollout level. "
+                            "Shaded: windows that breach at the gate level (" (g.rollout_percent) " %)."
+                            @if r.config.min_requests > 1 {
+                                " Windows with fewer than " (r.config.min_requests) " requests never breach."
+                            }
+                        }
+                    }
+
+                    h2 { "What if: rollout level against worst window" }
+                    figure {
+                        (chart_whatif(r))
+                        figcaption {
+                            "Worst window drift ratio if the candidate were enforced for a given share of requests "
+                            "(requests are sampled by bucket, so a higher level adds requests to the lower ones). "
+                            "Safe up to " strong { (g.max_safe_rollout_percent) " %" } "."
+                        }
+                    }
+
+                    h2 { "Verdict mix" }
+                    figure {
+                        (chart_verdicts(r))
+                        figcaption { "Verdicts of all " (rec.evaluated) " evaluated records on each path; enforced as if at 100 %." }
+                    }
+
+                    h2 { "Drift by kind and by cause (as at 100 %)" }
+                    div.two {
+                        figure {
+                            (bars("chart-drift-kind", "Drift by kind", &kinds, r.drift.events, "#3e6fb0"))
+                            figcaption { "Kind: shadow verdict → enforced verdict. " (r.drift.events) " drifting records in all." }
+                        }
+                        figure {
+                            (bars("chart-drift-cause", "Drift by cause", &causes, r.drift.events, "#c2761d"))
+                            figcaption {
+                                "Cause: the first rule whose outcome differs between the paths."
+                                @if r.drift.by_cause.len() > TOP_CAUSES {
+                                    " Top " (TOP_CAUSES) " of " (r.drift.by_cause.len()) "; all in report.json."
+                                }
+                            }
+                        }
+                    }
+
+                    h2 { "Rollout levels" }
+                    table #levels {
+                        thead { tr {
+                            th.n { "Rollout" } th.n { "Drift events" } th.n { "Drift ratio" } th.n { "Worst window" }
+                            th.n { "Breached windows" } th.n { "Rollback windows" } th { "Safe" }
+                        } }
+                        tbody {
+                            @for l in &r.levels {
+                                tr.gate[l.rollout_percent == g.rollout_percent]
+                                    data-rollout=(l.rollout_percent.get()) data-drift-events=(l.drift_events)
+                                    data-drift-ratio=(num(l.drift_ratio)) data-max-window-ratio=(num(l.max_window_ratio))
+                                    data-breached-windows=(l.breached_windows) data-rollback-windows=(l.rollback_windows) {
+                                    td.n { (l.rollout_percent) " %" @if l.rollout_percent == g.rollout_percent { " (gate)" } }
+                                    td.n { (l.drift_events) }
+                                    td.n { (pct(l.drift_ratio)) }
+                                    td.n { (pct(l.max_window_ratio)) }
+                                    td.n { (l.breached_windows) }
+                                    td.n { (l.rollback_windows) }
+                                    @if l.breached_windows == 0 { td.status-ok { "yes" } } @else { td.status-breach { "no" } }
+                                }
+                            }
+                        }
+                    }
+
+                    h2 { "Worst windows at " (g.rollout_percent) " %" }
+                    @if worst.is_empty() {
+                        p.note #worst-windows { "No drift at the gate level." }
+                    } @else {
+                        table #worst-windows {
+                            thead { tr { th { "Window (UTC)" } th.n { "Requests" } th.n { "Drift events" } th.n { "Drift ratio" } th { "Status" } } }
+                            tbody {
+                                @for (w, d) in &worst {
+                                    @let st = view::status(r, d.events, w.requests);
+                                    tr data-start=(w.start) data-requests=(w.requests) data-events=(d.events) data-ratio=(num(d.ratio)) {
+                                        td.mono { (w.start) " – " (w.end) }
+                                        td.n { (w.requests) } td.n { (d.events) } td.n { (pct(d.ratio)) }
+                                        td class=(format!("status-{}", st.as_str())) { (st.as_str()) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+
+                    h2 { "Drifting examples" }
+                    @if r.examples.is_empty() {
+                        p.note #examples { "No drifting record." }
+                    } @else {
+                        p.note { "The earliest " (r.examples.len()) " of " (r.drift.events)
+                            " drifting records (--examples; all of them with --drift-details). No context values are shown." }
+                        table #examples {
+                            thead { tr { th { "Time (UTC)" } th { "Request" } th { "Shadow → enforced" } th { "Cause" }
+                                th.n { "Bucket" } th.n { "Enforced from" } th { "Source" } } }
+                            tbody {
+                                @for e in &r.examples {
+                                    tr data-kind=(e.kind) data-cause=(e.cause) data-bucket=(e.bucket) {
+                                        td.mono { (e.ts) } td.mono { (e.request_id) }
+                                        td { (e.shadow.as_str()) " → " (e.enforced.as_str()) }
+                                        td.mono { (e.cause) } td.n { (e.bucket) }
+                                        td.n { (view::enforced_from(e.bucket)) " %" }
+                                        td.mono { (e.source) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+
+                    h2 { "Rejected records" }
+                    @if rec.rejected == 0 {
+                        p.note #rejections { "No record was rejected." }
+                    } @else {
+                        p.note { (rec.rejected) " rejected (--max-rejects " (r.config.max_rejects) ")"
+                            @if rec.rejected > r.config.max_rejects { ": more than allowed, exit code 3" } "." }
+                        table #rejections {
+                            thead { tr { th { "Reason" } th.n { "Records" } th { "First at" } } }
+                            tbody {
+                                @for (reason, n) in &rec.rejected_by_reason {
+                                    tr data-reason=(reason) data-count=(n) {
+                                        td.mono { (reason) } td.n { (n) }
+                                        td.mono {
+                                            @for (i, x) in r.rejections.iter().filter(|x| x.reason == *reason).take(5).enumerate() {
+                                                @if i > 0 { ", " } (x.file) ":" (x.line)
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+
+                    h2 { "Inputs" }
+                    h3 { "Policies" }
+                    table #policies {
+                        thead { tr { th { "Path" } th { "Policy id" } th { "IR hash" } th { "File" } th { "Selector" } } }
+                        tbody {
+                            @for (role, p) in [("shadow (baseline)", b), ("enforced (candidate)", cand)] {
+                                tr data-policy-id=(p.policy_id) data-ir-hash=(p.ir_hash) {
+                                    td { (role) } td.mono { (p.policy_id) } td.mono { (p.ir_hash) } td.mono { (p.path) }
+                                    td { (p.selector)
+                                        @if let Some(w) = &p.weights { ", weights " span.mono { (w) } }
+                                        @if let Some(bu) = p.budget { ", budget " (bu) } }
+                                }
+                            }
+                        }
+                    }
+                    h3 { "Log files" }
+                    table #input-files {
+                        thead { tr { th { "File" } th { "Format" } th.n { "Bytes" } th.n { "Read" } th.n { "Evaluated" } th.n { "Rejected" } th.n { "Skipped" } } }
+                        tbody {
+                            @for fl in &r.inputs.files {
+                                tr data-path=(fl.path) {
+                                    td.mono { (fl.path) }
+                                    td { (fl.format) @if fl.compression != "none" { ", " (fl.compression) } }
+                                    td.n { @if let Some(by) = fl.bytes { (by) } }
+                                    td.n { (fl.counts.read) } td.n { (fl.counts.evaluated) }
+                                    td.n { (fl.counts.rejected) } td.n { (fl.counts.skipped) }
+                                }
+                            }
+                        }
+                    }
+                    @if !r.inputs.lists.is_empty() {
+                        h3 { "Lists" }
+                        table #lists {
+                            thead { tr { th { "Name" } th { "File" } th.n { "Values" } } }
+                            tbody {
+                                @for l in &r.inputs.lists {
+                                    tr { td.mono { (l.name) } td.mono { (l.path) } td.n { (l.values) } }
+                                }
+                            }
+                        }
+                    }
+                    h3 { "Settings" }
+                    table #config {
+                        tbody {
+                            tr { th { "Window" } td { (r.config.window) } }
+                            tr { th { "Levels" } td { (r.config.levels.iter().map(|l| format!("{l} %")).collect::<Vec<_>>().join(", ")) } }
+                            tr { th { "Gate level" } td { (r.config.rollout) " %" } }
+                            tr { th { "Drift max" } td { (num(r.config.drift_max)) " (" (pct(r.config.drift_max)) ")" } }
+                            tr { th { "Rollback factor" } td { (r.config.rollback_factor) " (line at " (pct(rollback)) ")" } }
+                            tr { th { "Min requests per window" } td { (r.config.min_requests) } }
+                            tr { th { "Max rejects" } td { (r.config.max_rejects) } }
+                            tr { th { "Sampling salt" } td.mono { (r.config.salt) } }
+                            tr { th { "Request ids redacted" } td { (if r.config.redact_ids { "yes" } else { "no" }) } }
+                            @if let Some(s) = &r.config.scenario { tr { th { "Scenario" } td.mono { (s) } } }
+                        }
+                    }
+                    footer { "proof " (env!("CARGO_PKG_VERSION")) " · " (r.schema) " · all figures also in report.json; times are UTC." }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! `report.md`: a GitHub-flavoured Markdown summary for pull requests and CI job
+//! summaries (`$GITHUB_STEP_SUMMARY`): the headline, the gate's figures, the levels
+//! table, the top causes, drift kinds, the worst windows and rejections. Every text
+//! that comes from inputs (ids, paths) is escaped; no wall-clock figures, so the
+//! file is identical across runs.
+
+use std::fmt::Write;
+
+use super::Exporter;
+use super::model::{Report, pct, ratio};
+use super::view::{self, WindowStatus};
+
+/// Writes report.md.
+pub struct MarkdownExporter;
+
+/// Rows in the causes and worst-windows tables.
+const TOP: usize = 10;
+
+/// Escapes text for a Markdown table cell: HTML specials as entities, Markdown
+/// punctuation with a backslash, line breaks as spaces.
+pub fn text(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '~' | '!' | '(' | ')' => {
+                o.push('\\');
+                o.push(c);
+            }
+            '\n' | '\r' | '\t' => o.push(' '),
+            c if c.is_control() => o.push('\u{fffd}'),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// An identifier as a code span (pipes escaped for tables); text with backticks,
+/// line breaks or controls falls back to escaped text.
+pub fn code(s: &str) -> String {
+    if s.is_empty() || s.chars().any(|c| c == '`' || c.is_control()) {
+        return text(s);
+    }
+    format!("`{}`", s.replace('|', "\\|"))
+}
+
+fn status_cell(s: WindowStatus) -> &'static str {
+    match s {
+        WindowStatus::Ok => "✅ ok",
+        WindowStatus::Breach => "❌ breach",
+        WindowStatus::Rollback => "❌ rollback",
+        WindowStatus::TooFew => "➖ too few requests",
+    }
+}
+
+impl Exporter for MarkdownExporter {
+    fn file_name(&self) -> &'static str {
+        "report.md"
+    }
+
+    fn serialize(&self, r: &Report) -> Vec<u8> {
+        render(r).into_bytes()
+    }
+}
+
+/// The Markdown text.
+pub fn render(r: &Report) -> String {
+    let mut o = String::new();
+    let g = &r.gate;
+    let mark = if r.records.evaluated == 0 {
+        "⚠️"
+    } else if g.passed {
+        "✅"
+    } else {
+        "❌"
+    };
+    let _ = writeln!(o, "## {mark} proof replay: {}\n", text(&r.summary.headline));
+
+    // The numbers behind the headline.
+    let gate_level = view::gate_pos(r).and_then(|i| r.levels.get(i));
+    let _ = writeln!(o, "| Gate | |\n|---|---|");
+    let _ = writeln!(o, "| Rollout level | {} % |", g.rollout_percent);
+    let _ = writeln!(
+        o,
+        "| Drift max | {} (rollback line {} = {} × drift max) |",
+        pct(g.drift_max),
+        pct(view::rollback_line(r)),
+        r.config.rollback_factor
+    );
+    let _ = writeln!(
+        o,
+        "| Windows breached at {} % | {} of {} ({} windows, at least {} request(s) to breach) |",
+        g.rollout_percent,
+        g.breached_windows.len(),
+        r.windows.len(),
+        text(&r.config.window),
+        r.config.min_requests
+    );
+    if let Some(w) = &r.summary.worst_window {
+        let _ = writeln!(
+            o,
+            "| Worst window at {} % | {} ({} of {} requests) from {} |",
+            g.rollout_percent,
+            pct(w.ratio),
+            w.events,
+            w.requests,
+            text(&w.start)
+        );
+    }
+    if let Some(l) = gate_level {
+        let _ = writeln!(
+            o,
+            "| Drift events at {} % | {} ({} of evaluated records) |",
+            g.rollout_percent,
+            l.drift_events,
+            pct(l.drift_ratio)
+        );
+    }
+    let _ = writeln!(
+        o,
+        "| Max safe rollout | **{} %** |",
+        g.max_safe_rollout_percent
+    );
+    let rec = &r.records;
+    let _ = writeln!(
+        o,
+        "| Records | {} read: {} evaluated, {} rejected (max {}), {} skipped |",
+        rec.read, rec.evaluated, rec.rejected, r.config.max_rejects, rec.skipped
+    );
+    for (role, p) in [
+        ("Baseline (shadow)", &r.inputs.baseline),
+        ("Candidate (enforced)", &r.inputs.candidate),
+    ] {
+        let _ = writeln!(
+            o,
+            "| {role} | {} · {} · {} |",
+            code(&p.policy_id),
+            p.selector,
+            code(&p.ir_hash)
+        );
+    }
+    let _ = writeln!(o, "| Exit code | {} |\n", g.exit_code);
+
+    let _ = writeln!(o, "### Rollout levels\n");
+    let _ = writeln!(
+        o,
+        "| Rollout | Drift events | Drift ratio | Worst window | Breached windows | Rollback windows | |\n\
+         |--:|--:|--:|--:|--:|--:|---|"
+    );
+    for l in &r.levels {
+        let name = if l.rollout_percent == g.rollout_percent {
+            format!("**{} %** (gate)", l.rollout_percent)
+        } else {
+            format!("{} %", l.rollout_percent)
+        };
+        let verdict = if l.breached_windows == 0 {
+            "✅ safe"
+        } else {
+            "❌ breached"
+        };
+        let _ = writeln!(
+            o,
+            "| {name} | {} | {} | {} | {} | {} | {verdict} |",
+            l.drift_events,
+            pct(l.drift_ratio),
+            pct(l.max_window_ratio),
+            l.breached_windows,
+            l.rollback_windows
+        );
+    }
+    o.push('\n');
+
+    let d = &r.drift;
+    let _ = writeln!(
+        o,
+        "### Top causes (as at 100 %)\n\n{} drifting of {} evaluated records ({}).\n",
+        d.events,
+        rec.evaluated,
+        pct(d.ratio)
+    );
+    if d.by_cause.is_empty() {
+        let _ = writeln!(o, "No drift.\n");
+    } else {
+        let _ = writeln!(
+            o,
+            "| Cause | Drift events | Share of drift |\n|---|--:|--:|"
+        );
+        for c in d.by_cause.iter().take(TOP) {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} |",
+                code(&c.cause),
+                c.events,
+                pct(ratio(c.events, d.events))
+            );
+        }
+        if d.by_cause.len() > TOP {
+            let _ = writeln!(
+                o,
+                "\n{} more causes in report.json.",
+                d.by_cause.len() - TOP
+            );
+        }
+        let _ = writeln!(o, "\n| Kind | Drift events |\n|---|--:|");
+        for (k, n) in &d.by_kind {
+            let _ = writeln!(o, "| {} | {n} |", code(k));
+        }
+        o.push('\n');
+    }
+
+    let worst = view::worst_windows(r, TOP);
+    let _ = writeln!(o, "### Worst windows at {} %\n", g.rollout_percent);
+    if worst.is_empty() {
+        let _ = writeln!(o, "No drift at the gate level.\n");
+    } else {
+        let _ = writeln!(
+            o,
+            "| Window (UTC) | Requests | Drift events | Drift ratio | |\n|---|--:|--:|--:|---|"
+        );
+        for (w, dl) in worst {
+            let _ = writeln!(
+                o,
+                "| {} – {} | {} | {} | {} | {} |",
+                text(&w.start),
+                text(&w.end),
+                w.requests,
+                dl.events,
+                pct(dl.ratio),
+                status_cell(view::status(r, dl.events, w.requests))
+            );
+        }
+        o.push('\n');
+    }
+
+    if rec.rejected > 0 {
+        let _ = writeln!(
+            o,
+            "### Rejected records\n\n| Reason | Records | First at |\n|---|--:|---|"
+        );
+        for (reason, n) in &rec.rejected_by_reason {
+            let first = r
+                .rejections
+                .iter()
+                .find(|x| x.reason == *reason)
+                .map_or_else(String::new, |x| text(&format!("{}:{}", x.file, x.line)));
+            let _ = writeln!(o, "| {} | {n} | {first} |", code(reason));
+        }
+        o.push('\n');
+    }
+    let _ = writeln!(
+        o,
+        "<sub>proof replay · {} · full figures in report.json, charts in report.html</sub>",
+        r.schema
+    );
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markdown_and_html() {
+        assert_eq!(text("a|b<i>*x*_y_"), "a\\|b&lt;i&gt;\\*x\\*\\_y\\_");
+        assert_eq!(text("l1\nl2 [x](y)"), "l1 l2 \\[x\\]\\(y\\)");
+        assert_eq!(code("audit_score"), "`audit_score`");
+        assert_eq!(code("a|b"), "`a\\|b`");
+        assert_eq!(code("a`b"), "a\\`b");
+        assert_eq!(code(""), "");
+    }
+}

@@ -1,0 +1,504 @@
+//! `proof serve`: the shadow/enforced engine of `proof adapt` behind HTTP, with
+//! Prometheus metrics, readiness windows, hot reload and bearer-token access control.
+//!
+//! Owns the HTTP surface (routes, status codes, bodies), the reload loop and the
+//! process lifecycle (bind, signals, graceful shutdown). Decisions come from
+//! `cli::adapt::decide` so a record gets the same answer from `adapt`, `replay` and
+//! `serve`; metric families come from `orchestrator::metrics` plus `serve::metrics`.
+//! Never logs request bodies, request ids, tokens or context values.
+
+pub mod metrics;
+pub mod openmetrics;
+pub mod rbac;
+pub mod state;
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use crate::cli::adapt::decide;
+use crate::error::ProofError;
+use crate::orchestrator::Scratch;
+use crate::orchestrator::metrics::{Observation, render_registry};
+use crate::replay::record::{self, Reason};
+pub use metrics::{Ratios, RbacMetrics, ServeMetrics, Windows};
+use rbac::{AccessMap, Decision, Scope};
+pub use state::ServeConfig;
+use state::{Loaded, Reload, Swappable};
+
+/// Largest `/v1/adapt` body accepted, in bytes (1 MiB); larger ones get 413.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Route names as they appear in metric labels.
+const ROUTE_ADAPT: &str = "/v1/adapt";
+const ROUTE_METRICS: &str = "/metrics";
+
+/// Shared state of one server instance.
+pub struct App {
+    cfg: ServeConfig,
+    policy: Swappable<Loaded>,
+    access: Option<(Swappable<AccessMap>, RbacMetrics)>,
+    metrics: ServeMetrics,
+    windows: Windows,
+}
+
+impl App {
+    /// Loads everything the configuration names; errors are exit code 2.
+    pub fn new(cfg: ServeConfig) -> Result<Arc<App>, ProofError> {
+        let loaded = cfg.load_policy()?;
+        let metrics = ServeMetrics::new().map_err(metrics_err)?;
+        for path in ["shadow", "enforced"] {
+            metrics
+                .adapt
+                .set_policy(path, loaded.policy_id(), loaded.ir_hash());
+        }
+        metrics
+            .adapt
+            .rollout_percent
+            .set(f64::from(cfg.options.rollout_percent.get()));
+        let access = match cfg.load_access()? {
+            Some(map) => {
+                let rm = RbacMetrics::register(&metrics.registry).map_err(metrics_err)?;
+                rm.set_etag(&map.etag);
+                Some((Swappable::new(map, state::access_fingerprint(&cfg)), rm))
+            }
+            None => None,
+        };
+        let fp = loaded.fingerprint;
+        Ok(Arc::new(App {
+            windows: Windows::new(cfg.window_scale),
+            policy: Swappable::new(loaded, fp),
+            access,
+            metrics,
+            cfg,
+        }))
+    }
+
+    /// The server's metrics.
+    pub fn metrics(&self) -> &ServeMetrics {
+        &self.metrics
+    }
+
+    /// One reload check of the policy files and the access map (blocking I/O).
+    pub fn reload_tick(&self) {
+        match state::reload_policy(&self.cfg, &self.policy, &self.metrics) {
+            Reload::Unchanged => {}
+            Reload::Swapped => {
+                let p = self.policy.get();
+                eprintln!(
+                    "proof serve: reloaded policy {} {}",
+                    p.policy_id(),
+                    p.ir_hash()
+                );
+            }
+            Reload::Refused(e) => {
+                let p = self.policy.get();
+                eprintln!(
+                    "proof serve: reload refused, still serving {} {}: {e}",
+                    p.policy_id(),
+                    p.ir_hash()
+                );
+            }
+        }
+        if let Some((slot, rm)) = &self.access {
+            match state::reload_access(&self.cfg, slot, rm) {
+                Reload::Unchanged => {}
+                Reload::Swapped => eprintln!(
+                    "proof serve: reloaded access map ({} tokens, etag {})",
+                    slot.get().len(),
+                    slot.get().etag
+                ),
+                Reload::Refused(e) => {
+                    eprintln!("proof serve: access map reload refused, previous map kept: {e}")
+                }
+            }
+        }
+    }
+
+    /// The readiness answer: status code and JSON body.
+    pub fn readiness(&self) -> (StatusCode, Value) {
+        let r = self.windows.ratios();
+        let max = self.cfg.options.drift_max_ratio;
+        let breach = self.cfg.readiness_gate && r.drift_ratio_5m > max;
+        let mut body = json!({
+            "status": if breach { "not_ready" } else { "ready" },
+            "success_ratio_1m": r.success_ratio_1m,
+            "success_ratio_5m": r.success_ratio_5m,
+            "drift_ratio_1m": r.drift_ratio_1m,
+            "drift_ratio_5m": r.drift_ratio_5m,
+            "drift_max": max,
+            "readiness_gate": self.cfg.readiness_gate,
+        });
+        if breach {
+            body["reason"] = Value::String(format!(
+                "drift_ratio_5m {} > drift_max {max}",
+                r.drift_ratio_5m
+            ));
+            (StatusCode::SERVICE_UNAVAILABLE, body)
+        } else {
+            (StatusCode::OK, body)
+        }
+    }
+}
+
+fn metrics_err(e: prometheus::Error) -> ProofError {
+    ProofError::Usage(format!("registering metrics: {e}"))
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    let mut bytes = serde_json::to_vec(body).unwrap_or_default();
+    bytes.push(b'\n');
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        Bytes::from(bytes),
+    )
+        .into_response()
+}
+
+fn error_response(status: StatusCode, error: &str, field: Option<&str>, message: &str) -> Response {
+    let mut body = json!({"error": error, "message": message});
+    if let Some(f) = field {
+        body["field"] = Value::String(f.to_string());
+    }
+    json_response(status, &body)
+}
+
+/// The router of one server instance.
+pub fn router(app: Arc<App>) -> Router {
+    let adapt = post(adapt_handler)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .route_layer(middleware::from_fn_with_state(app.clone(), guard_adapt));
+    let metrics = get(metrics_handler)
+        .route_layer(middleware::from_fn_with_state(app.clone(), guard_metrics));
+    Router::new()
+        .route(ROUTE_ADAPT, adapt)
+        .route(ROUTE_METRICS, metrics)
+        .route(
+            "/healthz",
+            get(|| async { json_response(StatusCode::OK, &json!({"status": "ok"})) }),
+        )
+        .route("/readyz", get(readyz_handler))
+        .with_state(app)
+}
+
+/// Checks the bearer token against the access map (when there is one).
+fn authorize(app: &App, headers: &HeaderMap, scope: Scope, route: &str) -> Option<Response> {
+    let (slot, rm) = app.access.as_ref()?;
+    rm.route_matches.with_label_values(&[route]).inc();
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
+    match slot.get().check(auth, scope) {
+        Decision::Allowed => {
+            rm.allowed.with_label_values(&[route]).inc();
+            None
+        }
+        Decision::Unauthenticated => {
+            rm.forbidden
+                .with_label_values(&[route, "unauthenticated"])
+                .inc();
+            let mut r = error_response(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                None,
+                "a valid bearer token is required (Authorization: Bearer TOKEN)",
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"proof\""),
+            );
+            Some(r)
+        }
+        Decision::MissingScope => {
+            rm.forbidden
+                .with_label_values(&[route, "missing_scope"])
+                .inc();
+            let mut r = error_response(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                None,
+                &format!("the token lacks the scope '{}'", scope.as_str()),
+            );
+            let v = format!(
+                "Bearer realm=\"proof\", error=\"insufficient_scope\", scope=\"{}\"",
+                scope.as_str()
+            );
+            if let Ok(v) = HeaderValue::from_str(&v) {
+                r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
+            Some(r)
+        }
+    }
+}
+
+fn count(app: &App, route: &str, r: &Response) {
+    app.metrics
+        .responses
+        .with_label_values(&[route, r.status().as_str()])
+        .inc();
+}
+
+async fn guard_adapt(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let r = match authorize(&app, req.headers(), Scope::AdaptRun, ROUTE_ADAPT) {
+        Some(denied) => denied,
+        None => next.run(req).await,
+    };
+    count(&app, ROUTE_ADAPT, &r);
+    r
+}
+
+async fn guard_metrics(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let r = match authorize(&app, req.headers(), Scope::MetricsRead, ROUTE_METRICS) {
+        Some(denied) => denied,
+        None => next.run(req).await,
+    };
+    count(&app, ROUTE_METRICS, &r);
+    r
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Field and message for a record that fails the SPEC §4 checks.
+fn reason_detail(r: Reason) -> (&'static str, &'static str) {
+    match r {
+        Reason::MissingTs | Reason::BadTs => (
+            "ts",
+            "expected an RFC 3339 date-time or integer epoch milliseconds (or no ts: now)",
+        ),
+        Reason::MissingRequestId => ("request_id", "expected a non-empty string"),
+        Reason::MissingContext => ("context", "expected a JSON object"),
+        Reason::Malformed => ("policy_id", "expected a string"),
+        Reason::TooLong => ("", "record too long"),
+    }
+}
+
+/// Parses and checks a body: one log record (SPEC §4) whose `ts` may be absent.
+fn parse_body(body: &[u8]) -> Result<record::Record, Response> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        error_response(
+            StatusCode::BAD_REQUEST,
+            Reason::Malformed.as_str(),
+            None,
+            &format!(
+                "invalid JSON at line {} column {}: {}",
+                e.line(),
+                e.column(),
+                crate::error::strip_position(&e.to_string())
+            ),
+        )
+    })?;
+    let Value::Object(mut m) = v else {
+        return Err(error_response(
+            StatusCode::BAD_REQUEST,
+            Reason::Malformed.as_str(),
+            None,
+            "the body must be a JSON object: one log record {ts?, request_id, context, policy_id?}",
+        ));
+    };
+    if matches!(m.get("ts"), None | Some(Value::Null)) {
+        m.insert("ts".into(), Value::from(crate::policy::time::now_ms()));
+    }
+    record::from_value(Value::Object(m)).map_err(|r| {
+        let (field, msg) = reason_detail(r);
+        error_response(
+            StatusCode::BAD_REQUEST,
+            r.as_str(),
+            (!field.is_empty()).then_some(field),
+            &format!("field '{field}': {msg}"),
+        )
+    })
+}
+
+async fn adapt_handler(
+    State(app): State<Arc<App>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(rej) => {
+            let status = rej.status();
+            app.windows.record(false, None);
+            return if status == StatusCode::PAYLOAD_TOO_LARGE {
+                error_response(
+                    status,
+                    "too_large",
+                    None,
+                    &format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+                )
+            } else {
+                error_response(status, "bad_body", None, &rej.body_text())
+            };
+        }
+    };
+    let rec = match parse_body(&body) {
+        Ok(r) => r,
+        Err(resp) => {
+            app.windows.record(false, None);
+            return resp;
+        }
+    };
+    let loaded = app.policy.get();
+    let options = app.cfg.options;
+    let (out, latency) = SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        decide(
+            &loaded.engine,
+            options,
+            false,
+            rec.ts_ms,
+            &rec.request_id,
+            &rec.context,
+            &mut s,
+        )
+    });
+    app.metrics.adapt.observe(&Observation {
+        options,
+        shadow_policy: loaded.policy_id(),
+        enforced_policy: loaded.policy_id(),
+        shadow: out.shadow.verdict,
+        enforced: out.enforced.verdict,
+        applied: out.enforced_applied,
+        drift: out.drift,
+        latency_seconds: latency,
+    });
+    app.windows.record(true, Some(out.drift));
+    match serde_json::to_vec(&out) {
+        Ok(mut bytes) => {
+            bytes.push(b'\n');
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                Bytes::from(bytes),
+            )
+                .into_response()
+        }
+        Err(e) => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            None,
+            &format!("encoding the answer: {e}"),
+        ),
+    }
+}
+
+async fn metrics_handler(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    metrics::export_ratios(&app.metrics, &app.windows.ratios());
+    let om = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(openmetrics::wants_openmetrics);
+    if om {
+        let text = openmetrics::encode(&app.metrics.registry.gather());
+        ([(header::CONTENT_TYPE, openmetrics::CONTENT_TYPE)], text).into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            render_registry(&app.metrics.registry),
+        )
+            .into_response()
+    }
+}
+
+async fn readyz_handler(State(app): State<Arc<App>>) -> Response {
+    let (status, body) = app.readiness();
+    json_response(status, &body)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM; the result is the exit code.
+pub fn run(cfg: ServeConfig) -> anyhow::Result<i32> {
+    if cfg.rbac.is_none() && !cfg.listen.ip().is_loopback() {
+        return Err(ProofError::Usage(format!(
+            "refusing to listen on {} without --rbac: anyone who reaches that address could \
+             run the engine and read its metrics. Pass --rbac FILE (bearer tokens with scopes, \
+             see docs/serve.md) or listen on a loopback address such as 127.0.0.1:9464",
+            cfg.listen
+        ))
+        .into());
+    }
+    let app = App::new(cfg)?;
+    let listener = std::net::TcpListener::bind(app.cfg.listen)
+        .map_err(|e| ProofError::Usage(format!("cannot listen on {}: {e}", app.cfg.listen)))?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_io()
+        .enable_time()
+        .thread_name("proof-serve")
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let loaded = app.policy.get();
+        eprintln!(
+            "proof serve: policy {} {}, selector {}, enforce {}, rollout {} %, access control {}",
+            loaded.policy_id(),
+            loaded.ir_hash(),
+            app.cfg.selector.as_str(),
+            app.cfg.options.enforce,
+            app.cfg.options.rollout_percent,
+            if app.access.is_some() { "on" } else { "off" }
+        );
+        eprintln!("proof serve: listening on {bound}");
+        drop(loaded);
+        let reloader = tokio::spawn(reload_loop(app.clone()));
+        let served = axum::serve(listener, router(app))
+            .with_graceful_shutdown(shutdown_signal())
+            .await;
+        reloader.abort();
+        served?;
+        eprintln!("proof serve: shut down");
+        Ok::<i32, anyhow::Error>(0)
+    })
+}
+
+async fn reload_loop(app: Arc<App>) {
+    let period = Duration::from_millis(app.cfg.reload_interval_ms.max(1));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let a = app.clone();
+        // File reads and IR compilation are blocking work: keep them off the workers.
+        let _ = tokio::task::spawn_blocking(move || a.reload_tick()).await;
+    }
+}

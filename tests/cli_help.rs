@@ -1,0 +1,208 @@
+//! The CLI explains itself: `proof man` and `proof completions bash` (run as the real
+//! binary) cover every subcommand and the replay flags SPEC §6 fixes, and every flag
+//! has help text; the numeric and enum flags of adapt and replay state their default
+//! and range.
+
+use std::process::Command;
+
+use clap::CommandFactory;
+use proof::cli::Cli;
+
+/// Replay flags whose names SPEC §6 fixes.
+const FIXED_REPLAY_FLAGS: [&str; 21] = [
+    "--policy",
+    "--ir",
+    "--candidate-ir",
+    "--candidate-policy",
+    "--selector",
+    "--weights",
+    "--shadow-selector",
+    "--shadow-weights",
+    "--list",
+    "--window",
+    "--rollout",
+    "--drift-max",
+    "--levels",
+    "--min-requests",
+    "--rollback-factor",
+    "--max-rejects",
+    "--salt",
+    "--format",
+    "--threads",
+    "--scenario",
+    "--out",
+];
+
+fn proof(args: &[&str]) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_proof"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "proof {args:?}: {:?}\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn subcommands() -> Vec<String> {
+    let names: Vec<String> = Cli::command()
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for expected in ["adapt", "replay", "serve", "hash", "completions", "man"] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "no subcommand {expected}"
+        );
+    }
+    names
+}
+
+/// The text of roff with its escaped hyphens and font switches removed.
+fn unroff(s: &str) -> String {
+    s.replace("\\-", "-")
+        .replace("\\fB", "")
+        .replace("\\fI", "")
+        .replace("\\fR", "")
+}
+
+#[test]
+fn man_page_covers_every_subcommand_and_the_fixed_replay_flags() {
+    let man = unroff(&proof(&["man"]));
+    for sub in subcommands() {
+        assert!(
+            man.contains(&format!("proof-{sub}")),
+            "man lacks proof-{sub}"
+        );
+    }
+    // One page per subcommand, each with its own title line.
+    assert!(
+        man.contains(".TH proof-replay 1"),
+        "no proof-replay(1) page"
+    );
+    let replay_page = man
+        .split(".TH ")
+        .find(|p| p.starts_with("proof-replay "))
+        .unwrap();
+    for flag in FIXED_REPLAY_FLAGS {
+        assert!(
+            replay_page.contains(&format!("{flag} ")) || replay_page.contains(&format!("{flag}=")),
+            "man page of replay lacks {flag}"
+        );
+    }
+    // A flag of another subcommand must not leak into the replay page.
+    assert!(!replay_page.contains("--metrics-out"));
+    assert!(
+        man.contains("--metrics-out"),
+        "adapt page lacks --metrics-out"
+    );
+}
+
+#[test]
+fn bash_completions_cover_every_subcommand_and_the_fixed_replay_flags() {
+    let bash = proof(&["completions", "bash"]);
+    let words: std::collections::BTreeSet<&str> = bash
+        .split(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '|' || c == ')')
+        .collect();
+    for sub in subcommands() {
+        assert!(words.contains(sub.as_str()), "completions lack {sub}");
+    }
+    // The replay case of the script offers exactly the replay flags.
+    // Its label is `proof__replay)` or `proof__subcmd__replay)` depending on the
+    // clap_complete version; the help subcommand's cases are not it.
+    let opts_line = bash
+        .lines()
+        .skip_while(|l| {
+            let t = l.trim();
+            !(t.starts_with("proof__") && t.ends_with("__replay)") && !t.contains("help"))
+        })
+        .find(|l| l.trim_start().starts_with("opts="))
+        .expect("no replay case in the bash completions");
+    let opts: Vec<&str> = opts_line.split_whitespace().collect();
+    for flag in FIXED_REPLAY_FLAGS {
+        assert!(opts.contains(&flag), "replay completions lack {flag}");
+    }
+}
+
+#[test]
+fn every_flag_has_help_and_value_flags_state_default_and_range() {
+    let mut cmd = Cli::command();
+    cmd.build();
+    for sub in cmd.get_subcommands() {
+        for arg in sub.get_arguments() {
+            let id = arg.get_id().as_str();
+            let help = arg
+                .get_long_help()
+                .or(arg.get_help())
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            assert!(
+                !help.trim().is_empty(),
+                "proof {} --{id} has no help text",
+                sub.get_name()
+            );
+        }
+    }
+    // adapt and replay: every flag that takes a number, a span or an enum says its
+    // default (clap's [default: …] or in the text) and its range or choices.
+    for name in ["adapt", "replay"] {
+        let sub = cmd.find_subcommand(name).unwrap();
+        for arg in sub.get_arguments() {
+            let value_name = arg
+                .get_value_names()
+                .and_then(|v| v.first().map(|s| s.to_string()));
+            let is_enum = !arg.get_possible_values().is_empty()
+                && arg.get_action().takes_values()
+                && !matches!(arg.get_action(), clap::ArgAction::SetTrue);
+            let numeric = matches!(
+                value_name.as_deref(),
+                Some("N" | "PERCENT" | "RATIO" | "FACTOR" | "SPAN" | "LIST")
+            );
+            if !(numeric || is_enum) {
+                continue;
+            }
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            let has_default = !arg.get_default_values().is_empty() || help.contains("[default:");
+            assert!(
+                has_default,
+                "proof {name} --{} states no default: {help}",
+                arg.get_id()
+            );
+            let has_range =
+                is_enum || help.contains("..=") || help.contains('≥') || help.contains("unit ");
+            assert!(
+                has_range,
+                "proof {name} --{} states no range: {help}",
+                arg.get_id()
+            );
+        }
+    }
+}
+
+#[test]
+fn runbook_flag_tables_list_every_flag_of_adapt_and_replay() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/runbook_rollout.md");
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let cmd = Cli::command();
+    for name in ["adapt", "replay"] {
+        let heading = format!("### `proof {name}`");
+        let start = doc.find(&heading).unwrap_or_else(|| panic!("no {heading}"));
+        let section = &doc[start + heading.len()..];
+        let section = &section[..section.find("\n### ").unwrap_or(section.len())];
+        let sub = cmd.find_subcommand(name).unwrap();
+        for arg in sub.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            let row = match arg.get_short() {
+                Some(s) => format!("| `-{s}, --{long}` |"),
+                None => format!("| `--{long}` |"),
+            };
+            assert!(
+                section.contains(&row),
+                "docs/runbook_rollout.md: the {name} table lacks {row} (regenerate it from `proof {name} --help`)"
+            );
+        }
+    }
+}

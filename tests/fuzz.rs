@@ -1,0 +1,1051 @@
+//! Fuzz-style property tests on stable Rust (proptest): every parser and evaluator that
+//! user input reaches is fed random and mutated input, and must answer without
+//! panicking while keeping its invariants (accounting, monotone levels, determinism).
+//!
+//! Each property runs `PROOF_FUZZ_CASES` cases (default below, chosen so the whole file
+//! takes about a minute in the release profile). For a longer run:
+//! `PROOF_FUZZ_CASES=20000 cargo test --release --test fuzz`. A failure prints the
+//! minimal input proptest shrank it to; add it to `fixtures/adversarial/` as a case.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, FileFailurePersistence};
+use serde_json::{Map, Value, json};
+
+use proof::orchestrator::{
+    DriftKind, Engine, PathSpec, Planner, RolloutPercent, Scratch, SelectorKind, Verdict, Weights,
+};
+use proof::policy::expr::Env;
+use proof::policy::time::{MAX_TS_MS, MIN_TS_MS};
+use proof::policy::{ListSpec, Lists, Policy};
+use proof::replay::aggregate::{Aggregate, Bounds, Example, Origin};
+use proof::replay::pipeline::{self, Setup};
+use proof::replay::record::{self, Reason, parse_line};
+use proof::replay::scenario::Scenario;
+use proof::replay::source::expand_inputs;
+use proof::report::model::{ConfigOut, GateSettings, Inputs, PolicyRef, Report, ReportContext};
+
+/// Cases per property: `PROOF_FUZZ_CASES`, else `default`.
+fn cases(default: u32) -> Config {
+    let n = std::env::var("PROOF_FUZZ_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default);
+    Config {
+        cases: n,
+        // Shrunk failures are reported in the test output; no files beside the sources.
+        failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
+        ..Config::default()
+    }
+}
+
+fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+fn conformance_lists() -> Lists {
+    Lists::load(&[
+        ListSpec {
+            name: "sanctions".into(),
+            path: fixture("fixtures/conformance/sanctions.csv"),
+        },
+        ListSpec {
+            name: "high_risk".into(),
+            path: fixture("fixtures/conformance/high_risk.txt"),
+        },
+    ])
+    .expect("conformance lists load")
+}
+
+fn demo_ir(name: &str) -> Value {
+    let text = std::fs::read_to_string(fixture(&format!("fixtures/conformance/{name}")))
+        .expect("conformance IR readable");
+    serde_json::from_str(&text).expect("conformance IR is JSON")
+}
+
+// ---------------------------------------------------------------------------------
+// Generators
+// ---------------------------------------------------------------------------------
+
+/// Strings that exercise the interesting corners: times, durations, ids, unicode.
+fn any_string() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z0-9_.]{0,12}",
+        Just("2026-11-05T08:10:00Z".to_string()),
+        Just("2026-03-01".to_string()),
+        Just("0001-01-01T00:00:00Z".to_string()),
+        Just("9999-12-31T23:59:59.999Z".to_string()),
+        Just("P365D".to_string()),
+        Just("PT0.5S".to_string()),
+        Just("P99999999999999W".to_string()),
+        Just("0xbad1".to_string()),
+        Just("CN".to_string()),
+        any::<String>(),
+    ]
+}
+
+fn any_number() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        Just(json!(-0.0)),
+        Just(json!(0)),
+        Just(json!(1)),
+        Just(json!(MAX_TS_MS)),
+        Just(json!(MIN_TS_MS)),
+    ]
+}
+
+/// Arbitrary JSON trees of bounded depth and size.
+fn any_json(depth: u32) -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any_number(),
+        any_string().prop_map(Value::String),
+    ];
+    leaf.prop_recursive(depth, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::vec((any_string(), inner), 0..6)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
+        ]
+    })
+}
+
+const FUNCS: [&str; 17] = [
+    "now", "add", "sub", "max", "min", "len", "lt", "le", "gt", "ge", "eq", "ne", "and", "or",
+    "not", "in", "nope",
+];
+const OPS: [&str; 13] = [
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "range_min",
+    "range_max",
+    "membership",
+    "non_membership",
+    "non_intersection",
+    "threshold",
+    "regex",
+];
+const VARS: [&str; 8] = [
+    "a",
+    "b",
+    "a.b",
+    "ts_list",
+    "sanctions",
+    "high_risk",
+    "flags",
+    "missing",
+];
+
+/// Expression trees of the IR language (with the odd unknown func or bad arity).
+fn any_expr() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        3 => prop::sample::select(&VARS[..]).prop_map(|v| json!({ "var": v })),
+        2 => any_json(1),
+        1 => Just(json!({"func": "now", "args": []})),
+    ];
+    leaf.prop_recursive(4, 40, 3, |inner| {
+        (
+            prop::sample::select(&FUNCS[..]),
+            prop::collection::vec(inner, 0..4),
+        )
+            .prop_map(|(f, args)| json!({ "func": f, "args": args }))
+    })
+}
+
+/// Contexts holding values under the names expressions read, of any type.
+fn any_context() -> impl Strategy<Value = Map<String, Value>> {
+    (
+        prop::collection::vec((prop::sample::select(&VARS[..]), any_json(2)), 0..6),
+        prop::collection::vec(any::<bool>(), 0..5),
+        prop::collection::vec(any_string(), 0..4),
+    )
+        .prop_map(|(kv, flags, times)| {
+            let mut m: Map<String, Value> =
+                kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            m.insert("flags".into(), json!(flags));
+            m.insert("ts_list".into(), json!(times));
+            m
+        })
+}
+
+/// A policy document with random rules, predicates and activations.
+fn any_policy_doc() -> impl Strategy<Value = Value> {
+    (
+        prop::collection::vec(
+            (prop::sample::select(&OPS[..]), any_expr(), any_expr()),
+            0..6,
+        ),
+        prop::collection::vec(any_expr(), 0..3),
+        prop::collection::vec((0usize..3, prop::collection::vec(0usize..6, 0..4)), 0..3),
+    )
+        .prop_map(|(rules, preds, acts)| {
+            let n_rules = rules.len();
+            let n_preds = preds.len();
+            let rules: Vec<Value> = rules
+                .into_iter()
+                .enumerate()
+                .map(|(i, (op, l, r))| json!({"id": format!("r{i}"), "op": op, "lhs": l, "rhs": r}))
+                .collect();
+            let preds: Vec<Value> = preds
+                .into_iter()
+                .enumerate()
+                .map(|(i, e)| json!({"id": format!("p{i}"), "expr": e}))
+                .collect();
+            let acts: Vec<Value> = acts
+                .into_iter()
+                .filter(|_| n_preds > 0 && n_rules > 0)
+                .map(|(p, rs)| {
+                    json!({
+                        "when": format!("p{}", p % n_preds),
+                        "rules": rs.iter().map(|r| format!("r{}", r % n_rules)).collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            json!({
+                "ir_version": "1.0", "policy_id": "fuzz.v1", "rules": rules,
+                "adaptivity": {"predicates": preds, "activations": acts}
+            })
+        })
+}
+
+// ---------------------------------------------------------------------------------
+// Checks shared by several properties
+// ---------------------------------------------------------------------------------
+
+fn lists_for_exprs() -> Lists {
+    let mut l = Lists::default();
+    l.insert("sanctions", vec!["0xbad1".into(), "0xbad2".into()]);
+    l.insert("high_risk", vec!["CN".into()]);
+    l
+}
+
+/// Runs a planner and checks what SPEC §2 says a path result must look like.
+fn check_path(policy: &Policy, planner: &Planner, env: &Env<'_>) -> Verdict {
+    let mut active = Vec::new();
+    let r = planner.run(policy, env, &mut active);
+    let again = planner.run(policy, env, &mut active);
+    assert_eq!(r.verdict, again.verdict, "evaluation is deterministic");
+    assert_eq!(r.states, again.states);
+    assert_eq!(r.states.len(), policy.rules.len());
+    let any_bad = r.taken.iter().any(|&(i, _)| r.states[i].is_bad());
+    let expected = if any_bad {
+        Verdict::Fail
+    } else if !r.skipped.is_empty() || r.taken.is_empty() {
+        Verdict::Warn
+    } else {
+        Verdict::Ok
+    };
+    assert_eq!(r.verdict, expected);
+    match planner.budget {
+        Some(b) => assert!(r.total_cost() <= b, "budget exceeded"),
+        None => assert!(r.skipped.is_empty(), "skips without a budget"),
+    }
+    // Taken steps follow the plan order.
+    let pos = |i: usize| planner.order.iter().position(|&(j, _)| j == i).unwrap();
+    assert!(r.taken.windows(2).all(|w| pos(w[0].0) < pos(w[1].0)));
+    r.verdict
+}
+
+// ---------------------------------------------------------------------------------
+// 1. One JSONL record
+// ---------------------------------------------------------------------------------
+
+fn record_field() -> impl Strategy<Value = Option<Value>> {
+    prop_oneof![
+        1 => Just(None),
+        4 => any_json(2).prop_map(Some),
+        2 => any_string().prop_map(|s| Some(Value::String(s))),
+    ]
+}
+
+proptest! {
+    #![proptest_config(cases(3000))]
+
+    /// Arbitrary bytes: never a panic; an accepted record satisfies SPEC §4.
+    #[test]
+    fn parse_line_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        if let Ok(r) = parse_line(&bytes) {
+            prop_assert!(!r.request_id.is_empty());
+            prop_assert!((MIN_TS_MS..=MAX_TS_MS).contains(&r.ts_ms));
+        }
+    }
+
+    /// A mutated valid line (byte flips, truncation, insertions): never a panic.
+    #[test]
+    fn parse_line_on_mutated_lines(
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 0..6),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut line = br#"{"ts":"2026-11-05T08:11:19.126Z","request_id":"req-0000","policy_id":"demo.v1","context":{"supplier_hashes":["0xa4"],"audit":{"score":40,"dates":["2026-03-01"]}}}"#.to_vec();
+        for (at, b, kind) in edits {
+            let i = at.index(line.len());
+            match kind {
+                0 => line[i] = b,
+                1 => line.insert(i, b),
+                _ => { line.remove(i); }
+            }
+        }
+        line.truncate(cut.index(line.len() + 1));
+        if let Ok(r) = parse_line(&line) {
+            prop_assert!(!r.request_id.is_empty());
+        }
+    }
+
+    /// Structured records: the streaming JSONL parser and the value path (`adapt`,
+    /// `serve`) agree on every record, accepted or rejected, and on the reason.
+    #[test]
+    fn parse_line_agrees_with_from_value(
+        ts in prop_oneof![
+            record_field(),
+            any_number().prop_map(Some),
+            (MIN_TS_MS - 5..MIN_TS_MS + 5).prop_map(|n| Some(json!(n))),
+            (MAX_TS_MS - 5..MAX_TS_MS + 5).prop_map(|n| Some(json!(n))),
+        ],
+        rid in record_field(),
+        pid in record_field(),
+        ctx in prop_oneof![record_field(), any_json(3).prop_map(|v| Some(json!({"k": v})))],
+        extra in any_json(2),
+    ) {
+        let mut m = Map::new();
+        for (k, v) in [("ts", ts), ("request_id", rid), ("policy_id", pid), ("context", ctx)] {
+            if let Some(v) = v {
+                m.insert(k.to_string(), v);
+            }
+        }
+        m.insert("other".into(), extra);
+        let v = Value::Object(m);
+        let line = serde_json::to_vec(&v).unwrap();
+        prop_assert_eq!(parse_line(&line), record::from_value(v));
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// 2. IR loading and validation
+// ---------------------------------------------------------------------------------
+
+/// One random edit of a JSON tree: replace, delete or duplicate a node.
+#[derive(Debug, Clone)]
+enum Edit {
+    Replace(Vec<prop::sample::Index>, Value),
+    Delete(Vec<prop::sample::Index>),
+    Duplicate(Vec<prop::sample::Index>),
+}
+
+fn any_edit() -> impl Strategy<Value = Edit> {
+    let path = prop::collection::vec(any::<prop::sample::Index>(), 0..6);
+    prop_oneof![
+        (path.clone(), any_json(2)).prop_map(|(p, v)| Edit::Replace(p, v)),
+        path.clone().prop_map(Edit::Delete),
+        path.prop_map(Edit::Duplicate),
+    ]
+}
+
+fn child_count(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => a.len(),
+        Value::Object(o) => o.len(),
+        _ => 0,
+    }
+}
+
+fn child_mut(v: &mut Value, i: usize) -> &mut Value {
+    match v {
+        Value::Array(a) => &mut a[i],
+        Value::Object(o) => o.values_mut().nth(i).unwrap(),
+        _ => unreachable!(),
+    }
+}
+
+fn apply_edit(doc: &mut Value, edit: &Edit) {
+    let (path, leaf_op) = match edit {
+        Edit::Replace(p, _) | Edit::Delete(p) | Edit::Duplicate(p) => (p, edit),
+    };
+    // Walk down to a parent, stopping where the tree ends.
+    let mut cur = doc;
+    let mut last = None;
+    for idx in path {
+        let n = child_count(cur);
+        if n == 0 {
+            break;
+        }
+        let i = idx.index(n);
+        if child_count(child_mut(cur, i)) == 0 {
+            last = Some(i);
+            break;
+        }
+        cur = child_mut(cur, i);
+        last = None;
+    }
+    let n = child_count(cur);
+    let i = last.unwrap_or(0);
+    match leaf_op {
+        Edit::Replace(_, v) if n > 0 => *child_mut(cur, i) = v.clone(),
+        Edit::Replace(_, v) => *cur = v.clone(),
+        Edit::Delete(_) if n > 0 => match cur {
+            Value::Array(a) => {
+                a.remove(i);
+            }
+            Value::Object(o) => {
+                let k = o.keys().nth(i).unwrap().clone();
+                o.remove(&k);
+            }
+            _ => {}
+        },
+        Edit::Duplicate(_) if n > 0 => {
+            if let Value::Array(a) = cur {
+                let c = a[i].clone();
+                a.push(c);
+            }
+        }
+        _ => {}
+    }
+}
+
+proptest! {
+    #![proptest_config(cases(1500))]
+
+    /// Arbitrary JSON trees: a clear error or a policy, never a panic.
+    #[test]
+    fn policy_from_arbitrary_json(v in any_json(4)) {
+        let lists = Lists::default();
+        if let Err(e) = Policy::from_value(&v, Path::new("x.ir.json"), &lists) {
+            prop_assert!(e.to_string().starts_with("x.ir.json"), "{}", e);
+        }
+    }
+
+    /// Random but well-shaped policies: they load or are refused with the file named,
+    /// and a loaded one evaluates any context under both selectors.
+    #[test]
+    fn random_policies_evaluate_any_context(
+        doc in any_policy_doc(),
+        ctxs in prop::collection::vec(any_context(), 1..4),
+        now in MIN_TS_MS..=MAX_TS_MS,
+        budget in prop::option::of(0u64..40),
+        costs in prop::collection::vec(any::<u64>(), 0..6),
+    ) {
+        let lists = lists_for_exprs();
+        let p = match Policy::from_value(&doc, Path::new("r.ir.json"), &lists) {
+            Ok(p) => p,
+            Err(e) => {
+                let m = e.to_string();
+                prop_assert!(m.starts_with("r.ir.json: invalid IR:"), "{}", m);
+                return Ok(());
+            }
+        };
+        let weights = Weights {
+            weights: p.rules.iter().zip(&costs).map(|(r, &c)| (r.id.clone(), c)).collect(),
+            budget,
+        };
+        let basic = Planner::new(&p, SelectorKind::Basic, None);
+        let weighted = Planner::new(&p, SelectorKind::Weighted, Some(&weights));
+        for ctx in &ctxs {
+            let env = Env { ctx, now_ms: now };
+            check_path(&p, &basic, &env);
+            check_path(&p, &weighted, &env);
+        }
+    }
+
+    /// Mutated copies of the conformance IR: a clear error naming the file, or a policy
+    /// that evaluates the conformance traffic.
+    #[test]
+    fn mutated_demo_ir(edits in prop::collection::vec(any_edit(), 1..4), ctx in any_context()) {
+        let mut doc = demo_ir("demo.v1.ir.json");
+        for e in &edits {
+            apply_edit(&mut doc, e);
+        }
+        let lists = conformance_lists();
+        match Policy::from_value(&doc, Path::new("demo.v1.ir.json"), &lists) {
+            Ok(p) => {
+                let pl = Planner::new(&p, SelectorKind::Basic, None);
+                check_path(&p, &pl, &Env { ctx: &ctx, now_ms: 1_793_866_200_000 });
+            }
+            Err(e) => {
+                let m = e.to_string();
+                prop_assert!(m.starts_with("demo.v1.ir.json"), "{}", m);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// 3. The engine on arbitrary contexts
+// ---------------------------------------------------------------------------------
+
+fn demo_engine(selector: SelectorKind) -> Engine {
+    let lists = conformance_lists();
+    let v1 =
+        Arc::new(Policy::from_value(&demo_ir("demo.v1.ir.json"), Path::new("v1"), &lists).unwrap());
+    let v2 =
+        Arc::new(Policy::from_value(&demo_ir("demo.v2.ir.json"), Path::new("v2"), &lists).unwrap());
+    let w = Weights::load(&fixture("fixtures/conformance/weights.yaml")).unwrap();
+    Engine {
+        shadow: PathSpec {
+            planner: Planner::new(&v1, SelectorKind::Basic, None),
+            policy: v1,
+        },
+        enforced: PathSpec {
+            planner: Planner::new(&v2, selector, Some(&w)),
+            policy: v2,
+        },
+        salt: "demo.v1".into(),
+    }
+}
+
+/// Contexts shaped like the demo traffic, with any value in any place.
+fn demo_context() -> impl Strategy<Value = Map<String, Value>> {
+    let hashes = prop_oneof![
+        prop::collection::vec(
+            prop::sample::select(vec!["0xa4", "0xbad1", "0xa3", ""]).prop_map(Value::from),
+            0..4
+        )
+        .prop_map(Value::Array),
+        any_json(2),
+    ];
+    let dates = prop_oneof![
+        prop::collection::vec(any_string().prop_map(Value::String), 0..3).prop_map(Value::Array),
+        any_json(1),
+    ];
+    (
+        prop::option::of(hashes.clone()),
+        prop::option::of(hashes),
+        prop::option::of(any_number()),
+        prop::option::of(dates),
+        prop::option::of(any_json(2)),
+    )
+        .prop_map(|(s, u, score, dates, countries)| {
+            let mut m = Map::new();
+            if let Some(s) = s {
+                m.insert("supplier_hashes".into(), s);
+            }
+            if let Some(u) = u {
+                m.insert("ubo_hashes".into(), u);
+            }
+            let mut audit = Map::new();
+            if let Some(x) = score {
+                audit.insert("score".into(), x);
+            }
+            if let Some(d) = dates {
+                audit.insert("dates".into(), d);
+            }
+            m.insert("audit".into(), Value::Object(audit));
+            if let Some(c) = countries {
+                m.insert("countries".into(), c);
+            }
+            m
+        })
+}
+
+proptest! {
+    #![proptest_config(cases(3000))]
+
+    /// The shadow/enforced engine on arbitrary contexts and timestamps: verdicts follow
+    /// SPEC §2, drift kind follows the verdict pair, and the cause names a rule of one
+    /// of the policies or one of the two fixed fallbacks.
+    #[test]
+    fn engine_on_arbitrary_contexts(
+        ctx in demo_context(),
+        now in MIN_TS_MS..=MAX_TS_MS,
+        rid in any_string(),
+        weighted in any::<bool>(),
+    ) {
+        let engine = demo_engine(if weighted { SelectorKind::Weighted } else { SelectorKind::Basic });
+        let env = Env { ctx: &ctx, now_ms: now };
+        let mut scratch = Scratch::default();
+        let ev = engine.evaluate(&env, &mut scratch);
+        let s = check_path(&engine.shadow.policy, &engine.shadow.planner, &env);
+        let e = check_path(&engine.enforced.policy, &engine.enforced.planner, &env);
+        prop_assert_eq!((ev.shadow.verdict, ev.enforced.verdict), (s, e));
+        prop_assert!(engine.bucket(&rid) < 10_000);
+        match engine.drift(&ev) {
+            None => prop_assert_eq!(s, e),
+            Some((kind, cause)) => {
+                prop_assert_eq!(Some(kind), DriftKind::of(s, e));
+                let known = engine.shadow.policy.rule_index(cause).is_some()
+                    || engine.enforced.policy.rule_index(cause).is_some()
+                    || cause == "budget_skip"
+                    || cause == "no_active_rules";
+                prop_assert!(known, "cause {}", cause);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// 4. Weights and scenario files
+// ---------------------------------------------------------------------------------
+
+fn yamlish_text() -> impl Strategy<Value = String> {
+    let key = prop::sample::select(vec![
+        "weights",
+        "budget",
+        "logs",
+        "ir",
+        "rollout",
+        "levels",
+        "window",
+        "lists",
+        "threads",
+        "drift-max",
+        "x",
+    ]);
+    let val = prop::sample::select(vec![
+        "1",
+        "-3",
+        "99999999999999999999999",
+        "18446744073709551615",
+        "1e400",
+        "{ a_eq: 3 }",
+        "{ a_eq: -1 }",
+        "[0, 50, 100]",
+        "[a.jsonl, b.jsonl]",
+        "&x [1, *x]",
+        "*nowhere",
+        "!!binary aGk=",
+        "'5m'",
+        "~",
+        "{",
+        "\"\\u0000\"",
+        "{s: l.csv}",
+    ]);
+    prop::collection::vec((key, val), 0..6)
+        .prop_map(|kv| kv.into_iter().map(|(k, v)| format!("{k}: {v}\n")).collect())
+}
+
+proptest! {
+    #![proptest_config(cases(2000))]
+
+    /// Weights from arbitrary bytes and from YAML/JSON-ish text: an error naming the
+    /// file, or weights (unsigned by construction).
+    #[test]
+    fn weights_parse(
+        bytes in prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..200),
+            yamlish_text().prop_map(String::into_bytes),
+            any_json(3).prop_map(|v| serde_json::to_vec(&v).unwrap()),
+        ],
+        json_name in any::<bool>(),
+    ) {
+        let name = if json_name { "w.json" } else { "w.yaml" };
+        if let Err(e) = Weights::parse(&bytes, Path::new(name)) {
+            prop_assert!(e.to_string().starts_with(name), "{}", e);
+        }
+    }
+
+    /// Scenario files from arbitrary text: an error naming the file, or settings whose
+    /// relative paths were resolved against the file's directory.
+    #[test]
+    fn scenario_load(
+        text in prop_oneof![
+            yamlish_text().prop_map(String::into_bytes),
+            prop::collection::vec(any::<u8>(), 0..200),
+        ],
+    ) {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("s.yaml");
+        std::fs::write(&p, &text).unwrap();
+        match Scenario::load(&p) {
+            Ok(s) => {
+                for l in &s.logs {
+                    prop_assert!(l.is_absolute() || l.as_os_str() == "-", "{}", l.display());
+                }
+            }
+            Err(e) => prop_assert!(e.to_string().contains("s.yaml"), "{}", e),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// 5. Inputs through the real pipeline: JSONL (plain, gzip, zstd) and Parquet bytes
+// ---------------------------------------------------------------------------------
+
+fn demo_setup() -> Setup {
+    Setup {
+        engine: demo_engine(SelectorKind::Basic),
+        window_ms: 300_000,
+        bounds: Bounds {
+            examples: 3,
+            rejections: 5,
+            drift_details: false,
+        },
+        baseline_id: "demo.v1".into(),
+        max_windows: 100_000,
+    }
+}
+
+/// Expands and replays one file; on success the accounting must balance.
+fn replay_file(path: &Path) -> Result<Aggregate, String> {
+    let inputs = expand_inputs(&[path.to_path_buf()], None).map_err(|e| e.to_string())?;
+    let agg = pipeline::run(
+        &demo_setup(),
+        &inputs,
+        2,
+        &Arc::new(AtomicU64::new(0)),
+        &Arc::new(AtomicU64::new(0)),
+    )
+    .map_err(|e| e.to_string())?;
+    assert_eq!(
+        agg.read,
+        agg.evaluated + agg.rejected_total() + agg.skipped,
+        "read = evaluated + rejected + skipped"
+    );
+    Ok(agg)
+}
+
+/// Records a JSONL reader must see in `bytes`: non-blank lines (a BOM opens line 1).
+fn expected_records(bytes: &[u8]) -> u64 {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+        .count() as u64
+}
+
+fn traffic() -> Vec<u8> {
+    std::fs::read(fixture("fixtures/conformance/traffic.jsonl")).unwrap()
+}
+
+fn mutate(
+    bytes: &mut Vec<u8>,
+    edits: &[(prop::sample::Index, u8, u8)],
+    cut: Option<prop::sample::Index>,
+) {
+    for (at, b, kind) in edits {
+        if bytes.is_empty() {
+            bytes.push(*b);
+            continue;
+        }
+        let i = at.index(bytes.len());
+        match kind % 3 {
+            0 => bytes[i] ^= b | 1,
+            1 => bytes.insert(i, *b),
+            _ => {
+                bytes.remove(i);
+            }
+        }
+    }
+    if let Some(c) = cut {
+        bytes.truncate(c.index(bytes.len() + 1));
+    }
+}
+
+fn small_parquet() -> Vec<u8> {
+    static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    BYTES
+        .get_or_init(|| {
+            let d = tempfile::tempdir().unwrap();
+            let p = d.path().join("t.parquet");
+            let records: Vec<_> = traffic()
+                .split(|&b| b == b'\n')
+                .filter_map(|l| parse_line(l).ok())
+                .collect();
+            proof::replay::parquet::write_records(
+                &p,
+                records,
+                parquet::basic::Compression::UNCOMPRESSED,
+            )
+            .unwrap();
+            std::fs::read(&p).unwrap()
+        })
+        .clone()
+}
+
+proptest! {
+    #![proptest_config(cases(400))]
+
+    /// Mutated JSONL: every non-blank line is counted exactly once, whatever it holds.
+    #[test]
+    fn jsonl_counts_every_line(
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), any::<u8>()), 0..40),
+        cut in prop::option::of(any::<prop::sample::Index>()),
+        bom in any::<bool>(),
+    ) {
+        let mut bytes = traffic();
+        mutate(&mut bytes, &edits, cut);
+        if bom {
+            bytes.splice(0..0, *b"\xEF\xBB\xBF");
+        }
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("t.jsonl");
+        std::fs::write(&p, &bytes).unwrap();
+        // Mutations can fake a gzip or zstd magic number; then the stream error applies.
+        match replay_file(&p) {
+            Ok(agg) => prop_assert_eq!(agg.read, expected_records(&bytes)),
+            Err(e) => prop_assert!(e.starts_with(&p.display().to_string()), "{}", e),
+        }
+    }
+
+    /// Mutated and truncated gzip / zstd streams: a stream error naming the file and
+    /// line, or a balanced count; never a panic or a hang.
+    #[test]
+    fn compressed_streams(
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), any::<u8>()), 0..4),
+        cut in prop::option::of(any::<prop::sample::Index>()),
+        zstd_not_gzip in any::<bool>(),
+    ) {
+        let plain = traffic();
+        let (mut bytes, name) = if zstd_not_gzip {
+            (zstd::encode_all(&plain[..], 3).unwrap(), "t.jsonl.zst")
+        } else {
+            use std::io::Write;
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(&plain).unwrap();
+            (e.finish().unwrap(), "t.jsonl.gz")
+        };
+        let untouched = edits.is_empty() && cut.is_none();
+        mutate(&mut bytes, &edits, cut);
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(name);
+        std::fs::write(&p, &bytes).unwrap();
+        match replay_file(&p) {
+            Ok(agg) if untouched => prop_assert_eq!(agg.read, expected_records(&plain)),
+            Ok(_) => {}
+            Err(e) => prop_assert!(e.starts_with(&p.display().to_string()), "{}", e),
+        }
+    }
+
+    /// Mutated and truncated Parquet written by `write_records`: a schema or data error
+    /// naming the file, or a balanced count; never a panic.
+    #[test]
+    fn parquet_bytes(
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), Just(0u8)), 0..6),
+        cut in prop::option::of(any::<prop::sample::Index>()),
+    ) {
+        let mut bytes = small_parquet();
+        let untouched = edits.is_empty() && cut.is_none();
+        mutate(&mut bytes, &edits, cut);
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("t.parquet");
+        std::fs::write(&p, &bytes).unwrap();
+        match replay_file(&p) {
+            Ok(agg) if untouched => prop_assert_eq!(agg.read, 40),
+            Ok(_) => {}
+            Err(e) => prop_assert!(e.starts_with(&p.display().to_string()), "{}", e),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// 6. Rollout and level arithmetic of the report
+// ---------------------------------------------------------------------------------
+
+/// One synthetic record outcome: window index, bucket, verdicts, or a rejection/skip.
+#[derive(Debug, Clone)]
+enum Outcome {
+    Eval {
+        window: i64,
+        bucket: u16,
+        shadow: Verdict,
+        enforced: Verdict,
+    },
+    Reject(Reason),
+    Skip,
+}
+
+fn any_verdict() -> impl Strategy<Value = Verdict> {
+    prop::sample::select(Verdict::ALL.to_vec())
+}
+
+fn any_outcome() -> impl Strategy<Value = Outcome> {
+    prop_oneof![
+        8 => (-3i64..4, 0u16..10_000, any_verdict(), any_verdict()).prop_map(|(w, b, s, e)| {
+            Outcome::Eval { window: w, bucket: b, shadow: s, enforced: e }
+        }),
+        1 => prop::sample::select(Reason::ALL.to_vec()).prop_map(Outcome::Reject),
+        1 => Just(Outcome::Skip),
+    ]
+}
+
+fn feed(acc: &mut Aggregate, k: u64, o: &Outcome, window_ms: i64, b: Bounds) {
+    let origin = Origin {
+        file: 0,
+        line: k + 1,
+    };
+    match *o {
+        Outcome::Eval {
+            window,
+            bucket,
+            shadow,
+            enforced,
+        } => {
+            let drift = DriftKind::of(shadow, enforced).map(|kind| (kind, "rule_x"));
+            acc.evaluate(
+                origin,
+                window * window_ms,
+                bucket,
+                shadow,
+                enforced,
+                drift,
+                1000,
+                b,
+                |kind, cause| Example {
+                    ts_ms: window * window_ms,
+                    origin,
+                    request_id: format!("r{k}"),
+                    bucket,
+                    shadow,
+                    enforced,
+                    kind,
+                    cause: cause.to_string(),
+                },
+            );
+        }
+        Outcome::Reject(r) => acc.reject(origin, r, b),
+        Outcome::Skip => acc.skip(origin),
+    }
+}
+
+fn policy_ref() -> PolicyRef {
+    PolicyRef {
+        policy_id: "p".into(),
+        ir_hash: "h".into(),
+        path: "p.ir.json".into(),
+        selector: "basic",
+        weights: None,
+        budget: None,
+    }
+}
+
+fn build(agg: &Aggregate, g: &GateSettings) -> Report {
+    let show = |id: &str| id.to_string();
+    Report::build(
+        agg,
+        ReportContext {
+            gate: g,
+            inputs: Inputs {
+                files: Vec::new(),
+                baseline: policy_ref(),
+                candidate: policy_ref(),
+                lists: Vec::new(),
+            },
+            config: ConfigOut {
+                window: "5m".into(),
+                rollout: g.rollout,
+                drift_max: g.drift_max,
+                levels: g.levels.clone(),
+                min_requests: g.min_requests,
+                rollback_factor: g.rollback_factor,
+                max_rejects: g.max_rejects,
+                salt: "s".into(),
+                redact_ids: false,
+                scenario: None,
+            },
+            show_id: &show,
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(cases(1500))]
+
+    /// SPEC §5 invariants of the report, checked against a brute-force oracle.
+    #[test]
+    fn report_levels_and_gate(
+        outcomes in prop::collection::vec(any_outcome(), 0..120),
+        levels in prop::collection::btree_set(0u8..=100, 0..8),
+        rollout in 0u8..=100,
+        drift_max in prop_oneof![Just(0.0), Just(0.005), Just(1.0), 0.0f64..=1.0],
+        min_requests in 0u64..6,
+        rollback_factor in 1.0f64..4.0,
+        max_rejects in 0u64..4,
+        split in any::<prop::sample::Index>(),
+    ) {
+        let window_ms = 300_000;
+        let b = Bounds { examples: 4, rejections: 3, drift_details: false };
+        let rollout = RolloutPercent::new(rollout).unwrap();
+        let mut lv: Vec<RolloutPercent> = levels.iter().map(|&l| RolloutPercent::new(l).unwrap()).collect();
+        lv.push(rollout);
+        lv.sort();
+        lv.dedup();
+        let g = GateSettings {
+            rollout, drift_max, levels: lv.clone(), min_requests, rollback_factor, max_rejects, window_ms,
+        };
+        let mut whole = Aggregate::default();
+        for (k, o) in outcomes.iter().enumerate() {
+            feed(&mut whole, k as u64, o, window_ms, b);
+        }
+        // As `pipeline::run` finishes an aggregate.
+        whole.trim_examples(b.examples);
+        whole.finish();
+        let r = build(&whole, &g);
+
+        // Accounting.
+        let n = outcomes.len() as u64;
+        prop_assert_eq!(r.records.read, n);
+        prop_assert_eq!(r.records.read, r.records.evaluated + r.records.rejected + r.records.skipped);
+        prop_assert_eq!(r.records.rejected, r.records.rejected_by_reason.values().sum::<u64>());
+
+        // Oracle: per window, requests and drifting buckets.
+        let mut per_window: std::collections::BTreeMap<i64, (u64, Vec<u16>)> = Default::default();
+        for o in &outcomes {
+            if let Outcome::Eval { window, bucket, shadow, enforced } = o {
+                let e = per_window.entry(*window).or_default();
+                e.0 += 1;
+                if shadow != enforced {
+                    e.1.push(*bucket);
+                }
+            }
+        }
+        let breach = |l: u8, req: u64, drifts: &[u16]| {
+            let ev = drifts.iter().filter(|&&b| b < u16::from(l) * 100).count() as u64;
+            req >= min_requests && (ev as f64 / req as f64) > drift_max
+        };
+        let oracle_safe = (0..=100u8)
+            .rev()
+            .find(|&l| per_window.values().all(|(req, d)| !breach(l, *req, d)))
+            .unwrap_or(0);
+        prop_assert_eq!(r.gate.max_safe_rollout_percent, oracle_safe);
+        prop_assert_eq!(r.windows.len(), per_window.len());
+
+        // Levels: ascending, drift never decreases as the level rises, breaches agree
+        // with max_safe_rollout_percent.
+        let got: Vec<RolloutPercent> = r.levels.iter().map(|l| l.rollout_percent).collect();
+        prop_assert_eq!(&got, &lv);
+        for pair in r.levels.windows(2) {
+            prop_assert!(pair[0].drift_events <= pair[1].drift_events);
+            prop_assert!(pair[0].max_window_ratio <= pair[1].max_window_ratio);
+            prop_assert!(pair[0].breached_windows <= pair[1].breached_windows);
+            prop_assert!(pair[0].rollback_windows <= pair[1].rollback_windows);
+        }
+        for l in &r.levels {
+            prop_assert_eq!(l.breached_windows > 0, l.rollout_percent.get() > oracle_safe);
+            prop_assert!(l.rollback_windows <= l.breached_windows);
+            prop_assert!((0.0..=1.0).contains(&l.drift_ratio));
+        }
+        for w in &r.windows {
+            prop_assert!(w.drift.windows(2).all(|p| p[0].events <= p[1].events));
+            prop_assert!(w.drift.iter().all(|d| d.events <= w.requests));
+        }
+        prop_assert_eq!(r.drift.events, per_window.values().map(|(_, d)| d.len() as u64).sum::<u64>());
+        prop_assert_eq!(r.gate.passed, rollout.get() <= oracle_safe);
+        prop_assert_eq!(r.gate.passed, r.gate.breached_windows.is_empty());
+        let expect_exit = if r.records.rejected > max_rejects || r.records.evaluated == 0 {
+            3
+        } else if r.gate.passed { 0 } else { 1 };
+        prop_assert_eq!(r.gate.exit_code, expect_exit);
+
+        // Mergeable: any split of the input gives the same report.
+        let cut = split.index(outcomes.len() + 1);
+        let (mut x, mut y) = (Aggregate::default(), Aggregate::default());
+        for (k, o) in outcomes.iter().enumerate() {
+            feed(if k < cut { &mut x } else { &mut y }, k as u64, o, window_ms, b);
+        }
+        let mut merged = y.merge(x, b);
+        merged.trim_examples(b.examples);
+        merged.finish();
+        let a = serde_json::to_value(build(&merged, &g)).unwrap();
+        let w = serde_json::to_value(&r).unwrap();
+        prop_assert_eq!(a, w);
+    }
+}

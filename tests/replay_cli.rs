@@ -1,0 +1,399 @@
+//! `proof replay` end to end on small hand-checked fixtures and the conformance case.
+//! Every expected number here was worked out by hand from the fixture (see the comments
+//! in fixtures/replay/README.md), not copied from a run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(args: &[&str], cwd: &Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_proof"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("PROOF_POLICY_DIR")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .expect("run proof");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn replay(args: &[&str]) -> (i32, Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = vec!["replay"];
+    a.extend_from_slice(args);
+    a.extend_from_slice(&["--out", dir.path().to_str().unwrap()]);
+    let (code, err) = run(&a, &root().join("fixtures/replay"));
+    let report = std::fs::read(dir.path().join("report.json"))
+        .map(|b| serde_json::from_slice(&b).unwrap())
+        .unwrap_or(Value::Null);
+    (code, report, err)
+}
+
+const BASIC: [&str; 5] = [
+    "small.jsonl",
+    "--ir",
+    "mini.v1.ir.json",
+    "--candidate-ir",
+    "mini.v2.ir.json",
+];
+
+#[test]
+fn accounting_verdicts_and_drift_by_hand() {
+    let (code, r, err) = replay(&BASIC);
+    assert_eq!(code, 3, "5 rejected > --max-rejects 0: {err}");
+    assert_eq!(
+        r["records"],
+        json!({"read": 13, "evaluated": 7, "rejected": 5, "skipped": 1, "rejected_by_reason": {
+            "malformed": 1, "missing_ts": 1, "bad_ts": 1, "missing_request_id": 1, "missing_context": 1}})
+    );
+    assert_eq!(
+        r["verdicts"],
+        json!({"shadow": {"ok": 4, "warn": 0, "fail": 3}, "enforced": {"ok": 1, "warn": 0, "fail": 6}})
+    );
+    assert_eq!(r["drift"]["events"], 3);
+    assert_eq!(r["drift"]["ratio"], 3.0 / 7.0);
+    assert_eq!(r["drift"]["by_kind"], json!({"ok->fail": 3}));
+    assert_eq!(
+        r["drift"]["by_cause"],
+        json!([{"cause": "amount_ok", "events": 2}, {"cause": "doc_ok", "events": 1}])
+    );
+    // The stderr verdict names the first rejected line.
+    assert!(
+        err.contains("5 rejected") && err.contains("first at small.jsonl:8"),
+        "{err}"
+    );
+}
+
+#[test]
+fn windows_on_boundaries_and_out_of_order() {
+    let (_, r, _) = replay(&BASIC);
+    let w: Vec<(String, String, u64)> = r["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["start"].as_str().unwrap().to_string(),
+                w["end"].as_str().unwrap().to_string(),
+                w["requests"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    // a4 is 08:06+01:00 = 07:06Z; 08:04:59.999 stays in 08:00; 08:05:00.000 (epoch ms) opens 08:05.
+    assert_eq!(
+        w,
+        [
+            (
+                "2026-11-05T07:05:00Z".into(),
+                "2026-11-05T07:10:00Z".into(),
+                1
+            ),
+            (
+                "2026-11-05T08:00:00Z".into(),
+                "2026-11-05T08:05:00Z".into(),
+                4
+            ),
+            (
+                "2026-11-05T08:05:00Z".into(),
+                "2026-11-05T08:10:00Z".into(),
+                2
+            ),
+        ]
+    );
+    // Buckets (salt mini.v1): a2 1722, a3 2525, a8 5530.
+    let events = |i: usize| -> Vec<u64> {
+        r["windows"][i]["drift"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["events"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(events(0), [0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(events(1), [0, 0, 0, 0, 0, 1, 2]);
+    assert_eq!(events(2), [0, 0, 0, 0, 1, 1, 1]);
+}
+
+#[test]
+fn levels_and_gate_by_hand() {
+    let (_, r, _) = replay(&BASIC);
+    let lv = |pct: u64| {
+        r["levels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["rollout_percent"] == pct)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(
+        lv(25),
+        json!({"rollout_percent": 25, "drift_events": 1, "drift_ratio": 1.0 / 7.0,
+               "max_window_ratio": 0.5, "breached_windows": 1, "rollback_windows": 1})
+    );
+    assert_eq!(
+        lv(50),
+        json!({"rollout_percent": 50, "drift_events": 2, "drift_ratio": 2.0 / 7.0,
+               "max_window_ratio": 0.5, "breached_windows": 2, "rollback_windows": 2})
+    );
+    assert_eq!(lv(10)["drift_events"], 0);
+    assert_eq!(
+        r["gate"],
+        json!({"rollout_percent": 100, "drift_max": 0.005, "passed": false,
+               "breached_windows": ["2026-11-05T08:00:00Z", "2026-11-05T08:05:00Z"],
+               // a2's bucket 1722 first counts at 18 %.
+               "max_safe_rollout_percent": 17, "exit_code": 3})
+    );
+}
+
+#[test]
+fn every_exit_code() {
+    let mut a = BASIC.to_vec();
+    a.extend_from_slice(&["--max-rejects", "5"]);
+    assert_eq!(replay(&a).0, 1, "breach");
+    a.extend_from_slice(&["--drift-max", "0.5"]);
+    let (code, r, _) = replay(&a);
+    assert_eq!(code, 0, "0.5 is not above 0.5");
+    assert_eq!(r["gate"]["max_safe_rollout_percent"], 100);
+    let mut b = BASIC.to_vec();
+    b.extend_from_slice(&["--window", "5 minutes"]);
+    let (code, _, err) = replay(&b);
+    assert_eq!(code, 2);
+    assert!(err.contains("--window"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "\n\n").unwrap();
+    let (code, r, _) = replay(&[empty.to_str().unwrap(), "--ir", "mini.v1.ir.json"]);
+    assert_eq!(code, 3, "no evaluable record");
+    assert_eq!(r["records"]["read"], 0);
+    // --min-requests 3: the 2-request window no longer breaches; gate passes at 25.
+    let mut c = BASIC.to_vec();
+    c.extend_from_slice(&[
+        "--max-rejects",
+        "5",
+        "--rollout",
+        "25",
+        "--min-requests",
+        "3",
+    ]);
+    let (code, r, _) = replay(&c);
+    assert_eq!(code, 0);
+    assert_eq!(r["gate"]["breached_windows"], json!([]));
+    assert_eq!(
+        r["gate"]["max_safe_rollout_percent"], 25,
+        "a3 (2525) breaches the 4-request window from 26 %"
+    );
+}
+
+#[test]
+fn budget_skips_and_causes_by_hand() {
+    let (code, r, err) = replay(&[
+        "small.jsonl",
+        "--ir",
+        "mini.v1.ir.json",
+        "--selector",
+        "weighted",
+        "--weights",
+        "mini_weights.yaml",
+        "--max-rejects",
+        "5",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        r["verdicts"],
+        json!({"shadow": {"ok": 4, "warn": 0, "fail": 3}, "enforced": {"ok": 0, "warn": 5, "fail": 2}})
+    );
+    assert_eq!(
+        r["drift"]["by_kind"],
+        json!({"ok->warn": 4, "fail->warn": 1})
+    );
+    assert_eq!(
+        r["drift"]["by_cause"],
+        json!([{"cause": "budget_skip", "events": 4}, {"cause": "country_ok", "events": 1}])
+    );
+    assert_eq!(r["inputs"]["candidate"]["budget"], 5);
+}
+
+#[test]
+fn weights_with_basic_selector_is_a_usage_error() {
+    let (code, _, err) = replay(&[
+        "small.jsonl",
+        "--ir",
+        "mini.v1.ir.json",
+        "--weights",
+        "mini_weights.yaml",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--selector"), "{err}");
+}
+
+#[test]
+fn windows_csv_and_examples() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = vec!["replay"];
+    a.extend_from_slice(&BASIC);
+    a.extend_from_slice(&["--out", dir.path().to_str().unwrap(), "--levels", "25"]);
+    let (code, _) = run(&a, &root().join("fixtures/replay"));
+    assert_eq!(code, 3);
+    let csv = std::fs::read_to_string(dir.path().join("windows.csv")).unwrap();
+    assert_eq!(
+        csv,
+        "window_start,window_end,rollout_percent,requests,drift_events,drift_ratio,breach\n\
+         2026-11-05T07:05:00Z,2026-11-05T07:10:00Z,25,1,0,0.0,false\n\
+         2026-11-05T07:05:00Z,2026-11-05T07:10:00Z,100,1,0,0.0,false\n\
+         2026-11-05T08:00:00Z,2026-11-05T08:05:00Z,25,4,0,0.0,false\n\
+         2026-11-05T08:00:00Z,2026-11-05T08:05:00Z,100,4,2,0.5,true\n\
+         2026-11-05T08:05:00Z,2026-11-05T08:10:00Z,25,2,1,0.5,true\n\
+         2026-11-05T08:05:00Z,2026-11-05T08:10:00Z,100,2,1,0.5,true\n"
+    );
+    let r: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    let ex: Vec<(String, String, String)> = r["examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["request_id"].as_str().unwrap().into(),
+                e["cause"].as_str().unwrap().into(),
+                e["source"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ex,
+        [
+            ("a3".into(), "doc_ok".into(), "small.jsonl:3".into()),
+            ("a8".into(), "amount_ok".into(), "small.jsonl:14".into()),
+            ("a2".into(), "amount_ok".into(), "small.jsonl:2".into()),
+        ]
+    );
+    let text = std::fs::read_to_string(dir.path().join("report.json")).unwrap();
+    assert!(
+        !text.contains("\"amount\""),
+        "no context values in the report"
+    );
+}
+
+#[test]
+fn redact_ids_hides_request_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = vec!["replay"];
+    a.extend_from_slice(&BASIC);
+    a.extend_from_slice(&["--out", dir.path().to_str().unwrap(), "--redact-ids"]);
+    run(&a, &root().join("fixtures/replay"));
+    let text = std::fs::read_to_string(dir.path().join("report.json")).unwrap();
+    assert!(
+        !text.contains("\"a2\"") && !text.contains("\"a3\""),
+        "{text}"
+    );
+    assert!(text.contains("\"request_id\": \"hmac:"), "{text}");
+}
+
+#[test]
+fn scenario_file_with_flag_override() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = dir.path().join("s.yaml");
+    let fx = root().join("fixtures/replay");
+    std::fs::write(
+        &sc,
+        format!(
+            "logs: [{0}/small.jsonl]\nir: {0}/mini.v1.ir.json\ncandidate_ir: {0}/mini.v2.ir.json\nmax_rejects: 5\nrollout: 25\n",
+            fx.display()
+        ),
+    )
+    .unwrap();
+    let (code, r, _) = replay(&["--scenario", sc.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert_eq!(r["gate"]["rollout_percent"], 25);
+    let (code, r, _) = replay(&["--scenario", sc.to_str().unwrap(), "--rollout", "10"]);
+    assert_eq!(code, 0, "flags override the scenario");
+    assert_eq!(r["gate"]["rollout_percent"], 10);
+}
+
+/// The public conformance case (fixtures/conformance, vendored from shared/conformance).
+#[test]
+fn conformance_case_matches_expected_fixed_fields() {
+    let conf = root().join("fixtures/conformance");
+    let cases: [(&str, i32, Vec<&str>); 2] = [
+        (
+            "expected_v2_basic_r50.json",
+            1,
+            vec![
+                "--ir",
+                "demo.v1.ir.json",
+                "--candidate-ir",
+                "demo.v2.ir.json",
+                "--list",
+                "sanctions=sanctions.csv",
+                "--list",
+                "high_risk=high_risk.txt",
+                "--rollout",
+                "50",
+                "--max-rejects",
+                "3",
+            ],
+        ),
+        (
+            "expected_v1_weighted_r25.json",
+            3,
+            vec![
+                "--ir",
+                "demo.v1.ir.json",
+                "--selector",
+                "weighted",
+                "--weights",
+                "weights.yaml",
+                "--list",
+                "sanctions=sanctions.csv",
+                "--list",
+                "high_risk=high_risk.txt",
+                "--rollout",
+                "25",
+                "--drift-max",
+                "0.1",
+                "--window",
+                "10m",
+            ],
+        ),
+    ];
+    for (expected, exit, args) in cases {
+        let out = tempfile::tempdir().unwrap();
+        let mut a = vec!["replay", "traffic.jsonl"];
+        a.extend_from_slice(&args);
+        a.extend_from_slice(&["--out", out.path().to_str().unwrap()]);
+        let (code, err) = run(&a, &conf);
+        assert_eq!(code, exit, "{expected}: {err}");
+        let mut got: Value =
+            serde_json::from_slice(&std::fs::read(out.path().join("report.json")).unwrap())
+                .unwrap();
+        let mut exp: Value =
+            serde_json::from_slice(&std::fs::read(conf.join(expected)).unwrap()).unwrap();
+        // by_cause may come in any order among equal counts: compare as maps.
+        for d in [&mut got, &mut exp] {
+            let m: serde_json::Map<String, Value> = d["drift"]["by_cause"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| {
+                    (
+                        c["cause"].as_str().unwrap().to_string(),
+                        c["events"].clone(),
+                    )
+                })
+                .collect();
+            d["drift"]["by_cause"] = Value::Object(m);
+        }
+        for key in ["records", "verdicts", "drift", "levels", "windows", "gate"] {
+            assert_eq!(got[key], exp[key], "{expected}: {key}");
+        }
+    }
+}

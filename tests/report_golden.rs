@@ -1,0 +1,220 @@
+//! report.md and junit.xml of the conformance case (fixtures/conformance, gate at
+//! 50 %) compared byte for byte with tests/golden/, reviewed by eye once.
+//! `UPDATE_GOLDEN=1 cargo test --release --test report_golden` rewrites them.
+//! Also: junit.xml parses as XML with the gate's counts, $GITHUB_STEP_SUMMARY is
+//! appended to, and text from inputs is escaped in both formats.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn conformance() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/conformance")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The first command line of fixtures/conformance/README.md, with `candidate` as
+/// the candidate IR, run in that directory.
+fn replay(out: &Path, candidate: &Path, summary: Option<&Path>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_proof"));
+    cmd.current_dir(conformance())
+        .args([
+            "replay",
+            "traffic.jsonl",
+            "--ir",
+            "demo.v1.ir.json",
+            "--candidate-ir",
+        ])
+        .arg(candidate)
+        .args([
+            "--list",
+            "sanctions=sanctions.csv",
+            "--list",
+            "high_risk=high_risk.txt",
+            "--rollout",
+            "50",
+            "--max-rejects",
+            "3",
+            "--quiet",
+            "--out",
+        ])
+        .arg(out)
+        .env_remove("GITHUB_STEP_SUMMARY");
+    if let Some(s) = summary {
+        cmd.env("GITHUB_STEP_SUMMARY", s);
+    }
+    cmd.output().unwrap()
+}
+
+fn golden(name: &str, got: &[u8]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, got).unwrap();
+        return;
+    }
+    let want = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run UPDATE_GOLDEN=1 cargo test --release --test report_golden and review it",
+            path.display()
+        )
+    });
+    assert!(
+        want == got,
+        "{name} differs from {}; if the change is intended, rerun with UPDATE_GOLDEN=1 and review \
+         the diff.\n--- got ---\n{}",
+        path.display(),
+        String::from_utf8_lossy(got)
+    );
+}
+
+#[test]
+fn markdown_and_junit_match_the_golden_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = replay(&out, Path::new("demo.v2.ir.json"), None);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    golden("report.md", &std::fs::read(out.join("report.md")).unwrap());
+    golden("junit.xml", &std::fs::read(out.join("junit.xml")).unwrap());
+}
+
+#[test]
+fn junit_is_xml_with_one_testcase_per_window_and_a_failure_per_breach() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = replay(&out, Path::new("demo.v2.ir.json"), None);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let xml = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "testsuites");
+    let suites: Vec<_> = root
+        .children()
+        .filter(|n| n.has_tag_name("testsuite"))
+        .collect();
+    assert_eq!(suites.len(), 2);
+    let gate = suites[0];
+    assert_eq!(gate.attribute("name"), Some("proof.gate"));
+    let cases: Vec<_> = gate
+        .children()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    let windows = report["windows"].as_array().unwrap();
+    assert_eq!(cases.len(), windows.len());
+    assert_eq!(
+        gate.attribute("tests"),
+        Some(windows.len().to_string().as_str())
+    );
+    let breached: Vec<&str> = report["gate"]["breached_windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let failed: Vec<_> = cases
+        .iter()
+        .filter(|c| c.children().any(|n| n.has_tag_name("failure")))
+        .collect();
+    assert_eq!(
+        gate.attribute("failures"),
+        Some(breached.len().to_string().as_str())
+    );
+    assert_eq!(failed.len(), breached.len());
+    for (c, start) in failed.iter().zip(&breached) {
+        assert_eq!(
+            c.attribute("name").unwrap(),
+            format!("window {start} at 50 %")
+        );
+        let f = c.children().find(|n| n.has_tag_name("failure")).unwrap();
+        // 08:15 window: 1 drifting record (bucket 2394) of 11 at 50 %.
+        assert!(
+            f.text()
+                .unwrap()
+                .contains("requests: 11\ndrift_events: 1\n")
+        );
+        assert!(
+            f.attribute("message")
+                .unwrap()
+                .contains("9.09 % (1 of 11 requests)")
+        );
+    }
+    let records = suites[1];
+    assert_eq!(records.attribute("failures"), Some("0"));
+    assert_eq!(
+        root.attribute("tests"),
+        Some((windows.len() + 2).to_string().as_str())
+    );
+}
+
+#[test]
+fn step_summary_is_appended_not_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("summary.md");
+    std::fs::write(&summary, "# earlier step\n").unwrap();
+    let out = dir.path().join("out");
+    let o = replay(&out, Path::new("demo.v2.ir.json"), Some(&summary));
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let got = std::fs::read_to_string(&summary).unwrap();
+    assert_eq!(got, format!("# earlier step\n{md}\n"));
+    // A second run appends again.
+    let o = replay(&out, Path::new("demo.v2.ir.json"), Some(&summary));
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(&summary).unwrap(),
+        format!("# earlier step\n{md}\n{md}\n")
+    );
+}
+
+#[test]
+fn ids_from_inputs_are_escaped_in_markdown_and_junit() {
+    let dir = tempfile::tempdir().unwrap();
+    let evil = "v2|<img src=x>&\"'`*_";
+    let mut ir: Value =
+        serde_json::from_slice(&std::fs::read(conformance().join("demo.v2.ir.json")).unwrap())
+            .unwrap();
+    ir["policy_id"] = Value::String(evil.into());
+    ir.as_object_mut().unwrap().remove("ir_hash");
+    let ir_path = dir.path().join("evil.ir.json");
+    std::fs::write(&ir_path, serde_json::to_vec(&ir).unwrap()).unwrap();
+    let out = dir.path().join("out");
+    let o = replay(&out, &ir_path, None);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(!md.contains("<img"), "{md}");
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| Candidate (enforced) |"))
+        .unwrap();
+    // Backtick in the id: escaped text instead of a code span; the pipe cannot end the cell.
+    assert!(
+        row.starts_with("| Candidate (enforced) | v2\\|&lt;img src=x&gt;&amp;\"'\\`\\*\\_ · basic"),
+        "{row}"
+    );
+
+    let xml = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let cand = doc
+        .descendants()
+        .find(|n| n.has_tag_name("property") && n.attribute("name") == Some("candidate"))
+        .unwrap();
+    assert!(
+        cand.attribute("value")
+            .unwrap()
+            .starts_with(&format!("{evil} sha3-256:"))
+    );
+}

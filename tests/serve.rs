@@ -1,0 +1,795 @@
+//! `proof serve` end to end: the real binary on loopback (`--listen 127.0.0.1:0`),
+//! driven by a small blocking HTTP/1.1 client over std `TcpStream`. Every wait is a
+//! bounded poll; the child is killed when its guard drops.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use proof::orchestrator::enforcer::bucket;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+fn conformance() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/conformance")
+}
+
+fn c(name: &str) -> String {
+    conformance().join(name).display().to_string()
+}
+
+/// A running `proof serve`; killed on drop.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_proof"))
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("PROOF_POLICY_DIR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start proof serve");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let lines = BufReader::new(child.stderr.take().unwrap());
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in lines.lines().map_while(Result::ok) {
+                if let Some(a) = line.strip_prefix("proof serve: listening on ") {
+                    let _ = tx.send(a.trim().to_string());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut server = Server {
+            child,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            stderr,
+        };
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(a) => server.addr = a.parse().expect("parseable address"),
+            Err(_) => panic!(
+                "proof serve did not report its address; stderr:\n{}",
+                server.log()
+            ),
+        }
+        server
+    }
+
+    fn log(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+
+    fn req(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+        http(self.addr, method, path, headers, body)
+    }
+
+    fn adapt(&self, body: &[u8]) -> Resp {
+        self.req("POST", "/v1/adapt", &[], body)
+    }
+
+    fn metrics(&self) -> String {
+        let r = self.req("GET", "/metrics", &[], b"");
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.text()
+    }
+
+    fn readyz(&self) -> (u16, Value) {
+        let r = self.req("GET", "/readyz", &[], b"");
+        (r.status, r.json())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One request on a fresh connection (`Connection: close`), read to the end.
+fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    // The server may answer (413) before reading a large body: ignore a reset here.
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP head in {:?}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"))
+    {
+        body = dechunk(&body);
+    }
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let n = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap().trim(), 16).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + n]);
+        b = &b[eol + 4 + n..];
+    }
+}
+
+/// The value of one series (exact name and label set as printed) in 0.0.4 text.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .map(|v| v.trim().parse().expect("sample value"))
+    })
+}
+
+/// Polls `f` every 20 ms until it returns Some, for at most 60 s.
+fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn lists() -> Vec<String> {
+    vec![
+        "--list".into(),
+        format!("sanctions={}", c("sanctions.csv")),
+        "--list".into(),
+        format!("high_risk={}", c("high_risk.txt")),
+    ]
+}
+
+/// Replaces `path` atomically (write a sibling, rename), as an operator should.
+fn replace(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn ir_hash_of(v: &Value) -> String {
+    proof::policy::hash::ir_hash(v).unwrap()
+}
+
+#[test]
+fn verdicts_equal_adapt_for_the_conformance_traffic() {
+    let mut flags: Vec<String> = vec![
+        "--ir".into(),
+        c("demo.v1.ir.json"),
+        "--enforce".into(),
+        "--rollout".into(),
+        "50".into(),
+        "--selector".into(),
+        "weighted".into(),
+        "--weights".into(),
+        c("weights.yaml"),
+    ];
+    flags.extend(lists());
+    let f: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = Server::start(&f);
+    let dir = tempfile::tempdir().unwrap();
+    let traffic = std::fs::read_to_string(conformance().join("traffic.jsonl")).unwrap();
+    let (mut ok, mut bad, mut drifts) = (0u32, 0u32, 0u32);
+    for (i, line) in traffic.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let r = server.adapt(line.as_bytes());
+        match proof::replay::record::parse_line(line.as_bytes()) {
+            Ok(_) => {
+                assert_eq!(r.status, 200, "line {}: {}", i + 1, r.text());
+                assert_eq!(r.header("content-type"), Some("application/json"));
+                let ctx = dir.path().join(format!("line{}.json", i + 1));
+                std::fs::write(&ctx, line).unwrap();
+                let mut args = vec!["adapt", "--context", ctx.to_str().unwrap()];
+                args.extend(&f);
+                let out = Command::new(env!("CARGO_BIN_EXE_proof"))
+                    .args(&args)
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let want: Value = serde_json::from_slice(&out.stdout).unwrap();
+                assert_eq!(r.json(), want, "line {}", i + 1);
+                ok += 1;
+                drifts += u32::from(want["drift"] == true);
+            }
+            Err(reason) => {
+                // The same rejection reason as replay's, named in the body.
+                assert_eq!(r.status, 400, "line {}: {}", i + 1, r.text());
+                assert_eq!(r.json()["error"], reason.as_str(), "line {}", i + 1);
+                bad += 1;
+            }
+        }
+    }
+    assert_eq!((ok, bad), (40, 3));
+    assert!(
+        drifts > 0,
+        "the weighted budget makes some enforced records drift"
+    );
+
+    let m = server.metrics();
+    let shadow = r#"adapt_requests_total{mode="shadow",policy_id="demo.v1"}"#;
+    assert_eq!(sample(&m, shadow), Some(f64::from(ok)));
+    assert_eq!(
+        sample(&m, r#"adapt_drift_events_total{policy_id="demo.v1"}"#),
+        Some(f64::from(drifts))
+    );
+    let verdicts: f64 = ["ok", "warn", "fail"]
+        .iter()
+        .filter_map(|v| {
+            sample(
+                &m,
+                &format!(r#"adapt_verdicts_total{{mode="shadow",verdict="{v}"}}"#),
+            )
+        })
+        .sum();
+    assert_eq!(verdicts, f64::from(ok));
+    assert_eq!(
+        sample(
+            &m,
+            r#"adapt_http_responses_total{code="400",route="/v1/adapt"}"#
+        ),
+        Some(3.0)
+    );
+    assert_eq!(sample(&m, "adapt_enforce_rollout_percent"), Some(50.0));
+
+    // Readiness: 40 answered 2xx of 43; drift over the 40 evaluated.
+    let (status, r) = server.readyz();
+    assert_eq!(status, 200);
+    assert_eq!(r["status"], "ready");
+    assert_eq!(r["success_ratio_1m"], 40.0 / 43.0);
+    assert_eq!(r["success_ratio_5m"], 40.0 / 43.0);
+    assert_eq!(r["drift_ratio_5m"], f64::from(drifts) / 40.0);
+    let m = server.metrics();
+    assert_eq!(
+        sample(&m, r#"adapt_readyz_success_ratio{window="1m"}"#),
+        Some(40.0 / 43.0)
+    );
+    assert_eq!(
+        sample(&m, r#"adapt_drift_ratio{window="5m"}"#),
+        Some(f64::from(drifts) / 40.0)
+    );
+}
+
+#[test]
+fn bodies_ts_default_and_size_limit() {
+    let ir = c("demo.v1.ir.json");
+    let server = Server::start(&["--ir", &ir]);
+    assert_eq!(server.req("GET", "/healthz", &[], b"").status, 200);
+
+    // No ts: now() is the current time.
+    let before = chrono::Utc::now().timestamp_millis();
+    let r = server
+        .adapt(br#"{"request_id":"r-1","context":{"supplier_hashes":[],"ubo_hashes":["u"]}}"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    let ts = chrono::DateTime::parse_from_rfc3339(v["ts"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis();
+    assert!(ts >= before - 1000 && ts <= chrono::Utc::now().timestamp_millis());
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    for k in [
+        "policy_id",
+        "ir_hash",
+        "request_id",
+        "options",
+        "plan",
+        "shadow",
+        "enforced",
+        "enforced_applied",
+        "drift",
+    ] {
+        assert!(keys.contains(&k), "missing {k} in {keys:?}");
+    }
+
+    let err = |body: &[u8]| {
+        let r = server.adapt(body);
+        assert_eq!(r.status, 400, "{}", r.text());
+        let v = r.json();
+        (v["error"].as_str().unwrap().to_string(), v["field"].clone())
+    };
+    assert_eq!(err(b"{\"request_id\":"), ("malformed".into(), Value::Null));
+    assert_eq!(err(b"[1,2]"), ("malformed".into(), Value::Null));
+    assert_eq!(
+        err(br#"{"ts":"yesterday","request_id":"r","context":{}}"#),
+        ("bad_ts".into(), json!("ts"))
+    );
+    assert_eq!(
+        err(br#"{"request_id":"","context":{}}"#),
+        ("missing_request_id".into(), json!("request_id"))
+    );
+    assert_eq!(
+        err(br#"{"request_id":"r","context":"x"}"#),
+        ("missing_context".into(), json!("context"))
+    );
+    assert_eq!(
+        err(br#"{"request_id":"r","policy_id":3,"context":{}}"#),
+        ("malformed".into(), json!("policy_id"))
+    );
+
+    // Exactly 1 MiB is accepted; one byte more is 413.
+    let rec = br#"{"request_id":"r-big","context":{}}"#;
+    let mut big = rec.to_vec();
+    big.resize(1 << 20, b' ');
+    assert_eq!(server.adapt(&big).status, 200);
+    big.push(b' ');
+    let r = server.adapt(&big);
+    assert_eq!(r.status, 413);
+    assert_eq!(r.json()["error"], "too_large");
+    let m = server.metrics();
+    assert_eq!(
+        sample(
+            &m,
+            r#"adapt_http_responses_total{code="413",route="/v1/adapt"}"#
+        ),
+        Some(1.0)
+    );
+    // Wrong method on a known route.
+    assert_eq!(server.req("GET", "/v1/adapt", &[], b"").status, 405);
+}
+
+#[test]
+fn hot_reload_swaps_valid_changes_and_keeps_the_old_ir_on_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let ir = dir.path().join("policy.ir.json");
+    let v1: Value =
+        serde_json::from_slice(&std::fs::read(conformance().join("demo.v1.ir.json")).unwrap())
+            .unwrap();
+    std::fs::write(&ir, serde_json::to_vec_pretty(&v1).unwrap()).unwrap();
+    let h1 = ir_hash_of(&v1);
+    let server = Server::start(&["--ir", ir.to_str().unwrap(), "--reload-interval", "50ms"]);
+    let info = |h: &str, path: &str| {
+        format!(r#"adapt_policy_info{{ir_hash="{h}",path="{path}",policy_id="demo.v1"}}"#)
+    };
+    let m = server.metrics();
+    assert_eq!(sample(&m, &info(&h1, "shadow")), Some(1.0));
+    assert_eq!(sample(&m, "adapt_policy_reload_hits_total"), Some(0.0));
+
+    // A valid change: a stricter audit score.
+    let mut v2 = v1.clone();
+    v2["rules"][2]["rhs"] = json!(60);
+    let h2 = ir_hash_of(&v2);
+    assert_ne!(h1, h2);
+    replace(&ir, &serde_json::to_vec_pretty(&v2).unwrap());
+    let m = until("the new ir_hash in adapt_policy_info", || {
+        let m = server.metrics();
+        sample(&m, &info(&h2, "enforced")).map(|_| m)
+    });
+    assert_eq!(sample(&m, &info(&h2, "shadow")), Some(1.0));
+    assert_eq!(sample(&m, &info(&h1, "shadow")), None);
+    assert_eq!(sample(&m, &info(&h1, "enforced")), None);
+    assert_eq!(m.matches("adapt_policy_info{").count(), 2);
+    assert_eq!(sample(&m, "adapt_policy_reload_hits_total"), Some(1.0));
+    assert_eq!(sample(&m, "adapt_policy_reload_errors_total"), Some(0.0));
+    assert!(sample(&m, "adapt_policy_reload_checks_total").unwrap() >= 1.0);
+    let body = br#"{"request_id":"r","context":{"supplier_hashes":[],"ubo_hashes":["u"]}}"#;
+    assert_eq!(server.adapt(body).json()["ir_hash"], h2.as_str());
+
+    // An invalid change (unknown op) is refused once; the v2 IR keeps serving.
+    let mut bad = v2.clone();
+    bad["rules"][0]["op"] = json!("frobnicate");
+    replace(&ir, &serde_json::to_vec_pretty(&bad).unwrap());
+    let m = until("the reload error counter", || {
+        let m = server.metrics();
+        (sample(&m, "adapt_policy_reload_errors_total") == Some(1.0)).then_some(m)
+    });
+    let checks = sample(&m, "adapt_policy_reload_checks_total").unwrap();
+    assert_eq!(sample(&m, &info(&h2, "enforced")), Some(1.0));
+    assert_eq!(sample(&m, "adapt_policy_reload_hits_total"), Some(1.0));
+    let r = server.adapt(body);
+    assert_eq!((r.status, r.json()["ir_hash"].clone()), (200, json!(h2)));
+    let m = until("three more reload checks", || {
+        let m = server.metrics();
+        (sample(&m, "adapt_policy_reload_checks_total").unwrap() >= checks + 3.0).then_some(m)
+    });
+    assert_eq!(sample(&m, "adapt_policy_reload_errors_total"), Some(1.0));
+    assert!(server.log().contains("reload refused"), "{}", server.log());
+    assert!(server.log().contains("frobnicate"), "{}", server.log());
+}
+
+fn sha_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+#[test]
+fn rbac_tokens_scopes_counters_and_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let map = dir.path().join("rbac.yaml");
+    let yaml1 = format!(
+        "tokens:\n  - name: gateway\n    sha256: {}\n    scopes: [adapt:run]\n  - name: prometheus\n    sha256: {}\n    scopes: [metrics:read]\n",
+        sha_hex("gw-token"),
+        sha_hex("prom-token")
+    );
+    std::fs::write(&map, &yaml1).unwrap();
+    let ir = c("demo.v1.ir.json");
+    let server = Server::start(&[
+        "--ir",
+        &ir,
+        "--rbac",
+        map.to_str().unwrap(),
+        "--reload-interval",
+        "50ms",
+    ]);
+    let body = br#"{"request_id":"r","context":{"supplier_hashes":[],"ubo_hashes":["u"]}}"#;
+    let post = |tok: Option<&str>| {
+        let h = tok.map(|t| format!("Bearer {t}"));
+        let hs: Vec<(&str, &str)> = h.iter().map(|v| ("Authorization", v.as_str())).collect();
+        server.req("POST", "/v1/adapt", &hs, body)
+    };
+    let scrape = |tok: Option<&str>| {
+        let h = tok.map(|t| format!("Bearer {t}"));
+        let hs: Vec<(&str, &str)> = h.iter().map(|v| ("Authorization", v.as_str())).collect();
+        server.req("GET", "/metrics", &hs, b"")
+    };
+    let r = post(None);
+    assert_eq!(r.status, 401);
+    assert!(r.header("www-authenticate").unwrap().starts_with("Bearer"));
+    assert_eq!(post(Some("nope")).status, 401);
+    let r = post(Some("prom-token"));
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["error"], "forbidden");
+    assert_eq!(post(Some("gw-token")).status, 200);
+    assert_eq!(scrape(None).status, 401);
+    assert_eq!(scrape(Some("gw-token")).status, 403);
+    // Health and readiness stay open.
+    assert_eq!(server.req("GET", "/healthz", &[], b"").status, 200);
+    assert_eq!(server.readyz().0, 200);
+
+    let r = scrape(Some("prom-token"));
+    assert_eq!(r.status, 200);
+    let m = r.text();
+    let s = |series: &str| sample(&m, series);
+    assert_eq!(s(r#"rbac_allowed_total{route="/v1/adapt"}"#), Some(1.0));
+    assert_eq!(s(r#"rbac_allowed_total{route="/metrics"}"#), Some(1.0));
+    assert_eq!(
+        s(r#"rbac_forbidden_total{reason="unauthenticated",route="/v1/adapt"}"#),
+        Some(2.0)
+    );
+    assert_eq!(
+        s(r#"rbac_forbidden_total{reason="missing_scope",route="/v1/adapt"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        s(r#"rbac_forbidden_total{reason="unauthenticated",route="/metrics"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        s(r#"rbac_forbidden_total{reason="missing_scope",route="/metrics"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        s(r#"rbac_route_matches_total{route="/v1/adapt"}"#),
+        Some(4.0)
+    );
+    assert_eq!(
+        s(r#"rbac_route_matches_total{route="/metrics"}"#),
+        Some(3.0)
+    );
+    let etag1 = sha_hex(&yaml1);
+    assert_eq!(s(&format!(r#"rbac_map_info{{etag="{etag1}"}}"#)), Some(1.0));
+    assert!(!m.contains("gw-token") && !m.contains("prom-token"));
+
+    // Reload: the gateway token may now read metrics too.
+    let yaml2 = yaml1.replace("[adapt:run]", "[adapt:run, metrics:read]");
+    replace(&map, yaml2.as_bytes());
+    let etag2 = sha_hex(&yaml2);
+    until("the new access map", || {
+        (scrape(Some("gw-token")).status == 200).then_some(())
+    });
+    let m = scrape(Some("prom-token")).text();
+    assert_eq!(sample(&m, "rbac_reload_hits_total"), Some(1.0));
+    assert!(sample(&m, "rbac_reload_checks_total").unwrap() >= 1.0);
+    assert_eq!(
+        sample(&m, &format!(r#"rbac_map_info{{etag="{etag2}"}}"#)),
+        Some(1.0)
+    );
+    assert_eq!(m.matches("rbac_map_info{").count(), 1);
+
+    // A broken map is refused; the previous one stays in force.
+    replace(&map, b"tokens:\n  - name: x\n    sha256: 1234\n");
+    until("the refused access map", || {
+        let m = scrape(Some("prom-token")).text();
+        (sample(&m, "rbac_reload_errors_total") == Some(1.0)).then_some(())
+    });
+    assert_eq!(post(Some("gw-token")).status, 200);
+}
+
+#[test]
+fn refuses_non_loopback_without_rbac() {
+    let out = Command::new(env!("CARGO_BIN_EXE_proof"))
+        .args([
+            "serve",
+            "--ir",
+            &c("demo.v1.ir.json"),
+            "--listen",
+            "0.0.0.0:0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refusing to listen on 0.0.0.0:0 without --rbac"),
+        "{err}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_proof"))
+        .args(["serve", "--ir", "no/such.ir.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no/such.ir.json"));
+}
+
+/// Request ids whose bucket (salt demo.v1) is below / at or above 5000: enforced or
+/// not at rollout 50.
+fn ids(enforced: bool, n: usize) -> Vec<String> {
+    (0..)
+        .map(|i| format!("gate-{i}"))
+        .filter(|id| (bucket("demo.v1", id) < 5000) == enforced)
+        .take(n)
+        .collect()
+}
+
+/// Passes every active rule of demo.v1 under basic: ok in shadow; the budget-0
+/// weighted candidate skips every rule: warn. Enforced, it drifts ok->warn.
+fn clean_record(id: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "ts": "2026-11-05T08:00:00Z", "request_id": id, "policy_id": "demo.v1",
+        "context": {"supplier_hashes": ["0xa1"], "ubo_hashes": ["0xu1"],
+                    "audit": {"score": 90, "dates": ["2026-10-01"]}, "countries": ["FR"]}
+    }))
+    .unwrap()
+}
+
+fn gate_server(dir: &Path, extra: &[&str]) -> Server {
+    let w = dir.join("budget0.yaml");
+    std::fs::write(&w, "weights: {}\nbudget: 0\n").unwrap();
+    let mut args = vec![
+        "--ir".to_string(),
+        c("demo.v1.ir.json"),
+        "--enforce".into(),
+        "--rollout".into(),
+        "50".into(),
+        "--selector".into(),
+        "weighted".into(),
+        "--weights".into(),
+        w.display().to_string(),
+        "--readiness-gate".into(),
+        "--drift-max".into(),
+        "0.1".into(),
+    ];
+    args.extend(lists());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    Server::start(&a)
+}
+
+#[test]
+fn readiness_gate_flips_on_drift_and_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = gate_server(dir.path(), &[]);
+    let (status, r) = server.readyz();
+    assert_eq!(status, 200);
+    assert_eq!(
+        r,
+        json!({"status": "ready", "success_ratio_1m": 1.0, "success_ratio_5m": 1.0,
+               "drift_ratio_1m": 0.0, "drift_ratio_5m": 0.0, "drift_max": 0.1,
+               "readiness_gate": true})
+    );
+    let drifting = ids(true, 2);
+    let clean = ids(false, 9);
+    let v = server.adapt(&clean_record(&drifting[0])).json();
+    assert_eq!(
+        (v["drift"].clone(), v["drift_kind"].clone()),
+        (json!(true), json!("ok->warn"))
+    );
+    let (status, r) = server.readyz();
+    assert_eq!(status, 503);
+    assert_eq!(r["status"], "not_ready");
+    assert_eq!(r["drift_ratio_5m"], 1.0);
+    assert_eq!(r["reason"], "drift_ratio_5m 1 > drift_max 0.1");
+
+    // Nine requests outside the 50 % sample: 1 drift in 10 = 0.1, not above the limit.
+    for id in &clean {
+        let v = server.adapt(&clean_record(id)).json();
+        assert_eq!(
+            (v["enforced_applied"].clone(), v["drift"].clone()),
+            (json!(false), json!(false))
+        );
+    }
+    let (status, r) = server.readyz();
+    assert_eq!((status, r["drift_ratio_5m"].clone()), (200, json!(0.1)));
+    assert!(r.get("reason").is_none());
+
+    // One more drift: 2 in 11 > 0.1.
+    server.adapt(&clean_record(&drifting[1]));
+    let (status, r) = server.readyz();
+    assert_eq!(
+        (status, r["drift_ratio_1m"].clone()),
+        (503, json!(2.0 / 11.0))
+    );
+    let m = server.metrics();
+    assert_eq!(
+        sample(&m, r#"adapt_drift_ratio{window="5m"}"#),
+        Some(2.0 / 11.0)
+    );
+    assert_eq!(
+        sample(&m, r#"adapt_drift_events_total{policy_id="demo.v1"}"#),
+        Some(2.0)
+    );
+}
+
+#[test]
+fn readiness_returns_when_the_windows_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    // Test-only: 5m lasts 3 s and 1m 0.6 s of real time.
+    let server = gate_server(dir.path(), &["--window-scale", "0.01"]);
+    let drifting = ids(true, 1);
+    assert_eq!(server.adapt(&clean_record(&drifting[0])).status, 200);
+    assert_eq!(server.readyz().0, 503);
+    let r = until("the 5m window to empty", || {
+        let (status, r) = server.readyz();
+        (status == 200).then_some(r)
+    });
+    assert_eq!(r["drift_ratio_5m"], 0.0);
+    assert_eq!(r["drift_ratio_1m"], 0.0);
+    assert_eq!(r["success_ratio_5m"], 1.0);
+}
+
+#[test]
+fn openmetrics_on_request_and_accepted_by_promtool() {
+    let ir = c("demo.v1.ir.json");
+    let server = Server::start(&["--ir", &ir]);
+    server.adapt(br#"{"request_id":"r","context":{"supplier_hashes":[],"ubo_hashes":["u"]}}"#);
+    let r = server.req(
+        "GET",
+        "/metrics",
+        &[(
+            "Accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    let om = r.text();
+    assert!(om.ends_with("# EOF\n"));
+    assert!(om.contains("# TYPE adapt_requests counter\n"));
+    assert!(om.contains("# TYPE adapt_policy info\n"));
+    assert!(om.contains("# TYPE adapt_selection_latency_seconds histogram\n"));
+    assert!(om.contains(r#"adapt_requests_total{mode="shadow",policy_id="demo.v1"} 1"#));
+    assert!(!om.contains("# TYPE adapt_requests_total"));
+    let text = server.metrics();
+    assert!(text.contains("# TYPE adapt_requests_total counter\n"));
+    assert!(!text.contains("# EOF"));
+
+    // promtool's OpenMetrics parser wants timestamps for a backfill: add one to each
+    // sample and let the real parser judge the rest.
+    let stamped: String = om
+        .lines()
+        .map(|l| {
+            if l.starts_with('#') {
+                format!("{l}\n")
+            } else {
+                format!("{l} 1793865600\n")
+            }
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("live.om");
+    std::fs::write(&f, stamped).unwrap();
+    let out = Command::new(std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".into()))
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&f)
+        .arg(dir.path().join("tsdb"))
+        .output()
+        .expect("promtool (apt-get install prometheus, or set PROMTOOL)");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn sigterm_shuts_down_gracefully() {
+    let ir = c("demo.v1.ir.json");
+    let mut server = Server::start(&["--ir", &ir]);
+    assert_eq!(server.req("GET", "/healthz", &[], b"").status, 200);
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = until("the server to exit", || server.child.try_wait().unwrap());
+    assert_eq!(status.code(), Some(0));
+    until("the shutdown line", || {
+        server
+            .log()
+            .contains("proof serve: shut down")
+            .then_some(())
+    });
+}
