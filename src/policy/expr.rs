@@ -102,6 +102,8 @@ pub enum VarRef {
 pub enum Expr {
     /// A JSON literal.
     Lit(Value),
+    /// A string literal that reads as a timestamp or duration, parsed at load time.
+    TimeLit(String, Temporal),
     /// `{"var": name}`.
     Var(VarRef),
     /// `{"func": f, "args": [...]}`.
@@ -121,6 +123,11 @@ impl Expr {
     /// Compiles the JSON form. `at` names the place for error messages.
     pub fn compile(v: &Value, lists: &Lists, at: &str) -> Result<Expr, String> {
         let Value::Object(obj) = v else {
+            if let Value::String(s) = v
+                && let Ok(t) = Val::Str(s).as_temporal()
+            {
+                return Ok(Expr::TimeLit(s.clone(), t));
+            }
             return Ok(Expr::Lit(v.clone()));
         };
         if let Some(var) = obj.get("var") {
@@ -175,6 +182,7 @@ impl Expr {
     pub fn eval<'a>(&'a self, env: &Env<'a>) -> EvalResult<'a> {
         match self {
             Expr::Lit(v) => Ok(Val::from_json(v)),
+            Expr::TimeLit(s, t) => Ok(Val::TimeStr(s, *t)),
             Expr::Var(VarRef::List(l)) => Ok(Val::List(l)),
             Expr::Var(VarRef::Ctx { name, path }) => lookup(env.ctx, name, path)
                 .map(Val::from_json)
@@ -223,7 +231,7 @@ fn call<'a>(f: Func, args: &'a [Expr], env: &Env<'a>) -> EvalResult<'a> {
         Func::Sub => add_sub(&vals[0], &vals[1], true),
         Func::Max => extreme(&vals[0], true),
         Func::Min => extreme(&vals[0], false),
-        Func::Len => match vals[0] {
+        Func::Len => match vals[0].plain() {
             Val::Str(s) => Ok(Val::Num(s.chars().count() as f64)),
             v => v
                 .as_array()

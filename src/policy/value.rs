@@ -62,6 +62,9 @@ pub enum Val<'a> {
     Time(i64),
     /// A duration, milliseconds.
     Dur(i64),
+    /// A string literal of the IR that reads as a time, parsed once at load time. It is
+    /// a string everywhere except where a time is needed.
+    TimeStr(&'a str, Temporal),
 }
 
 impl<'a> Val<'a> {
@@ -74,6 +77,14 @@ impl<'a> Val<'a> {
             Value::String(s) => Val::Str(s),
             Value::Array(a) => Val::Arr(a),
             Value::Object(o) => Val::Obj(o),
+        }
+    }
+
+    /// A pre-parsed time literal as the plain string it is.
+    pub fn plain(self) -> Val<'a> {
+        match self {
+            Val::TimeStr(s, _) => Val::Str(s),
+            v => v,
         }
     }
 
@@ -92,6 +103,7 @@ impl<'a> Val<'a> {
         match *self {
             Val::Time(t) => Ok(Temporal::Time(t)),
             Val::Dur(d) => Ok(Temporal::Dur(d)),
+            Val::TimeStr(_, t) => Ok(t),
             Val::Str(s) if s.starts_with('P') => parse_duration_ms(s)
                 .map(Temporal::Dur)
                 .ok_or(EvalError::Type),
@@ -160,8 +172,8 @@ impl<'a> ArrView<'a> {
 
     /// True when `x` equals (JSON equality) an element.
     pub fn contains(&self, x: &Val<'_>) -> bool {
-        match (self, x) {
-            (ArrView::List(l), Val::Str(s)) => l.set.contains(*s),
+        match (self, x.plain()) {
+            (ArrView::List(l), Val::Str(s)) => l.set.contains(s),
             (ArrView::List(_), _) => false,
             (ArrView::Json(a), _) => a.iter().any(|e| json_eq(&Val::from_json(e), x)),
         }
@@ -171,6 +183,7 @@ impl<'a> ArrView<'a> {
 /// JSON equality with numbers compared numerically; a time compared with a string
 /// reads the string as a time.
 pub fn json_eq(a: &Val<'_>, b: &Val<'_>) -> bool {
+    let (a, b) = (&a.plain(), &b.plain());
     match (a, b) {
         (Val::Null, Val::Null) => true,
         (Val::Bool(x), Val::Bool(y)) => x == y,

@@ -60,6 +60,11 @@ pub fn absorb(
     let bucket = setup.engine.bucket(&rec.request_id);
     let drift = setup.engine.drift(&ev);
     let window = rec.ts_ms.div_euclid(setup.window_ms) * setup.window_ms;
+    if !window_fits(window, setup.window_ms) {
+        // Its window's start or end would fall outside the years 0000..=9999 and could
+        // not be written as RFC 3339: the timestamp is out of range for this --window.
+        return acc.reject(origin, Reason::BadTs, setup.bounds);
+    }
     acc.evaluate(
         origin,
         window,
@@ -80,6 +85,18 @@ pub fn absorb(
             cause: cause.to_string(),
         },
     );
+}
+
+/// 0000-01-01T00:00:00Z, the earliest instant RFC 3339 can write.
+pub const RFC3339_MIN_MS: i64 = -62_167_219_200_000;
+
+/// Whether the window `[start, start + window_ms)` can be written as RFC 3339: it starts
+/// at or after 0000-01-01 and ends by 9999-12-31T23:59:59.999Z.
+pub fn window_fits(start: i64, window_ms: i64) -> bool {
+    start >= RFC3339_MIN_MS
+        && start
+            .checked_add(window_ms)
+            .is_some_and(|end| end <= crate::policy::time::MAX_TS_MS)
 }
 
 /// Processes one chunk into `acc`.

@@ -91,7 +91,10 @@ pub fn parse_line(line: &[u8]) -> Result<Record, Reason> {
     if line.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(Reason::Malformed);
     }
-    let l: Line = serde_json::from_slice(line).map_err(|_| Reason::Malformed)?;
+    // Validate the whole line first: serde_json checks UTF-8 only in the strings it
+    // keeps, so invalid bytes inside an ignored key would otherwise slip through.
+    let text = std::str::from_utf8(line).map_err(|_| Reason::Malformed)?;
+    let l: Line = serde_json::from_str(text).map_err(|_| Reason::Malformed)?;
     check(l.ts, l.request_id, l.policy_id, l.context)
 }
 
@@ -234,6 +237,13 @@ mod tests {
         );
         assert_eq!(
             parse_line(&b"{\"ts\":1,\"request_id\":\"\xff\",\"context\":{}}"[..]),
+            Err(Reason::Malformed)
+        );
+        // Invalid UTF-8 in a key the reader ignores still makes the line malformed.
+        assert_eq!(
+            parse_line(
+                &b"{\"ts\":1,\"request_id\":\"r\",\"x\":\"\xed\xa0\x80\",\"context\":{}}"[..]
+            ),
             Err(Reason::Malformed)
         );
     }

@@ -240,13 +240,17 @@ pub fn expand_inputs(paths: &[PathBuf], forced: Option<Format>) -> Result<Vec<In
         } else {
             Compression::None
         };
-        let format = forced.unwrap_or(
-            if &magic == b"PAR1" || name.ends_with(".parquet") || name.ends_with(".pq") {
-                Format::Parquet
-            } else {
-                Format::Jsonl
-            },
-        );
+        let format = if meta.is_file() && meta.len() == 0 {
+            Format::Jsonl // no bytes, no records, whatever the name or --format says
+        } else {
+            forced.unwrap_or(
+                if &magic == b"PAR1" || name.ends_with(".parquet") || name.ends_with(".pq") {
+                    Format::Parquet
+                } else {
+                    Format::Jsonl
+                },
+            )
+        };
         if format == Format::Parquet {
             if !meta.is_file() {
                 return Err(ProofError::Usage(format!(
@@ -450,7 +454,9 @@ fn read_parquet(input: &Input, file: u32, tx: &SyncSender<Chunk>) -> Result<(), 
 pub fn parquet_error(path: &Path, e: impl std::fmt::Display) -> ProofError {
     ProofError::Schema {
         path: Location::file(path),
-        msg: format!("cannot read Parquet: {e}"),
+        msg: format!(
+            "cannot read Parquet (truncated, still being written, or not Parquet at all): {e}"
+        ),
     }
 }
 

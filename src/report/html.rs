@@ -54,6 +54,7 @@ h1 { margin: 4px 0 6px; font-size: 28px; line-height: 1.2; }
 h2 { margin: 30px 0 8px; font-size: 20px; border-bottom: 1px solid var(--line); padding-bottom: 4px; }
 h3 { margin: 14px 0 6px; font-size: 16px; }
 #verdict { margin: 0; color: var(--muted); }
+#exit-warning { margin: 6px 0 0; color: var(--warn); }
 .figures { display: grid; grid-template-columns: repeat(auto-fill, minmax(200px, 1fr)); gap: 10px; margin: 0; }
 .figures div { border: 1px solid var(--line); border-radius: 6px; padding: 8px 12px; }
 .figures dt { color: var(--muted); font-size: 13px; }
@@ -67,6 +68,7 @@ svg.chart text { fill: var(--fg); }
 svg.chart .axis { stroke: #8c959f; stroke-width: 1; }
 svg.chart .grid { stroke: #eaeef2; stroke-width: 1; }
 svg.chart .muted { fill: var(--muted); }
+svg.chart text.halo { paint-order: stroke; stroke: #fff; stroke-width: 4px; stroke-linejoin: round; }
 .legend { display: flex; flex-wrap: wrap; gap: 4px 16px; font-size: 13px; margin: 4px 0 0; padding: 0; list-style: none; }
 .legend i { display: inline-block; width: 22px; height: 0; border-top: 3px solid; vertical-align: middle; margin-right: 5px; }
 .legend i.dash { border-top-style: dashed; }
@@ -179,7 +181,7 @@ fn limit_lines(f: &Frame, y: &Linear, r: &Report) -> Markup {
             line x1=(px(f.left)) x2=(px(f.w - f.right)) y1=(px(y.map(v))) y2=(px(y.map(v)))
                 stroke=(colour) stroke-width="1.5" stroke-dasharray="6 4" {}
             text x=(px(f.w - f.right - 4.0)) y=(px(ly))
-                text-anchor="end" style=(format!("fill:{colour}")) { (name) " " (pct(v)) }
+                text-anchor="end" class="halo" style=(format!("fill:{colour}")) { (name) " " (pct(v)) }
         }
     }
 }
@@ -334,13 +336,13 @@ fn chart_whatif(r: &Report) -> Markup {
             line #whatif-max-safe x1=(px(x.map(safe))) x2=(px(x.map(safe))) y1=(px(f.top)) y2=(px(f.h - f.bottom))
                 stroke="#1a7f37" stroke-width="2" stroke-dasharray="4 3" data-value=(r.gate.max_safe_rollout_percent) {}
             text x=(px(x.map(safe) + if safe > 80.0 { -4.0 } else { 4.0 })) y=(px(f.top + 10.0))
-                text-anchor=(if safe > 80.0 { "end" } else { "start" }) style="fill:#1a7f37" {
+                text-anchor=(if safe > 80.0 { "end" } else { "start" }) class="halo" style="fill:#1a7f37" {
                 "max safe " (r.gate.max_safe_rollout_percent) " %"
             }
             line x1=(px(x.map(gate))) x2=(px(x.map(gate))) y1=(px(f.top)) y2=(px(f.h - f.bottom))
                 stroke="#59636e" stroke-width="1" stroke-dasharray="2 3" {}
             text x=(px(x.map(gate) + if gate > 80.0 { -4.0 } else { 4.0 })) y=(px(f.top + 26.0))
-                text-anchor=(if gate > 80.0 { "end" } else { "start" }) class="muted" { "gate " (r.gate.rollout_percent) " %" }
+                text-anchor=(if gate > 80.0 { "end" } else { "start" }) class="muted halo" { "gate " (r.gate.rollout_percent) " %" }
             @for l in &r.levels {
                 circle cx=(px(x.map(f64::from(l.rollout_percent.get())))) cy=(px(y.map(l.max_window_ratio)))
                     r="4.5" fill=(if l.breached_windows > 0 { ROLLBACK_COLOUR } else { "#1a7f37" })
@@ -479,7 +481,8 @@ pub fn render(r: &Report) -> Markup {
     let rec = &r.records;
     let b = &r.inputs.baseline;
     let cand = &r.inputs.candidate;
-    let banner = if rec.evaluated == 0 {
+    // Exit code 3 (too many rejects, or nothing evaluated) fails a CI job whatever the gate says.
+    let banner = if g.exit_code == 3 {
         "none"
     } else if g.passed {
         "pass"
@@ -521,6 +524,13 @@ pub fn render(r: &Report) -> Markup {
                         }
                         h1 #headline data-passed=(g.passed) data-exit-code=(g.exit_code) { (r.summary.headline) }
                         p #verdict { (r.summary.verdict) }
+                        @if g.exit_code == 3 {
+                            p #exit-warning {
+                                strong { "Exit code 3: " }
+                                @if rec.evaluated == 0 { "no record could be evaluated." }
+                                @else { (rec.rejected) " records rejected, more than --max-rejects " (r.config.max_rejects) "." }
+                            }
+                        }
                     }
                     dl.figures {
                         (figure("Gate level", "gate-level", format!("{} %", g.rollout_percent), None, "", g.rollout_percent.to_string()))

@@ -69,7 +69,7 @@ impl Exporter for MarkdownExporter {
 pub fn render(r: &Report) -> String {
     let mut o = String::new();
     let g = &r.gate;
-    let mark = if r.records.evaluated == 0 {
+    let mark = if g.exit_code == 3 {
         "⚠️"
     } else if g.passed {
         "✅"
@@ -77,6 +77,17 @@ pub fn render(r: &Report) -> String {
         "❌"
     };
     let _ = writeln!(o, "## {mark} proof replay: {}\n", text(&r.summary.headline));
+    if g.exit_code == 3 {
+        if r.records.evaluated == 0 {
+            let _ = writeln!(o, "> **Exit code 3:** no record could be evaluated.\n");
+        } else {
+            let _ = writeln!(
+                o,
+                "> **Exit code 3:** {} records rejected, more than --max-rejects {}.\n",
+                r.records.rejected, r.config.max_rejects
+            );
+        }
+    }
 
     // The numbers behind the headline.
     let gate_level = view::gate_pos(r).and_then(|i| r.levels.get(i));

@@ -1,0 +1,224 @@
+//! Interrupting `proof replay --out DIR` (SIGINT, SIGTERM) never leaves DIR torn: it
+//! holds the previous complete outputs or the new complete ones, and no `.proof-*.tmp`.
+//!
+//! The input is written by the test (300 000 JSONL records, about 60 MB). The signal is
+//! sent when `/proc/PID/io` shows the process has read a given share of the input, so
+//! the kill points are mid-read, at the end of reading (aggregation and report writing),
+//! and shortly after; no wall-clock limit is involved.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+const RECORDS: usize = 300_000;
+
+fn conformance(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/conformance")
+        .join(name)
+}
+
+fn write_log(path: &Path, n: usize) -> u64 {
+    let f = std::fs::File::create(path).unwrap();
+    let mut w = std::io::BufWriter::new(f);
+    for i in 0..n {
+        // Varied contexts so both paths and several windows are exercised.
+        writeln!(
+            w,
+            r#"{{"ts":{},"request_id":"req-{i}","policy_id":"demo.v1","context":{{"supplier_hashes":["0xa4"{}],"ubo_hashes":["0xu0"],"audit":{{"score":{},"dates":["2026-03-01"]}},"countries":["CN","FR"]}}}}"#,
+            1_793_866_200_000u64 + (i as u64) * 10,
+            if i % 97 == 0 { r#","0xbad1""# } else { "" },
+            i % 100
+        )
+        .unwrap();
+    }
+    w.flush().unwrap();
+    std::fs::metadata(path).unwrap().len()
+}
+
+fn replay(log: &Path, out: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_proof"));
+    c.arg("replay")
+        .arg(log)
+        .arg("--ir")
+        .arg(conformance("demo.v1.ir.json"))
+        .arg("--candidate-ir")
+        .arg(conformance("demo.v2.ir.json"))
+        .arg("--list")
+        .arg(format!(
+            "sanctions={}",
+            conformance("sanctions.csv").display()
+        ))
+        .arg("--list")
+        .arg(format!(
+            "high_risk={}",
+            conformance("high_risk.txt").display()
+        ))
+        .arg("--threads")
+        .arg("2")
+        .arg("-q")
+        .arg("--out")
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    c
+}
+
+type Snapshot = Vec<(String, Vec<u8>)>;
+
+fn snapshot(dir: &Path) -> Snapshot {
+    let mut v: Snapshot = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The run-dependent parts (latency and wall-clock timings) removed, so two complete
+/// outputs of the same input compare equal.
+fn normalise(name: &str, bytes: &[u8]) -> Vec<u8> {
+    match name {
+        "report.json" => {
+            let mut v: serde_json::Value = serde_json::from_slice(bytes)
+                .unwrap_or_else(|e| panic!("report.json is not whole JSON: {e}"));
+            v.as_object_mut().unwrap().remove("latency");
+            serde_json::to_vec(&v).unwrap()
+        }
+        "metrics.om" => {
+            let text = String::from_utf8(bytes.to_vec()).unwrap();
+            assert!(text.ends_with("# EOF\n"), "metrics.om is cut short");
+            text.lines()
+                .filter(|l| !l.contains("adapt_selection_latency_seconds"))
+                .collect::<Vec<_>>()
+                .join("\n")
+                .into_bytes()
+        }
+        _ => bytes.to_vec(),
+    }
+}
+
+fn same_set(a: &Snapshot, b: &Snapshot) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|((n1, b1), (n2, b2))| n1 == n2 && normalise(n1, b1) == normalise(n2, b2))
+}
+
+fn bytes_read(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("rchar: "))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// Waits until the child has read `threshold` bytes (or has exited).
+fn wait_for_read(child: &mut Child, threshold: u64) {
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return;
+        }
+        if bytes_read(child.id()).is_some_and(|n| n >= threshold) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn interrupted_replay_leaves_old_or_new_outputs_never_torn() {
+    let tmp = tempfile::tempdir().unwrap();
+    let small = tmp.path().join("small.jsonl");
+    let large = tmp.path().join("large.jsonl");
+    write_log(&small, 1000);
+    let size = write_log(&large, RECORDS);
+
+    // The previous outputs, and what a complete run on the large input writes.
+    let old_dir = tmp.path().join("old");
+    let st = replay(&small, &old_dir).status().unwrap();
+    assert!(st.code().is_some_and(|c| c <= 1), "{st:?}");
+    let old = snapshot(&old_dir);
+    assert_eq!(old.len(), 6, "six output files");
+    let new_dir = tmp.path().join("new");
+    let st = replay(&large, &new_dir).status().unwrap();
+    assert!(st.code().is_some_and(|c| c <= 1), "{st:?}");
+    let new = snapshot(&new_dir);
+    assert!(
+        !same_set(&old, &new),
+        "old and new outputs must be told apart"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&new.iter().find(|(n, _)| n == "report.json").unwrap().1).unwrap();
+    assert_eq!(report["records"]["read"], RECORDS);
+
+    let mut interrupted_before_writing = 0;
+    let mut signalled = 0;
+    // Shares of the input read before the signal: mid-read ... end of reading.
+    for (k, share) in [0.05, 0.3, 0.6, 0.9, 1.0, 1.0, 1.0, 1.0].iter().enumerate() {
+        for sig in ["INT", "TERM"] {
+            let out = tmp.path().join(format!("out-{k}-{sig}"));
+            copy_dir(&old_dir, &out);
+            let mut child = replay(&large, &out).spawn().unwrap();
+            wait_for_read(&mut child, (size as f64 * share) as u64);
+            // At share 1.0, some runs are signalled a little later still, while the
+            // report is being built and written.
+            if *share >= 1.0 && k % 2 == 1 {
+                std::thread::sleep(std::time::Duration::from_millis(5 * k as u64));
+            }
+            let _ = Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(child.id().to_string())
+                .status()
+                .unwrap();
+            let output = child.wait_with_output().unwrap();
+            let code = output.status.code();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let after = snapshot(&out);
+            let leftovers: Vec<_> = after
+                .iter()
+                .filter(|(n, _)| n.starts_with(".proof-") || n.ends_with(".tmp"))
+                .map(|(n, _)| n.clone())
+                .collect();
+            assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+            let is_old = same_set(&after, &old);
+            let is_new = same_set(&after, &new);
+            assert!(
+                is_old || is_new,
+                "share {share} SIG{sig}: the output set is neither the old nor the new one \
+                 (exit {code:?}, stderr {stderr})"
+            );
+            let expected_signal_code = if sig == "INT" { 130 } else { 143 };
+            match code {
+                Some(c) if c == expected_signal_code => {
+                    signalled += 1;
+                    assert!(stderr.contains("interrupted by signal"), "{stderr}");
+                    if is_old {
+                        interrupted_before_writing += 1;
+                    }
+                }
+                // The run finished before the signal arrived: the new set.
+                Some(0 | 1) => assert!(is_new, "finished run must leave the new outputs"),
+                other => panic!("unexpected exit {other:?}: {stderr}"),
+            }
+        }
+    }
+    // The mid-read signals (share < 1) must have interrupted a running replay.
+    assert!(
+        interrupted_before_writing >= 8,
+        "only {interrupted_before_writing} of {signalled} signalled runs stopped before writing"
+    );
+}
