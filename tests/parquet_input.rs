@@ -1,0 +1,168 @@
+//! Parquet input: ts of other units, context as a struct, nulls rejecting a row, a
+//! missing column as a schema error before any work, and standard input for JSONL.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, Int64Array, ListArray, StringArray, StructArray,
+    TimestampMicrosecondArray,
+};
+use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::{DataType, Field, Fields, Schema};
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use serde_json::{Value, json};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/replay")
+}
+
+fn write(path: &Path, columns: Vec<(&str, ArrayRef)>) {
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    let batch =
+        RecordBatch::try_new(schema.clone(), columns.into_iter().map(|c| c.1).collect()).unwrap();
+    let mut w = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
+fn replay(args: &[&str], stdin: Option<&[u8]>) -> (i32, Value, String) {
+    let out = tempfile::tempdir().unwrap();
+    let mut a = vec!["replay"];
+    a.extend_from_slice(args);
+    a.extend_from_slice(&[
+        "--ir",
+        "mini.v1.ir.json",
+        "--candidate-ir",
+        "mini.v2.ir.json",
+        "--max-rejects",
+        "9",
+    ]);
+    a.extend_from_slice(&["--out", out.path().to_str().unwrap()]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_proof"))
+        .args(&a)
+        .current_dir(fixtures())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    if let Some(bytes) = stdin {
+        pipe.write_all(bytes).unwrap();
+    }
+    drop(pipe);
+    let o = child.wait_with_output().unwrap();
+    let report = std::fs::read(out.path().join("report.json"))
+        .map(|b| serde_json::from_slice(&b).unwrap())
+        .unwrap_or(Value::Null);
+    (
+        o.status.code().unwrap_or(-1),
+        report,
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn struct_context_microsecond_timestamps_and_null_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("t.parquet");
+    // 2026-11-05T08:04:59.999999Z (µs) → 08:04:59.999 → window 08:00.
+    let t0 = 1_793_865_899_999_999_i64;
+    let ts = TimestampMicrosecondArray::from(vec![Some(t0), Some(t0 + 1), None, Some(t0 + 2)])
+        .with_timezone("UTC");
+    let rid = StringArray::from(vec![Some("a2"), Some("x"), Some("y"), None]);
+    let pid = StringArray::from(vec![
+        None,
+        Some("mini.v1"),
+        Some("mini.v1"),
+        Some("mini.v1"),
+    ]);
+    let amount = Int64Array::from(vec![Some(70), Some(10), Some(1), Some(1)]);
+    let doc = BooleanArray::from(vec![Some(true), None, Some(true), Some(true)]);
+    let country = StringArray::from(vec!["DE", "KP", "DE", "DE"]);
+    let tags = ListArray::new(
+        Arc::new(Field::new("item", DataType::Utf8, true)),
+        OffsetBuffer::from_lengths([1, 0, 0, 0]),
+        Arc::new(StringArray::from(vec!["t"])),
+        None,
+    );
+    let ctx = StructArray::new(
+        Fields::from(vec![
+            Field::new("amount", DataType::Int64, true),
+            Field::new("has_doc", DataType::Boolean, true),
+            Field::new("country", DataType::Utf8, true),
+            Field::new("tags", tags.data_type().clone(), true),
+        ]),
+        vec![
+            Arc::new(amount),
+            Arc::new(doc),
+            Arc::new(country),
+            Arc::new(tags),
+        ],
+        None,
+    );
+    write(
+        &p,
+        vec![
+            ("ts", Arc::new(ts)),
+            ("request_id", Arc::new(rid)),
+            ("policy_id", Arc::new(pid)),
+            ("context", Arc::new(ctx)),
+        ],
+    );
+    let (code, r, err) = replay(&[p.to_str().unwrap()], None);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        r["records"],
+        json!({"read": 4, "evaluated": 2, "rejected": 2, "skipped": 0,
+               "rejected_by_reason": {"missing_ts": 1, "missing_request_id": 1}})
+    );
+    // a2: amount 70 → ok on v1, fail on v2 (amount_ok): the same drift as the JSONL fixture.
+    assert_eq!(
+        r["drift"]["by_cause"],
+        json!([{"cause": "amount_ok", "events": 1}])
+    );
+    assert_eq!(r["windows"][0]["start"], "2026-11-05T08:00:00Z");
+    assert_eq!(
+        r["rejections"][0],
+        json!({"file": p.to_str().unwrap(), "line": 3, "reason": "missing_ts"})
+    );
+}
+
+#[test]
+fn missing_column_is_a_schema_error_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.parquet");
+    write(
+        &p,
+        vec![
+            ("ts", Arc::new(Int64Array::from(vec![1_793_865_600_000]))),
+            ("context", Arc::new(StringArray::from(vec!["{}"]))),
+        ],
+    );
+    let (code, r, err) = replay(&[p.to_str().unwrap()], None);
+    assert_eq!(code, 2);
+    assert_eq!(r, Value::Null, "no outputs on a schema error");
+    assert!(
+        err.contains("bad.parquet") && err.contains("missing required column 'request_id'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn jsonl_from_standard_input() {
+    let bytes = std::fs::read(fixtures().join("small.jsonl")).unwrap();
+    let (code, r, err) = replay(&["-", "--format", "jsonl"], Some(&bytes));
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(r["records"]["read"], 13);
+    assert_eq!(r["drift"]["events"], 3);
+    assert_eq!(r["inputs"]["files"][0]["path"], "-");
+}
