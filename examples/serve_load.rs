@@ -1,5 +1,5 @@
 //! Bounded loopback load for `proof serve` (used by `scripts/load.sh`): N keep-alive
-//! HTTP/1.1 connections, one thread each, POST the records of a JSONL file to
+//! HTTP/1.1 connections on one client thread (tokio, current-thread runtime) POST the records of a JSONL file to
 //! /v1/adapt in turn for a fixed time, and report requests/s and latency quantiles.
 //!
 //! Usage: cargo run --release --example serve_load -- ADDR RECORDS.jsonl
@@ -9,8 +9,6 @@
 //! request in flight per connection (closed loop, so it is a lower bound on what an
 //! open-loop client would see at the same throughput).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -52,34 +50,28 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
-/// Reads one response; returns its status code.
-fn read_response(r: &mut BufReader<TcpStream>, line: &mut String) -> std::io::Result<u16> {
-    line.clear();
-    r.read_line(line)?;
-    let status = line
-        .split(' ')
-        .nth(1)
+/// Index just past the end of the first complete response in `buf`, and its status.
+fn parse_response(buf: &[u8]) -> Result<Option<(usize, u16)>, String> {
+    let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Ok(None);
+    };
+    let head = std::str::from_utf8(&buf[..head_end]).map_err(|e| e.to_string())?;
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
         .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
+        .ok_or_else(|| format!("bad status line in {head:?}"))?;
     let mut len = 0usize;
-    loop {
-        line.clear();
-        if r.read_line(line)? == 0 {
-            return Err(std::io::Error::other("connection closed"));
-        }
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
+    for l in lines {
         if let Some((k, v)) = l.split_once(':')
             && k.eq_ignore_ascii_case("content-length")
         {
-            len = v.trim().parse().map_err(std::io::Error::other)?;
+            len = v.trim().parse().map_err(|e| format!("{e}"))?;
         }
     }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body)?;
-    Ok(status)
+    let end = head_end + 4 + len;
+    Ok((buf.len() >= end).then_some((end, status)))
 }
 
 struct Tally {
@@ -88,24 +80,51 @@ struct Tally {
     not_ok: u64,
 }
 
-fn worker(addr: &str, reqs: &[Vec<u8>], offset: usize, until: Instant) -> std::io::Result<Tally> {
-    let stream = TcpStream::connect(addr)?;
-    stream.set_nodelay(true)?;
-    let mut w = stream.try_clone()?;
-    let mut r = BufReader::new(stream);
+/// One keep-alive connection: request, wait for the whole response, repeat.
+async fn connection(
+    addr: String,
+    reqs: std::sync::Arc<Vec<Vec<u8>>>,
+    offset: usize,
+    until: Instant,
+) -> Result<Tally, String> {
+    let s = tokio::net::TcpStream::connect(&addr)
+        .await
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    s.set_nodelay(true).map_err(|e| e.to_string())?;
     let mut t = Tally {
-        hist: Histogram::new_with_bounds(1, 60_000_000, 3).map_err(std::io::Error::other)?,
+        hist: Histogram::new_with_bounds(1, 60_000_000, 3).map_err(|e| e.to_string())?,
         ok: 0,
         not_ok: 0,
     };
-    let mut line = String::new();
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut chunk = vec![0u8; 64 * 1024];
     let mut i = offset;
     while Instant::now() < until {
         let req = &reqs[i % reqs.len()];
         i += 1;
         let t0 = Instant::now();
-        w.write_all(req)?;
-        let status = read_response(&mut r, &mut line)?;
+        let mut sent = 0;
+        while sent < req.len() {
+            s.writable().await.map_err(|e| e.to_string())?;
+            match s.try_write(&req[sent..]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        let status = loop {
+            if let Some((end, status)) = parse_response(&buf)? {
+                buf.drain(..end);
+                break status;
+            }
+            s.readable().await.map_err(|e| e.to_string())?;
+            match s.try_read(&mut chunk) {
+                Ok(0) => return Err("connection closed by the server".into()),
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        };
         let us = t0.elapsed().as_micros() as u64;
         let _ = t.hist.record(us.max(1));
         if status == 200 {
@@ -152,21 +171,24 @@ fn main() {
         eprintln!("{}: no records", a.records);
         std::process::exit(2);
     }
+    // One client thread: the server gets the other core(s), and readiness events of
+    // many connections are handled per wake-up, as oha or wrk would.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("tokio runtime");
+    let reqs = std::sync::Arc::new(reqs);
     let start = Instant::now();
     let until = start + Duration::from_secs_f64(a.seconds);
-    let results: Vec<std::io::Result<Tally>> = std::thread::scope(|s| {
+    let results: Vec<Result<Tally, String>> = rt.block_on(async {
         let hs: Vec<_> = (0..a.connections)
-            .map(|c| {
-                let (addr, reqs) = (&a.addr, &reqs);
-                s.spawn(move || worker(addr, reqs, c * 7919, until))
-            })
+            .map(|c| tokio::spawn(connection(a.addr.clone(), reqs.clone(), c * 7919, until)))
             .collect();
-        hs.into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(std::io::Error::other("panicked")))
-            })
-            .collect()
+        let mut out = Vec::new();
+        for h in hs {
+            out.push(h.await.unwrap_or_else(|e| Err(e.to_string())));
+        }
+        out
     });
     let elapsed = start.elapsed().as_secs_f64();
     let mut total = Tally {

@@ -43,5 +43,15 @@ pub fn from_yaml<T: DeserializeOwned>(bytes: &[u8], path: &Path) -> Result<T, Pr
     }
     let text = std::str::from_utf8(bytes)
         .map_err(|e| ProofError::config(path, 0, format!("not valid UTF-8: {e}")))?;
-    serde_saphyr::from_str(text).map_err(|e| ProofError::config(path, 0, e.to_string()))
+    serde_saphyr::from_str(text).map_err(|e| {
+        let mut msg = e.to_string();
+        if msg.contains("budget breached") {
+            // serde-saphyr's budgets stop alias bombs and giant documents; say so.
+            msg.push_str(
+                "\n(the YAML grows past the reader's fixed size budget once its aliases are \
+                 expanded — an alias bomb? write the values out instead of aliasing them)",
+            );
+        }
+        ProofError::config(path, 0, msg)
+    })
 }

@@ -271,7 +271,7 @@ fn record_field() -> impl Strategy<Value = Option<Value>> {
 }
 
 proptest! {
-    #![proptest_config(cases(3000))]
+    #![proptest_config(cases(20000))]
 
     /// Arbitrary bytes: never a panic; an accepted record satisfies SPEC §4.
     #[test]
@@ -414,7 +414,7 @@ fn apply_edit(doc: &mut Value, edit: &Edit) {
 }
 
 proptest! {
-    #![proptest_config(cases(1500))]
+    #![proptest_config(cases(10000))]
 
     /// Arbitrary JSON trees: a clear error or a policy, never a panic.
     #[test]
@@ -548,7 +548,7 @@ fn demo_context() -> impl Strategy<Value = Map<String, Value>> {
 }
 
 proptest! {
-    #![proptest_config(cases(3000))]
+    #![proptest_config(cases(20000))]
 
     /// The shadow/enforced engine on arbitrary contexts and timestamps: verdicts follow
     /// SPEC §2, drift kind follows the verdict pair, and the cause names a rule of one
@@ -624,7 +624,7 @@ fn yamlish_text() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(cases(2000))]
+    #![proptest_config(cases(10000))]
 
     /// Weights from arbitrary bytes and from YAML/JSON-ish text: an error naming the
     /// file, or weights (unsigned by construction).
@@ -762,7 +762,7 @@ fn small_parquet() -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(cases(400))]
+    #![proptest_config(cases(8000))]
 
     /// Mutated JSONL: every non-blank line is counted exactly once, whatever it holds.
     #[test]
@@ -947,7 +947,7 @@ fn build(agg: &Aggregate, g: &GateSettings) -> Report {
 }
 
 proptest! {
-    #![proptest_config(cases(1500))]
+    #![proptest_config(cases(15000))]
 
     /// SPEC §5 invariants of the report, checked against a brute-force oracle.
     #[test]

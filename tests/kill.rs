@@ -2,9 +2,10 @@
 //! holds the previous complete outputs or the new complete ones, and no `.proof-*.tmp`.
 //!
 //! The input is written by the test (300 000 JSONL records, about 60 MB). The signal is
-//! sent when `/proc/PID/io` shows the process has read a given share of the input, so
-//! the kill points are mid-read, at the end of reading (aggregation and report writing),
-//! and shortly after; no wall-clock limit is involved.
+//! sent when `/proc/PID/io` shows the process has read a given share of the input, or
+//! when a `.proof-*.tmp` appears in DIR, so the kill points are mid-read, at the end of
+//! reading, while the report is built and while it is written; no wall-clock limit is
+//! involved.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -131,6 +132,25 @@ fn wait_for_read(child: &mut Child, threshold: u64) {
     }
 }
 
+/// Waits until a `.proof-*.tmp` shows up in `dir` (writing has begun) or the child ends.
+fn wait_for_temp_file(child: &mut Child, dir: &Path) {
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return;
+        }
+        let writing = std::fs::read_dir(dir).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".proof-")
+        });
+        if writing {
+            return;
+        }
+        std::thread::yield_now();
+    }
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
@@ -174,10 +194,14 @@ fn interrupted_replay_leaves_old_or_new_outputs_never_torn() {
             copy_dir(&old_dir, &out);
             let mut child = replay(&large, &out).spawn().unwrap();
             wait_for_read(&mut child, (size as f64 * share) as u64);
-            // At share 1.0, some runs are signalled a little later still, while the
-            // report is being built and written.
-            if *share >= 1.0 && k % 2 == 1 {
-                std::thread::sleep(std::time::Duration::from_millis(5 * k as u64));
+            // At share 1.0, some runs are signalled later still: two after a short
+            // pause (the report is being built), two as soon as a temp file appears in
+            // DIR (the outputs are being written).
+            if *share >= 1.0 && k == 5 {
+                std::thread::sleep(std::time::Duration::from_millis(30));
+            }
+            if *share >= 1.0 && k >= 6 {
+                wait_for_temp_file(&mut child, &out);
             }
             let _ = Command::new("kill")
                 .arg(format!("-{sig}"))
@@ -216,6 +240,11 @@ fn interrupted_replay_leaves_old_or_new_outputs_never_torn() {
             }
         }
     }
+    eprintln!(
+        "{signalled} of 16 runs stopped by the signal, {interrupted_before_writing} before \
+         writing, {} after writing began",
+        signalled - interrupted_before_writing
+    );
     // The mid-read signals (share < 1) must have interrupted a running replay.
     assert!(
         interrupted_before_writing >= 8,

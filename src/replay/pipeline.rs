@@ -135,7 +135,11 @@ pub fn process_chunk(mut acc: Aggregate, setup: &Setup, chunk: Chunk) -> Aggrega
             batch,
             columns,
         } => {
-            for (k, rec) in batch_rows(&batch, &columns).into_iter().enumerate() {
+            // Arrow asserts rather than errs on some corrupt arrays: such a batch is
+            // counted, every row rejected as malformed, instead of crashing the run.
+            let rows = super::source::contain_panics(|| batch_rows(&batch, &columns))
+                .unwrap_or_else(|_| vec![Err(Reason::Malformed); batch.num_rows()]);
+            for (k, rec) in rows.into_iter().enumerate() {
                 let origin = Origin {
                     file,
                     line: first_row + k as u64,

@@ -259,7 +259,7 @@ pub fn expand_inputs(paths: &[PathBuf], forced: Option<Format>) -> Result<Vec<In
                     file_kind(&meta)
                 )));
             }
-            ParquetColumns::open(&path)?;
+            parquet_guarded(&path, 0, || ParquetColumns::open(&path))?;
         }
         inputs.push(Input {
             path,
@@ -419,16 +419,71 @@ fn skip_to_newline(r: &mut impl BufRead) -> std::io::Result<()> {
     }
 }
 
+thread_local! {
+    /// Set while this thread runs code whose panics [`contain_panics`] turns into errors.
+    static CONTAINED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, turning a panic into `Err(message)`. The Parquet reader asserts on some
+/// corrupt inputs (negative offsets in the footer, missing dictionary pages) instead of
+/// returning an error; a corrupt file must be a clear error naming it, not a crash, and
+/// the panic message is kept off stderr (the error says what happened).
+pub fn contain_panics<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !CONTAINED.with(|c| c.get()) {
+                previous(info);
+            }
+        }));
+    });
+    let outer = CONTAINED.with(|c| c.replace(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CONTAINED.with(|c| c.set(outer));
+    r.map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown failure".into())
+    })
+}
+
+/// A Parquet call that may panic on corrupt data, as an error naming file and row.
+fn parquet_guarded<T>(
+    path: &Path,
+    row: u64,
+    f: impl FnOnce() -> Result<T, ProofError>,
+) -> Result<T, ProofError> {
+    contain_panics(f).unwrap_or_else(|why| {
+        let place = if row == 0 {
+            "Parquet footer or schema is corrupt".to_string()
+        } else {
+            format!("Parquet data is corrupt near row {row}")
+        };
+        Err(ProofError::Config {
+            path: Location::at(path, row, 0),
+            msg: format!(
+                "{place}: the Parquet reader gave up ({why}); no report was written — \
+                 re-export the file"
+            ),
+        })
+    })
+}
+
 fn read_parquet(input: &Input, file: u32, tx: &SyncSender<Chunk>) -> Result<(), ProofError> {
     let path = &input.path;
-    let (columns, builder) = ParquetColumns::open(path)?;
+    let (columns, builder) = parquet_guarded(path, 0, || ParquetColumns::open(path))?;
     let columns = Arc::new(columns);
-    let reader = builder
-        .with_batch_size(PARQUET_BATCH)
-        .build()
-        .map_err(|e| parquet_error(path, e))?;
+    let mut reader = parquet_guarded(path, 0, || {
+        builder
+            .with_batch_size(PARQUET_BATCH)
+            .build()
+            .map_err(|e| parquet_error(path, e))
+    })?;
     let mut first_row = 1;
-    for batch in reader {
+    while let Some(batch) = parquet_guarded(path, first_row, || Ok(reader.next()))? {
         let batch = batch.map_err(|e| ProofError::Config {
             path: Location::at(path, first_row, 0),
             msg: format!("Parquet data is truncated or corrupt near row {first_row}: {e}"),

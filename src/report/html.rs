@@ -759,3 +759,26 @@ pub fn render(r: &Report) -> Markup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_input_text_and_marks_breached_windows() {
+        let r = view::sample::report();
+        let page = render(&r).into_string();
+        assert!(!page.contains("<x>") && !page.contains("rule<a>"));
+        assert!(page.contains("p|&lt;x&gt;") && page.contains("rule&lt;a&gt;"));
+        assert_eq!(
+            page.matches("<tr class=\"gate\" data-rollout=\"50\"")
+                .count(),
+            1
+        );
+        assert_eq!(page.matches(" data-rollout=").count(), 3 * 4); // table, time lines, what-if points
+        // Windows 0 (rollback) and 2 (breach) are shaded; window 1 has too few requests.
+        assert_eq!(page.matches("<rect class=\"breach\"").count(), 2);
+        assert!(page.contains("data-start=\"1970-01-01T00:00:00Z\""));
+        assert!(page.contains("id=\"max-safe\" class=\"bad\" data-value=\"5\""));
+    }
+}

@@ -304,3 +304,40 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod sample_tests {
+    use super::*;
+
+    #[test]
+    fn breaches_fail_and_thin_windows_are_skipped() {
+        let r = crate::report::view::sample::report();
+        let xml = render(&r);
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let gate = doc
+            .descendants()
+            .find(|n| n.attribute("name") == Some("proof.gate"))
+            .unwrap();
+        assert_eq!(gate.attribute("tests"), Some("3"));
+        assert_eq!(gate.attribute("failures"), Some("2"));
+        assert_eq!(gate.attribute("skipped"), Some("1"));
+        let kinds: Vec<&str> = gate
+            .children()
+            .filter(|n| n.has_tag_name("testcase"))
+            .map(|c| {
+                c.children()
+                    .find(|n| n.is_element())
+                    .map_or("passed", |n| n.attribute("type").unwrap_or("skipped"))
+            })
+            .collect();
+        assert_eq!(kinds, ["DriftRollback", "skipped", "DriftBreach"]);
+        let props: Vec<(&str, &str)> = gate
+            .descendants()
+            .filter(|n| n.has_tag_name("property"))
+            .map(|n| (n.attribute("name").unwrap(), n.attribute("value").unwrap()))
+            .collect();
+        assert!(props.contains(&("rollback_line", "0.2")));
+        assert!(props.contains(&("baseline", "p|<x> sha3-256:00")));
+        assert_eq!(doc.root_element().attribute("failures"), Some("2"));
+    }
+}

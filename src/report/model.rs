@@ -703,6 +703,19 @@ pub fn verdict_paragraph(r: &Report) -> String {
                 r.config.max_rejects
             ));
         }
+        // Name the fixed limits behind the two reasons whose cause is not obvious.
+        if r.records.rejected_by_reason.contains_key("too_long") {
+            s.push_str(&format!(
+                "; too_long = a line over {} MiB (the fixed SPEC §4 limit)",
+                crate::replay::record::MAX_RECORD_BYTES >> 20
+            ));
+        }
+        if r.records.rejected_by_reason.contains_key("malformed") {
+            s.push_str(&format!(
+                "; malformed = not JSON/UTF-8, duplicate record keys or nesting over {} levels",
+                crate::error::JSON_MAX_DEPTH
+            ));
+        }
     }
     s
 }

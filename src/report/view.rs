@@ -100,3 +100,167 @@ pub fn whatif_curve(r: &Report) -> Vec<f64> {
     }
     worst
 }
+
+/// A small hand-checked report for the exporters' unit tests.
+#[cfg(test)]
+pub(crate) mod sample {
+    use crate::orchestrator::{DriftKind, RolloutPercent, Verdict};
+    use crate::replay::aggregate::{Aggregate, Bounds, Example, Origin};
+    use crate::report::model::{ConfigOut, GateSettings, Inputs, PolicyRef, Report, ReportContext};
+
+    /// Gate 50 %, drift-max 0.1 (rollback 0.2), min-requests 2, 1-minute windows:
+    /// - window 0: 4 requests, drift at buckets 500 and 7000 (enforced from 6 % / 71 %);
+    /// - window 1: 1 request, drift at bucket 9000 (from 91 %; too few to breach);
+    /// - window 2: 10 requests, drift at buckets 250 and 3000 (from 3 % / 31 %).
+    pub fn report() -> Report {
+        let pct = |p| RolloutPercent::new(p).unwrap();
+        let g = GateSettings {
+            rollout: pct(50),
+            drift_max: 0.1,
+            levels: vec![pct(0), pct(10), pct(50), pct(100)],
+            min_requests: 2,
+            rollback_factor: 2.0,
+            max_rejects: 0,
+            window_ms: 60_000,
+        };
+        let b = Bounds {
+            examples: 10,
+            rejections: 10,
+            drift_details: false,
+        };
+        let mut agg = Aggregate::default();
+        let mut line = 0;
+        let windows: [(i64, usize, &[u16]); 3] = [
+            (0, 4, &[500, 7000]),
+            (60_000, 1, &[9000]),
+            (120_000, 10, &[250, 3000]),
+        ];
+        for (w, n, drifting) in windows {
+            for k in 0..n {
+                line += 1;
+                let bucket = drifting.get(k).copied().unwrap_or(100 * k as u16 + 1);
+                let drift = k < drifting.len();
+                let enforced = if drift { Verdict::Fail } else { Verdict::Ok };
+                let origin = Origin { file: 0, line };
+                agg.evaluate(
+                    origin,
+                    w,
+                    bucket,
+                    Verdict::Ok,
+                    enforced,
+                    drift.then_some((DriftKind::OkToFail, "rule<a>")),
+                    1000,
+                    b,
+                    |kind, cause| Example {
+                        ts_ms: w + k as i64,
+                        origin,
+                        request_id: format!("r{line}"),
+                        bucket,
+                        shadow: Verdict::Ok,
+                        enforced,
+                        kind,
+                        cause: cause.to_string(),
+                    },
+                );
+            }
+        }
+        agg.finish();
+        let policy = PolicyRef {
+            policy_id: "p|<x>".into(),
+            ir_hash: "sha3-256:00".into(),
+            path: "p.ir.json".into(),
+            selector: "basic",
+            weights: None,
+            budget: None,
+        };
+        let config = ConfigOut {
+            window: "1m".into(),
+            rollout: g.rollout,
+            drift_max: g.drift_max,
+            levels: g.levels.clone(),
+            min_requests: g.min_requests,
+            rollback_factor: g.rollback_factor,
+            max_rejects: g.max_rejects,
+            salt: "s".into(),
+            redact_ids: false,
+            scenario: None,
+        };
+        Report::build(
+            &agg,
+            ReportContext {
+                gate: &g,
+                inputs: Inputs {
+                    files: vec![],
+                    baseline: policy.clone(),
+                    candidate: policy,
+                    lists: vec![],
+                },
+                config,
+                show_id: &|id: &str| id.to_string(),
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whatif_curve_steps_where_buckets_enter() {
+        let r = sample::report();
+        let c = whatif_curve(&r);
+        assert_eq!(c.len(), 101);
+        let want = |p: usize| match p {
+            0..=2 => 0.0,
+            3..=5 => 0.1,
+            6..=70 => 0.25,
+            71..=90 => 0.5,
+            _ => 1.0,
+        };
+        for (p, v) in c.iter().enumerate() {
+            assert_eq!(*v, want(p), "at {p} %");
+        }
+        for l in &r.levels {
+            assert_eq!(c[usize::from(l.rollout_percent.get())], l.max_window_ratio);
+        }
+        assert_eq!(r.gate.max_safe_rollout_percent, 5);
+    }
+
+    #[test]
+    fn window_status_and_worst_windows_at_the_gate() {
+        let r = sample::report();
+        let st: Vec<WindowStatus> = r
+            .windows
+            .iter()
+            .map(|w| {
+                let d = at_gate(&r, w).unwrap();
+                status(&r, d.events, w.requests)
+            })
+            .collect();
+        // 1/4 > 0.2 rollback; 1 request < min 2; 2/10 = 0.2 is not above 2 × 0.1.
+        assert_eq!(
+            st,
+            [
+                WindowStatus::Rollback,
+                WindowStatus::TooFew,
+                WindowStatus::Breach
+            ]
+        );
+        let worst: Vec<(&str, f64)> = worst_windows(&r, 10)
+            .iter()
+            .map(|(w, d)| (w.start.as_str(), d.ratio))
+            .collect();
+        assert_eq!(
+            worst,
+            [
+                ("1970-01-01T00:00:00Z", 0.25),
+                ("1970-01-01T00:02:00Z", 0.2)
+            ]
+        );
+        assert_eq!(worst_windows(&r, 1).len(), 1);
+        assert_eq!(enforced_from(0), 1);
+        assert_eq!(enforced_from(2394), 24);
+        assert_eq!(enforced_from(9999), 100);
+    }
+}

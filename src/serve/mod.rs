@@ -461,7 +461,14 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<i32> {
         .map_err(|e| ProofError::Usage(format!("cannot listen on {}: {e}", app.cfg.listen)))?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = std::env::var("PROOF_SERVE_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        builder.worker_threads(n);
+    }
+    let runtime = builder
         .enable_io()
         .enable_time()
         .thread_name("proof-serve")
