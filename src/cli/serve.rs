@@ -49,6 +49,9 @@ pub struct ServeArgs {
     /// How often the IR, weights, lists and access map are re-checked for changes.
     #[arg(long, value_name = "SPAN", default_value = "2s", value_parser = parse_interval)]
     pub reload_interval: u64,
+    /// Serving threads, each an event loop of its own [default: the number of CPUs].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
     /// Test-only: scales the 1m/5m readiness windows (0.01 makes 5m last 3 s).
     #[arg(long, value_name = "FACTOR", default_value = "1", hide = true, value_parser = parse_scale)]
     pub window_scale: f64,
@@ -96,6 +99,10 @@ impl ServeArgs {
             reload_interval_ms: self.reload_interval,
             listen: self.listen,
             window_scale: self.window_scale,
+            threads: match self.threads {
+                Some(n) => usize::from(n),
+                None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            },
         })
     }
 }

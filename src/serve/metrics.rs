@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use prometheus::{GaugeVec, IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{GaugeVec, Histogram, IntCounter, IntCounterVec, Opts, Registry};
 
-use crate::orchestrator::metrics::{AdaptMetrics, SlidingWindow};
+use crate::orchestrator::Verdict;
+use crate::orchestrator::metrics::{AdaptMetrics, Observation, SlidingWindow};
 
 /// Reload and readiness families beside the `adapt_*` ones of `proof adapt`.
 #[derive(Clone)]
@@ -30,6 +31,8 @@ pub struct ServeMetrics {
     pub readyz_success: GaugeVec,
     /// `adapt_http_responses_total{route, code}`.
     pub responses: IntCounterVec,
+    /// The `{route="/v1/adapt", code="200"}` child, resolved once.
+    adapt_ok: IntCounter,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
@@ -62,6 +65,12 @@ impl ServeMetrics {
             &["window"],
         )?;
         registry.register(Box::new(readyz_success.clone()))?;
+        let responses = counter_vec(
+            &registry,
+            "adapt_http_responses_total",
+            "HTTP responses, by route and status code.",
+            &["route", "code"],
+        )?;
         Ok(ServeMetrics {
             reload_checks: counter(
                 &registry,
@@ -78,16 +87,63 @@ impl ServeMetrics {
                 "adapt_policy_reload_errors_total",
                 "Changed policy content refused as invalid; the previous version kept serving.",
             )?,
-            responses: counter_vec(
-                &registry,
-                "adapt_http_responses_total",
-                "HTTP responses, by route and status code.",
-                &["route", "code"],
-            )?,
+            adapt_ok: responses.with_label_values(&["/v1/adapt", "200"]),
+            responses,
             readyz_success,
             adapt,
             registry,
         })
+    }
+}
+
+impl ServeMetrics {
+    /// Counts one response of `route`.
+    pub fn count_response(&self, route: &str, status: u16) {
+        if status == 200 && route == "/v1/adapt" {
+            self.adapt_ok.inc();
+        } else {
+            let code = status.to_string();
+            self.responses.with_label_values(&[route, &code]).inc();
+        }
+    }
+}
+
+/// The `adapt_*` series of one loaded policy, resolved once so that a request does
+/// not hash label values: the same counts as `AdaptMetrics::observe`.
+#[derive(Debug)]
+pub struct PolicyCounters {
+    requests: [IntCounter; 2],
+    verdicts: [[IntCounter; 3]; 2],
+    drift: IntCounter,
+    latency: Histogram,
+}
+
+impl PolicyCounters {
+    /// Resolves the series of `policy_id` (shadow and enforced paths serve the same IR).
+    pub fn new(m: &AdaptMetrics, policy_id: &str) -> Self {
+        let modes = ["shadow", "enforced"];
+        PolicyCounters {
+            requests: modes.map(|mode| m.requests.with_label_values(&[mode, policy_id])),
+            verdicts: modes.map(|mode| {
+                Verdict::ALL.map(|v| m.verdicts.with_label_values(&[mode, v.as_str()]))
+            }),
+            drift: m.drift_events.with_label_values(&[policy_id]),
+            latency: m.selection_latency.clone(),
+        }
+    }
+
+    /// Counts one request's outcome.
+    pub fn observe(&self, o: &Observation<'_>) {
+        self.requests[0].inc();
+        self.verdicts[0][o.shadow.index()].inc();
+        if o.applied {
+            self.requests[1].inc();
+            self.verdicts[1][o.enforced.index()].inc();
+        }
+        if o.drift {
+            self.drift.inc();
+        }
+        self.latency.observe(o.latency_seconds);
     }
 }
 

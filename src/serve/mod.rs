@@ -176,11 +176,13 @@ fn error_response(status: StatusCode, error: &str, field: Option<&str>, message:
 
 /// The router of one server instance.
 pub fn router(app: Arc<App>) -> Router {
-    let adapt = post(adapt_handler)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .route_layer(middleware::from_fn_with_state(app.clone(), guard_adapt));
-    let metrics = get(metrics_handler)
-        .route_layer(middleware::from_fn_with_state(app.clone(), guard_metrics));
+    let mut adapt = post(adapt_handler).layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    let mut metrics = get(metrics_handler);
+    // The guards run before the body is read; without an access map there is none.
+    if app.access.is_some() {
+        adapt = adapt.route_layer(middleware::from_fn_with_state(app.clone(), guard_adapt));
+        metrics = metrics.route_layer(middleware::from_fn_with_state(app.clone(), guard_metrics));
+    }
     Router::new()
         .route(ROUTE_ADAPT, adapt)
         .route(ROUTE_METRICS, metrics)
@@ -243,28 +245,27 @@ fn authorize(app: &App, headers: &HeaderMap, scope: Scope, route: &str) -> Optio
 }
 
 fn count(app: &App, route: &str, r: &Response) {
-    app.metrics
-        .responses
-        .with_label_values(&[route, r.status().as_str()])
-        .inc();
+    app.metrics.count_response(route, r.status().as_u16());
 }
 
 async fn guard_adapt(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let r = match authorize(&app, req.headers(), Scope::AdaptRun, ROUTE_ADAPT) {
-        Some(denied) => denied,
+    match authorize(&app, req.headers(), Scope::AdaptRun, ROUTE_ADAPT) {
+        Some(denied) => {
+            count(&app, ROUTE_ADAPT, &denied);
+            denied
+        }
         None => next.run(req).await,
-    };
-    count(&app, ROUTE_ADAPT, &r);
-    r
+    }
 }
 
 async fn guard_metrics(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let r = match authorize(&app, req.headers(), Scope::MetricsRead, ROUTE_METRICS) {
-        Some(denied) => denied,
+    match authorize(&app, req.headers(), Scope::MetricsRead, ROUTE_METRICS) {
+        Some(denied) => {
+            count(&app, ROUTE_METRICS, &denied);
+            denied
+        }
         None => next.run(req).await,
-    };
-    count(&app, ROUTE_METRICS, &r);
-    r
+    }
 }
 
 thread_local! {
@@ -285,40 +286,59 @@ fn reason_detail(r: Reason) -> (&'static str, &'static str) {
     }
 }
 
-/// Parses and checks a body: one log record (SPEC §4) whose `ts` may be absent.
-fn parse_body(body: &[u8]) -> Result<record::Record, Response> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| {
+/// Why a body is not a record: the SPEC §4 reason, the field (if one) and a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyError {
+    /// Rejection reason (`malformed`, `bad_ts`, …).
+    pub error: &'static str,
+    /// The offending field, when one is to blame.
+    pub field: Option<&'static str>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl BodyError {
+    fn response(&self) -> Response {
         error_response(
             StatusCode::BAD_REQUEST,
-            Reason::Malformed.as_str(),
-            None,
-            &format!(
-                "invalid JSON at line {} column {}: {}",
-                e.line(),
-                e.column(),
-                crate::error::strip_position(&e.to_string())
-            ),
+            self.error,
+            self.field,
+            &self.message,
         )
+    }
+}
+
+/// Parses and checks a body: one log record (SPEC §4) whose `ts` may be absent.
+pub fn parse_body(body: &[u8]) -> Result<record::Record, BodyError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| BodyError {
+        error: Reason::Malformed.as_str(),
+        field: None,
+        message: format!(
+            "invalid JSON at line {} column {}: {}",
+            e.line(),
+            e.column(),
+            crate::error::strip_position(&e.to_string())
+        ),
     })?;
     let Value::Object(mut m) = v else {
-        return Err(error_response(
-            StatusCode::BAD_REQUEST,
-            Reason::Malformed.as_str(),
-            None,
-            "the body must be a JSON object: one log record {ts?, request_id, context, policy_id?}",
-        ));
+        return Err(BodyError {
+            error: Reason::Malformed.as_str(),
+            field: None,
+            message: "the body must be a JSON object: one log record \
+                      {ts?, request_id, context, policy_id?}"
+                .into(),
+        });
     };
     if matches!(m.get("ts"), None | Some(Value::Null)) {
         m.insert("ts".into(), Value::from(crate::policy::time::now_ms()));
     }
     record::from_value(Value::Object(m)).map_err(|r| {
         let (field, msg) = reason_detail(r);
-        error_response(
-            StatusCode::BAD_REQUEST,
-            r.as_str(),
-            (!field.is_empty()).then_some(field),
-            &format!("field '{field}': {msg}"),
-        )
+        BodyError {
+            error: r.as_str(),
+            field: (!field.is_empty()).then_some(field),
+            message: format!("field '{field}': {msg}"),
+        }
     })
 }
 
@@ -326,6 +346,13 @@ async fn adapt_handler(
     State(app): State<Arc<App>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let r = adapt(&app, body);
+    count(&app, ROUTE_ADAPT, &r);
+    r
+}
+
+/// Answers one `/v1/adapt` request whose body has been read (or refused).
+fn adapt(app: &App, body: Result<Bytes, BytesRejection>) -> Response {
     let body = match body {
         Ok(b) => b,
         Err(rej) => {
@@ -345,9 +372,9 @@ async fn adapt_handler(
     };
     let rec = match parse_body(&body) {
         Ok(r) => r,
-        Err(resp) => {
+        Err(e) => {
             app.windows.record(false, None);
-            return resp;
+            return e.response();
         }
     };
     let loaded = app.policy.get();
@@ -364,7 +391,10 @@ async fn adapt_handler(
             &mut s,
         )
     });
-    app.metrics.adapt.observe(&Observation {
+    let counters = loaded
+        .counters
+        .get_or_init(|| metrics::PolicyCounters::new(&app.metrics.adapt, loaded.policy_id()));
+    counters.observe(&Observation {
         options,
         shadow_policy: loaded.policy_id(),
         enforced_policy: loaded.policy_id(),
@@ -375,7 +405,8 @@ async fn adapt_handler(
         latency_seconds: latency,
     });
     app.windows.record(true, Some(out.drift));
-    match serde_json::to_vec(&out) {
+    let mut buf = Vec::with_capacity(1024);
+    match serde_json::to_writer(&mut buf, &out).map(|()| buf) {
         Ok(mut bytes) => {
             bytes.push(b'\n');
             (
@@ -395,6 +426,8 @@ async fn adapt_handler(
 }
 
 async fn metrics_handler(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    // Counted before rendering, so a scrape sees itself, as the rbac counters do.
+    app.metrics.count_response(ROUTE_METRICS, 200);
     metrics::export_ratios(&app.metrics, &app.windows.ratios());
     let om = headers
         .get_all(header::ACCEPT)
@@ -461,23 +494,43 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<i32> {
         .map_err(|e| ProofError::Usage(format!("cannot listen on {}: {e}", app.cfg.listen)))?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = std::env::var("PROOF_SERVE_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        builder.worker_threads(n);
+    let threads = app.cfg.threads.max(1);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // One current-thread runtime per serving thread; the acceptor deals connections
+    // out in turn, and a connection stays on its thread, so a request never crosses
+    // threads (no work-stealing wake-ups, which dominate on small machines).
+    let mut handoffs = Vec::new();
+    let mut shards = Vec::new();
+    for i in 0..threads {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        handoffs.push(tx);
+        let h = Handoff { rx, local: bound };
+        if i == 0 {
+            shards.push(Err(h));
+            continue;
+        }
+        let (app, stop) = (app.clone(), stop_rx.clone());
+        shards.push(Ok(std::thread::Builder::new()
+            .name(format!("proof-serve-{i}"))
+            .spawn(move || serve_shard(app, h, stop))?));
     }
-    let runtime = builder
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
-        .thread_name("proof-serve")
         .build()?;
-    runtime.block_on(async move {
+    let mut first = None;
+    let mut others = Vec::new();
+    for s in shards {
+        match s {
+            Err(h) => first = Some(h),
+            Ok(t) => others.push(t),
+        }
+    }
+    let main = runtime.block_on(async {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let loaded = app.policy.get();
         eprintln!(
-            "proof serve: policy {} {}, selector {}, enforce {}, rollout {} %, access control {}",
+            "proof serve: policy {} {}, selector {}, enforce {}, rollout {} %, access control {}, {threads} threads",
             loaded.policy_id(),
             loaded.ir_hash(),
             app.cfg.selector.as_str(),
@@ -488,14 +541,116 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<i32> {
         eprintln!("proof serve: listening on {bound}");
         drop(loaded);
         let reloader = tokio::spawn(reload_loop(app.clone()));
-        let served = axum::serve(listener, router(app))
-            .with_graceful_shutdown(shutdown_signal())
-            .await;
+        tokio::spawn(accept_loop(listener, handoffs, stop_rx.clone()));
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        let served = match first {
+            Some(h) => serve_on(app, h, stop_rx).await,
+            None => Ok(()),
+        };
         reloader.abort();
-        served?;
-        eprintln!("proof serve: shut down");
-        Ok::<i32, anyhow::Error>(0)
-    })
+        served
+    });
+    drop(runtime);
+    for t in others {
+        match t.join() {
+            Ok(r) => r?,
+            Err(_) => anyhow::bail!("a serving thread panicked"),
+        }
+    }
+    main?;
+    eprintln!("proof serve: shut down");
+    Ok(0)
+}
+
+/// Connections handed to one serving thread by the acceptor.
+struct Handoff {
+    rx: tokio::sync::mpsc::UnboundedReceiver<std::net::TcpStream>,
+    local: std::net::SocketAddr,
+}
+
+impl axum::serve::Listener for Handoff {
+    type Io = tokio::net::TcpStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Some(s) = self.rx.recv().await else {
+                // The acceptor has stopped: shutdown is under way.
+                return std::future::pending().await;
+            };
+            let Ok(peer) = s.peer_addr() else { continue };
+            // Registers the socket with this thread's event loop.
+            if let Ok(t) = tokio::net::TcpStream::from_std(s) {
+                return (t, peer);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+/// Accepts connections and deals them out to the serving threads in turn.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    shards: Vec<tokio::sync::mpsc::UnboundedSender<std::net::TcpStream>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut next = 0usize;
+    loop {
+        tokio::select! {
+            _ = stopped(&mut stop) => return,
+            r = listener.accept() => match r {
+                Ok((s, _)) => {
+                    // Answers are one small write each: do not let Nagle hold them back.
+                    let _ = s.set_nodelay(true);
+                    if let Ok(s) = s.into_std() {
+                        let _ = shards[next % shards.len()].send(s);
+                        next = next.wrapping_add(1);
+                    }
+                }
+                Err(e) => {
+                    // E.g. out of file descriptors: back off instead of spinning.
+                    eprintln!("proof serve: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Resolves once shutdown has been asked for.
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    // The guard wait_for returns is not Send: drop it before yielding.
+    let _ = stop.wait_for(|s| *s).await.is_ok();
+}
+
+/// Serves the connections handed to this thread until `stop` turns true.
+async fn serve_on(
+    app: Arc<App>,
+    handoff: Handoff,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    axum::serve(handoff, router(app))
+        .with_graceful_shutdown(async move { stopped(&mut stop).await })
+        .await?;
+    Ok(())
+}
+
+fn serve_shard(
+    app: Arc<App>,
+    handoff: Handoff,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()?
+        .block_on(serve_on(app, handoff, stop))
 }
 
 async fn reload_loop(app: Arc<App>) {

@@ -39,6 +39,8 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     /// Readiness window scale (1.0 = real minutes; test-only).
     pub window_scale: f64,
+    /// Serving threads (each with its own event loop).
+    pub threads: usize,
 }
 
 /// SHA-256 over the bytes of a set of files (or over the error that kept one from
@@ -73,6 +75,8 @@ pub struct Loaded {
     pub engine: Engine,
     /// Fingerprint of the IR, weights and list files it was built from.
     pub fingerprint: Fingerprint,
+    /// This policy's metric series, resolved on first use.
+    pub counters: std::sync::OnceLock<super::metrics::PolicyCounters>,
 }
 
 impl Loaded {
@@ -114,6 +118,7 @@ impl ServeConfig {
         Ok(Loaded {
             engine,
             fingerprint,
+            counters: Default::default(),
         })
     }
 
