@@ -1,26 +1,17 @@
 //! `proof replay --drift-details FILE`: every drifting record, JSONL or Parquet,
 //! in (ts, origin) order whatever the thread count, with ids redacted on request.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{conformance, text};
+
+use std::path::Path;
 use std::process::{Command, Output};
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, TimeUnit, TimestampMillisecondType, UInt16Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
-
-fn conformance() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/conformance")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// The conformance case with the gate at 50 % (exit 1), on `log`, plus `extra`.
 fn replay(log: &Path, out: &Path, extra: &[&str]) -> Output {

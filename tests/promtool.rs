@@ -3,12 +3,11 @@
 //! package `prometheus`, or PROMTOOL=/path/to/promtool): without it the test fails
 //! and says how to install it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn conformance() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/conformance")
-}
+use common::{conformance, text};
+
+use std::process::{Command, Output};
 
 fn promtool() -> String {
     std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".to_string())
@@ -23,15 +22,6 @@ fn run_promtool(args: &[&str]) -> Output {
              `apt-get install prometheus` (Debian) or point PROMTOOL at the binary."
         ),
     }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[test]

@@ -2,14 +2,14 @@
 //! Every expected number here was worked out by hand from the fixture (see the comments
 //! in fixtures/replay/README.md), not copied from a run.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{CASE_V1_WEIGHTED_R25, CASE_V2_BASIC_R50, root};
+
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn run(args: &[&str], cwd: &Path) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_proof"))
@@ -323,52 +323,14 @@ fn scenario_file_with_flag_override() {
 #[test]
 fn conformance_case_matches_expected_fixed_fields() {
     let conf = root().join("fixtures/conformance");
-    let cases: [(&str, i32, Vec<&str>); 2] = [
-        (
-            "expected_v2_basic_r50.json",
-            1,
-            vec![
-                "--ir",
-                "demo.v1.ir.json",
-                "--candidate-ir",
-                "demo.v2.ir.json",
-                "--list",
-                "sanctions=sanctions.csv",
-                "--list",
-                "high_risk=high_risk.txt",
-                "--rollout",
-                "50",
-                "--max-rejects",
-                "3",
-            ],
-        ),
-        (
-            "expected_v1_weighted_r25.json",
-            3,
-            vec![
-                "--ir",
-                "demo.v1.ir.json",
-                "--selector",
-                "weighted",
-                "--weights",
-                "weights.yaml",
-                "--list",
-                "sanctions=sanctions.csv",
-                "--list",
-                "high_risk=high_risk.txt",
-                "--rollout",
-                "25",
-                "--drift-max",
-                "0.1",
-                "--window",
-                "10m",
-            ],
-        ),
+    let cases = [
+        ("expected_v2_basic_r50.json", 1, CASE_V2_BASIC_R50),
+        ("expected_v1_weighted_r25.json", 3, CASE_V1_WEIGHTED_R25),
     ];
     for (expected, exit, args) in cases {
         let out = tempfile::tempdir().unwrap();
         let mut a = vec!["replay", "traffic.jsonl"];
-        a.extend_from_slice(&args);
+        a.extend_from_slice(args);
         a.extend_from_slice(&["--out", out.path().to_str().unwrap()]);
         let (code, err) = run(&a, &conf);
         assert_eq!(code, exit, "{expected}: {err}");

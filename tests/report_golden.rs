@@ -4,23 +4,14 @@
 //! Also: junit.xml parses as XML with the gate's counts, $GITHUB_STEP_SUMMARY is
 //! appended to, and text from inputs is escaped in both formats.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{conformance, text};
+
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
-
-fn conformance() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/conformance")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// The first command line of fixtures/conformance/README.md, with `candidate` as
 /// the candidate IR, run in that directory.

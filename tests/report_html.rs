@@ -7,61 +7,25 @@
 //! Needs Chromium (Debian package `chromium`; CHROMIUM=/path overrides). Without it
 //! the test fails and says to run scripts/test.sh, which installs it.
 
+mod common;
+
+use common::{CASE_V1_WEIGHTED_R25, CASE_V2_BASIC_R50, conformance, text};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn conformance() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/conformance")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// The two command lines of fixtures/conformance/README.md, run in that directory.
 fn replay(case: u8, out: &Path, extra: &[&str]) -> (i32, Value) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_proof"));
-    cmd.current_dir(conformance()).args([
-        "replay",
-        "traffic.jsonl",
-        "--ir",
-        "demo.v1.ir.json",
-        "--list",
-        "sanctions=sanctions.csv",
-        "--list",
-        "high_risk=high_risk.txt",
-        "--quiet",
-    ]);
-    if case == 1 {
-        cmd.args([
-            "--candidate-ir",
-            "demo.v2.ir.json",
-            "--rollout",
-            "50",
-            "--max-rejects",
-            "3",
-        ]);
-    } else {
-        cmd.args([
-            "--selector",
-            "weighted",
-            "--weights",
-            "weights.yaml",
-            "--rollout",
-            "25",
-            "--drift-max",
-            "0.1",
-            "--window",
-            "10m",
-        ]);
-    }
+    cmd.current_dir(conformance())
+        .args(["replay", "traffic.jsonl", "--quiet"])
+        .args(if case == 1 {
+            CASE_V2_BASIC_R50
+        } else {
+            CASE_V1_WEIGHTED_R25
+        });
     let o = cmd.args(extra).arg("--out").arg(out).output().unwrap();
     let json = std::fs::read(out.join("report.json"))
         .unwrap_or_else(|e| panic!("no report.json ({e}): {}", text(&o)));

@@ -2,9 +2,13 @@
 //! driven by a small blocking HTTP/1.1 client over std `TcpStream`. Every wait is a
 //! bounded poll; the child is killed when its guard drops.
 
+mod common;
+
+use common::conformance;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,10 +16,6 @@ use std::time::{Duration, Instant};
 use proof::orchestrator::enforcer::bucket;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-
-fn conformance() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/conformance")
-}
 
 fn c(name: &str) -> String {
     conformance().join(name).display().to_string()

@@ -1,0 +1,65 @@
+//! Helpers shared by the integration tests: each test file that needs them says
+//! `mod common;`. Not every file uses every helper.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+/// The crate root (where Cargo.toml is).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// fixtures/conformance: the vendored copy of shared/conformance.
+pub fn conformance() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/conformance")
+}
+
+/// Exit status, stdout and stderr of a run, for assertion messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The flags of the first command line of fixtures/conformance/README.md (after
+/// `proof replay traffic.jsonl`): candidate demo.v2, basic selector, rollout 50 %.
+/// Expected: exit 1, expected_v2_basic_r50.json.
+pub const CASE_V2_BASIC_R50: &[&str] = &[
+    "--ir",
+    "demo.v1.ir.json",
+    "--candidate-ir",
+    "demo.v2.ir.json",
+    "--list",
+    "sanctions=sanctions.csv",
+    "--list",
+    "high_risk=high_risk.txt",
+    "--rollout",
+    "50",
+    "--max-rejects",
+    "3",
+];
+
+/// The flags of the second command line: demo.v1 with the weighted selector,
+/// rollout 25 %, 10-minute windows. Expected: exit 3, expected_v1_weighted_r25.json.
+pub const CASE_V1_WEIGHTED_R25: &[&str] = &[
+    "--ir",
+    "demo.v1.ir.json",
+    "--selector",
+    "weighted",
+    "--weights",
+    "weights.yaml",
+    "--list",
+    "sanctions=sanctions.csv",
+    "--list",
+    "high_risk=high_risk.txt",
+    "--rollout",
+    "25",
+    "--drift-max",
+    "0.1",
+    "--window",
+    "10m",
+];
