@@ -138,10 +138,15 @@ fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], bo
     let _ = s.write_all(body);
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
+    parse_response(&raw)
+}
+
+/// Status, headers and (de-chunked) body of one raw HTTP/1.1 response.
+fn parse_response(raw: &[u8]) -> Resp {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP head in {:?}", String::from_utf8_lossy(&raw)));
+        .unwrap_or_else(|| panic!("no HTTP head in {:?}", String::from_utf8_lossy(raw)));
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.split("\r\n");
     let status: u16 = lines
@@ -792,4 +797,244 @@ fn sigterm_shuts_down_gracefully() {
             .contains("proof serve: shut down")
             .then_some(())
     });
+}
+
+/// Sends SIGTERM to the server.
+fn sigterm(server: &Server) {
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+/// Waits (at most `limit`) for the peer to close `s`; reads and discards what it
+/// sends. Returns how long that took, or None if it was still open at `limit`.
+fn closed_within(s: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let t0 = Instant::now();
+    let mut buf = [0u8; 4096];
+    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    while t0.elapsed() < limit {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(t0.elapsed()),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return Some(t0.elapsed()),
+        }
+    }
+    None
+}
+
+/// Reads one response with a `content-length` from a keep-alive connection.
+fn read_one(s: &mut TcpStream) -> Resp {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if raw.len() >= split + 4 + len {
+                return parse_response(&raw[..split + 4 + len]);
+            }
+        }
+        let n = s.read(&mut buf).expect("read a response");
+        assert!(n > 0, "closed before a whole response");
+        raw.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[test]
+fn slowloris_and_idle_connections_are_closed_after_the_header_timeout() {
+    let ir = c("demo.v1.ir.json");
+    let server = Server::start(&["--ir", &ir, "--header-timeout", "300ms"]);
+    // Half a request head, then one header byte every 50 ms: progress does not
+    // extend the deadline.
+    let mut slow = TcpStream::connect(server.addr).unwrap();
+    let t0 = Instant::now();
+    slow.write_all(b"POST /v1/adapt HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .unwrap();
+    slow.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let closed_after = loop {
+        // Far below the 10 s default: the flag is what closed it.
+        assert!(
+            t0.elapsed() < Duration::from_secs(8),
+            "a slowloris connection is still open after 8 s"
+        );
+        if slow.write_all(b"a").is_err() {
+            break t0.elapsed();
+        }
+        match slow.read(&mut buf) {
+            Ok(0) => break t0.elapsed(),
+            Ok(n) => panic!("unexpected answer: {}", String::from_utf8_lossy(&buf[..n])),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break t0.elapsed(),
+        }
+    };
+    assert!(
+        closed_after >= Duration::from_millis(300),
+        "{closed_after:?}"
+    );
+
+    // A connection that never sends anything, and a keep-alive one gone idle after
+    // an answer, are closed the same way.
+    let mut silent = TcpStream::connect(server.addr).unwrap();
+    assert!(closed_within(&mut silent, Duration::from_secs(8)).is_some());
+    let mut idle = TcpStream::connect(server.addr).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_one(&mut idle).status, 200);
+    assert!(closed_within(&mut idle, Duration::from_secs(8)).is_some());
+    // The server serves on.
+    assert_eq!(server.req("GET", "/healthz", &[], b"").status, 200);
+}
+
+#[test]
+fn half_sent_body_gets_408_after_the_body_timeout() {
+    let ir = c("demo.v1.ir.json");
+    // The header timeout is short too: the body deadline, not the socket's, applies
+    // while the body is read.
+    let server = Server::start(&[
+        "--ir",
+        &ir,
+        "--body-timeout",
+        "600ms",
+        "--header-timeout",
+        "200ms",
+    ]);
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(
+        b"POST /v1/adapt HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"request_id\":",
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let r = parse_response(&raw);
+    assert_eq!(r.status, 408, "{}", r.text());
+    assert_eq!(r.json()["error"], "body_timeout");
+    assert!(r.json()["message"].as_str().unwrap().contains("600ms"));
+    assert_eq!(r.header("connection"), Some("close"));
+    let m = server.metrics();
+    assert_eq!(
+        sample(
+            &m,
+            r#"adapt_http_responses_total{code="408",route="/v1/adapt"}"#
+        ),
+        Some(1.0)
+    );
+    // A client error: outside the success ratio.
+    assert_eq!(server.readyz().1["success_ratio_1m"], 1.0);
+}
+
+#[test]
+fn sigterm_with_a_half_sent_body_exits_at_the_shutdown_deadline() {
+    let ir = c("demo.v1.ir.json");
+    // Request timeouts of an hour: only the shutdown deadline can end these.
+    let mut server = Server::start(&[
+        "--ir",
+        &ir,
+        "--header-timeout",
+        "1h",
+        "--body-timeout",
+        "1h",
+        "--shutdown-timeout",
+        "300ms",
+    ]);
+    let mut body = TcpStream::connect(server.addr).unwrap();
+    body.write_all(
+        b"POST /v1/adapt HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"request_id\":",
+    )
+    .unwrap();
+    let mut head = TcpStream::connect(server.addr).unwrap();
+    head.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    // Both connections have been taken up once another is answered after them.
+    assert_eq!(server.req("GET", "/healthz", &[], b"").status, 200);
+    let t0 = Instant::now();
+    sigterm(&server);
+    let status = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "still running 30 s after SIGTERM with a 300ms shutdown deadline"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(closed_within(&mut body, Duration::from_secs(5)).is_some());
+    assert!(closed_within(&mut head, Duration::from_secs(5)).is_some());
+    until("the last log line", || {
+        server
+            .log()
+            .contains("proof serve: shut down")
+            .then_some(())
+    });
+    let log = server.log();
+    assert!(log.contains("shutdown deadline passed"), "{log}");
+}
+
+#[test]
+fn max_connections_holds_further_connections_in_the_backlog() {
+    let ir = c("demo.v1.ir.json");
+    let server = Server::start(&[
+        "--ir",
+        &ir,
+        "--max-connections",
+        "2",
+        "--header-timeout",
+        "1h",
+    ]);
+    let mut open: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = TcpStream::connect(server.addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            assert_eq!(read_one(&mut s).status, 200);
+            s
+        })
+        .collect();
+    // A third connection is made (the kernel queues it) but not served...
+    let mut third = TcpStream::connect(server.addr).unwrap();
+    third
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert!(third.read(&mut buf).is_err(), "answered above the bound");
+    // ...until one of the two closes.
+    drop(open.pop());
+    third
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut raw = Vec::new();
+    third.read_to_end(&mut raw).unwrap();
+    assert_eq!(parse_response(&raw).status, 200);
+    assert!(
+        server.log().contains("--max-connections"),
+        "{}",
+        server.log()
+    );
 }

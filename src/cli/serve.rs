@@ -49,6 +49,23 @@ pub struct ServeArgs {
     /// How often the IR, weights, lists and access map are re-checked for changes.
     #[arg(long, value_name = "SPAN", default_value = "2s", value_parser = parse_interval)]
     pub reload_interval: u64,
+    /// Time a connection has to send a request's complete headers, counted from when
+    /// the server starts waiting for them (connection opened or previous answer sent;
+    /// so it also closes idle keep-alive connections). Range 1ms..=1h.
+    #[arg(long, value_name = "SPAN", default_value = "10s", value_parser = parse_timeout)]
+    pub header_timeout: u64,
+    /// Time a /v1/adapt request has to deliver its body once its headers are in;
+    /// slower bodies get 408 and the connection is closed. Range 1ms..=1h.
+    #[arg(long, value_name = "SPAN", default_value = "10s", value_parser = parse_timeout)]
+    pub body_timeout: u64,
+    /// After SIGINT/SIGTERM, how long open requests may take to finish before the
+    /// remaining connections are closed and the process exits. Range 1ms..=1h.
+    #[arg(long, value_name = "SPAN", default_value = "5s", value_parser = parse_timeout)]
+    pub shutdown_timeout: u64,
+    /// Most connections open at once; further ones wait in the listen backlog until
+    /// one closes. Range 1..=65536.
+    #[arg(long, value_name = "N", default_value = "1024", value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub max_connections: u32,
     /// Serving threads, each an event loop of its own [default: the number of CPUs].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
@@ -62,6 +79,16 @@ fn parse_interval(s: &str) -> Result<u64, String> {
     crate::policy::time::parse_span_ms(s)
         .map(|ms| ms as u64)
         .ok_or_else(|| format!("'{s}' is not an interval: expected e.g. 500ms, 2s, 1m (above 0)"))
+}
+
+/// clap value parser for the timeouts (milliseconds, 1ms..=1h).
+fn parse_timeout(s: &str) -> Result<u64, String> {
+    match crate::policy::time::parse_span_ms(s) {
+        Some(ms) if ms <= 3_600_000 => Ok(ms as u64),
+        _ => Err(format!(
+            "'{s}' is not a timeout: expected e.g. 500ms, 10s, 1m; allowed range 1ms..=1h"
+        )),
+    }
 }
 
 fn parse_scale(s: &str) -> Result<f64, String> {
@@ -99,6 +126,10 @@ impl ServeArgs {
             reload_interval_ms: self.reload_interval,
             listen: self.listen,
             window_scale: self.window_scale,
+            header_timeout_ms: self.header_timeout,
+            body_timeout_ms: self.body_timeout,
+            shutdown_timeout_ms: self.shutdown_timeout,
+            max_connections: self.max_connections as usize,
             threads: match self.threads {
                 Some(n) => usize::from(n),
                 None => std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -7,19 +7,23 @@
 //! `serve`; metric families come from `orchestrator::metrics` plus `serve::metrics`.
 //! Never logs request bodies, request ids, tokens or context values.
 
+pub mod conn;
 pub mod metrics;
 pub mod openmetrics;
 pub mod rbac;
 pub mod state;
 
 use std::cell::RefCell;
+use std::future::IntoFuture;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::connect_info::ConnectInfo;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -31,6 +35,7 @@ use crate::error::ProofError;
 use crate::orchestrator::Scratch;
 use crate::orchestrator::metrics::{Observation, render_registry};
 use crate::replay::record::{self, Reason};
+use conn::{Accepted, Conn, Handoff};
 pub use metrics::{Ratios, RbacMetrics, ServeMetrics, Windows};
 use rbac::{AccessMap, Decision, Scope};
 pub use state::ServeConfig;
@@ -342,11 +347,35 @@ pub fn parse_body(body: &[u8]) -> Result<record::Record, BodyError> {
     })
 }
 
-async fn adapt_handler(
-    State(app): State<Arc<App>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let r = adapt(&app, body);
+async fn adapt_handler(State(app): State<Arc<App>>, req: Request) -> Response {
+    let conn = req
+        .extensions()
+        .get::<ConnectInfo<Conn>>()
+        .map(|c| c.0.clone());
+    let body = {
+        // The socket's header deadline gives way to the body deadline meanwhile.
+        let _phase = conn.as_ref().map(Conn::body_phase);
+        let limit = Duration::from_millis(app.cfg.body_timeout_ms);
+        tokio::time::timeout(limit, Bytes::from_request(req, &())).await
+    };
+    let r = match body {
+        Ok(body) => adapt(&app, body),
+        Err(_) => {
+            let mut r = error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                None,
+                &format!(
+                    "the body did not arrive within {} (--body-timeout)",
+                    crate::policy::time::format_span(app.cfg.body_timeout_ms as i64)
+                ),
+            );
+            // The rest of the body may still be on its way: do not reuse the connection.
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            r
+        }
+    };
     count(&app, ROUTE_ADAPT, &r);
     r
 }
@@ -478,6 +507,20 @@ async fn shutdown_signal() {
     }
 }
 
+/// The bound on open connections, shared by the acceptor and the serving threads.
+struct Limits {
+    open: Arc<tokio::sync::Semaphore>,
+    max: usize,
+    /// Set once the shutdown deadline has been reported.
+    deadline_reported: AtomicBool,
+}
+
+impl Limits {
+    fn open_now(&self) -> usize {
+        self.max.saturating_sub(self.open.available_permits())
+    }
+}
+
 /// Runs the server until SIGINT or SIGTERM; the result is the exit code.
 pub fn run(cfg: ServeConfig) -> anyhow::Result<i32> {
     if cfg.rbac.is_none() && !cfg.listen.ip().is_loopback() {
@@ -495,6 +538,16 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<i32> {
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
     let threads = app.cfg.threads.max(1);
+    let max = app
+        .cfg
+        .max_connections
+        .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+    let limits = Arc::new(Limits {
+        open: Arc::new(tokio::sync::Semaphore::new(max)),
+        max,
+        deadline_reported: AtomicBool::new(false),
+    });
+    let header_timeout = Duration::from_millis(app.cfg.header_timeout_ms);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // One current-thread runtime per serving thread; the acceptor deals connections
     // out in turn, and a connection stays on its thread, so a request never crosses
@@ -504,15 +557,19 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<i32> {
     for i in 0..threads {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         handoffs.push(tx);
-        let h = Handoff { rx, local: bound };
+        let h = Handoff {
+            rx,
+            local: bound,
+            timeout: header_timeout,
+        };
         if i == 0 {
             shards.push(Err(h));
             continue;
         }
-        let (app, stop) = (app.clone(), stop_rx.clone());
+        let (app, stop, limits) = (app.clone(), stop_rx.clone(), limits.clone());
         shards.push(Ok(std::thread::Builder::new()
             .name(format!("proof-serve-{i}"))
-            .spawn(move || serve_shard(app, h, stop))?));
+            .spawn(move || serve_shard(app, h, stop, limits))?));
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -541,18 +598,26 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<i32> {
         eprintln!("proof serve: listening on {bound}");
         drop(loaded);
         let reloader = tokio::spawn(reload_loop(app.clone()));
-        tokio::spawn(accept_loop(listener, handoffs, stop_rx.clone()));
+        tokio::spawn(accept_loop(listener, handoffs, stop_rx.clone(), limits.clone()));
+        let (l, span) = (limits.clone(), app.cfg.shutdown_timeout_ms);
         tokio::spawn(async move {
             shutdown_signal().await;
+            eprintln!(
+                "proof serve: stopping: no new connections, up to {} for {} open ones",
+                crate::policy::time::format_span(span as i64),
+                l.open_now()
+            );
             let _ = stop_tx.send(true);
         });
         let served = match first {
-            Some(h) => serve_on(app, h, stop_rx).await,
+            Some(h) => serve_on(app, h, stop_rx, limits).await,
             None => Ok(()),
         };
         reloader.abort();
         served
     });
+    // Dropping a runtime drops its tasks: connections still open past the shutdown
+    // deadline are closed here.
     drop(runtime);
     for t in others {
         match t.join() {
@@ -565,51 +630,48 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// Connections handed to one serving thread by the acceptor.
-struct Handoff {
-    rx: tokio::sync::mpsc::UnboundedReceiver<std::net::TcpStream>,
-    local: std::net::SocketAddr,
-}
-
-impl axum::serve::Listener for Handoff {
-    type Io = tokio::net::TcpStream;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let Some(s) = self.rx.recv().await else {
-                // The acceptor has stopped: shutdown is under way.
-                return std::future::pending().await;
-            };
-            let Ok(peer) = s.peer_addr() else { continue };
-            // Registers the socket with this thread's event loop.
-            if let Ok(t) = tokio::net::TcpStream::from_std(s) {
-                return (t, peer);
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
-}
-
-/// Accepts connections and deals them out to the serving threads in turn.
+/// Accepts connections while fewer than `--max-connections` are open and deals them
+/// out to the serving threads in turn; at the bound, new connections wait in the
+/// listen backlog.
 async fn accept_loop(
     listener: tokio::net::TcpListener,
-    shards: Vec<tokio::sync::mpsc::UnboundedSender<std::net::TcpStream>>,
+    shards: Vec<tokio::sync::mpsc::UnboundedSender<Accepted>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    limits: Arc<Limits>,
 ) {
     let mut next = 0usize;
+    let mut full = false;
     loop {
+        let permit = match limits.open.clone().try_acquire_owned() {
+            Ok(p) => {
+                full = false;
+                p
+            }
+            Err(_) => {
+                if !full {
+                    full = true;
+                    eprintln!(
+                        "proof serve: {} connections open (--max-connections): new ones wait",
+                        limits.max
+                    );
+                }
+                tokio::select! {
+                    _ = stopped(&mut stop) => return,
+                    p = limits.open.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => return,
+                    },
+                }
+            }
+        };
         tokio::select! {
             _ = stopped(&mut stop) => return,
             r = listener.accept() => match r {
                 Ok((s, _)) => {
                     // Answers are one small write each: do not let Nagle hold them back.
                     let _ = s.set_nodelay(true);
-                    if let Ok(s) = s.into_std() {
-                        let _ = shards[next % shards.len()].send(s);
+                    if let Ok(stream) = s.into_std() {
+                        let _ = shards[next % shards.len()].send(Accepted { stream, permit });
                         next = next.wrapping_add(1);
                     }
                 }
@@ -629,15 +691,35 @@ async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await.is_ok();
 }
 
-/// Serves the connections handed to this thread until `stop` turns true.
+/// Serves the connections handed to this thread until `stop` turns true and its open
+/// requests have finished, or the shutdown deadline has passed.
 async fn serve_on(
     app: Arc<App>,
     handoff: Handoff,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
+    limits: Arc<Limits>,
 ) -> anyhow::Result<()> {
-    axum::serve(handoff, router(app))
-        .with_graceful_shutdown(async move { stopped(&mut stop).await })
-        .await?;
+    let grace = Duration::from_millis(app.cfg.shutdown_timeout_ms);
+    let (mut s1, mut s2) = (stop.clone(), stop);
+    let service = router(app).into_make_service_with_connect_info::<Conn>();
+    let serve = axum::serve(handoff, service)
+        .with_graceful_shutdown(async move { stopped(&mut s1).await })
+        .into_future();
+    tokio::select! {
+        r = serve => r?,
+        () = async move {
+            stopped(&mut s2).await;
+            tokio::time::sleep(grace).await;
+        } => {
+            if !limits.deadline_reported.swap(true, Ordering::Relaxed) {
+                eprintln!(
+                    "proof serve: shutdown deadline passed (--shutdown-timeout {}): closing {} open connections",
+                    crate::policy::time::format_span(grace.as_millis() as i64),
+                    limits.open_now()
+                );
+            }
+        }
+    }
     Ok(())
 }
 
@@ -645,12 +727,13 @@ fn serve_shard(
     app: Arc<App>,
     handoff: Handoff,
     stop: tokio::sync::watch::Receiver<bool>,
+    limits: Arc<Limits>,
 ) -> anyhow::Result<()> {
     tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
         .build()?
-        .block_on(serve_on(app, handoff, stop))
+        .block_on(serve_on(app, handoff, stop, limits))
 }
 
 async fn reload_loop(app: Arc<App>) {

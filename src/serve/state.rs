@@ -41,6 +41,14 @@ pub struct ServeConfig {
     pub window_scale: f64,
     /// Serving threads (each with its own event loop).
     pub threads: usize,
+    /// Time a connection has to deliver a request's headers, milliseconds.
+    pub header_timeout_ms: u64,
+    /// Time a `/v1/adapt` request has to deliver its body, milliseconds.
+    pub body_timeout_ms: u64,
+    /// Time open requests get after SIGINT/SIGTERM, milliseconds.
+    pub shutdown_timeout_ms: u64,
+    /// Most connections open at once.
+    pub max_connections: usize,
 }
 
 /// SHA-256 over the bytes of a set of files (or over the error that kept one from
