@@ -379,8 +379,13 @@ fn small_parquet(path: &Path) {
         .split(|&b| b == b'\n')
         .filter_map(|l| proof::replay::record::parse_line(l).ok())
         .collect();
-    proof::replay::parquet::write_records(path, records, parquet::basic::Compression::SNAPPY)
-        .unwrap();
+    proof::replay::parquet::write_records(
+        path,
+        records,
+        parquet::basic::Compression::SNAPPY,
+        proof::replay::parquet::ContextLayout::Json,
+    )
+    .unwrap();
 }
 
 #[test]

@@ -754,6 +754,7 @@ fn small_parquet() -> Vec<u8> {
                 &p,
                 records,
                 parquet::basic::Compression::UNCOMPRESSED,
+                proof::replay::parquet::ContextLayout::Json,
             )
             .unwrap();
             std::fs::read(&p).unwrap()

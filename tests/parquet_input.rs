@@ -1,5 +1,6 @@
-//! Parquet input: ts of other units, context as a struct, nulls rejecting a row, a
-//! missing column as a schema error before any work, and standard input for JSONL.
+//! Inputs: Parquet ts of every kind, context as a struct, nulls rejecting a row, a
+//! missing column as a schema error before any work, standard input (plain, gzip,
+//! zstd) and which files a directory contributes.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -165,4 +166,103 @@ fn jsonl_from_standard_input() {
     assert_eq!(r["records"]["read"], 13);
     assert_eq!(r["drift"]["events"], 3);
     assert_eq!(r["inputs"]["files"][0]["path"], "-");
+}
+
+#[test]
+fn string_and_int64_timestamps() {
+    // The same two records twice: `ts` as RFC 3339 strings, then as int64 epoch ms.
+    // a1 at 08:04:59.999 (window 08:00), a2 at 08:05:00.000 (window 08:05); a bad string
+    // is `bad_ts`, like in JSONL.
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = || {
+        Arc::new(StringArray::from(vec![
+            r#"{"amount": 10, "country": "DE"}"#,
+            r#"{"amount": 70, "country": "DE", "has_doc": true}"#,
+            r#"{"amount": 10, "country": "DE"}"#,
+        ])) as ArrayRef
+    };
+    let rid = || Arc::new(StringArray::from(vec!["a1", "a2", "a3"])) as ArrayRef;
+    let as_string = dir.path().join("s.parquet");
+    write(
+        &as_string,
+        vec![
+            (
+                "ts",
+                Arc::new(StringArray::from(vec![
+                    "2026-11-05T08:04:59.999Z",
+                    "2026-11-05T08:05:00Z",
+                    "yesterday",
+                ])),
+            ),
+            ("request_id", rid()),
+            ("context", ctx()),
+        ],
+    );
+    let as_int = dir.path().join("i.parquet");
+    write(
+        &as_int,
+        vec![
+            (
+                "ts",
+                Arc::new(Int64Array::from(vec![
+                    1_793_865_899_999,
+                    1_793_865_900_000,
+                    i64::MAX,
+                ])),
+            ),
+            ("request_id", rid()),
+            ("context", ctx()),
+        ],
+    );
+    for p in [&as_string, &as_int] {
+        let (code, r, err) = replay(&[p.to_str().unwrap()], None);
+        assert_eq!(code, 1, "{err}");
+        assert_eq!(
+            r["records"],
+            json!({"read": 3, "evaluated": 2, "rejected": 1, "skipped": 0,
+                   "rejected_by_reason": {"bad_ts": 1}}),
+            "{}",
+            p.display()
+        );
+        let starts: Vec<&str> = r["windows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["start"].as_str().unwrap())
+            .collect();
+        assert_eq!(starts, ["2026-11-05T08:00:00Z", "2026-11-05T08:05:00Z"]);
+        assert_eq!(r["drift"]["events"], 1, "a2 drifts (amount_ok)");
+    }
+}
+
+#[test]
+fn compressed_standard_input_is_recognised_by_its_magic_number() {
+    let bytes = std::fs::read(fixtures().join("small.jsonl")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&bytes).unwrap();
+    let gz = gz.finish().unwrap();
+    let zst = zstd::encode_all(&bytes[..], 3).unwrap();
+    for (name, input) in [("gzip", gz), ("zstd", zst)] {
+        let (code, r, err) = replay(&["-"], Some(&input));
+        assert_eq!(code, 1, "{name}: {err}");
+        assert_eq!(r["records"]["read"], 13, "{name}");
+        assert_eq!(r["records"]["rejected"], 5, "{name}");
+        assert_eq!(r["drift"]["events"], 3, "{name}");
+    }
+}
+
+#[test]
+fn directories_leave_policies_and_other_json_documents_out() {
+    // fixtures/replay holds small.jsonl beside two *.ir.json policies: only the log
+    // is read (the policies would otherwise be counted as malformed records).
+    let (code, r, err) = replay(&["."], None);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(r["records"]["read"], 13);
+    assert_eq!(r["inputs"]["files"].as_array().unwrap().len(), 1);
+    assert!(
+        r["inputs"]["files"][0]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("small.jsonl")
+    );
 }

@@ -121,10 +121,34 @@ fn formats_give_the_same_report() {
             0
         );
     }
+    // The same records with the context as a JSON string per row instead of a struct.
+    assert_eq!(
+        proof(&[
+            "gen",
+            "--records",
+            "60000",
+            "--seed",
+            "42",
+            "--parquet-context",
+            "json",
+            "-o",
+            &d("day-json.parquet"),
+        ]),
+        0
+    );
     let plain = report(&[&d("day.jsonl")], &[], true);
     assert_eq!(plain, report(&[DAY], &[], true), "zstd");
     assert_eq!(plain, report(&[&d("day.jsonl.gz")], &[], true), "gzip");
-    assert_eq!(plain, report(&[&d("day.parquet")], &[], true), "parquet");
+    assert_eq!(
+        plain,
+        report(&[&d("day.parquet")], &[], true),
+        "parquet, struct context"
+    );
+    assert_eq!(
+        plain,
+        report(&[&d("day-json.parquet")], &[], true),
+        "parquet, JSON-string context"
+    );
 }
 
 #[test]

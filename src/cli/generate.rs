@@ -9,6 +9,7 @@ use clap::Args;
 use crate::error::ProofError;
 use crate::generate::{GenConfig, Generator, lists, to_jsonl};
 use crate::policy::time::{parse_rfc3339_ms, parse_span_ms};
+use crate::replay::parquet::ContextLayout;
 use crate::replay::source::Format;
 
 /// Flags of `proof gen`.
@@ -41,6 +42,10 @@ pub struct GenArgs {
     /// Output file (.jsonl, .jsonl.gz, .jsonl.zst, .parquet) [default: JSONL on stdout].
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// How Parquet output stores the context: `struct` (a typed struct column, schema
+    /// inferred from the first 65 536 records) or `json` (a JSON string per row).
+    #[arg(long, value_enum, default_value_t = ContextLayout::Struct)]
+    pub parquet_context: ContextLayout,
     /// zstd level for *.zst outputs, 1..=22.
     #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(i32).range(1..=22))]
     pub zstd_level: i32,
@@ -106,6 +111,7 @@ pub fn run(args: GenArgs) -> anyhow::Result<i32> {
                 tmp.path(),
                 records,
                 parquet::basic::Compression::ZSTD(Default::default()),
+                args.parquet_context,
             )?;
         }
         Format::Jsonl => {

@@ -255,100 +255,259 @@ fn to_json(a: &dyn Array, i: usize) -> Value {
     }
 }
 
-/// Turns every row of a batch into a record or a rejection reason.
-pub fn batch_rows(batch: &RecordBatch, cols: &ParquetColumns) -> Vec<Result<Record, Reason>> {
+/// A context column resolved once per batch: the common types are downcast here, so
+/// converting a row walks typed arrays and list offsets instead of matching the data
+/// type and slicing a new array for every element.
+enum Col<'a> {
+    Bool(&'a arrow::array::BooleanArray),
+    Int64(&'a arrow::array::Int64Array),
+    Float64(&'a arrow::array::Float64Array),
+    Utf8(&'a arrow::array::StringArray),
+    List(&'a arrow::array::ListArray, Box<Col<'a>>),
+    Struct(&'a arrow::array::StructArray, Vec<(&'a str, Col<'a>)>),
+    /// Any other supported type, converted element by element with [`to_json`].
+    Other(&'a dyn Array),
+}
+
+impl<'a> Col<'a> {
+    fn new(a: &'a dyn Array) -> Col<'a> {
+        match a.data_type() {
+            DataType::Boolean => Col::Bool(a.as_boolean()),
+            DataType::Int64 => Col::Int64(a.as_primitive::<Int64Type>()),
+            DataType::Float64 => Col::Float64(a.as_primitive::<Float64Type>()),
+            DataType::Utf8 => Col::Utf8(a.as_string::<i32>()),
+            DataType::List(_) => {
+                let l = a.as_list::<i32>();
+                Col::List(l, Box::new(Col::new(l.values().as_ref())))
+            }
+            DataType::Struct(fields) => {
+                let s = a.as_struct();
+                let children = fields
+                    .iter()
+                    .zip(s.columns())
+                    .map(|(f, c)| (f.name().as_str(), Col::new(c.as_ref())))
+                    .collect();
+                Col::Struct(s, children)
+            }
+            _ => Col::Other(a),
+        }
+    }
+
+    fn array(&self) -> &dyn Array {
+        match self {
+            Col::Bool(a) => *a,
+            Col::Int64(a) => *a,
+            Col::Float64(a) => *a,
+            Col::Utf8(a) => *a,
+            Col::List(a, _) => *a,
+            Col::Struct(a, _) => *a,
+            Col::Other(a) => *a,
+        }
+    }
+
+    /// Element `i` as JSON (null struct fields are left out, as in [`to_json`]).
+    fn value(&self, i: usize) -> Value {
+        if self.array().is_null(i) {
+            return Value::Null;
+        }
+        match self {
+            Col::Bool(a) => Value::Bool(a.value(i)),
+            Col::Int64(a) => a.value(i).into(),
+            Col::Float64(a) => num(a.value(i)),
+            Col::Utf8(a) => Value::String(a.value(i).to_string()),
+            Col::List(a, child) => {
+                let off = a.value_offsets();
+                let (from, to) = (off[i] as usize, off[i + 1] as usize);
+                Value::Array((from..to).map(|j| child.value(j)).collect())
+            }
+            Col::Struct(_, children) => {
+                let mut m = Map::new();
+                for (name, c) in children {
+                    if !c.array().is_null(i) {
+                        m.insert((*name).to_string(), c.value(i));
+                    }
+                }
+                Value::Object(m)
+            }
+            Col::Other(a) => to_json(*a, i),
+        }
+    }
+}
+
+/// Turns the rows of a batch, in order, into records or rejection reasons and hands
+/// each to `f` as soon as it is built: a record is evaluated and dropped before the
+/// next is made, so a batch never holds thousands of context maps at once (the
+/// allocator then reuses the same memory instead of consolidating freed chunks).
+pub fn for_each_row(
+    batch: &RecordBatch,
+    cols: &ParquetColumns,
+    mut f: impl FnMut(Result<Record, Reason>),
+) {
     let ts = plain(batch.column(cols.ts));
     let rid = plain(batch.column(cols.request_id));
     let pid = cols.policy_id.map(|p| plain(batch.column(p)));
     let ctx = plain(batch.column(cols.context));
     let ctx_is_json = is_string(ctx.data_type());
-    (0..batch.num_rows())
-        .map(|i| {
-            let ts_ms = ts_at(&ts, i)?;
-            let request_id = match str_at(&rid, i) {
-                Some(s) if !s.is_empty() => s.to_string(),
-                _ => return Err(Reason::MissingRequestId),
-            };
-            if ctx.is_null(i) {
-                return Err(Reason::MissingContext);
+    let ctx_col = Col::new(ctx.as_ref());
+    let row = |i: usize| -> Result<Record, Reason> {
+        let ts_ms = ts_at(&ts, i)?;
+        let request_id = match str_at(&rid, i) {
+            Some(s) if !s.is_empty() => s.to_string(),
+            _ => return Err(Reason::MissingRequestId),
+        };
+        if ctx.is_null(i) {
+            return Err(Reason::MissingContext);
+        }
+        let context = if ctx_is_json {
+            let text = str_at(&ctx, i).unwrap_or_default();
+            match serde_json::from_str::<Value>(text) {
+                Ok(Value::Object(m)) => m,
+                Ok(_) => return Err(Reason::MissingContext),
+                Err(_) => return Err(Reason::Malformed),
             }
-            let context = if ctx_is_json {
-                let text = str_at(&ctx, i).unwrap_or_default();
-                match serde_json::from_str::<Value>(text) {
-                    Ok(Value::Object(m)) => m,
-                    Ok(_) => return Err(Reason::MissingContext),
-                    Err(_) => return Err(Reason::Malformed),
-                }
-            } else {
-                match to_json(&ctx, i) {
-                    Value::Object(m) => m,
-                    _ => return Err(Reason::MissingContext),
-                }
-            };
-            let policy_id = pid.as_ref().and_then(|p| str_at(p, i)).map(String::from);
-            Ok(Record {
-                ts_ms,
-                request_id,
-                policy_id,
-                context,
-            })
+        } else {
+            match ctx_col.value(i) {
+                Value::Object(m) => m,
+                _ => return Err(Reason::MissingContext),
+            }
+        };
+        let policy_id = pid.as_ref().and_then(|p| str_at(p, i)).map(String::from);
+        Ok(Record {
+            ts_ms,
+            request_id,
+            policy_id,
+            context,
         })
-        .collect()
+    };
+    for i in 0..batch.num_rows() {
+        f(row(i));
+    }
 }
 
-/// Writes records as Parquet (`ts` timestamp[ms, UTC], `context` as JSON string);
-/// used by `proof gen` and the tests.
+/// How `write_records` stores the `context` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ContextLayout {
+    /// A struct column whose schema is inferred from the first rows' contexts
+    /// (objects become structs, arrays lists): the natural Parquet layout, read
+    /// without a JSON parse per row.
+    Struct,
+    /// The context as a JSON string per row.
+    Json,
+}
+
+/// Rows per written record batch (and so per inferred schema sample).
+const WRITE_BATCH: usize = 65_536;
+
+/// Writes records as Parquet (`ts` timestamp[ms, UTC], `request_id`, `policy_id`,
+/// `context` in the given layout); used by `proof gen` and the tests. With
+/// [`ContextLayout::Struct`] the context schema is inferred from the first batch by
+/// arrow's JSON reader; a later context with a key or type the schema lacks is an
+/// error rather than a silently dropped field.
 pub fn write_records(
     path: &Path,
     records: impl IntoIterator<Item = Record>,
     compression: parquet::basic::Compression,
+    layout: ContextLayout,
 ) -> Result<(), ProofError> {
-    use arrow::array::{StringBuilder, TimestampMillisecondBuilder};
+    use arrow::array::{StringBuilder, StructArray, TimestampMillisecondBuilder};
     use arrow::datatypes::{Field, Schema};
     use parquet::arrow::ArrowWriter;
     use parquet::file::properties::WriterProperties;
     use std::sync::Arc;
 
-    let schema = Arc::new(Schema::new(vec![
-        Field::new(
-            "ts",
-            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-            false,
-        ),
-        Field::new("request_id", DataType::Utf8, false),
-        Field::new("policy_id", DataType::Utf8, true),
-        Field::new("context", DataType::Utf8, false),
-    ]));
-    let file = File::create(path).map_err(|e| ProofError::io(path, e))?;
-    let props = WriterProperties::builder()
-        .set_compression(compression)
-        .build();
-    let mut w = ArrowWriter::try_new(file, schema.clone(), Some(props))
-        .map_err(|e| parquet_error(path, e))?;
+    let fail = |e: &dyn std::fmt::Display| parquet_error(path, e);
+    let open_writer = |contexts: &[Value]| -> Result<(Arc<Schema>, ArrowWriter<File>), ProofError> {
+        let ctx_type = match layout {
+            ContextLayout::Json => DataType::Utf8,
+            ContextLayout::Struct => {
+                let inferred = arrow::json::reader::infer_json_schema_from_iterator(
+                    contexts.iter().map(|c| Ok(c.clone())),
+                )
+                .map_err(|e| fail(&e))?;
+                if inferred.fields().is_empty() {
+                    // No context has a key: a struct needs at least one field.
+                    DataType::Utf8
+                } else {
+                    DataType::Struct(inferred.fields().clone())
+                }
+            }
+        };
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                false,
+            ),
+            Field::new("request_id", DataType::Utf8, false),
+            Field::new("policy_id", DataType::Utf8, true),
+            Field::new("context", ctx_type, false),
+        ]));
+        let file = File::create(path).map_err(|e| ProofError::io(path, e))?;
+        let props = WriterProperties::builder()
+            .set_compression(compression)
+            .build();
+        let w = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| fail(&e))?;
+        Ok((schema, w))
+    };
     let mut it = records.into_iter().peekable();
-    while it.peek().is_some() {
+    let mut writer: Option<(Arc<Schema>, ArrowWriter<File>)> = None;
+    let mut first = true;
+    while first || it.peek().is_some() {
+        first = false;
         let mut ts = TimestampMillisecondBuilder::new().with_timezone("UTC");
         let mut rid = StringBuilder::new();
         let mut pid = StringBuilder::new();
-        let mut ctx = StringBuilder::new();
-        for r in it.by_ref().take(65_536) {
+        let mut contexts: Vec<Value> = Vec::new();
+        for r in it.by_ref().take(WRITE_BATCH) {
             ts.append_value(r.ts_ms);
             rid.append_value(&r.request_id);
             pid.append_option(r.policy_id.as_deref());
-            ctx.append_value(Value::Object(r.context).to_string());
+            contexts.push(Value::Object(r.context));
         }
+        let (schema, w) = match writer {
+            Some(ref mut open) => open,
+            None => writer.insert(open_writer(&contexts)?),
+        };
+        let ctx: arrow::array::ArrayRef = match schema.field(3).data_type() {
+            DataType::Struct(fields) => {
+                let mut decoder =
+                    arrow::json::ReaderBuilder::new(Arc::new(Schema::new(fields.clone())))
+                        .with_strict_mode(true)
+                        .build_decoder()
+                        .map_err(|e| fail(&e))?;
+                decoder.serialize(&contexts).map_err(|e| {
+                    fail(&format!(
+                        "a context does not fit the struct schema inferred from the first \
+                         {WRITE_BATCH} rows ({e}); write the JSON layout instead"
+                    ))
+                })?;
+                let batch = decoder.flush().map_err(|e| fail(&e))?.unwrap_or_else(|| {
+                    RecordBatch::new_empty(Arc::new(Schema::new(fields.clone())))
+                });
+                Arc::new(StructArray::from(batch))
+            }
+            _ => {
+                let mut b = StringBuilder::new();
+                for c in &contexts {
+                    b.append_value(c.to_string());
+                }
+                Arc::new(b.finish())
+            }
+        };
         let batch = RecordBatch::try_new(
             schema.clone(),
             vec![
                 Arc::new(ts.finish()),
                 Arc::new(rid.finish()),
                 Arc::new(pid.finish()),
-                Arc::new(ctx.finish()),
+                ctx,
             ],
         )
-        .map_err(|e| parquet_error(path, e))?;
-        w.write(&batch).map_err(|e| parquet_error(path, e))?;
+        .map_err(|e| fail(&e))?;
+        w.write(&batch).map_err(|e| fail(&e))?;
     }
-    w.close().map_err(|e| parquet_error(path, e))?;
+    if let Some((_, w)) = writer {
+        w.close().map_err(|e| fail(&e))?;
+    }
     Ok(())
 }

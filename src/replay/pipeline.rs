@@ -9,7 +9,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use super::aggregate::{Aggregate, Bounds, Example, Origin};
-use super::parquet::batch_rows;
+use super::parquet::for_each_row;
 use super::record::{Reason, Record, parse_line};
 use super::source::{Chunk, Input, TOO_LONG, read_all};
 use crate::error::ProofError;
@@ -135,16 +135,28 @@ pub fn process_chunk(mut acc: Aggregate, setup: &Setup, chunk: Chunk) -> Aggrega
             batch,
             columns,
         } => {
-            // Arrow asserts rather than errs on some corrupt arrays: such a batch is
-            // counted, every row rejected as malformed, instead of crashing the run.
-            let rows = super::source::contain_panics(|| batch_rows(&batch, &columns))
-                .unwrap_or_else(|_| vec![Err(Reason::Malformed); batch.num_rows()]);
-            for (k, rec) in rows.into_iter().enumerate() {
-                let origin = Origin {
-                    file,
-                    line: first_row + k as u64,
-                };
-                absorb(&mut acc, setup, &mut scratch, origin, rec);
+            // Arrow asserts rather than errs on some corrupt arrays: the rows not yet
+            // counted when that happens are rejected as malformed, instead of crashing
+            // the run.
+            let mut k = 0u64;
+            let streamed = super::source::contain_panics(|| {
+                for_each_row(&batch, &columns, |rec| {
+                    let origin = Origin {
+                        file,
+                        line: first_row + k,
+                    };
+                    absorb(&mut acc, setup, &mut scratch, origin, rec);
+                    k += 1;
+                })
+            });
+            if streamed.is_err() {
+                for k in k..batch.num_rows() as u64 {
+                    let origin = Origin {
+                        file,
+                        line: first_row + k,
+                    };
+                    acc.reject(origin, Reason::Malformed, setup.bounds);
+                }
             }
         }
     }

@@ -96,7 +96,9 @@ fn is_log_name(name: &str) -> bool {
         .strip_suffix(".gz")
         .or_else(|| name.strip_suffix(".zst"))
         .unwrap_or(name);
-    [".jsonl", ".ndjson", ".json", ".log", ".parquet", ".pq"]
+    // Not `.json`: a directory of logs often holds policies (`*.ir.json`) and other
+    // JSON documents beside them; a `.json` log can still be named explicitly.
+    [".jsonl", ".ndjson", ".log", ".parquet", ".pq"]
         .iter()
         .any(|e| base.ends_with(e))
 }
@@ -181,6 +183,17 @@ fn sniff(path: &Path) -> Result<[u8; 4], ProofError> {
     Ok(magic)
 }
 
+/// Compression told by the magic number at the start of a stream.
+fn sniff_compression(head: &[u8]) -> Compression {
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Compression::Gzip
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Compression::Zstd
+    } else {
+        Compression::None
+    }
+}
+
 /// Expands files and directories (recursively, in name order) into inputs, detects
 /// format and compression, and checks every Parquet schema before any work starts.
 pub fn expand_inputs(paths: &[PathBuf], forced: Option<Format>) -> Result<Vec<Input>, ProofError> {
@@ -194,7 +207,7 @@ pub fn expand_inputs(paths: &[PathBuf], forced: Option<Format>) -> Result<Vec<In
             walk(p, &mut files, &mut seen)?;
             if files.len() == before {
                 return Err(ProofError::Usage(format!(
-                    "{}: directory holds no log files (*.jsonl, *.ndjson, *.json, *.log, *.parquet, optionally .gz/.zst)",
+                    "{}: directory holds no log files (*.jsonl, *.ndjson, *.log, *.parquet, *.pq, optionally .gz/.zst); name other files explicitly",
                     p.display()
                 )));
             }
@@ -233,12 +246,12 @@ pub fn expand_inputs(paths: &[PathBuf], forced: Option<Format>) -> Result<Vec<In
         let name = path.to_string_lossy().to_lowercase();
         let compression = if meta.is_file() && meta.len() == 0 {
             Compression::None
-        } else if magic[..2] == [0x1f, 0x8b] || name.ends_with(".gz") {
-            Compression::Gzip
-        } else if magic == [0x28, 0xb5, 0x2f, 0xfd] || name.ends_with(".zst") {
-            Compression::Zstd
         } else {
-            Compression::None
+            match sniff_compression(&magic) {
+                Compression::None if name.ends_with(".gz") => Compression::Gzip,
+                Compression::None if name.ends_with(".zst") => Compression::Zstd,
+                c => c,
+            }
         };
         let format = if meta.is_file() && meta.len() == 0 {
             Format::Jsonl // no bytes, no records, whatever the name or --format says
@@ -300,22 +313,35 @@ pub fn read_all(
     for (i, input) in inputs.iter().enumerate() {
         let file = i as u32;
         match input.format {
-            Format::Parquet => read_parquet(input, file, tx)?,
+            Format::Parquet => read_parquet(input, file, tx, bytes_read)?,
             Format::Jsonl => {
-                let raw: Box<dyn Read + Send> = if input.path.as_os_str() == "-" {
+                let stdin = input.path.as_os_str() == "-";
+                let raw: Box<dyn Read + Send> = if stdin {
                     Box::new(std::io::stdin())
                 } else {
                     Box::new(File::open(&input.path).map_err(|e| ProofError::io(&input.path, e))?)
                 };
-                let counted = Counting {
-                    inner: raw,
-                    counter: bytes_read.clone(),
+                let mut counted = BufReader::with_capacity(
+                    64 * 1024,
+                    Counting {
+                        inner: raw,
+                        counter: bytes_read.clone(),
+                    },
+                );
+                // A file's compression was sniffed when it was expanded; standard input
+                // can only be looked at here, through the buffer, so that
+                // `zcat`-less pipes such as `… | gzip | proof replay -` also work.
+                let compression = if stdin {
+                    let head = counted.fill_buf().map_err(|e| stream_error(input, 1, e))?;
+                    sniff_compression(head)
+                } else {
+                    input.compression
                 };
-                let reader: Box<dyn Read + Send> = match input.compression {
+                let reader: Box<dyn Read + Send> = match compression {
                     Compression::None => Box::new(counted),
                     Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(counted)),
                     Compression::Zstd => Box::new(
-                        zstd::stream::read::Decoder::new(counted)
+                        zstd::stream::read::Decoder::with_buffer(counted)
                             .map_err(|e| ProofError::io(&input.path, e))?,
                     ),
                 };
@@ -472,9 +498,19 @@ fn parquet_guarded<T>(
     })
 }
 
-fn read_parquet(input: &Input, file: u32, tx: &SyncSender<Chunk>) -> Result<(), ProofError> {
+fn read_parquet(
+    input: &Input,
+    file: u32,
+    tx: &SyncSender<Chunk>,
+    bytes_read: &Arc<AtomicU64>,
+) -> Result<(), ProofError> {
     let path = &input.path;
     let (columns, builder) = parquet_guarded(path, 0, || ParquetColumns::open(path))?;
+    // The decoder reads column chunks, not a byte stream: progress advances by the
+    // share of rows decoded, in bytes of the file, so the bar and its ETA move.
+    let total_rows = builder.metadata().file_metadata().num_rows().max(1) as u64;
+    let size = input.bytes.unwrap_or(0);
+    let mut credited = 0u64;
     let columns = Arc::new(columns);
     let mut reader = parquet_guarded(path, 0, || {
         builder
@@ -489,6 +525,10 @@ fn read_parquet(input: &Input, file: u32, tx: &SyncSender<Chunk>) -> Result<(), 
             msg: format!("Parquet data is truncated or corrupt near row {first_row}: {e}"),
         })?;
         let n = batch.num_rows() as u64;
+        let done = (size as u128 * (first_row - 1 + n).min(total_rows) as u128 / total_rows as u128)
+            as u64;
+        bytes_read.fetch_add(done.saturating_sub(credited), Ordering::Relaxed);
+        credited = done;
         if tx
             .send(Chunk::Batch {
                 file,
@@ -575,5 +615,7 @@ mod tests {
             is_log_name("a.jsonl.gz") && is_log_name("b.parquet") && is_log_name("c.ndjson.zst")
         );
         assert!(!is_log_name("README.md") && !is_log_name("x.csv"));
+        // Policies and other JSON documents beside the logs are not logs.
+        assert!(!is_log_name("lksg.v1.ir.json") && !is_log_name("a.json.gz"));
     }
 }
