@@ -1038,3 +1038,91 @@ fn max_connections_holds_further_connections_in_the_backlog() {
         server.log()
     );
 }
+
+#[test]
+fn bodies_are_read_as_replay_reads_lines() {
+    let ir = c("demo.v1.ir.json");
+    let server = Server::start(&["--ir", &ir]);
+    let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    let corpus: Vec<Vec<u8>> = vec![
+        // Duplicate top-level fields: malformed (a generic JSON value would keep the last).
+        br#"{"ts":1,"request_id":"a","context":{},"context":{"x":1}}"#.to_vec(),
+        br#"{"ts":1,"ts":2,"request_id":"a","context":{}}"#.to_vec(),
+        br#"{"ts":1,"request_id":"a","request_id":"b","context":{}}"#.to_vec(),
+        // Duplicates inside the context, or of keys the reader ignores: accepted by both.
+        br#"{"ts":1,"request_id":"a","context":{"x":1,"x":2}}"#.to_vec(),
+        br#"{"ts":1,"request_id":"a","context":{},"y":1,"y":2}"#.to_vec(),
+        // Invalid UTF-8 anywhere, even in an ignored key.
+        b"{\"ts\":1,\"request_id\":\"a\",\"y\":\"\xff\",\"context\":{}}".to_vec(),
+        b"{\"ts\":1,\"request_id\":\"a\",\"y\":\"\xed\xa0\x80\",\"context\":{}}".to_vec(),
+        br#"{"ts":1,"request_id":"a","y":"\ud800","context":{}}"#.to_vec(),
+        br#"{"ts":1,"request_id":"a","context":{"k":"\ud800"}}"#.to_vec(),
+        br#"  {"ts":1,"request_id":"a","context":{}}  "#.to_vec(),
+        br#"{"ts":1,"request_id":"a","context":{}} x"#.to_vec(),
+        br#"{"ts":1e400,"request_id":"a","context":{}}"#.to_vec(),
+        br#"{"ts":1.5,"request_id":"a","context":{}}"#.to_vec(),
+        br#"{"ts":1,"request_id":"a","policy_id":null,"context":{}}"#.to_vec(),
+        br#"{"ts":1,"request_id":"a","policy_id":[],"context":{}}"#.to_vec(),
+        br#"["ts",1]"#.to_vec(),
+        b"".to_vec(),
+        format!(
+            r#"{{"ts":1,"request_id":"a","context":{{"x":{}}}}}"#,
+            deep(100)
+        )
+        .into_bytes(),
+        format!(
+            r#"{{"ts":1,"request_id":"a","context":{{"x":{}}}}}"#,
+            deep(100_000)
+        )
+        .into_bytes(),
+        format!(
+            r#"{{"ts":1,"request_id":"a","y":{},"context":{{}}}}"#,
+            deep(1000)
+        )
+        .into_bytes(),
+    ];
+    for (i, body) in corpus.iter().enumerate() {
+        let r = server.adapt(body);
+        match proof::replay::record::parse_line(body) {
+            Ok(_) => assert_eq!(r.status, 200, "body {i}: {}", r.text()),
+            Err(reason) => {
+                assert_eq!(r.status, 400, "body {i}: {}", r.text());
+                let v = r.json();
+                assert_eq!(v["error"], reason.as_str(), "body {i}: {v}");
+                assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()));
+            }
+        }
+    }
+    // The 400s name the problem.
+    let v = server.adapt(&corpus[0]).json();
+    assert_eq!(v["field"], "context");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate key 'context'"),
+        "{v}"
+    );
+    let v = server.adapt(&corpus[5]).json();
+    assert!(v["message"].as_str().unwrap().contains("UTF-8"), "{v}");
+    let v = server.adapt(&corpus[18]).json();
+    let msg = v["message"].as_str().unwrap();
+    assert!(msg.contains("recursion limit is 128 levels"), "{msg}");
+    // Without ts (serve's one difference: now), the same reader still rules.
+    let r = server.adapt(br#"{"request_id":"a","context":{},"context":{"x":1}}"#);
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (400, json!("malformed"))
+    );
+    let r = server.adapt(b"{\"request_id\":\"a\",\"y\":\"\xff\",\"context\":{}}");
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (400, json!("malformed"))
+    );
+    assert_eq!(
+        server
+            .adapt(br#"{"ts":null,"request_id":"a","context":{"x":1,"x":2}}"#)
+            .status,
+        200
+    );
+}

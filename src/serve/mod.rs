@@ -277,7 +277,7 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// Field and message for a record that fails the SPEC §4 checks.
+/// Field and message for a record that fails the SPEC §4 checks after it was read.
 fn reason_detail(r: Reason) -> (&'static str, &'static str) {
     match r {
         Reason::MissingTs | Reason::BadTs => (
@@ -311,40 +311,122 @@ impl BodyError {
             &self.message,
         )
     }
+
+    fn malformed(field: Option<&'static str>, message: String) -> Self {
+        BodyError {
+            error: Reason::Malformed.as_str(),
+            field,
+            message,
+        }
+    }
 }
 
-/// Parses and checks a body: one log record (SPEC §4) whose `ts` may be absent.
-pub fn parse_body(body: &[u8]) -> Result<record::Record, BodyError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| BodyError {
-        error: Reason::Malformed.as_str(),
-        field: None,
-        message: format!(
-            "invalid JSON at line {} column {}: {}",
-            e.line(),
-            e.column(),
-            crate::error::strip_position(&e.to_string())
-        ),
-    })?;
-    let Value::Object(mut m) = v else {
-        return Err(BodyError {
-            error: Reason::Malformed.as_str(),
-            field: None,
-            message: "the body must be a JSON object: one log record \
-                      {ts?, request_id, context, policy_id?}"
-                .into(),
-        });
-    };
-    if matches!(m.get("ts"), None | Some(Value::Null)) {
-        m.insert("ts".into(), Value::from(crate::policy::time::now_ms()));
-    }
-    record::from_value(Value::Object(m)).map_err(|r| {
+impl From<Reason> for BodyError {
+    fn from(r: Reason) -> Self {
         let (field, msg) = reason_detail(r);
         BodyError {
             error: r.as_str(),
             field: (!field.is_empty()).then_some(field),
-            message: format!("field '{field}': {msg}"),
+            message: if field.is_empty() {
+                msg.to_string()
+            } else {
+                format!("field '{field}': {msg}")
+            },
         }
-    })
+    }
+}
+
+/// The record fields replay's reader (`record::parse_line`) keeps, declared the same
+/// way. Only used after that reader has spoken: to read a body whose `ts` is absent,
+/// and to explain a `malformed` verdict.
+#[derive(serde::Deserialize)]
+struct Fields {
+    #[serde(default)]
+    #[allow(dead_code)]
+    ts: Option<Value>,
+    #[serde(default)]
+    request_id: Option<Value>,
+    #[serde(default)]
+    policy_id: Option<Value>,
+    #[serde(default)]
+    context: Option<Value>,
+}
+
+/// serde_json's recursion limit: a document may nest arrays and objects at most one
+/// level less deep (127, the record object included).
+pub const JSON_RECURSION_LIMIT: usize = 128;
+
+/// Names the problem serde_json found in a body.
+fn json_error(e: &serde_json::Error) -> BodyError {
+    let msg = crate::error::strip_position(&e.to_string());
+    let at = format!("line {} column {}", e.line(), e.column());
+    if msg == "recursion limit exceeded" {
+        return BodyError::malformed(
+            None,
+            format!(
+                "JSON nested too deeply at {at}: serde_json's recursion limit is \
+                 {JSON_RECURSION_LIMIT} levels (at most {} nested arrays and objects, the \
+                 record object included)",
+                JSON_RECURSION_LIMIT - 1
+            ),
+        );
+    }
+    if let Some(rest) = msg.strip_prefix("duplicate field `") {
+        let name = rest.trim_end_matches('`');
+        let field = ["ts", "request_id", "policy_id", "context"]
+            .into_iter()
+            .find(|f| *f == name);
+        return BodyError::malformed(
+            field,
+            format!("duplicate key '{name}' at {at}: a record names each field once"),
+        );
+    }
+    BodyError::malformed(None, format!("invalid JSON at {at}: {msg}"))
+}
+
+/// Explains why replay's reader called `body` malformed, retracing its steps.
+fn explain_malformed(body: &[u8]) -> BodyError {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return BodyError::malformed(
+            None,
+            "the body must be a JSON object: one log record \
+             {ts?, request_id, context, policy_id?}"
+                .into(),
+        );
+    }
+    let text = match std::str::from_utf8(body) {
+        Ok(t) => t,
+        Err(e) => {
+            return BodyError::malformed(
+                None,
+                format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+            );
+        }
+    };
+    match serde_json::from_str::<Fields>(text) {
+        Err(e) => json_error(&e),
+        // It read: the record checks found a `policy_id` that is not a string.
+        Ok(_) => Reason::Malformed.into(),
+    }
+}
+
+/// Parses and checks a body with replay's reader (`record::parse_line`, SPEC §4), so
+/// the same bytes get the same outcome; the one difference is that `ts` may be absent
+/// or null, meaning now.
+pub fn parse_body(body: &[u8]) -> Result<record::Record, BodyError> {
+    match record::parse_line(body) {
+        Ok(r) => Ok(r),
+        Err(Reason::MissingTs) => {
+            // `ts` is checked first: everything before it (object, UTF-8, JSON, each
+            // field once) has passed, so the fields read again; check the rest as
+            // replay does, with `ts` = now.
+            let f: Fields = serde_json::from_slice(body).map_err(|e| json_error(&e))?;
+            let now = Value::from(crate::policy::time::now_ms());
+            record::check(Some(now), f.request_id, f.policy_id, f.context).map_err(Into::into)
+        }
+        Err(Reason::Malformed) => Err(explain_malformed(body)),
+        Err(r) => Err(r.into()),
+    }
 }
 
 async fn adapt_handler(State(app): State<Arc<App>>, req: Request) -> Response {
@@ -745,5 +827,83 @@ async fn reload_loop(app: Arc<App>) {
         let a = app.clone();
         // File reads and IR compilation are blocking work: keep them off the workers.
         let _ = tokio::task::spawn_blocking(move || a.reload_tick()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nested(depth: usize) -> Vec<u8> {
+        // The record object is level 1 and the context level 2.
+        let inner = depth - 2;
+        format!(
+            r#"{{"ts":1,"request_id":"r","context":{{"x":{}{}}}}}"#,
+            "[".repeat(inner),
+            "]".repeat(inner)
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn depth_limit_is_named_and_shared_with_replay() {
+        let ok = nested(JSON_RECURSION_LIMIT - 1);
+        assert!(record::parse_line(&ok).is_ok());
+        assert!(parse_body(&ok).is_ok());
+        let deep = nested(JSON_RECURSION_LIMIT);
+        assert_eq!(record::parse_line(&deep), Err(Reason::Malformed));
+        let e = parse_body(&deep).unwrap_err();
+        assert_eq!((e.error, e.field), ("malformed", None));
+        assert!(
+            e.message.contains("recursion limit is 128 levels"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("line 1 column"), "{}", e.message);
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let e = parse_body(br#"{"request_id":"a","context":{},"context":{"x":1}}"#).unwrap_err();
+        assert_eq!((e.error, e.field), ("malformed", Some("context")));
+        assert!(
+            e.message
+                .starts_with("duplicate key 'context' at line 1 column")
+        );
+        let e = parse_body(b"{\"request_id\":\"a\",\"k\":\"\xff\",\"context\":{}}").unwrap_err();
+        assert_eq!(e.message, "invalid UTF-8 at byte 23");
+        let e = parse_body(b"[]").unwrap_err();
+        assert!(e.message.starts_with("the body must be a JSON object"));
+        let e = parse_body(br#"{"request_id":"a","context":{},"policy_id":1}"#).unwrap_err();
+        assert_eq!((e.error, e.field), ("malformed", Some("policy_id")));
+        let e = parse_body(br#"{"request_id":"a"}"#).unwrap_err();
+        assert_eq!(
+            (e.error, e.field, e.message.as_str()),
+            (
+                "missing_context",
+                Some("context"),
+                "field 'context': expected a JSON object"
+            )
+        );
+        let e = parse_body(br#"{"request_id":"a","context":{}"#).unwrap_err();
+        assert!(
+            e.message.starts_with("invalid JSON at line 1 column"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn absent_or_null_ts_is_now() {
+        let before = crate::policy::time::now_ms();
+        for body in [
+            &br#"{"request_id":"a","context":{"x":1,"x":2}}"#[..],
+            br#"{"ts":null,"request_id":"a","context":{}}"#,
+        ] {
+            let r = parse_body(body).unwrap();
+            assert!(r.ts_ms >= before && r.ts_ms <= crate::policy::time::now_ms());
+        }
+        let r = parse_body(br#"{"ts":5,"request_id":"a","context":{}}"#).unwrap();
+        assert_eq!(r.ts_ms, 5);
     }
 }
