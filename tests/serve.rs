@@ -314,17 +314,18 @@ fn verdicts_equal_adapt_for_the_conformance_traffic() {
     );
     assert_eq!(sample(&m, "adapt_enforce_rollout_percent"), Some(50.0));
 
-    // Readiness: 40 answered 2xx of 43; drift over the 40 evaluated.
+    // Readiness: the three 400s are client errors, outside the success ratio (2xx
+    // over 2xx + 5xx); drift over the 40 evaluated.
     let (status, r) = server.readyz();
     assert_eq!(status, 200);
     assert_eq!(r["status"], "ready");
-    assert_eq!(r["success_ratio_1m"], 40.0 / 43.0);
-    assert_eq!(r["success_ratio_5m"], 40.0 / 43.0);
+    assert_eq!(r["success_ratio_1m"], 1.0);
+    assert_eq!(r["success_ratio_5m"], 1.0);
     assert_eq!(r["drift_ratio_5m"], f64::from(drifts) / 40.0);
     let m = server.metrics();
     assert_eq!(
         sample(&m, r#"adapt_readyz_success_ratio{window="1m"}"#),
-        Some(40.0 / 43.0)
+        Some(1.0)
     );
     assert_eq!(
         sample(&m, r#"adapt_drift_ratio{window="5m"}"#),

@@ -350,7 +350,7 @@ mod tests {
         let r = w.ratios();
         assert_eq!(r.success_ratio_1m, 0.75);
         assert_eq!(r.success_ratio_5m, 0.75);
-        // The 400 is not an evaluated request: 1 drift over 3.
+        // The failure (a 5xx) is not an evaluated request: 1 drift over 3.
         assert!((r.drift_ratio_5m - 1.0 / 3.0).abs() < 1e-12);
     }
 

@@ -463,12 +463,17 @@ async fn adapt_handler(State(app): State<Arc<App>>, req: Request) -> Response {
 }
 
 /// Answers one `/v1/adapt` request whose body has been read (or refused).
+///
+/// Client errors (4xx) are kept out of the readiness windows: they say nothing about
+/// the server's health, so `success_ratio` is 2xx over 2xx + 5xx (docs/serve.md).
 fn adapt(app: &App, body: Result<Bytes, BytesRejection>) -> Response {
     let body = match body {
         Ok(b) => b,
         Err(rej) => {
             let status = rej.status();
-            app.windows.record(false, None);
+            if status.is_server_error() {
+                app.windows.record(false, None);
+            }
             return if status == StatusCode::PAYLOAD_TOO_LARGE {
                 error_response(
                     status,
@@ -483,10 +488,7 @@ fn adapt(app: &App, body: Result<Bytes, BytesRejection>) -> Response {
     };
     let rec = match parse_body(&body) {
         Ok(r) => r,
-        Err(e) => {
-            app.windows.record(false, None);
-            return e.response();
-        }
+        Err(e) => return e.response(),
     };
     let loaded = app.policy.get();
     let options = app.cfg.options;
@@ -515,10 +517,10 @@ fn adapt(app: &App, body: Result<Bytes, BytesRejection>) -> Response {
         drift: out.drift,
         latency_seconds: latency,
     });
-    app.windows.record(true, Some(out.drift));
     let mut buf = Vec::with_capacity(1024);
     match serde_json::to_writer(&mut buf, &out).map(|()| buf) {
         Ok(mut bytes) => {
+            app.windows.record(true, Some(out.drift));
             bytes.push(b'\n');
             (
                 StatusCode::OK,
@@ -527,12 +529,15 @@ fn adapt(app: &App, body: Result<Bytes, BytesRejection>) -> Response {
             )
                 .into_response()
         }
-        Err(e) => error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            None,
-            &format!("encoding the answer: {e}"),
-        ),
+        Err(e) => {
+            app.windows.record(false, Some(out.drift));
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                None,
+                &format!("encoding the answer: {e}"),
+            )
+        }
     }
 }
 
