@@ -1127,3 +1127,189 @@ fn bodies_are_read_as_replay_reads_lines() {
         200
     );
 }
+
+#[test]
+fn weights_and_list_changes_are_reloaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("weights.yaml");
+    std::fs::write(&weights, "weights: {}\nbudget: 0\n").unwrap();
+    let sanctions = dir.path().join("sanctions.csv");
+    std::fs::copy(conformance().join("sanctions.csv"), &sanctions).unwrap();
+    let (w, sl) = (
+        weights.display().to_string(),
+        format!("sanctions={}", sanctions.display()),
+    );
+    let hr = format!("high_risk={}", c("high_risk.txt"));
+    let ir = c("demo.v1.ir.json");
+    let server = Server::start(&[
+        "--ir",
+        &ir,
+        "--enforce",
+        "--rollout",
+        "100",
+        "--selector",
+        "weighted",
+        "--weights",
+        &w,
+        "--list",
+        &sl,
+        "--list",
+        &hr,
+        "--reload-interval",
+        "50ms",
+    ]);
+    let hits = || sample(&server.metrics(), "adapt_policy_reload_hits_total").unwrap();
+    let verdicts = || {
+        let v = server.adapt(&clean_record("reload-1")).json();
+        (
+            v["shadow"]["verdict"].as_str().unwrap().to_string(),
+            v["enforced"]["verdict"].as_str().unwrap().to_string(),
+        )
+    };
+    // Budget 0: the candidate skips every rule.
+    assert_eq!(verdicts(), ("ok".into(), "warn".into()));
+    assert_eq!(hits(), 0.0);
+
+    // Weights: a budget that covers every rule.
+    replace(&weights, b"weights: {}\nbudget: 1000\n");
+    until("the weights reload", || (hits() == 1.0).then_some(()));
+    assert_eq!(verdicts(), ("ok".into(), "ok".into()));
+
+    // A list: the record's supplier (0xa1) becomes sanctioned.
+    let mut list = std::fs::read_to_string(&sanctions)
+        .unwrap()
+        .trim_end()
+        .to_string();
+    list.push_str("\n0xa1\n");
+    replace(&sanctions, list.as_bytes());
+    until("the list reload", || (hits() == 2.0).then_some(()));
+    let v = server.adapt(&clean_record("reload-1")).json();
+    assert_eq!(v["shadow"]["verdict"], "fail", "{v}");
+    assert_eq!(v["shadow"]["failed_rules"], json!(["no_sanctions"]));
+    assert_eq!(
+        sample(&server.metrics(), "adapt_policy_reload_errors_total"),
+        Some(0.0)
+    );
+}
+
+#[test]
+fn logs_never_show_bodies_tokens_or_context_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let map = dir.path().join("rbac.yaml");
+    let token = "tok-SECRETMARK-gw";
+    std::fs::write(
+        &map,
+        format!(
+            "tokens:\n  - name: gateway\n    sha256: {}\n    scopes: [adapt:run, metrics:read]\n",
+            sha_hex(token)
+        ),
+    )
+    .unwrap();
+    let ir = c("demo.v1.ir.json");
+    let mut server = Server::start(&[
+        "--ir",
+        &ir,
+        "--rbac",
+        map.to_str().unwrap(),
+        "--reload-interval",
+        "50ms",
+        "--header-timeout",
+        "300ms",
+        "--body-timeout",
+        "300ms",
+    ]);
+    let good = format!("Bearer {token}");
+    let auth = [("Authorization", good.as_str())];
+    let ok = br#"{"request_id":"rid-SECRETMARK","context":{"supplier_hashes":["ctx-SECRETMARK"],"ubo_hashes":["u"],"countries":["SECRETMARK"]}}"#;
+    assert_eq!(server.req("POST", "/v1/adapt", &auth, ok).status, 200);
+    for bad in [
+        &br#"{"request_id":"rid-SECRETMARK","context":"ctx-SECRETMARK"}"#[..],
+        br#"{"request_id":"rid-SECRETMARK","context":{},"context":{"k":"SECRETMARK"}}"#,
+        br#"{"ts":"SECRETMARK","request_id":"r","context":{}}"#,
+        br#"{"request_id":SECRETMARK}"#,
+        b"{\"request_id\":\"SECRETMARK\xff\",\"context\":{}}",
+    ] {
+        assert_eq!(server.req("POST", "/v1/adapt", &auth, bad).status, 400);
+    }
+    let wrong = "Bearer tok-SECRETMARK-wrong";
+    assert_eq!(
+        server
+            .req("POST", "/v1/adapt", &[("Authorization", wrong)], ok)
+            .status,
+        401
+    );
+    assert_eq!(
+        server
+            .req("GET", "/metrics", &[("Authorization", wrong)], b"")
+            .status,
+        401
+    );
+    // A body that never completes, and a head that never completes.
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.write_all(
+        format!(
+            "POST /v1/adapt HTTP/1.1\r\nHost: x\r\nAuthorization: {good}\r\nContent-Length: 500\r\n\r\n{{\"request_id\":\"SECRETMARK"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    assert!(closed_within(&mut s, Duration::from_secs(8)).is_some());
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.write_all(
+        format!("POST /v1/adapt HTTP/1.1\r\nAuthorization: {good}\r\nX-K: SECRETMARK").as_bytes(),
+    )
+    .unwrap();
+    assert!(closed_within(&mut s, Duration::from_secs(8)).is_some());
+    // A refused reload of the map is logged, naming the file, not a token.
+    std::fs::write(&map, "tokens:\n  - name: x\n    sha256: 12\n").unwrap();
+    until("the refused map", || {
+        server
+            .log()
+            .contains("access map reload refused")
+            .then_some(())
+    });
+    sigterm(&server);
+    let status = until("the server to exit", || server.child.try_wait().unwrap());
+    assert_eq!(status.code(), Some(0));
+    until("the shutdown line", || {
+        server
+            .log()
+            .contains("proof serve: shut down")
+            .then_some(())
+    });
+    let log = server.log();
+    assert!(log.contains("listening on"), "{log}");
+    assert!(!log.contains("SECRETMARK"), "{log}");
+    assert!(!log.contains(&sha_hex(token)), "{log}");
+}
+
+#[test]
+fn chunked_uploads_are_held_to_the_same_limit() {
+    let ir = c("demo.v1.ir.json");
+    let server = Server::start(&["--ir", &ir]);
+    let chunked = |chunks: &[&[u8]]| {
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.write_all(b"POST /v1/adapt HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .unwrap();
+        for c in chunks {
+            // The server may answer 413 and close before the rest is sent.
+            let _ = s.write_all(format!("{:x}\r\n", c.len()).as_bytes());
+            let _ = s.write_all(c);
+            let _ = s.write_all(b"\r\n");
+        }
+        let _ = s.write_all(b"0\r\n\r\n");
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw);
+        parse_response(&raw)
+    };
+    let r = chunked(&[br#"{"request_id":"c","#, br#""context":{}}"#]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    // 17 chunks of 64 KiB: 1 MiB + 64 KiB, never announced in a Content-Length.
+    let pad = vec![b' '; 64 * 1024];
+    let mut chunks: Vec<&[u8]> = vec![br#"{"request_id":"c","context":{}}"#];
+    chunks.extend(std::iter::repeat_n(pad.as_slice(), 17));
+    let r = chunked(&chunks);
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(r.json()["error"], "too_large");
+}
