@@ -2,7 +2,8 @@
 //! 50 %) compared byte for byte with tests/golden/, reviewed by eye once.
 //! `UPDATE_GOLDEN=1 cargo test --release --test report_golden` rewrites them.
 //! Also: junit.xml parses as XML with the gate's counts, $GITHUB_STEP_SUMMARY is
-//! appended to, and text from inputs is escaped in both formats.
+//! appended to, text from inputs is escaped in both formats, and a bad
+//! --drift-details path stops the run before any work.
 
 mod common;
 
@@ -207,5 +208,71 @@ fn ids_from_inputs_are_escaped_in_markdown_and_junit() {
         cand.attribute("value")
             .unwrap()
             .starts_with(&format!("{evil} sha3-256:"))
+    );
+}
+
+#[test]
+fn bad_drift_details_path_fails_before_any_work() {
+    // A missing directory, and a "directory" that is a file: exit 2 at once, naming
+    // the file, with nothing written to --out (before, the replay ran, wrote --out
+    // and then exit 2 replaced the gate's exit code 1).
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain");
+    std::fs::write(&file, "x").unwrap();
+    for (details, why) in [
+        (dir.path().join("missing/drift.jsonl"), "does not exist"),
+        (file.join("drift.parquet"), "is not a directory"),
+    ] {
+        let out = dir.path().join("out");
+        let o = Command::new(env!("CARGO_BIN_EXE_proof"))
+            .current_dir(conformance())
+            .args(["replay", "traffic.jsonl"])
+            .args(common::CASE_V2_BASIC_R50)
+            .arg("--drift-details")
+            .arg(&details)
+            .arg("--out")
+            .arg(&out)
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            stderr.contains(&format!("--drift-details {}: ", details.display()))
+                && stderr.contains(why),
+            "{stderr}"
+        );
+        assert!(!out.exists(), "--out was written before the error");
+    }
+    // A good path in the current directory (no parent part) still works.
+    let out = dir.path().join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_proof"))
+        .current_dir(dir.path())
+        .arg("replay")
+        .arg(conformance().join("traffic.jsonl"))
+        .arg("--ir")
+        .arg(conformance().join("demo.v1.ir.json"))
+        .args([
+            "--max-rejects",
+            "3",
+            "--quiet",
+            "--drift-details",
+            "drift.jsonl",
+            "--out",
+        ])
+        .arg(&out)
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(dir.path().join("drift.jsonl").is_file());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".proof-"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "probe or temp file left: {leftovers:?}"
     );
 }

@@ -31,7 +31,9 @@ pub const DEFAULT_LEVELS: &str = "0,1,5,10,25,50,100";
 /// Flags of `proof replay` (names fixed by SPEC §6).
 #[derive(Debug, Clone, Args, Default)]
 pub struct ReplayArgs {
-    /// Log files or directories (JSONL, .gz, .zst, Parquet); '-' reads standard input.
+    /// Log files or directories (JSONL, .gz, .zst, Parquet; a directory contributes its
+    /// *.jsonl, *.ndjson, *.log, *.parquet, *.pq files); '-' reads standard input (plain,
+    /// gzip or zstd, told by its first bytes).
     #[arg(value_name = "LOG")]
     pub logs: Vec<PathBuf>,
     /// Baseline (shadow) policy id, looked up as <policy-dir>/<ID>.ir.json.
@@ -193,8 +195,56 @@ fn policy_ref(p: &Policy, planner: &Planner, weights: Option<&PathBuf>) -> Polic
     }
 }
 
+/// Checks a `--drift-details` path before any input is read: the extension names a
+/// format, and the file can be created where it is to go (its directory exists and
+/// takes a new file). Otherwise a bad path would surface only after the whole replay,
+/// after --out was written, and its exit code 2 would replace the gate's.
+fn check_drift_details(path: &Path) -> Result<(), ProofError> {
+    report::drift_details::DetailsFormat::from_path(path)?;
+    let bad = |why: String| {
+        ProofError::Usage(format!(
+            "--drift-details {}: {why}; nothing was read or written",
+            path.display()
+        ))
+    };
+    if path.is_dir() {
+        return Err(bad("is a directory".into()));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(bad(format!("directory {} does not exist", dir.display())));
+        }
+        Err(e) => return Err(bad(format!("directory {}: {e}", dir.display()))),
+        Ok(m) if !m.is_dir() => {
+            return Err(bad(format!("{} is not a directory", dir.display())));
+        }
+        Ok(_) => {}
+    }
+    // The file is written as a temporary file in that directory and renamed, so
+    // creating one there is the test that matters (permission bits alone do not tell:
+    // root, ACLs, read-only mounts). The probe is removed when dropped.
+    tempfile::Builder::new()
+        .prefix(".proof-probe-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map(drop)
+        .map_err(|e| {
+            bad(format!(
+                "cannot create a file in directory {}: {e}",
+                dir.display()
+            ))
+        })
+}
+
 /// Merges flags over the scenario over defaults, and loads policies and lists.
 pub fn resolve(args: &ReplayArgs) -> Result<Resolved, ProofError> {
+    if let Some(p) = &args.drift_details {
+        check_drift_details(p)?;
+    }
     let sc = match &args.scenario {
         Some(p) => Scenario::load(p)?,
         None => Scenario::default(),
@@ -322,9 +372,6 @@ pub fn resolve(args: &ReplayArgs) -> Result<Resolved, ProofError> {
         )));
     }
     let examples = args.examples.unwrap_or(20);
-    if let Some(p) = &args.drift_details {
-        report::drift_details::DetailsFormat::from_path(p)?;
-    }
     let max_windows = args.max_windows.unwrap_or(100_000);
 
     let shadow = PathSpec {
