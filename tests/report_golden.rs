@@ -2,8 +2,8 @@
 //! 50 %) compared byte for byte with tests/golden/, reviewed by eye once.
 //! `UPDATE_GOLDEN=1 cargo test --release --test report_golden` rewrites them.
 //! Also: junit.xml parses as XML with the gate's counts, $GITHUB_STEP_SUMMARY is
-//! appended to, text from inputs is escaped in both formats, and a bad
-//! --drift-details path stops the run before any work.
+//! appended to, text from inputs is escaped in both formats, exit code 3 leads the
+//! headline, and a bad --drift-details path stops the run before any work.
 
 mod common;
 
@@ -208,6 +208,53 @@ fn ids_from_inputs_are_escaped_in_markdown_and_junit() {
         cand.attribute("value")
             .unwrap()
             .starts_with(&format!("{evil} sha3-256:"))
+    );
+}
+
+#[test]
+fn exit_code_3_heads_report_md_and_junit() {
+    // The second conformance command line: 3 rejected records, --max-rejects 0.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_proof"))
+        .current_dir(conformance())
+        .args(["replay", "traffic.jsonl", "--quiet"])
+        .args(common::CASE_V1_WEIGHTED_R25)
+        .arg("--out")
+        .arg(&out)
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let headline = "Run FAILED: 3 records rejected, more than --max-rejects 0; \
+                    gate passed at 25 %: safe up to 58 % rollout";
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert_eq!(
+        md.lines().next().unwrap(),
+        format!("## ⚠️ proof replay: {headline}")
+    );
+    let xml = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(
+        xml.contains(&format!("<testsuites name=\"proof replay: {headline}\"")),
+        "{xml}"
+    );
+    // Without --quiet, stderr leads with the failure too.
+    let o = Command::new(env!("CARGO_BIN_EXE_proof"))
+        .current_dir(conformance())
+        .args(["replay", "traffic.jsonl"])
+        .args(common::CASE_V1_WEIGHTED_R25)
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains(
+            "proof: run FAILED: 3 records rejected, more than --max-rejects 0 \
+             (bad_ts: 1, malformed: 1, missing_request_id: 1, first at traffic.jsonl:41); \
+             gate passed at 25 %"
+        ),
+        "{stderr}"
     );
 }
 

@@ -1,8 +1,11 @@
 //! report.html as a browser sees it: the real `proof` binary replays the conformance
 //! case, a real headless Chromium opens report.html from disk (`file://`, no
-//! network) and dumps the rendered DOM; the headline, the key figures and the levels
-//! table are checked against report.json. A screenshot is saved as
-//! target/report-screenshot.png for review.
+//! network) and dumps the rendered DOM; the headline, the key figures, the levels
+//! table, the what-if points and the worst-windows tables are checked against
+//! report.json, also with --min-requests above 1 (where the windows that count for
+//! the gate and all windows differ). Chart text is measured to lie inside its chart,
+//! and a 3-day run with 18 levels checks the time axis and the line styles. A
+//! screenshot is saved as target/report-screenshot.png for review.
 //!
 //! Needs Chromium (Debian package `chromium`; CHROMIUM=/path overrides). Without it
 //! the test fails and says to run scripts/test.sh, which installs it.
@@ -18,14 +21,24 @@ use serde_json::Value;
 
 /// The two command lines of fixtures/conformance/README.md, run in that directory.
 fn replay(case: u8, out: &Path, extra: &[&str]) -> (i32, Value) {
+    let case_args = if case == 1 {
+        CASE_V2_BASIC_R50
+    } else {
+        CASE_V1_WEIGHTED_R25
+    };
+    // A flag in `extra` replaces the case's own (clap takes each flag once).
+    let mut args: Vec<&str> = Vec::new();
+    let mut it = case_args.iter();
+    while let Some(a) = it.next() {
+        let value = it.next().unwrap();
+        if !extra.contains(a) || *a == "--list" {
+            args.extend([*a, *value]);
+        }
+    }
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_proof"));
     cmd.current_dir(conformance())
         .args(["replay", "traffic.jsonl", "--quiet"])
-        .args(if case == 1 {
-            CASE_V2_BASIC_R50
-        } else {
-            CASE_V1_WEIGHTED_R25
-        });
+        .args(&args);
     let o = cmd.args(extra).arg("--out").arg(out).output().unwrap();
     let json = std::fs::read(out.join("report.json"))
         .unwrap_or_else(|e| panic!("no report.json ({e}): {}", text(&o)));
@@ -157,6 +170,156 @@ fn json_f64(v: &Value) -> f64 {
     v.as_f64().unwrap()
 }
 
+/// Column headers of a table.
+fn headers(table: &str) -> Vec<String> {
+    let head = &table[..table.find("</thead>").expect("thead")];
+    head.split("<th")
+        .skip(1)
+        .filter(|c| c.starts_with(['>', ' ']))
+        .map(|c| strip(&format!("<th{}", &c[..c.find("</th>").unwrap()])))
+        .collect()
+}
+
+/// A ratio as the page shows it (`0.50 %`, `9.09 %`, `22.2 %`, `0 %`).
+fn shown_pct(x: f64) -> String {
+    let p = x * 100.0;
+    if p == 0.0 {
+        "0 %".into()
+    } else if p < 10.0 {
+        format!("{p:.2} %")
+    } else {
+        format!("{p:.1} %")
+    }
+}
+
+/// The largest ratio at level index `li` over the windows with at least
+/// --min-requests requests (the ones the gate counts), from report.json alone.
+fn max_counted(r: &Value, li: usize) -> Option<f64> {
+    let min = r["config"]["min_requests"].as_u64().unwrap();
+    r["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["requests"].as_u64().unwrap() >= min)
+        .map(|w| json_f64(&w["drift"][li]["ratio"]))
+        .reduce(f64::max)
+}
+
+/// The worst-windows tables against report.json: the windows with drift at the gate
+/// level that count for the gate (at least --min-requests requests), worst ratio
+/// first, then by start, up to 20, with report.json's numbers and the right status;
+/// windows with too few requests only in their own list, up to 5.
+fn check_worst_windows(dom: &str, r: &Value) {
+    let gate = &r["gate"];
+    let level = gate["rollout_percent"].as_u64().unwrap();
+    let li = r["levels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|l| l["rollout_percent"].as_u64() == Some(level))
+        .unwrap();
+    let min = r["config"]["min_requests"].as_u64().unwrap();
+    let drift_max = json_f64(&gate["drift_max"]);
+    let rollback = drift_max * json_f64(&r["config"]["rollback_factor"]);
+    let mut drifting: Vec<&Value> = r["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["drift"][li]["events"].as_u64().unwrap() > 0)
+        .collect();
+    drifting.sort_by(|a, b| {
+        json_f64(&b["drift"][li]["ratio"])
+            .total_cmp(&json_f64(&a["drift"][li]["ratio"]))
+            .then_with(|| a["start"].as_str().cmp(&b["start"].as_str()))
+    });
+    let (counted, few): (Vec<&Value>, Vec<&Value>) = drifting
+        .into_iter()
+        .partition(|w| w["requests"].as_u64().unwrap() >= min);
+    for (id, want, top) in [
+        ("worst-windows", &counted, 20),
+        ("worst-windows-too-few", &few, 5),
+    ] {
+        let want: Vec<&&Value> = want.iter().take(top).collect();
+        if want.is_empty() {
+            assert!(
+                !dom.contains(&format!("<table id=\"{id}\"")),
+                "#{id} should not be a table"
+            );
+            continue;
+        }
+        let (_, table) = element(dom, id, "</table>");
+        let got = rows(table);
+        assert_eq!(got.len(), want.len(), "rows of #{id}");
+        for ((tag, cells), w) in got.iter().zip(want) {
+            let d = &w["drift"][li];
+            let (requests, events, ratio) = (
+                w["requests"].as_u64().unwrap(),
+                d["events"].as_u64().unwrap(),
+                json_f64(&d["ratio"]),
+            );
+            assert_eq!(attr(tag, "data-start"), w["start"].as_str().unwrap());
+            assert_eq!(attr(tag, "data-requests"), requests.to_string());
+            assert_eq!(attr(tag, "data-events"), events.to_string());
+            assert_eq!(attr(tag, "data-ratio").parse::<f64>().unwrap(), ratio);
+            let status = if requests < min {
+                "too-few"
+            } else if ratio > rollback {
+                "rollback"
+            } else if ratio > drift_max {
+                "breach"
+            } else {
+                "ok"
+            };
+            assert_eq!(attr(tag, "data-status"), status);
+            // What a reader sees.
+            assert_eq!(
+                cells[0],
+                format!(
+                    "{} – {}",
+                    w["start"].as_str().unwrap(),
+                    w["end"].as_str().unwrap()
+                )
+            );
+            assert_eq!(cells[1], requests.to_string());
+            assert_eq!(cells[2], events.to_string());
+            assert_eq!(cells[3], shown_pct(ratio));
+            assert_eq!(cells[4], status);
+        }
+    }
+}
+
+/// Data first, then the reference lines and their labels on top; in the time chart
+/// the gate level's line is the last of the level lines.
+fn check_draw_order(dom: &str, r: &Value) {
+    let level = r["gate"]["rollout_percent"].to_string();
+    for id in ["chart-drift-time", "chart-whatif"] {
+        let (_, svg) = element(dom, id, "</svg>");
+        let last_data = svg.rfind("<path").expect("a data line");
+        for label in [">drift max ", ">rollback "] {
+            let at = svg
+                .find(label)
+                .unwrap_or_else(|| panic!("no {label} label in #{id}"));
+            assert!(
+                at > last_data,
+                "#{id}: {label} label drawn under a data line"
+            );
+        }
+    }
+    let (_, svg) = element(dom, "chart-drift-time", "</svg>");
+    let lines: Vec<&str> = svg
+        .split("<path")
+        .skip(1)
+        .filter(|p| p[..p.find('>').unwrap()].contains("data-rollout="))
+        .map(|p| &p[..p.find('>').unwrap()])
+        .collect();
+    assert_eq!(lines.len(), r["levels"].as_array().unwrap().len());
+    let last = lines.last().unwrap();
+    assert!(
+        last.contains(&format!("data-rollout=\"{level}\"")),
+        "the gate level is not drawn last: {last}"
+    );
+}
+
 /// Checks the rendered DOM against report.json.
 fn check_dom(dom: &str, r: &Value) {
     let gate = &r["gate"];
@@ -165,10 +328,19 @@ fn check_dom(dom: &str, r: &Value) {
     let level = gate["rollout_percent"].as_u64().unwrap();
 
     let (h1, h1_text) = element(dom, "headline", "</h1>");
-    let expected = format!(
-        "Gate {} at {level} %: safe up to {max_safe} % rollout",
+    let gate_words = format!(
+        "{} at {level} %: safe up to {max_safe} % rollout",
         if passed { "passed" } else { "FAILED" }
     );
+    // Exit code 3 fails the run whatever the gate says, and the headline says so first.
+    let expected = if gate["exit_code"] == 3 {
+        format!(
+            "Run FAILED: {} records rejected, more than --max-rejects {}; gate {gate_words}",
+            r["records"]["rejected"], r["config"]["max_rejects"]
+        )
+    } else {
+        format!("Gate {gate_words}")
+    };
     assert_eq!(strip(h1_text), expected);
     assert_eq!(expected, r["summary"]["headline"].as_str().unwrap());
     assert_eq!(attr(h1, "data-passed"), passed.to_string());
@@ -202,11 +374,25 @@ fn check_dom(dom: &str, r: &Value) {
     assert_eq!(attr(tag, "data-value"), max_safe.to_string());
 
     // Levels table: one row per level, in report.json's order, same numbers.
+    let min = r["config"]["min_requests"].as_u64().unwrap();
     let (_, levels_table) = element(dom, "levels", "</table>");
+    let heads = headers(levels_table);
+    let col = |name: &str| {
+        heads
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no column {name:?} in {heads:?}"))
+    };
+    // With --min-requests above 1 both worst-window figures are shown, each named.
+    let (all_col, counted_col) = if min > 1 {
+        (col("Worst window (all)"), Some(col("Worst counted window")))
+    } else {
+        (col("Worst window"), None)
+    };
     let got = rows(levels_table);
     let want = r["levels"].as_array().unwrap();
     assert_eq!(got.len(), want.len());
-    for ((tag, cells), l) in got.iter().zip(want) {
+    for (li, ((tag, cells), l)) in got.iter().zip(want).enumerate() {
         let lv = l["rollout_percent"].as_u64().unwrap();
         assert_eq!(attr(tag, "data-rollout"), lv.to_string());
         for key in ["drift_events", "breached_windows", "rollback_windows"] {
@@ -221,33 +407,68 @@ fn check_dom(dom: &str, r: &Value) {
                 .unwrap();
             assert_eq!(v, json_f64(&l[key]), "{key} at {lv} %");
         }
-        // What a reader sees: level, events, breached and rollback windows, safe or not.
+        // The counted figure, recomputed from report.json's windows.
+        let counted = max_counted(r, li);
+        match counted {
+            Some(c) => {
+                let v: f64 = attr(tag, "data-max-counted-window-ratio").parse().unwrap();
+                assert_eq!(v, c, "counted worst window at {lv} %");
+                // It is what the gate sees: above drift max exactly when a window breaches.
+                assert_eq!(
+                    c > json_f64(&gate["drift_max"]),
+                    l["breached_windows"].as_u64() != Some(0),
+                    "at {lv} %"
+                );
+            }
+            None => assert!(!tag.contains("data-max-counted-window-ratio")),
+        }
+        // What a reader sees: level, events, both worst windows, breached and rollback
+        // windows, safe or not.
         let gate_mark = if lv == level { " (gate)" } else { "" };
-        assert_eq!(cells[0], format!("{lv} %{gate_mark}"));
-        assert_eq!(cells[1], l["drift_events"].to_string());
-        assert_eq!(cells[4], l["breached_windows"].to_string());
-        assert_eq!(cells[5], l["rollback_windows"].to_string());
+        assert_eq!(cells[col("Rollout")], format!("{lv} %{gate_mark}"));
+        assert_eq!(cells[col("Drift events")], l["drift_events"].to_string());
+        assert_eq!(cells[all_col], shown_pct(json_f64(&l["max_window_ratio"])));
+        if let Some(cc) = counted_col {
+            assert_eq!(cells[cc], counted.map_or("–".to_string(), shown_pct));
+        }
+        assert_eq!(
+            cells[col("Breached windows")],
+            l["breached_windows"].to_string()
+        );
+        assert_eq!(
+            cells[col("Rollback windows")],
+            l["rollback_windows"].to_string()
+        );
         let safe = l["breached_windows"].as_u64() == Some(0);
-        assert_eq!(cells[6], if safe { "yes" } else { "no" });
+        assert_eq!(cells[col("Safe")], if safe { "yes" } else { "no" });
         assert_eq!(tag.contains("class=\"gate\""), lv == level);
     }
 
-    // The what-if chart has one point per reported level at its max_window_ratio.
+    // The what-if chart has one point per reported level, at the worst window that
+    // counts for the gate, red exactly when the level breaches; report.json's
+    // max_window_ratio (all windows) rides along.
     let (_, whatif) = element(dom, "chart-whatif", "</svg>");
-    for l in want {
-        let key = format!(
-            "data-rollout=\"{}\" data-max-window-ratio=\"",
-            l["rollout_percent"]
-        );
+    for (li, l) in want.iter().enumerate() {
+        let key = format!("data-rollout=\"{}\"", l["rollout_percent"]);
         let at = whatif
             .find(&key)
-            .unwrap_or_else(|| panic!("no point {key}"))
-            + key.len();
-        let v: f64 = whatif[at..at + whatif[at..].find('"').unwrap()]
-            .parse()
-            .unwrap();
+            .unwrap_or_else(|| panic!("no point {key}"));
+        let tag = &whatif[whatif[..at].rfind('<').unwrap()..at + whatif[at..].find('>').unwrap()];
+        let v: f64 = attr(tag, "data-max-window-ratio").parse().unwrap();
         assert_eq!(v, json_f64(&l["max_window_ratio"]));
+        if let Some(c) = max_counted(r, li) {
+            let v: f64 = attr(tag, "data-max-counted-window-ratio").parse().unwrap();
+            assert_eq!(v, c);
+        }
+        let breached = l["breached_windows"].as_u64() != Some(0);
+        assert_eq!(
+            attr(tag, "fill"),
+            if breached { "#b91c1c" } else { "#1a7f37" }
+        );
     }
+
+    check_worst_windows(dom, r);
+    check_draw_order(dom, r);
 
     // Every drift example and every rejection reason is listed.
     let examples = r["examples"].as_array().unwrap();
@@ -330,6 +551,7 @@ fn rendered_dom_matches_report_json_and_screenshot_is_saved() {
     check_self_contained(&source);
     let dom = dump_dom(&html);
     check_dom(&dom, &report);
+    check_text_inside_charts(&html);
     // The conformance case by hand: gate at 50 % fails, safe up to 23 %.
     assert!(dom.contains(">Gate FAILED at 50 %: safe up to 23 % rollout</h1>"));
 
@@ -365,7 +587,156 @@ fn passing_gate_renders_its_own_numbers() {
     assert_eq!(code, 3);
     let dom = dump_dom(&out.join("report.html"));
     check_dom(&dom, &report);
-    assert!(dom.contains(">Gate passed at 25 %: safe up to 58 % rollout</h1>"));
+    // The run fails first; the gate's own finding follows.
+    assert!(dom.contains(
+        ">Run FAILED: 3 records rejected, more than --max-rejects 0; gate passed at 25 %: safe up to 58 % rollout</h1>"
+    ));
+    let verdict = report["summary"]["verdict"].as_str().unwrap();
+    assert!(
+        verdict.starts_with("run FAILED: 3 records rejected, more than --max-rejects 0 ("),
+        "{verdict}"
+    );
+}
+
+#[test]
+fn min_requests_splits_the_windows_that_count_from_the_rest() {
+    // Gate at 100 % with --min-requests 10: windows of 9 requests never breach. The
+    // 08:10 window (2 of 9, 22.2 %) is the worst of all windows but does not count;
+    // the worst counted window is 08:05 (1 of 10).
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let (code, report) = replay(1, &out, &["--min-requests", "10", "--rollout", "100"]);
+    assert_eq!(code, 1);
+    let dom = dump_dom(&out.join("report.html"));
+    check_dom(&dom, &report);
+    let at100 = &report["levels"][6];
+    assert_eq!(at100["rollout_percent"], 100);
+    assert_eq!(json_f64(&at100["max_window_ratio"]), 2.0 / 9.0);
+    let (_, t) = element(&dom, "worst-windows", "</table>");
+    let starts: Vec<String> = rows(t)
+        .iter()
+        .map(|(tag, _)| attr(tag, "data-start").to_string())
+        .collect();
+    assert_eq!(starts, ["2026-11-05T08:05:00Z", "2026-11-05T08:15:00Z"]);
+    let (_, t) = element(&dom, "worst-windows-too-few", "</table>");
+    let few: Vec<String> = rows(t)
+        .iter()
+        .map(|(tag, _)| attr(tag, "data-start").to_string())
+        .collect();
+    assert_eq!(few, ["2026-11-05T08:10:00Z"]);
+    // The what-if point at 100 % sits at 10 %, not at 22.2 %.
+    let (_, whatif) = element(&dom, "chart-whatif", "</svg>");
+    assert!(whatif.contains("data-rollout=\"100\" data-max-counted-window-ratio=\"0.1\""));
+    assert!(
+        whatif.contains("id=\"whatif-all\""),
+        "the all-windows curve is drawn"
+    );
+    check_text_inside_charts(&out.join("report.html"));
+}
+
+/// Text of every chart (tick labels, reference-line labels) lies inside its SVG, as
+/// Chromium lays it out: a copy of the page with a measuring script (the page itself
+/// has none) writes what sticks out into `#overflow`.
+fn check_text_inside_charts(html: &Path) {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("measure.html");
+    let page = std::fs::read_to_string(html).unwrap();
+    let script = r#"<script>
+const out = [];
+for (const svg of document.querySelectorAll('svg.chart')) {
+  const box = svg.getBoundingClientRect();
+  for (const t of svg.querySelectorAll('text')) {
+    const b = t.getBoundingClientRect();
+    if (b.width > 0 && (b.left < box.left - 0.5 || b.right > box.right + 0.5)) {
+      out.push(svg.id + ': "' + t.textContent + '" spans ' + b.left.toFixed(1) + '..' + b.right.toFixed(1) +
+        ' of ' + box.left.toFixed(1) + '..' + box.right.toFixed(1));
+    }
+  }
+}
+const pre = document.createElement('pre');
+pre.id = 'overflow';
+pre.textContent = 'checked;' + out.join('; ');
+document.body.appendChild(pre);
+</script></body>"#;
+    std::fs::write(&copy, page.replace("</body>", script)).unwrap();
+    let dom = dump_dom(&copy);
+    let (_, got) = element(&dom, "overflow", "</pre>");
+    assert_eq!(got, "checked;", "chart text outside its chart");
+}
+
+#[test]
+fn multi_day_run_with_many_levels_keeps_labels_inside_and_lines_apart() {
+    // Three days of generated traffic in hourly windows, 18 levels (17 besides the
+    // gate: more than the palette's 15 colours): the last time label ("11-05 00:00")
+    // must not be clipped, every level needs its own line style and the gate level
+    // one that no other level has.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("three_days.jsonl");
+    let bin = env!("CARGO_BIN_EXE_proof");
+    let o = Command::new(bin)
+        .args(["gen", "--records", "6000", "--duration", "3d", "-o"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let out = dir.path().join("out");
+    let scenario =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios/lksg_v2_canary.yaml");
+    let o = Command::new(bin)
+        .arg("replay")
+        .arg(&log)
+        .arg("--scenario")
+        .arg(&scenario)
+        .args([
+            "--window",
+            "1h",
+            "--min-requests",
+            "1",
+            "--levels",
+            "0,1,2,3,4,5,7,10,15,20,25,30,40,50,60,75,90,100",
+            "--quiet",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", text(&o));
+    let html = out.join("report.html");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains(">11-05 00:00</text>"), "no last day label");
+    check_text_inside_charts(&html);
+
+    let (_, svg) = element(&page, "chart-drift-time", "</svg>");
+    let styles: Vec<(String, String, String)> = svg
+        .split("<path")
+        .skip(1)
+        .map(|p| &p[..p.find('>').unwrap()])
+        .filter(|t| t.contains("data-rollout="))
+        .map(|t| {
+            let get = |name: &str| {
+                t.find(&format!(" {name}=\""))
+                    .map_or(String::new(), |_| attr(t, name).to_string())
+            };
+            (get("data-rollout"), get("stroke"), get("stroke-dasharray"))
+        })
+        .collect();
+    assert_eq!(styles.len(), 18);
+    for (i, a) in styles.iter().enumerate() {
+        for b in &styles[i + 1..] {
+            assert!(
+                (&a.1, &a.2) != (&b.1, &b.2),
+                "levels {} and {} look alike",
+                a.0,
+                b.0
+            );
+        }
+    }
+    let gate = styles.iter().find(|s| s.0 == "10").unwrap();
+    assert_eq!(
+        styles.iter().filter(|s| s.1 == gate.1).count(),
+        1,
+        "gate colour shared"
+    );
 }
 
 #[test]

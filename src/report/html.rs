@@ -10,8 +10,8 @@
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::Exporter;
-use super::model::{Report, pct, ratio};
-use super::svg::{Linear, day, decimals, nice_ticks, time_label, time_ticks};
+use super::model::{Report, Window, WindowLevel, pct, ratio};
+use super::svg::{Linear, day, decimals, nice_ticks, tick_anchor, time_label, time_ticks};
 use super::view::{self, WindowStatus};
 
 /// Writes report.html.
@@ -30,14 +30,25 @@ impl Exporter for HtmlExporter {
 /// Rows of the worst-windows table; bars of the cause chart.
 const TOP_WINDOWS: usize = 20;
 const TOP_CAUSES: usize = 12;
+/// Rows of the list of high-ratio windows with too few requests to count.
+const TOO_FEW_WINDOWS: usize = 5;
 /// Point markers are drawn up to this many windows (beyond, lines only).
 const MAX_MARKERS: usize = 120;
 
-/// Line colours for rollout levels, lowest level first (cycled beyond ten).
-const PALETTE: [&str; 10] = [
-    "#3b0f70", "#5a3d9a", "#3e6fb0", "#2a9d8f", "#5cae4f", "#a0a23a", "#c2761d", "#8c564b",
-    "#7f7f7f", "#17becf",
+/// Line colours for the rollout levels other than the gate level, lowest level first.
+/// Fifteen colours that stay apart from each other, from the gate's near-black and
+/// from the orange and red of the reference lines; beyond fifteen levels the colours
+/// repeat with a dash pattern, so every level keeps its own line style.
+const PALETTE: [&str; 15] = [
+    "#4e79a7", "#59a14f", "#b07aa1", "#76b7b2", "#c9a227", "#9c755f", "#ff9da7", "#17becf",
+    "#393b79", "#8cd17d", "#a5a5a5", "#7b4173", "#86bcf0", "#637939", "#e377c2",
 ];
+/// Dash patterns for the rounds through the palette (none first).
+const DASHES: [&str; 4] = ["", "7 3", "2 3", "9 3 2 3"];
+/// The gate level's line: drawn last, thickest, in a colour no other level has.
+const GATE_COLOUR: &str = "#1f2328";
+/// The what-if curve over the windows that count for the gate.
+const WHATIF_COLOUR: &str = "#3e6fb0";
 const DRIFT_MAX_COLOUR: &str = "#d97706";
 const ROLLBACK_COLOUR: &str = "#b91c1c";
 
@@ -71,8 +82,8 @@ svg.chart .muted { fill: var(--muted); }
 svg.chart text.halo { paint-order: stroke; stroke: #fff; stroke-width: 4px; stroke-linejoin: round; }
 .legend { display: flex; flex-wrap: wrap; gap: 4px 16px; font-size: 13px; margin: 4px 0 0; padding: 0; list-style: none; }
 .legend i { display: inline-block; width: 22px; height: 0; border-top: 3px solid; vertical-align: middle; margin-right: 5px; }
-.legend i.dash { border-top-style: dashed; }
 .legend i.box { height: 11px; border: 0; }
+.legend svg.swatch { vertical-align: middle; margin-right: 5px; }
 .two { display: grid; grid-template-columns: 1fr 1fr; gap: 20px; }
 table { border-collapse: collapse; width: 100%; font-size: 14px; margin: 6px 0; }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
@@ -106,8 +117,50 @@ fn px(x: f64) -> String {
     format!("{x:.1}")
 }
 
-fn colour(i: usize) -> &'static str {
-    PALETTE[i % PALETTE.len()]
+/// How one level's line is drawn in the drift-over-time chart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LineStyle {
+    colour: &'static str,
+    /// `stroke-dasharray`, empty for a solid line.
+    dash: &'static str,
+    gate: bool,
+}
+
+/// Line styles of the reported levels, in level order: the gate level gets the
+/// reserved gate colour, the others walk the palette, then the palette again with
+/// each dash pattern in turn.
+fn level_styles(r: &Report) -> Vec<LineStyle> {
+    let gate = view::gate_pos(r);
+    let mut k = 0;
+    (0..r.levels.len())
+        .map(|li| {
+            if Some(li) == gate {
+                return LineStyle {
+                    colour: GATE_COLOUR,
+                    dash: "",
+                    gate: true,
+                };
+            }
+            let st = LineStyle {
+                colour: PALETTE[k % PALETTE.len()],
+                dash: DASHES[(k / PALETTE.len()) % DASHES.len()],
+                gate: false,
+            };
+            k += 1;
+            st
+        })
+        .collect()
+}
+
+/// A legend swatch: a short line in the style of a chart line (inline SVG, so dash
+/// patterns show as they do in the chart).
+fn swatch(colour: &str, dash: &str, width: f64) -> Markup {
+    html! {
+        svg.swatch width="24" height="10" viewBox="0 0 24 10" aria-hidden="true" {
+            line x1="1" x2="23" y1="5" y2="5" stroke=(colour) stroke-width=(px(width))
+                stroke-dasharray=[(!dash.is_empty()).then_some(dash)] {}
+        }
+    }
 }
 
 /// Plot area of a chart: the full size and the margins.
@@ -212,6 +265,7 @@ fn chart_time(r: &Report) -> Markup {
     let (step, tt) = time_ticks(t0, t1, 8);
     let multi_day = day(t0) != day(t1 - 1);
     let gate = view::gate_pos(r);
+    let styles = level_styles(r);
     let mid = |i: usize| x.map((series[i].start_ms as f64 + series[i].end_ms as f64) / 2.0);
     let paths: Vec<String> = (0..r.levels.len())
         .map(|li| {
@@ -229,6 +283,28 @@ fn chart_time(r: &Report) -> Markup {
             d
         })
         .collect();
+    // The other levels first, thin and translucent; the gate level last, so that no
+    // higher level hides the line the gate reads.
+    let order: Vec<usize> = (0..r.levels.len())
+        .filter(|&li| Some(li) != gate)
+        .chain(gate)
+        .collect();
+    let markers = r.windows.len() <= MAX_MARKERS;
+    // Runs of adjacent windows with fewer than --min-requests requests (start, end,
+    // windows): shaded grey, since a ratio there may be high but never breaches.
+    let mut too_few: Vec<(i64, i64, usize)> = Vec::new();
+    for (w, s) in r.windows.iter().zip(series) {
+        if view::counts(r, w) {
+            continue;
+        }
+        match too_few.last_mut() {
+            Some(run) if run.1 == s.start_ms => {
+                run.1 = s.end_ms;
+                run.2 += 1;
+            }
+            _ => too_few.push((s.start_ms, s.end_ms, 1)),
+        }
+    }
     let title = if multi_day {
         "window (UTC)".to_string()
     } else {
@@ -237,6 +313,13 @@ fn chart_time(r: &Report) -> Markup {
     html! {
         svg.chart #chart-drift-time viewBox=(f.view_box()) role="img"
             aria-label="Drift ratio per window over time, one line per rollout level" {
+            @for (a, b, n) in &too_few {
+                rect.too-few x=(px(x.map(*a as f64))) y=(px(f.top))
+                    width=(px((x.map(*b as f64) - x.map(*a as f64)).max(1.0)))
+                    height=(px(f.h - f.bottom - f.top)) fill="#8c959f" fill-opacity="0.13" {
+                    title { (format!("{n} window(s) with fewer than {} requests: they never breach", r.config.min_requests)) }
+                }
+            }
             @for (i, w) in r.windows.iter().enumerate() {
                 @if let Some(d) = gate.and_then(|g| w.drift.get(g)) {
                     @let st = view::status(r, d.events, w.requests);
@@ -254,20 +337,29 @@ fn chart_time(r: &Report) -> Markup {
             }
             (ratio_axis(&f, &y, &ticks, "drift ratio per window"))
             @for t in &tt {
-                line.axis x1=(px(x.map(*t as f64))) x2=(px(x.map(*t as f64))) y1=(px(f.h - f.bottom)) y2=(px(f.h - f.bottom + 5.0)) {}
-                text x=(px(x.map(*t as f64))) y=(px(f.h - f.bottom + 18.0)) text-anchor="middle" { (time_label(*t, step, multi_day)) }
+                @let tx = x.map(*t as f64);
+                @let label = time_label(*t, step, multi_day);
+                line.axis x1=(px(tx)) x2=(px(tx)) y1=(px(f.h - f.bottom)) y2=(px(f.h - f.bottom + 5.0)) {}
+                text x=(px(tx)) y=(px(f.h - f.bottom + 18.0))
+                    text-anchor=(tick_anchor(tx, label.chars().count(), 0.0, f.w)) { (label) }
             }
             text x=(px((f.left + f.w - f.right) / 2.0)) y=(px(f.h - 6.0)) text-anchor="middle" class="muted" { (title) }
-            (limit_lines(&f, &y, r))
-            @for (li, l) in r.levels.iter().enumerate() {
-                @let is_gate = Some(li) == gate;
-                path d=(paths[li]) fill="none" stroke=(colour(li))
-                    stroke-width=(if is_gate { "3" } else { "1.6" }) stroke-linejoin="round"
-                    data-rollout=(l.rollout_percent.get()) {}
-                @if r.windows.len() <= MAX_MARKERS {
+            @for &li in &order {
+                @let st = styles[li];
+                @let l = &r.levels[li];
+                @if st.gate {
+                    // A white casing lifts the gate line off the lines beneath it.
+                    path d=(paths[li]) fill="none" stroke="#fff" stroke-width="6" stroke-linejoin="round" {}
+                }
+                path d=(paths[li]) fill="none" stroke=(st.colour)
+                    stroke-width=(if st.gate { "2.6" } else { "1.3" })
+                    stroke-opacity=(if st.gate { "1" } else { "0.75" })
+                    stroke-dasharray=[(!st.dash.is_empty()).then_some(st.dash)]
+                    stroke-linejoin="round" data-rollout=(l.rollout_percent.get()) {}
+                @if markers {
                     @for (i, w) in r.windows.iter().enumerate() {
                         @if let Some(d) = w.drift.get(li) {
-                            circle cx=(px(mid(i))) cy=(px(y.map(d.ratio))) r=(if is_gate { "3.5" } else { "2.5" }) fill=(colour(li)) {
+                            circle cx=(px(mid(i))) cy=(px(y.map(d.ratio))) r=(if st.gate { "3.5" } else { "2.2" }) fill=(st.colour) {
                                 title { (format!("{} at {} %: {} ({} of {} requests)", w.start, l.rollout_percent, pct(d.ratio), d.events, w.requests)) }
                             }
                         }
@@ -282,20 +374,38 @@ fn chart_time(r: &Report) -> Markup {
                     }
                 }
             }
+            // Reference lines and their labels last: never under a data line.
+            (limit_lines(&f, &y, r))
         }
         ul.legend {
             @for (li, l) in r.levels.iter().enumerate() {
-                li { i style=(format!("border-color:{}", colour(li))) {}
-                    (l.rollout_percent) " %" @if Some(li) == gate { " (gate)" } }
+                @let st = styles[li];
+                li { (swatch(st.colour, st.dash, if st.gate { 3.0 } else { 2.0 }))
+                    @if st.gate { strong { (l.rollout_percent) " % (gate)" } } @else { (l.rollout_percent) " %" } }
             }
-            li { i.dash style=(format!("border-color:{DRIFT_MAX_COLOUR}")) {} "drift max " (pct(r.config.drift_max)) }
-            li { i.dash style=(format!("border-color:{ROLLBACK_COLOUR}")) {} "rollback line " (pct(view::rollback_line(r))) }
+            li { (swatch(DRIFT_MAX_COLOUR, "6 4", 2.0)) "drift max " (pct(r.config.drift_max)) }
+            li { (swatch(ROLLBACK_COLOUR, "6 4", 2.0)) "rollback line " (pct(view::rollback_line(r))) }
             li { i.box style=(format!("background:{ROLLBACK_COLOUR};opacity:.25")) {} "window breached at the gate level" }
+            @if !too_few.is_empty() {
+                li { i.box style="background:#8c959f;opacity:.3" {}
+                    "fewer than " (r.config.min_requests) " requests: never breaches" }
+            }
         }
     }
 }
 
-/// Chart 2: the what-if curve, worst window ratio against rollout level.
+/// The d attribute of a step curve over whole percents.
+fn step_path(x: &Linear, y: &Linear, curve: &[f64]) -> String {
+    let mut d = format!("M{} {}", px(x.map(0.0)), px(y.map(curve[0])));
+    for (p, v) in curve.iter().enumerate().skip(1) {
+        d.push_str(&format!(" H{} V{}", px(x.map(p as f64)), px(y.map(*v))));
+    }
+    d
+}
+
+/// Chart 2: the what-if curve, worst window ratio against rollout level, over the
+/// windows that count for the gate (so it crosses drift max at the max safe level);
+/// with `--min-requests` above 1, a faint curve over all windows for reference.
 fn chart_whatif(r: &Report) -> Markup {
     let f = Frame {
         w: 960.0,
@@ -305,15 +415,15 @@ fn chart_whatif(r: &Report) -> Markup {
         top: 22.0,
         bottom: 46.0,
     };
-    let curve = view::whatif_curve(r);
-    let max = curve.iter().copied().fold(view::rollback_line(r), f64::max);
+    let counted = view::whatif_curve(r, view::Windows::Counted);
+    let all = view::whatif_curve(r, view::Windows::All);
+    let min = r.config.min_requests;
+    let show_all = min > 1 && all != counted;
+    let shown: &[f64] = if show_all { &all } else { &counted };
+    let max = shown.iter().copied().fold(view::rollback_line(r), f64::max);
     let ticks = nice_ticks(max * 1.05, 5);
     let y = f.y(*ticks.last().unwrap_or(&1.0));
     let x = f.x(0.0, 100.0);
-    let mut d = format!("M{} {}", px(x.map(0.0)), px(y.map(curve[0])));
-    for (p, v) in curve.iter().enumerate().skip(1) {
-        d.push_str(&format!(" H{} V{}", px(x.map(p as f64)), px(y.map(*v))));
-    }
     let safe = f64::from(r.gate.max_safe_rollout_percent);
     let gate = f64::from(r.gate.rollout_percent.get());
     html! {
@@ -327,12 +437,36 @@ fn chart_whatif(r: &Report) -> Markup {
             }
             (ratio_axis(&f, &y, &ticks, "worst window drift ratio"))
             @for t in (0..=100).step_by(10) {
-                line.axis x1=(px(x.map(f64::from(t)))) x2=(px(x.map(f64::from(t)))) y1=(px(f.h - f.bottom)) y2=(px(f.h - f.bottom + 5.0)) {}
-                text x=(px(x.map(f64::from(t)))) y=(px(f.h - f.bottom + 18.0)) text-anchor="middle" { (t) " %" }
+                @let tx = x.map(f64::from(t));
+                @let label = format!("{t} %");
+                line.axis x1=(px(tx)) x2=(px(tx)) y1=(px(f.h - f.bottom)) y2=(px(f.h - f.bottom + 5.0)) {}
+                text x=(px(tx)) y=(px(f.h - f.bottom + 18.0))
+                    text-anchor=(tick_anchor(tx, label.chars().count(), 0.0, f.w)) { (label) }
             }
             text x=(px((f.left + f.w - f.right) / 2.0)) y=(px(f.h - 6.0)) text-anchor="middle" class="muted" { "rollout level (share of requests enforced)" }
+            @if show_all {
+                path #whatif-all d=(step_path(&x, &y, &all)) fill="none" stroke="#8c959f" stroke-width="1.3"
+                    stroke-dasharray="2 3" {
+                    title { "worst of all windows, including those under " (min) " requests (they never breach)" }
+                }
+            }
+            path #whatif-counted d=(step_path(&x, &y, &counted)) fill="none" stroke=(WHATIF_COLOUR) stroke-width="2.2" {}
+            @for (li, l) in r.levels.iter().enumerate() {
+                @let m = view::max_counted_ratio(r, li);
+                circle cx=(px(x.map(f64::from(l.rollout_percent.get())))) cy=(px(y.map(m.unwrap_or(0.0))))
+                    r="4.5" fill=(if l.breached_windows > 0 { ROLLBACK_COLOUR } else { "#1a7f37" })
+                    data-rollout=(l.rollout_percent.get())
+                    data-max-counted-window-ratio=[m.map(num)]
+                    data-max-window-ratio=(num(l.max_window_ratio)) {
+                    title {
+                        (l.rollout_percent) " %: worst counted window " (m.map_or_else(|| "–".to_string(), pct))
+                        ", " (l.breached_windows) " breached window(s)"
+                        @if min > 1 { "; worst of all windows " (pct(l.max_window_ratio)) }
+                    }
+                }
+            }
+            // Reference lines and labels last: never under the curve.
             (limit_lines(&f, &y, r))
-            path d=(d) fill="none" stroke=(colour(2)) stroke-width="2" {}
             line #whatif-max-safe x1=(px(x.map(safe))) x2=(px(x.map(safe))) y1=(px(f.top)) y2=(px(f.h - f.bottom))
                 stroke="#1a7f37" stroke-width="2" stroke-dasharray="4 3" data-value=(r.gate.max_safe_rollout_percent) {}
             text x=(px(x.map(safe) + if safe > 80.0 { -4.0 } else { 4.0 })) y=(px(f.top + 10.0))
@@ -343,19 +477,17 @@ fn chart_whatif(r: &Report) -> Markup {
                 stroke="#59636e" stroke-width="1" stroke-dasharray="2 3" {}
             text x=(px(x.map(gate) + if gate > 80.0 { -4.0 } else { 4.0 })) y=(px(f.top + 26.0))
                 text-anchor=(if gate > 80.0 { "end" } else { "start" }) class="muted halo" { "gate " (r.gate.rollout_percent) " %" }
-            @for l in &r.levels {
-                circle cx=(px(x.map(f64::from(l.rollout_percent.get())))) cy=(px(y.map(l.max_window_ratio)))
-                    r="4.5" fill=(if l.breached_windows > 0 { ROLLBACK_COLOUR } else { "#1a7f37" })
-                    data-rollout=(l.rollout_percent.get()) data-max-window-ratio=(num(l.max_window_ratio)) {
-                    title { (format!("{} %: worst window {}, {} breached window(s)", l.rollout_percent, pct(l.max_window_ratio), l.breached_windows)) }
-                }
-            }
         }
         ul.legend {
-            li { i style=(format!("border-color:{}", colour(2))) {} "worst window at each whole percent" }
+            li { (swatch(WHATIF_COLOUR, "", 2.5))
+                @if min > 1 { "worst window with at least " (min) " requests, at each whole percent" }
+                @else { "worst window at each whole percent" } }
+            @if show_all {
+                li { (swatch("#8c959f", "2 3", 2.0)) "worst of all windows, including those under " (min) " requests (never breach)" }
+            }
             li { i.box style="background:#1a7f37;width:11px;border-radius:6px" {} "reported level, no breach" }
             li { i.box style=(format!("background:{ROLLBACK_COLOUR};width:11px;border-radius:6px")) {} "reported level, breached" }
-            li { i.dash style="border-color:#1a7f37" {} "max safe rollout" }
+            li { (swatch("#1a7f37", "4 3", 2.0)) "max safe rollout" }
         }
     }
 }
@@ -459,6 +591,26 @@ fn bars(id: &str, label: &str, items: &[(String, u64)], total: u64, colour: &str
     }
 }
 
+/// A table of windows at the gate level with their figures and status.
+fn window_table(id: &str, r: &Report, rows: &[(&Window, &WindowLevel)]) -> Markup {
+    html! {
+        table id=(id) {
+            thead { tr { th { "Window (UTC)" } th.n { "Requests" } th.n { "Drift events" } th.n { "Drift ratio" } th { "Status" } } }
+            tbody {
+                @for (w, d) in rows {
+                    @let st = view::status(r, d.events, w.requests);
+                    tr data-start=(w.start) data-end=(w.end) data-requests=(w.requests) data-events=(d.events)
+                        data-ratio=(num(d.ratio)) data-status=(st.as_str()) {
+                        td.mono { (w.start) " – " (w.end) }
+                        td.n { (w.requests) } td.n { (d.events) } td.n { (pct(d.ratio)) }
+                        td class=(format!("status-{}", st.as_str())) { (st.as_str()) }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn figure(
     title: &str,
     key: &str,
@@ -490,7 +642,8 @@ pub fn render(r: &Report) -> Markup {
         "fail"
     };
     let gate_level = view::gate_pos(r).and_then(|i| r.levels.get(i));
-    let worst = view::worst_windows(r, TOP_WINDOWS);
+    let worst = view::worst_windows(r, TOP_WINDOWS, TOO_FEW_WINDOWS);
+    let min = r.config.min_requests;
     let kinds: Vec<(String, u64)> = r
         .drift
         .by_kind
@@ -527,8 +680,9 @@ pub fn render(r: &Report) -> Markup {
                         @if g.exit_code == 3 {
                             p #exit-warning {
                                 strong { "Exit code 3: " }
-                                @if rec.evaluated == 0 { "no record could be evaluated." }
-                                @else { (rec.rejected) " records rejected, more than --max-rejects " (r.config.max_rejects) "." }
+                                "the run fails a CI job whatever the gate says. "
+                                @if rec.evaluated == 0 { "Check the log files, the policy id and the rejected records." }
+                                @else { "See Rejected records below." }
                             }
                         }
                     }
@@ -544,8 +698,10 @@ pub fn render(r: &Report) -> Markup {
                             if g.breached_windows.is_empty() { "good" } else { "bad" },
                             g.breached_windows.len().to_string()))
                         @if let Some(w) = &r.summary.worst_window {
-                            (figure(&format!("Worst window at {} %", g.rollout_percent), "worst-window", pct(w.ratio),
-                                Some(format!("{} of {} requests, from {}", w.events, w.requests, w.start)),
+                            (figure(&format!("Worst {}window at {} %", if min > 1 { "counted " } else { "" }, g.rollout_percent),
+                                "worst-window", pct(w.ratio),
+                                Some(format!("{} of {} requests, from {}{}", w.events, w.requests, w.start,
+                                    if min > 1 { format!("; windows with ≥ {min} requests") } else { String::new() })),
                                 "", num(w.ratio)))
                         }
                         (figure("Drift max", "drift-max", pct(g.drift_max),
@@ -570,7 +726,8 @@ pub fn render(r: &Report) -> Markup {
                             "Share of each window's requests whose verdict would change, if the candidate were enforced at each rollout level. "
                             "Shaded: windows that breach at the gate level (" (g.rollout_percent) " %)."
                             @if r.config.min_requests > 1 {
-                                " Windows with fewer than " (r.config.min_requests) " requests never breach."
+                                " Grey: windows with fewer than " (r.config.min_requests) " requests, which never breach "
+                                "however high their ratio (--min-requests)."
                             }
                         }
                     }
@@ -580,8 +737,12 @@ pub fn render(r: &Report) -> Markup {
                         (chart_whatif(r))
                         figcaption {
                             "Worst window drift ratio if the candidate were enforced for a given share of requests "
-                            "(requests are sampled by bucket, so a higher level adds requests to the lower ones). "
-                            "Safe up to " strong { (g.max_safe_rollout_percent) " %" } "."
+                            "(requests are sampled by bucket, so a higher level adds requests to the lower ones)"
+                            @if min > 1 {
+                                ", over the windows with at least " (min) " requests, the ones the gate counts"
+                            }
+                            ". The curve crosses drift max where the max safe rollout ends: safe up to "
+                            strong { (g.max_safe_rollout_percent) " %" } "."
                         }
                     }
 
@@ -611,19 +772,24 @@ pub fn render(r: &Report) -> Markup {
                     h2 { "Rollout levels" }
                     table #levels {
                         thead { tr {
-                            th.n { "Rollout" } th.n { "Drift events" } th.n { "Drift ratio" } th.n { "Worst window" }
+                            th.n { "Rollout" } th.n { "Drift events" } th.n { "Drift ratio" }
+                            @if min > 1 { th.n { "Worst window (all)" } th.n { "Worst counted window" } }
+                            @else { th.n { "Worst window" } }
                             th.n { "Breached windows" } th.n { "Rollback windows" } th { "Safe" }
                         } }
                         tbody {
-                            @for l in &r.levels {
+                            @for (li, l) in r.levels.iter().enumerate() {
+                                @let counted = view::max_counted_ratio(r, li);
                                 tr.gate[l.rollout_percent == g.rollout_percent]
                                     data-rollout=(l.rollout_percent.get()) data-drift-events=(l.drift_events)
                                     data-drift-ratio=(num(l.drift_ratio)) data-max-window-ratio=(num(l.max_window_ratio))
+                                    data-max-counted-window-ratio=[counted.map(num)]
                                     data-breached-windows=(l.breached_windows) data-rollback-windows=(l.rollback_windows) {
                                     td.n { (l.rollout_percent) " %" @if l.rollout_percent == g.rollout_percent { " (gate)" } }
                                     td.n { (l.drift_events) }
                                     td.n { (pct(l.drift_ratio)) }
                                     td.n { (pct(l.max_window_ratio)) }
+                                    @if min > 1 { td.n { (counted.map_or_else(|| "–".to_string(), pct)) } }
                                     td.n { (l.breached_windows) }
                                     td.n { (l.rollback_windows) }
                                     @if l.breached_windows == 0 { td.status-ok { "yes" } } @else { td.status-breach { "no" } }
@@ -631,24 +797,31 @@ pub fn render(r: &Report) -> Markup {
                             }
                         }
                     }
+                    @if min > 1 {
+                        p.note {
+                            "Worst window (all): the highest drift ratio of any window at that level "
+                            "(report.json's levels[].max_window_ratio). Worst counted window: the highest among windows "
+                            "with at least " (min) " requests, the only ones that can breach; the gate, the breached windows "
+                            "and the what-if curve use this one. – : no window has " (min) " requests."
+                        }
+                    }
 
                     h2 { "Worst windows at " (g.rollout_percent) " %" }
-                    @if worst.is_empty() {
+                    @if worst.counted.is_empty() && worst.too_few.is_empty() {
                         p.note #worst-windows { "No drift at the gate level." }
+                    } @else if worst.counted.is_empty() {
+                        p.note #worst-windows { "No window with at least " (min) " requests has drift at the gate level." }
                     } @else {
-                        table #worst-windows {
-                            thead { tr { th { "Window (UTC)" } th.n { "Requests" } th.n { "Drift events" } th.n { "Drift ratio" } th { "Status" } } }
-                            tbody {
-                                @for (w, d) in &worst {
-                                    @let st = view::status(r, d.events, w.requests);
-                                    tr data-start=(w.start) data-requests=(w.requests) data-events=(d.events) data-ratio=(num(d.ratio)) {
-                                        td.mono { (w.start) " – " (w.end) }
-                                        td.n { (w.requests) } td.n { (d.events) } td.n { (pct(d.ratio)) }
-                                        td class=(format!("status-{}", st.as_str())) { (st.as_str()) }
-                                    }
-                                }
-                            }
+                        @if min > 1 {
+                            p.note { "Windows with at least " (min) " requests (the ones that count for the gate), worst first." }
                         }
+                        (window_table("worst-windows", r, &worst.counted))
+                    }
+                    @if !worst.too_few.is_empty() {
+                        h3 { "Windows with fewer than " (min) " requests (never breach)" }
+                        p.note { "The highest drift ratios among windows too small to count for the gate"
+                            @if worst.too_few.len() == TOO_FEW_WINDOWS { " (top " (TOO_FEW_WINDOWS) ")" } "." }
+                        (window_table("worst-windows-too-few", r, &worst.too_few))
                     }
 
                     h2 { "Drifting examples" }
@@ -780,5 +953,29 @@ mod tests {
         assert_eq!(page.matches("<rect class=\"breach\"").count(), 2);
         assert!(page.contains("data-start=\"1970-01-01T00:00:00Z\""));
         assert!(page.contains("id=\"max-safe\" class=\"bad\" data-value=\"5\""));
+    }
+
+    #[test]
+    fn every_level_has_its_own_line_style_and_the_gate_its_own_colour() {
+        let mut r = view::sample::report();
+        // 50 levels (a replay reports at most 101): the gate (index 2) and 49 others.
+        let extra = r.levels[3].clone();
+        r.levels.resize(50, extra);
+        let st = level_styles(&r);
+        assert_eq!(st.iter().filter(|s| s.gate).count(), 1);
+        assert!(st[2].gate && st[2].colour == GATE_COLOUR);
+        for (i, a) in st.iter().enumerate() {
+            assert!(a.gate || a.colour != GATE_COLOUR);
+            for b in &st[i + 1..] {
+                assert!((a.colour, a.dash) != (b.colour, b.dash), "{a:?} twice");
+            }
+        }
+        // The first fifteen other levels are solid, in fifteen colours.
+        assert!(
+            st.iter()
+                .filter(|s| !s.gate)
+                .take(15)
+                .all(|s| s.dash.is_empty())
+        );
     }
 }

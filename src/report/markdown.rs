@@ -7,7 +7,7 @@
 use std::fmt::Write;
 
 use super::Exporter;
-use super::model::{Report, pct, ratio};
+use super::model::{Report, Window, WindowLevel, pct, ratio};
 use super::view::{self, WindowStatus};
 
 /// Writes report.md.
@@ -15,6 +15,8 @@ pub struct MarkdownExporter;
 
 /// Rows in the causes and worst-windows tables.
 const TOP: usize = 10;
+/// Rows in the list of windows with too few requests to count.
+const TOO_FEW: usize = 3;
 
 /// Escapes text for a Markdown table cell: HTML specials as entities, Markdown
 /// punctuation with a backslash, line breaks as spaces.
@@ -65,10 +67,32 @@ impl Exporter for MarkdownExporter {
     }
 }
 
+/// Windows at the gate level with their figures and status.
+fn window_table(o: &mut String, r: &Report, rows: &[(&Window, &WindowLevel)]) {
+    let _ = writeln!(
+        o,
+        "| Window (UTC) | Requests | Drift events | Drift ratio | |\n|---|--:|--:|--:|---|"
+    );
+    for (w, dl) in rows {
+        let _ = writeln!(
+            o,
+            "| {} – {} | {} | {} | {} | {} |",
+            text(&w.start),
+            text(&w.end),
+            w.requests,
+            dl.events,
+            pct(dl.ratio),
+            status_cell(view::status(r, dl.events, w.requests))
+        );
+    }
+    o.push('\n');
+}
+
 /// The Markdown text.
 pub fn render(r: &Report) -> String {
     let mut o = String::new();
     let g = &r.gate;
+    let min = r.config.min_requests;
     let mark = if g.exit_code == 3 {
         "⚠️"
     } else if g.passed {
@@ -79,12 +103,15 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(o, "## {mark} proof replay: {}\n", text(&r.summary.headline));
     if g.exit_code == 3 {
         if r.records.evaluated == 0 {
-            let _ = writeln!(o, "> **Exit code 3:** no record could be evaluated.\n");
+            let _ = writeln!(
+                o,
+                "> **Exit code 3:** the run fails whatever the gate says. Check the log files, \
+                 the policy id and the rejected records.\n"
+            );
         } else {
             let _ = writeln!(
                 o,
-                "> **Exit code 3:** {} records rejected, more than --max-rejects {}.\n",
-                r.records.rejected, r.config.max_rejects
+                "> **Exit code 3:** the run fails whatever the gate says; see Rejected records below.\n"
             );
         }
     }
@@ -112,12 +139,18 @@ pub fn render(r: &Report) -> String {
     if let Some(w) = &r.summary.worst_window {
         let _ = writeln!(
             o,
-            "| Worst window at {} % | {} ({} of {} requests) from {} |",
+            "| Worst {}window at {} % | {} ({} of {} requests) from {}{} |",
+            if min > 1 { "counted " } else { "" },
             g.rollout_percent,
             pct(w.ratio),
             w.events,
             w.requests,
-            text(&w.start)
+            text(&w.start),
+            if min > 1 {
+                format!("; windows with at least {min} requests")
+            } else {
+                String::new()
+            }
         );
     }
     if let Some(l) = gate_level {
@@ -155,12 +188,20 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(o, "| Exit code | {} |\n", g.exit_code);
 
     let _ = writeln!(o, "### Rollout levels\n");
-    let _ = writeln!(
-        o,
-        "| Rollout | Drift events | Drift ratio | Worst window | Breached windows | Rollback windows | |\n\
-         |--:|--:|--:|--:|--:|--:|---|"
-    );
-    for l in &r.levels {
+    if min > 1 {
+        let _ = writeln!(
+            o,
+            "| Rollout | Drift events | Drift ratio | Worst window (all) | Worst counted window | Breached windows | Rollback windows | |\n\
+             |--:|--:|--:|--:|--:|--:|--:|---|"
+        );
+    } else {
+        let _ = writeln!(
+            o,
+            "| Rollout | Drift events | Drift ratio | Worst window | Breached windows | Rollback windows | |\n\
+             |--:|--:|--:|--:|--:|--:|---|"
+        );
+    }
+    for (li, l) in r.levels.iter().enumerate() {
         let name = if l.rollout_percent == g.rollout_percent {
             format!("**{} %** (gate)", l.rollout_percent)
         } else {
@@ -171,9 +212,15 @@ pub fn render(r: &Report) -> String {
         } else {
             "❌ breached"
         };
+        let counted = if min > 1 {
+            let c = view::max_counted_ratio(r, li).map_or_else(|| "–".to_string(), pct);
+            format!(" {c} |")
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             o,
-            "| {name} | {} | {} | {} | {} | {} | {verdict} |",
+            "| {name} | {} | {} | {} |{counted} {} | {} | {verdict} |",
             l.drift_events,
             pct(l.drift_ratio),
             pct(l.max_window_ratio),
@@ -182,6 +229,13 @@ pub fn render(r: &Report) -> String {
         );
     }
     o.push('\n');
+    if min > 1 {
+        let _ = writeln!(
+            o,
+            "Worst window (all): any window, as `levels[].max_window_ratio` in report.json. \
+             Worst counted window: windows with at least {min} requests, the only ones that can breach.\n"
+        );
+    }
 
     let d = &r.drift;
     let _ = writeln!(
@@ -221,28 +275,30 @@ pub fn render(r: &Report) -> String {
         o.push('\n');
     }
 
-    let worst = view::worst_windows(r, TOP);
+    let worst = view::worst_windows(r, TOP, TOO_FEW);
     let _ = writeln!(o, "### Worst windows at {} %\n", g.rollout_percent);
-    if worst.is_empty() {
+    if worst.counted.is_empty() && worst.too_few.is_empty() {
         let _ = writeln!(o, "No drift at the gate level.\n");
-    } else {
+    } else if worst.counted.is_empty() {
         let _ = writeln!(
             o,
-            "| Window (UTC) | Requests | Drift events | Drift ratio | |\n|---|--:|--:|--:|---|"
+            "No window with at least {min} requests has drift at the gate level.\n"
         );
-        for (w, dl) in worst {
+    } else {
+        if min > 1 {
             let _ = writeln!(
                 o,
-                "| {} – {} | {} | {} | {} | {} |",
-                text(&w.start),
-                text(&w.end),
-                w.requests,
-                dl.events,
-                pct(dl.ratio),
-                status_cell(view::status(r, dl.events, w.requests))
+                "Windows with at least {min} requests (the ones that count for the gate), worst first.\n"
             );
         }
-        o.push('\n');
+        window_table(&mut o, r, &worst.counted);
+    }
+    if !worst.too_few.is_empty() {
+        let _ = writeln!(
+            o,
+            "Windows with fewer than {min} requests never breach; the highest ratios among them:\n"
+        );
+        window_table(&mut o, r, &worst.too_few);
     }
 
     if rec.rejected > 0 {

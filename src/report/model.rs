@@ -617,46 +617,97 @@ fn hhmm(start: &str) -> String {
         .map_or_else(|| start.to_string(), |t| format!("{t}Z"))
 }
 
-/// "Safe up to 10 % rollout" / "Gate FAILED at 25 %" / "No evaluable records".
-pub fn headline(r: &Report) -> String {
-    if r.records.evaluated == 0 {
-        return "No evaluable records: nothing was checked".into();
-    }
-    if r.gate.passed {
-        format!(
-            "Gate passed at {} %: safe up to {} % rollout",
-            r.gate.rollout_percent, r.gate.max_safe_rollout_percent
-        )
-    } else {
-        format!(
-            "Gate FAILED at {} %: safe up to {} % rollout",
-            r.gate.rollout_percent, r.gate.max_safe_rollout_percent
-        )
-    }
+/// The gate's result in a few words: "Gate passed at 10 %: safe up to 11 % rollout".
+fn gate_words(r: &Report) -> String {
+    format!(
+        "{} at {} %: safe up to {} % rollout",
+        if r.gate.passed { "passed" } else { "FAILED" },
+        r.gate.rollout_percent,
+        r.gate.max_safe_rollout_percent
+    )
 }
 
-/// The one-paragraph verdict printed on stderr.
+/// "Gate passed at 10 %: safe up to 11 % rollout" / "Gate FAILED at 25 %: …"; with
+/// exit code 3 the run's failure comes first, whatever the gate says, because that is
+/// what fails the CI job: "Run FAILED: 3 records rejected, more than --max-rejects 0;
+/// gate passed at …" / "Run FAILED: no evaluable record, nothing was checked".
+pub fn headline(r: &Report) -> String {
+    if r.records.evaluated == 0 {
+        return "Run FAILED: no evaluable record, nothing was checked".into();
+    }
+    if r.gate.exit_code == 3 {
+        return format!(
+            "Run FAILED: {} records rejected, more than --max-rejects {}; gate {}",
+            r.records.rejected,
+            r.config.max_rejects,
+            gate_words(r)
+        );
+    }
+    format!("Gate {}", gate_words(r))
+}
+
+/// "malformed: 2, bad_ts: 1, first at traffic.jsonl:7": rejections by reason, most
+/// frequent first, and where the first one is.
+fn rejection_details(r: &Report) -> String {
+    let mut reasons: Vec<(&str, u64)> = r
+        .records
+        .rejected_by_reason
+        .iter()
+        .map(|(k, v)| (*k, *v))
+        .collect();
+    reasons.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    let mut s = reasons
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Some(first) = r.rejections.first() {
+        s.push_str(&format!(", first at {}:{}", first.file, first.line));
+    }
+    s
+}
+
+/// The one-paragraph verdict printed on stderr. With exit code 3 it leads with the
+/// failure ("run FAILED: …"), then the gate, which still reports its findings.
 pub fn verdict_paragraph(r: &Report) -> String {
     let g = &r.gate;
-    let mut s = if r.records.evaluated == 0 {
-        "no evaluable record: the gate checked nothing".to_string()
+    let rec = &r.records;
+    let too_many = rec.rejected > r.config.max_rejects;
+    let mut s = String::new();
+    if g.exit_code == 3 {
+        let mut why = Vec::new();
+        if rec.evaluated == 0 {
+            why.push("no evaluable record".to_string());
+        }
+        if too_many {
+            why.push(format!(
+                "{} records rejected, more than --max-rejects {} ({})",
+                rec.rejected,
+                r.config.max_rejects,
+                rejection_details(r)
+            ));
+        }
+        s.push_str(&format!("run FAILED: {}; ", why.join("; ")));
+    }
+    if rec.evaluated == 0 {
+        s.push_str("the gate checked nothing");
     } else if g.passed {
-        format!(
+        s.push_str(&format!(
             "gate passed at {} %: none of {} windows above {}",
             g.rollout_percent,
             r.windows.len(),
             pct(g.drift_max)
-        )
+        ));
     } else {
-        format!(
+        s.push_str(&format!(
             "gate FAILED at {} %: {} of {} windows above {}",
             g.rollout_percent,
             g.breached_windows.len(),
             r.windows.len(),
             pct(g.drift_max)
-        )
-    };
-    if r.config.min_requests > 1 {
+        ));
+    }
+    if r.config.min_requests > 1 && rec.evaluated > 0 {
         s.push_str(&format!(
             " (windows under {} requests do not count)",
             r.config.min_requests
@@ -665,7 +716,7 @@ pub fn verdict_paragraph(r: &Report) -> String {
     if let Some(w) = &r.summary.worst_window {
         s.push_str(&format!(" (worst {} at {})", pct(w.ratio), hhmm(&w.start)));
     }
-    if r.records.evaluated > 0 {
+    if rec.evaluated > 0 {
         s.push_str(&format!(
             "; max safe rollout {} %",
             g.max_safe_rollout_percent
@@ -679,38 +730,27 @@ pub fn verdict_paragraph(r: &Report) -> String {
     }
     s.push_str(&format!(
         "; {} records read, {} evaluated, {} skipped",
-        r.records.read, r.records.evaluated, r.records.skipped
+        rec.read, rec.evaluated, rec.skipped
     ));
-    if r.records.rejected > 0 {
-        let reasons: Vec<String> = r
-            .records
-            .rejected_by_reason
-            .iter()
-            .map(|(k, v)| format!("{k}: {v}"))
-            .collect();
-        s.push_str(&format!(
-            "; {} rejected ({}",
-            r.records.rejected,
-            reasons.join(", ")
-        ));
-        if let Some(first) = r.rejections.first() {
-            s.push_str(&format!(", first at {}:{}", first.file, first.line));
-        }
-        s.push(')');
-        if r.records.rejected > r.config.max_rejects {
+    if rec.rejected > 0 {
+        if too_many {
+            s.push_str(&format!(", {} rejected", rec.rejected));
+        } else {
             s.push_str(&format!(
-                " — more than --max-rejects {}",
+                "; {} rejected ({}), within --max-rejects {}",
+                rec.rejected,
+                rejection_details(r),
                 r.config.max_rejects
             ));
         }
         // Name the fixed limits behind the two reasons whose cause is not obvious.
-        if r.records.rejected_by_reason.contains_key("too_long") {
+        if rec.rejected_by_reason.contains_key("too_long") {
             s.push_str(&format!(
                 "; too_long = a line over {} MiB (the fixed SPEC §4 limit)",
                 crate::replay::record::MAX_RECORD_BYTES >> 20
             ));
         }
-        if r.records.rejected_by_reason.contains_key("malformed") {
+        if rec.rejected_by_reason.contains_key("malformed") {
             s.push_str(&format!(
                 "; malformed = not JSON/UTF-8, duplicate record keys or nesting over {} levels",
                 crate::error::JSON_MAX_DEPTH
@@ -718,4 +758,96 @@ pub fn verdict_paragraph(r: &Report) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::view::sample;
+
+    /// The sample report (gate 50 % failed, safe up to 5 %) with `rejected` records
+    /// rejected as malformed (2 of them, if any) and bad_ts, and --max-rejects `max`.
+    fn with_rejects(rejected: u64, max: u64) -> Report {
+        let mut r = sample::report();
+        r.records.rejected = rejected;
+        r.records.read += rejected;
+        r.records.rejected_by_reason.clear();
+        if rejected > 0 {
+            r.records
+                .rejected_by_reason
+                .insert("bad_ts", rejected - rejected.min(2));
+            r.records
+                .rejected_by_reason
+                .insert("malformed", rejected.min(2));
+            r.records.rejected_by_reason.retain(|_, n| *n > 0);
+            r.rejections = vec![RejectionOut {
+                file: "traffic.jsonl".into(),
+                line: 7,
+                reason: "malformed",
+            }];
+        }
+        r.config.max_rejects = max;
+        if rejected > max {
+            r.gate.exit_code = 3;
+        }
+        r.summary.headline = headline(&r);
+        r.summary.verdict = verdict_paragraph(&r);
+        r
+    }
+
+    #[test]
+    fn exit_code_3_leads_the_verdict_and_the_headline() {
+        let r = with_rejects(3, 0);
+        assert!(
+            r.summary.verdict.starts_with(
+                "run FAILED: 3 records rejected, more than --max-rejects 0 \
+                 (malformed: 2, bad_ts: 1, first at traffic.jsonl:7); gate FAILED at 50 %: "
+            ),
+            "{}",
+            r.summary.verdict
+        );
+        assert_eq!(
+            r.summary.headline,
+            "Run FAILED: 3 records rejected, more than --max-rejects 0; \
+             gate FAILED at 50 %: safe up to 5 % rollout"
+        );
+        // Said once: the record counts at the end do not repeat the reasons.
+        assert_eq!(r.summary.verdict.matches("malformed: 2").count(), 1);
+    }
+
+    #[test]
+    fn rejects_within_the_limit_trail_the_gate() {
+        let r = with_rejects(3, 5);
+        assert_eq!(r.gate.exit_code, 1);
+        assert!(r.summary.verdict.starts_with("gate FAILED at 50 %: "));
+        assert!(
+            r.summary.verdict.contains(
+                "; 3 rejected (malformed: 2, bad_ts: 1, first at traffic.jsonl:7), within --max-rejects 5"
+            ),
+            "{}",
+            r.summary.verdict
+        );
+        assert_eq!(
+            r.summary.headline,
+            "Gate FAILED at 50 %: safe up to 5 % rollout"
+        );
+    }
+
+    #[test]
+    fn no_evaluable_record_leads_too() {
+        let mut r = with_rejects(0, 0);
+        r.records.evaluated = 0;
+        r.gate.exit_code = 3;
+        r.summary.worst_window = None;
+        assert!(
+            verdict_paragraph(&r)
+                .starts_with("run FAILED: no evaluable record; the gate checked nothing; "),
+            "{}",
+            verdict_paragraph(&r)
+        );
+        assert_eq!(
+            headline(&r),
+            "Run FAILED: no evaluable record, nothing was checked"
+        );
+    }
 }

@@ -119,6 +119,24 @@ pub fn time_label(ms: i64, step: i64, multi_day: bool) -> String {
     t.format(fmt).to_string()
 }
 
+/// Rough width of one character of axis text (12 px sans-serif digits), in pixels;
+/// generous, so that an estimate errs towards keeping a label inside.
+const CHAR_PX: f64 = 8.0;
+
+/// `text-anchor` for a tick label of `chars` characters at `x` that must stay inside
+/// `lo..=hi`: centred on its tick where it fits, else ending (or starting) at the
+/// tick, so that the first and last labels of an axis are never clipped.
+pub fn tick_anchor(x: f64, chars: usize, lo: f64, hi: f64) -> &'static str {
+    let half = chars as f64 * CHAR_PX / 2.0;
+    if x + half > hi {
+        "end"
+    } else if x - half < lo {
+        "start"
+    } else {
+        "middle"
+    }
+}
+
 /// The UTC day `YYYY-MM-DD` of `ms`.
 pub fn day(ms: i64) -> String {
     Utc.timestamp_millis_opt(ms)
@@ -175,6 +193,17 @@ mod tests {
         assert_eq!(decimals(&[0.0, 5.0, 10.0]), 0);
         assert_eq!(decimals(&[0.0, 2.5, 5.0]), 1);
         assert_eq!(decimals(&[0.0, 0.25, 0.5000000000000001]), 2);
+    }
+
+    #[test]
+    fn tick_labels_stay_inside_the_chart() {
+        // "11-05 00:00" (11 characters) at the right end of a 960-wide chart.
+        assert_eq!(tick_anchor(942.0, 11, 0.0, 960.0), "end");
+        assert_eq!(tick_anchor(480.0, 11, 0.0, 960.0), "middle");
+        assert_eq!(tick_anchor(20.0, 11, 0.0, 960.0), "start");
+        // "100 %" at the right end of the what-if chart only just does not fit.
+        assert_eq!(tick_anchor(942.0, 5, 0.0, 960.0), "end");
+        assert_eq!(tick_anchor(846.4, 4, 0.0, 960.0), "middle");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Figures derived from the report model for the human-facing exporters (HTML,
 //! Markdown, JUnit), so that the three agree: the gate level's column, how a window
-//! fares, the worst windows and the what-if curve over every whole percent.
+//! fares, the worst windows and the what-if curve over every whole percent. Where
+//! `--min-requests` matters, the figures the gate uses (windows that count) are kept
+//! apart from report.json's figures over all windows.
 
 use super::model::{Report, Window, WindowLevel, ratio};
 
@@ -62,8 +64,15 @@ pub fn at_gate<'a>(r: &Report, w: &'a Window) -> Option<&'a WindowLevel> {
     gate_pos(r).and_then(|i| w.drift.get(i))
 }
 
-/// Up to `n` windows with drift at the gate level, worst ratio first, then by start.
-pub fn worst_windows(r: &Report, n: usize) -> Vec<(&Window, &WindowLevel)> {
+/// Whether a window has enough requests to count for the gate (`--min-requests`).
+pub fn counts(r: &Report, w: &Window) -> bool {
+    w.requests >= r.config.min_requests
+}
+
+/// Windows with drift at the gate level, worst ratio first, then by start: up to `n`
+/// windows that count for the gate, then up to `too_few` windows with fewer than
+/// `--min-requests` requests (which never breach, however high their ratio).
+pub fn worst_windows(r: &Report, n: usize, too_few: usize) -> WorstWindows<'_> {
     let mut v: Vec<(&Window, &WindowLevel)> = r
         .windows
         .iter()
@@ -75,8 +84,34 @@ pub fn worst_windows(r: &Report, n: usize) -> Vec<(&Window, &WindowLevel)> {
             .total_cmp(&a.1.ratio)
             .then_with(|| a.0.start.cmp(&b.0.start))
     });
-    v.truncate(n);
-    v
+    let (mut counted, mut few): (Vec<_>, Vec<_>) = v.into_iter().partition(|(w, _)| counts(r, w));
+    counted.truncate(n);
+    few.truncate(too_few);
+    WorstWindows {
+        counted,
+        too_few: few,
+    }
+}
+
+/// The worst windows at the gate level, split by whether they count for the gate.
+#[derive(Debug)]
+pub struct WorstWindows<'a> {
+    /// Windows with at least `--min-requests` requests, worst first.
+    pub counted: Vec<(&'a Window, &'a WindowLevel)>,
+    /// Windows with fewer requests, worst first (empty when min-requests is 1).
+    pub too_few: Vec<(&'a Window, &'a WindowLevel)>,
+}
+
+/// Largest window ratio at the level with index `li`, over the windows that count
+/// for the gate; `None` when no window has `--min-requests` requests. Unlike
+/// `levels[].max_window_ratio` (all windows, SPEC §5) this is the figure the gate
+/// compares with drift max.
+pub fn max_counted_ratio(r: &Report, li: usize) -> Option<f64> {
+    r.windows
+        .iter()
+        .filter(|w| counts(r, w))
+        .filter_map(|w| w.drift.get(li).map(|d| d.ratio))
+        .reduce(f64::max)
 }
 
 /// Smallest whole rollout percent that enforces a record of this bucket.
@@ -84,11 +119,25 @@ pub fn enforced_from(bucket: u16) -> u16 {
     bucket / 100 + 1
 }
 
+/// Which windows a what-if curve takes its maximum over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Windows {
+    /// Windows with at least `--min-requests` requests: the gate's view, so the curve
+    /// is above drift max exactly right of the max safe rollout.
+    Counted,
+    /// Every window, as `levels[].max_window_ratio`.
+    All,
+}
+
 /// Largest window ratio at every whole percent 0..=100 (index = percent), from the
-/// per-window bucket counts; equals `levels[].max_window_ratio` at reported levels.
-pub fn whatif_curve(r: &Report) -> Vec<f64> {
+/// per-window bucket counts, over the windows `which` selects. With `Windows::All`
+/// it equals `levels[].max_window_ratio` at the reported levels.
+pub fn whatif_curve(r: &Report, which: Windows) -> Vec<f64> {
     let mut worst = vec![0.0f64; 101];
     for s in &r.series {
+        if which == Windows::Counted && s.agg.requests < r.config.min_requests {
+            continue;
+        }
         let mut cum = 0u64;
         for (p, w) in worst.iter_mut().enumerate().skip(1) {
             cum += u64::from(s.agg.drift_by_pct[p - 1]);
@@ -209,7 +258,7 @@ mod tests {
     #[test]
     fn whatif_curve_steps_where_buckets_enter() {
         let r = sample::report();
-        let c = whatif_curve(&r);
+        let c = whatif_curve(&r, Windows::All);
         assert_eq!(c.len(), 101);
         let want = |p: usize| match p {
             0..=2 => 0.0,
@@ -225,6 +274,32 @@ mod tests {
             assert_eq!(c[usize::from(l.rollout_percent.get())], l.max_window_ratio);
         }
         assert_eq!(r.gate.max_safe_rollout_percent, 5);
+    }
+
+    #[test]
+    fn counted_curve_agrees_with_the_gate() {
+        // Window 1 (1 request, drift from 91 %) is too small to count: the counted
+        // curve stays at window 0's 2 of 4 from 71 % on, where the all-windows curve
+        // jumps to 1 of 1.
+        let r = sample::report();
+        let c = whatif_curve(&r, Windows::Counted);
+        assert_eq!((c[70], c[71], c[91], c[100]), (0.25, 0.5, 0.5, 0.5));
+        // Above drift max exactly right of the max safe rollout, as the gate sees it.
+        let safe = usize::from(r.gate.max_safe_rollout_percent);
+        for (p, v) in c.iter().enumerate() {
+            assert_eq!(*v > r.config.drift_max, p > safe, "at {p} %");
+        }
+        for (li, l) in r.levels.iter().enumerate() {
+            let m = max_counted_ratio(&r, li).unwrap();
+            assert_eq!(c[usize::from(l.rollout_percent.get())], m);
+            assert_eq!(m > r.config.drift_max, l.breached_windows > 0);
+            assert!(m <= l.max_window_ratio);
+        }
+        // At 100 %: 1.0 over all windows, 0.5 over the counted ones.
+        assert_eq!(
+            (r.levels[3].max_window_ratio, max_counted_ratio(&r, 3)),
+            (1.0, Some(0.5))
+        );
     }
 
     #[test]
@@ -247,20 +322,46 @@ mod tests {
                 WindowStatus::Breach
             ]
         );
-        let worst: Vec<(&str, f64)> = worst_windows(&r, 10)
-            .iter()
-            .map(|(w, d)| (w.start.as_str(), d.ratio))
-            .collect();
+        let starts = |v: &[(&Window, &WindowLevel)]| -> Vec<(String, f64)> {
+            v.iter().map(|(w, d)| (w.start.clone(), d.ratio)).collect()
+        };
+        let worst = worst_windows(&r, 10, 10);
         assert_eq!(
-            worst,
+            starts(&worst.counted),
             [
-                ("1970-01-01T00:00:00Z", 0.25),
-                ("1970-01-01T00:02:00Z", 0.2)
+                ("1970-01-01T00:00:00Z".to_string(), 0.25),
+                ("1970-01-01T00:02:00Z".to_string(), 0.2)
             ]
         );
-        assert_eq!(worst_windows(&r, 1).len(), 1);
+        // Window 1 has no drift at 50 % (its drifting record enters at 91 %).
+        assert!(worst.too_few.is_empty());
+        assert_eq!(worst_windows(&r, 1, 0).counted.len(), 1);
         assert_eq!(enforced_from(0), 1);
         assert_eq!(enforced_from(2394), 24);
         assert_eq!(enforced_from(9999), 100);
+    }
+
+    #[test]
+    fn windows_that_count_rank_before_windows_with_too_few_requests() {
+        // At 100 %, window 1 (1 of 1 request) has the highest ratio but cannot breach.
+        let mut r = sample::report();
+        r.gate.rollout_percent = r.levels[3].rollout_percent;
+        let worst = worst_windows(&r, 10, 10);
+        let got: Vec<(&str, u64)> = worst
+            .counted
+            .iter()
+            .map(|(w, d)| (w.start.as_str(), d.events))
+            .collect();
+        assert_eq!(
+            got,
+            [("1970-01-01T00:00:00Z", 2), ("1970-01-01T00:02:00Z", 2)]
+        );
+        let few: Vec<&str> = worst
+            .too_few
+            .iter()
+            .map(|(w, _)| w.start.as_str())
+            .collect();
+        assert_eq!(few, ["1970-01-01T00:01:00Z"]);
+        assert!(worst_windows(&r, 10, 0).too_few.is_empty());
     }
 }
