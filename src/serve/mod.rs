@@ -727,16 +727,14 @@ async fn accept_loop(
     limits: Arc<Limits>,
 ) {
     let mut next = 0usize;
-    let mut full = false;
+    // When the bound was last reported: at most once a minute.
+    let mut reported: Option<tokio::time::Instant> = None;
     loop {
         let permit = match limits.open.clone().try_acquire_owned() {
-            Ok(p) => {
-                full = false;
-                p
-            }
+            Ok(p) => p,
             Err(_) => {
-                if !full {
-                    full = true;
+                if reported.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                    reported = Some(tokio::time::Instant::now());
                     eprintln!(
                         "proof serve: {} connections open (--max-connections): new ones wait",
                         limits.max
