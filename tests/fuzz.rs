@@ -2,18 +2,21 @@
 //! user input reaches is fed random and mutated input, and must answer without
 //! panicking while keeping its invariants (accounting, monotone levels, determinism).
 //!
-//! Each property runs `PROOF_FUZZ_CASES` cases (default below, chosen so the whole file
-//! takes about a minute in the release profile). For a longer run:
-//! `PROOF_FUZZ_CASES=20000 cargo test --release --test fuzz`. A failure prints the
-//! minimal input proptest shrank it to; add it to `fixtures/adversarial/` as a case.
+//! Each property runs for a time budget, not a case count, so that cheap and costly
+//! properties both get a real run: `PROOF_FUZZ_SECONDS` per property (3 by default;
+//! `scripts/test.sh` runs 30, so each of the six areas gets about a minute or more).
+//! For a longer run: `PROOF_FUZZ_SECONDS=600 cargo test --release --test fuzz`. Each
+//! property prints how many cases it ran (`--nocapture`). A failure prints the minimal
+//! input proptest shrank it to; add it to `fixtures/adversarial/` as a case.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence};
+use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
 use serde_json::{Map, Value, json};
+use std::time::{Duration, Instant};
 
 use proof::orchestrator::{
     DriftKind, Engine, PathSpec, Planner, RolloutPercent, Scratch, SelectorKind, Verdict, Weights,
@@ -28,18 +31,47 @@ use proof::replay::scenario::Scenario;
 use proof::replay::source::expand_inputs;
 use proof::report::model::{ConfigOut, GateSettings, Inputs, PolicyRef, Report, ReportContext};
 
-/// Cases per property: `PROOF_FUZZ_CASES`, else `default`.
-fn cases(default: u32) -> Config {
-    let n = std::env::var("PROOF_FUZZ_CASES")
+/// Seconds each property runs: `PROOF_FUZZ_SECONDS`, else 3 (a quick pass for a plain
+/// `cargo test`; `scripts/test.sh` asks for more).
+fn budget() -> Duration {
+    let secs = std::env::var("PROOF_FUZZ_SECONDS")
         .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default);
-    Config {
-        cases: n,
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .unwrap_or(3.0);
+    Duration::from_secs_f64(secs)
+}
+
+/// Runs `test` on fresh values of `strategy`, in rounds of 64 cases, until this
+/// property's time budget is spent (at least one round). A failure panics with the
+/// minimal input proptest shrank it to.
+fn fuzz<S>(strategy: S, test: impl Fn(S::Value) -> Result<(), TestCaseError>)
+where
+    S: Strategy,
+    S::Value: std::fmt::Debug,
+{
+    let deadline = Instant::now() + budget();
+    let config = Config {
+        cases: 64,
         // Shrunk failures are reported in the test output; no files beside the sources.
         failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
         ..Config::default()
+    };
+    // A runner counts its cases for good; each round gets a fresh one, seeded from a
+    // master runner so that the rounds draw different inputs.
+    let mut master = TestRunner::new(config.clone());
+    let mut cases = 0u64;
+    loop {
+        let mut round = TestRunner::new_with_rng(config.clone(), master.new_rng());
+        if let Err(e) = round.run(&strategy, &test) {
+            panic!("after {cases} passing cases: {e}");
+        }
+        cases += u64::from(config.cases);
+        if Instant::now() >= deadline {
+            break;
+        }
     }
+    eprintln!("{cases} cases");
 }
 
 fn fixture(rel: &str) -> PathBuf {
@@ -270,65 +302,87 @@ fn record_field() -> impl Strategy<Value = Option<Value>> {
     ]
 }
 
-proptest! {
-    #![proptest_config(cases(20000))]
-
-    /// Arbitrary bytes: never a panic; an accepted record satisfies SPEC §4.
-    #[test]
-    fn parse_line_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+/// Arbitrary bytes: never a panic; an accepted record satisfies SPEC §4.
+#[test]
+fn parse_line_on_arbitrary_bytes() {
+    fuzz((prop::collection::vec(any::<u8>(), 0..400),), |(bytes,)| {
         if let Ok(r) = parse_line(&bytes) {
             prop_assert!(!r.request_id.is_empty());
             prop_assert!((MIN_TS_MS..=MAX_TS_MS).contains(&r.ts_ms));
         }
-    }
+        Ok(())
+    });
+}
 
-    /// A mutated valid line (byte flips, truncation, insertions): never a panic.
-    #[test]
-    fn parse_line_on_mutated_lines(
-        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 0..6),
-        cut in any::<prop::sample::Index>(),
-    ) {
-        let mut line = br#"{"ts":"2026-11-05T08:11:19.126Z","request_id":"req-0000","policy_id":"demo.v1","context":{"supplier_hashes":["0xa4"],"audit":{"score":40,"dates":["2026-03-01"]}}}"#.to_vec();
-        for (at, b, kind) in edits {
-            let i = at.index(line.len());
-            match kind {
-                0 => line[i] = b,
-                1 => line.insert(i, b),
-                _ => { line.remove(i); }
+/// A mutated valid line (byte flips, truncation, insertions): never a panic.
+#[test]
+fn parse_line_on_mutated_lines() {
+    fuzz(
+        (
+            prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 0..6),
+            any::<prop::sample::Index>(),
+        ),
+        |(edits, cut)| {
+            let mut line = br#"{"ts":"2026-11-05T08:11:19.126Z","request_id":"req-0000","policy_id":"demo.v1","context":{"supplier_hashes":["0xa4"],"audit":{"score":40,"dates":["2026-03-01"]}}}"#.to_vec();
+            for (at, b, kind) in edits {
+                let i = at.index(line.len());
+                match kind {
+                    0 => line[i] = b,
+                    1 => line.insert(i, b),
+                    _ => {
+                        line.remove(i);
+                    }
+                }
             }
-        }
-        line.truncate(cut.index(line.len() + 1));
-        if let Ok(r) = parse_line(&line) {
-            prop_assert!(!r.request_id.is_empty());
-        }
-    }
+            line.truncate(cut.index(line.len() + 1));
+            if let Ok(r) = parse_line(&line) {
+                prop_assert!(!r.request_id.is_empty());
+            }
+            Ok(())
+        },
+    );
+}
 
-    /// Structured records: the streaming JSONL parser and the value path (`adapt`,
-    /// `serve`) agree on every record, accepted or rejected, and on the reason.
-    #[test]
-    fn parse_line_agrees_with_from_value(
-        ts in prop_oneof![
+/// Structured records: the streaming JSONL parser and the value path (`adapt`,
+/// `serve`) agree on every record, accepted or rejected, and on the reason.
+#[test]
+fn parse_line_agrees_with_from_value() {
+    fuzz(
+        (
+            prop_oneof![
+                record_field(),
+                any_number().prop_map(Some),
+                (MIN_TS_MS - 5..MIN_TS_MS + 5).prop_map(|n| Some(json!(n))),
+                (MAX_TS_MS - 5..MAX_TS_MS + 5).prop_map(|n| Some(json!(n))),
+            ],
             record_field(),
-            any_number().prop_map(Some),
-            (MIN_TS_MS - 5..MIN_TS_MS + 5).prop_map(|n| Some(json!(n))),
-            (MAX_TS_MS - 5..MAX_TS_MS + 5).prop_map(|n| Some(json!(n))),
-        ],
-        rid in record_field(),
-        pid in record_field(),
-        ctx in prop_oneof![record_field(), any_json(3).prop_map(|v| Some(json!({"k": v})))],
-        extra in any_json(2),
-    ) {
-        let mut m = Map::new();
-        for (k, v) in [("ts", ts), ("request_id", rid), ("policy_id", pid), ("context", ctx)] {
-            if let Some(v) = v {
-                m.insert(k.to_string(), v);
+            record_field(),
+            prop_oneof![
+                record_field(),
+                any_json(3).prop_map(|v| Some(json!({"k": v})))
+            ],
+            any_json(2),
+        ),
+        |(ts, rid, pid, ctx, extra)| {
+            let mut m = Map::new();
+            for (k, v) in [
+                ("ts", ts),
+                ("request_id", rid),
+                ("policy_id", pid),
+                ("context", ctx),
+            ] {
+                if let Some(v) = v {
+                    m.insert(k.to_string(), v);
+                }
             }
-        }
-        m.insert("other".into(), extra);
-        let v = Value::Object(m);
-        let line = serde_json::to_vec(&v).unwrap();
-        prop_assert_eq!(parse_line(&line), record::from_value(v));
-    }
+            m.insert("other".into(), extra);
+            let v = Value::Object(m);
+            let line = serde_json::to_vec(&v).unwrap();
+            prop_assert_eq!(parse_line(&line), record::from_value(v));
+
+            Ok(())
+        },
+    );
 }
 
 // ---------------------------------------------------------------------------------
@@ -413,70 +467,93 @@ fn apply_edit(doc: &mut Value, edit: &Edit) {
     }
 }
 
-proptest! {
-    #![proptest_config(cases(10000))]
-
-    /// Arbitrary JSON trees: a clear error or a policy, never a panic.
-    #[test]
-    fn policy_from_arbitrary_json(v in any_json(4)) {
+/// Arbitrary JSON trees: a clear error or a policy, never a panic.
+#[test]
+fn policy_from_arbitrary_json() {
+    fuzz((any_json(4),), |(v,)| {
         let lists = Lists::default();
         if let Err(e) = Policy::from_value(&v, Path::new("x.ir.json"), &lists) {
             prop_assert!(e.to_string().starts_with("x.ir.json"), "{}", e);
         }
-    }
+        Ok(())
+    });
+}
 
-    /// Random but well-shaped policies: they load or are refused with the file named,
-    /// and a loaded one evaluates any context under both selectors.
-    #[test]
-    fn random_policies_evaluate_any_context(
-        doc in any_policy_doc(),
-        ctxs in prop::collection::vec(any_context(), 1..4),
-        now in MIN_TS_MS..=MAX_TS_MS,
-        budget in prop::option::of(0u64..40),
-        costs in prop::collection::vec(any::<u64>(), 0..6),
-    ) {
-        let lists = lists_for_exprs();
-        let p = match Policy::from_value(&doc, Path::new("r.ir.json"), &lists) {
-            Ok(p) => p,
-            Err(e) => {
-                let m = e.to_string();
-                prop_assert!(m.starts_with("r.ir.json: invalid IR:"), "{}", m);
-                return Ok(());
+/// Random but well-shaped policies: they load or are refused with the file named,
+/// and a loaded one evaluates any context under both selectors.
+#[test]
+fn random_policies_evaluate_any_context() {
+    fuzz(
+        (
+            any_policy_doc(),
+            prop::collection::vec(any_context(), 1..4),
+            MIN_TS_MS..=MAX_TS_MS,
+            prop::option::of(0u64..40),
+            prop::collection::vec(any::<u64>(), 0..6),
+        ),
+        |(doc, ctxs, now, budget, costs)| {
+            let lists = lists_for_exprs();
+            let p = match Policy::from_value(&doc, Path::new("r.ir.json"), &lists) {
+                Ok(p) => p,
+                Err(e) => {
+                    let m = e.to_string();
+                    prop_assert!(m.starts_with("r.ir.json: invalid IR:"), "{}", m);
+                    return Ok(());
+                }
+            };
+            let weights = Weights {
+                weights: p
+                    .rules
+                    .iter()
+                    .zip(&costs)
+                    .map(|(r, &c)| (r.id.clone(), c))
+                    .collect(),
+                budget,
+            };
+            let basic = Planner::new(&p, SelectorKind::Basic, None);
+            let weighted = Planner::new(&p, SelectorKind::Weighted, Some(&weights));
+            for ctx in &ctxs {
+                let env = Env { ctx, now_ms: now };
+                check_path(&p, &basic, &env);
+                check_path(&p, &weighted, &env);
             }
-        };
-        let weights = Weights {
-            weights: p.rules.iter().zip(&costs).map(|(r, &c)| (r.id.clone(), c)).collect(),
-            budget,
-        };
-        let basic = Planner::new(&p, SelectorKind::Basic, None);
-        let weighted = Planner::new(&p, SelectorKind::Weighted, Some(&weights));
-        for ctx in &ctxs {
-            let env = Env { ctx, now_ms: now };
-            check_path(&p, &basic, &env);
-            check_path(&p, &weighted, &env);
-        }
-    }
+            Ok(())
+        },
+    );
+}
 
-    /// Mutated copies of the conformance IR: a clear error naming the file, or a policy
-    /// that evaluates the conformance traffic.
-    #[test]
-    fn mutated_demo_ir(edits in prop::collection::vec(any_edit(), 1..4), ctx in any_context()) {
-        let mut doc = demo_ir("demo.v1.ir.json");
-        for e in &edits {
-            apply_edit(&mut doc, e);
-        }
-        let lists = conformance_lists();
-        match Policy::from_value(&doc, Path::new("demo.v1.ir.json"), &lists) {
-            Ok(p) => {
-                let pl = Planner::new(&p, SelectorKind::Basic, None);
-                check_path(&p, &pl, &Env { ctx: &ctx, now_ms: 1_793_866_200_000 });
+/// Mutated copies of the conformance IR: a clear error naming the file, or a policy
+/// that evaluates the conformance traffic.
+#[test]
+fn mutated_demo_ir() {
+    fuzz(
+        (prop::collection::vec(any_edit(), 1..4), any_context()),
+        |(edits, ctx)| {
+            let mut doc = demo_ir("demo.v1.ir.json");
+            for e in &edits {
+                apply_edit(&mut doc, e);
             }
-            Err(e) => {
-                let m = e.to_string();
-                prop_assert!(m.starts_with("demo.v1.ir.json"), "{}", m);
+            let lists = conformance_lists();
+            match Policy::from_value(&doc, Path::new("demo.v1.ir.json"), &lists) {
+                Ok(p) => {
+                    let pl = Planner::new(&p, SelectorKind::Basic, None);
+                    check_path(
+                        &p,
+                        &pl,
+                        &Env {
+                            ctx: &ctx,
+                            now_ms: 1_793_866_200_000,
+                        },
+                    );
+                }
+                Err(e) => {
+                    let m = e.to_string();
+                    prop_assert!(m.starts_with("demo.v1.ir.json"), "{}", m);
+                }
             }
-        }
-    }
+            Ok(())
+        },
+    );
 }
 
 // ---------------------------------------------------------------------------------
@@ -547,39 +624,48 @@ fn demo_context() -> impl Strategy<Value = Map<String, Value>> {
         })
 }
 
-proptest! {
-    #![proptest_config(cases(20000))]
-
-    /// The shadow/enforced engine on arbitrary contexts and timestamps: verdicts follow
-    /// SPEC §2, drift kind follows the verdict pair, and the cause names a rule of one
-    /// of the policies or one of the two fixed fallbacks.
-    #[test]
-    fn engine_on_arbitrary_contexts(
-        ctx in demo_context(),
-        now in MIN_TS_MS..=MAX_TS_MS,
-        rid in any_string(),
-        weighted in any::<bool>(),
-    ) {
-        let engine = demo_engine(if weighted { SelectorKind::Weighted } else { SelectorKind::Basic });
-        let env = Env { ctx: &ctx, now_ms: now };
-        let mut scratch = Scratch::default();
-        let ev = engine.evaluate(&env, &mut scratch);
-        let s = check_path(&engine.shadow.policy, &engine.shadow.planner, &env);
-        let e = check_path(&engine.enforced.policy, &engine.enforced.planner, &env);
-        prop_assert_eq!((ev.shadow.verdict, ev.enforced.verdict), (s, e));
-        prop_assert!(engine.bucket(&rid) < 10_000);
-        match engine.drift(&ev) {
-            None => prop_assert_eq!(s, e),
-            Some((kind, cause)) => {
-                prop_assert_eq!(Some(kind), DriftKind::of(s, e));
-                let known = engine.shadow.policy.rule_index(cause).is_some()
-                    || engine.enforced.policy.rule_index(cause).is_some()
-                    || cause == "budget_skip"
-                    || cause == "no_active_rules";
-                prop_assert!(known, "cause {}", cause);
+/// The shadow/enforced engine on arbitrary contexts and timestamps: verdicts follow
+/// SPEC §2, drift kind follows the verdict pair, and the cause names a rule of one
+/// of the policies or one of the two fixed fallbacks.
+#[test]
+fn engine_on_arbitrary_contexts() {
+    fuzz(
+        (
+            demo_context(),
+            MIN_TS_MS..=MAX_TS_MS,
+            any_string(),
+            any::<bool>(),
+        ),
+        |(ctx, now, rid, weighted)| {
+            let engine = demo_engine(if weighted {
+                SelectorKind::Weighted
+            } else {
+                SelectorKind::Basic
+            });
+            let env = Env {
+                ctx: &ctx,
+                now_ms: now,
+            };
+            let mut scratch = Scratch::default();
+            let ev = engine.evaluate(&env, &mut scratch);
+            let s = check_path(&engine.shadow.policy, &engine.shadow.planner, &env);
+            let e = check_path(&engine.enforced.policy, &engine.enforced.planner, &env);
+            prop_assert_eq!((ev.shadow.verdict, ev.enforced.verdict), (s, e));
+            prop_assert!(engine.bucket(&rid) < 10_000);
+            match engine.drift(&ev) {
+                None => prop_assert_eq!(s, e),
+                Some((kind, cause)) => {
+                    prop_assert_eq!(Some(kind), DriftKind::of(s, e));
+                    let known = engine.shadow.policy.rule_index(cause).is_some()
+                        || engine.enforced.policy.rule_index(cause).is_some()
+                        || cause == "budget_skip"
+                        || cause == "no_active_rules";
+                    prop_assert!(known, "cause {}", cause);
+                }
             }
-        }
-    }
+            Ok(())
+        },
+    );
 }
 
 // ---------------------------------------------------------------------------------
@@ -623,47 +709,53 @@ fn yamlish_text() -> impl Strategy<Value = String> {
         .prop_map(|kv| kv.into_iter().map(|(k, v)| format!("{k}: {v}\n")).collect())
 }
 
-proptest! {
-    #![proptest_config(cases(10000))]
-
-    /// Weights from arbitrary bytes and from YAML/JSON-ish text: an error naming the
-    /// file, or weights (unsigned by construction).
-    #[test]
-    fn weights_parse(
-        bytes in prop_oneof![
-            prop::collection::vec(any::<u8>(), 0..200),
-            yamlish_text().prop_map(String::into_bytes),
-            any_json(3).prop_map(|v| serde_json::to_vec(&v).unwrap()),
-        ],
-        json_name in any::<bool>(),
-    ) {
-        let name = if json_name { "w.json" } else { "w.yaml" };
-        if let Err(e) = Weights::parse(&bytes, Path::new(name)) {
-            prop_assert!(e.to_string().starts_with(name), "{}", e);
-        }
-    }
-
-    /// Scenario files from arbitrary text: an error naming the file, or settings whose
-    /// relative paths were resolved against the file's directory.
-    #[test]
-    fn scenario_load(
-        text in prop_oneof![
-            yamlish_text().prop_map(String::into_bytes),
-            prop::collection::vec(any::<u8>(), 0..200),
-        ],
-    ) {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("s.yaml");
-        std::fs::write(&p, &text).unwrap();
-        match Scenario::load(&p) {
-            Ok(s) => {
-                for l in &s.logs {
-                    prop_assert!(l.is_absolute() || l.as_os_str() == "-", "{}", l.display());
-                }
+/// Weights from arbitrary bytes and from YAML/JSON-ish text: an error naming the
+/// file, or weights (unsigned by construction).
+#[test]
+fn weights_parse() {
+    fuzz(
+        (
+            prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..200),
+                yamlish_text().prop_map(String::into_bytes),
+                any_json(3).prop_map(|v| serde_json::to_vec(&v).unwrap()),
+            ],
+            any::<bool>(),
+        ),
+        |(bytes, json_name)| {
+            let name = if json_name { "w.json" } else { "w.yaml" };
+            if let Err(e) = Weights::parse(&bytes, Path::new(name)) {
+                prop_assert!(e.to_string().starts_with(name), "{}", e);
             }
-            Err(e) => prop_assert!(e.to_string().contains("s.yaml"), "{}", e),
-        }
-    }
+            Ok(())
+        },
+    );
+}
+
+/// Scenario files from arbitrary text: an error naming the file, or settings whose
+/// relative paths were resolved against the file's directory.
+#[test]
+fn scenario_load() {
+    fuzz(
+        (prop_oneof![
+            yamlish_text().prop_map(String::into_bytes),
+            prop::collection::vec(any::<u8>(), 0..200),
+        ],),
+        |(text,)| {
+            let d = tempfile::tempdir().unwrap();
+            let p = d.path().join("s.yaml");
+            std::fs::write(&p, &text).unwrap();
+            match Scenario::load(&p) {
+                Ok(s) => {
+                    for l in &s.logs {
+                        prop_assert!(l.is_absolute() || l.as_os_str() == "-", "{}", l.display());
+                    }
+                }
+                Err(e) => prop_assert!(e.to_string().contains("s.yaml"), "{}", e),
+            }
+            Ok(())
+        },
+    );
 }
 
 // ---------------------------------------------------------------------------------
@@ -754,7 +846,8 @@ fn small_parquet() -> Vec<u8> {
                 &p,
                 records,
                 parquet::basic::Compression::UNCOMPRESSED,
-                proof::replay::parquet::ContextLayout::Json,
+                // The struct layout: the typed column walk is the code to shake.
+                proof::replay::parquet::ContextLayout::Struct,
             )
             .unwrap();
             std::fs::read(&p).unwrap()
@@ -762,79 +855,100 @@ fn small_parquet() -> Vec<u8> {
         .clone()
 }
 
-proptest! {
-    #![proptest_config(cases(8000))]
+/// Mutated JSONL: every non-blank line is counted exactly once, whatever it holds.
+#[test]
+fn jsonl_counts_every_line() {
+    fuzz(
+        (
+            prop::collection::vec(
+                (any::<prop::sample::Index>(), any::<u8>(), any::<u8>()),
+                0..40,
+            ),
+            prop::option::of(any::<prop::sample::Index>()),
+            any::<bool>(),
+        ),
+        |(edits, cut, bom)| {
+            let mut bytes = traffic();
+            mutate(&mut bytes, &edits, cut);
+            if bom {
+                bytes.splice(0..0, *b"\xEF\xBB\xBF");
+            }
+            let d = tempfile::tempdir().unwrap();
+            let p = d.path().join("t.jsonl");
+            std::fs::write(&p, &bytes).unwrap();
+            // Mutations can fake a gzip or zstd magic number; then the stream error applies.
+            match replay_file(&p) {
+                Ok(agg) => prop_assert_eq!(agg.read, expected_records(&bytes)),
+                Err(e) => prop_assert!(e.starts_with(&p.display().to_string()), "{}", e),
+            }
+            Ok(())
+        },
+    );
+}
 
-    /// Mutated JSONL: every non-blank line is counted exactly once, whatever it holds.
-    #[test]
-    fn jsonl_counts_every_line(
-        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), any::<u8>()), 0..40),
-        cut in prop::option::of(any::<prop::sample::Index>()),
-        bom in any::<bool>(),
-    ) {
-        let mut bytes = traffic();
-        mutate(&mut bytes, &edits, cut);
-        if bom {
-            bytes.splice(0..0, *b"\xEF\xBB\xBF");
-        }
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("t.jsonl");
-        std::fs::write(&p, &bytes).unwrap();
-        // Mutations can fake a gzip or zstd magic number; then the stream error applies.
-        match replay_file(&p) {
-            Ok(agg) => prop_assert_eq!(agg.read, expected_records(&bytes)),
-            Err(e) => prop_assert!(e.starts_with(&p.display().to_string()), "{}", e),
-        }
-    }
+/// Mutated and truncated gzip / zstd streams: a stream error naming the file and
+/// line, or a balanced count; never a panic or a hang.
+#[test]
+fn compressed_streams() {
+    fuzz(
+        (
+            prop::collection::vec(
+                (any::<prop::sample::Index>(), any::<u8>(), any::<u8>()),
+                0..4,
+            ),
+            prop::option::of(any::<prop::sample::Index>()),
+            any::<bool>(),
+        ),
+        |(edits, cut, zstd_not_gzip)| {
+            let plain = traffic();
+            let (mut bytes, name) = if zstd_not_gzip {
+                (zstd::encode_all(&plain[..], 3).unwrap(), "t.jsonl.zst")
+            } else {
+                use std::io::Write;
+                let mut e =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                e.write_all(&plain).unwrap();
+                (e.finish().unwrap(), "t.jsonl.gz")
+            };
+            let untouched = edits.is_empty() && cut.is_none();
+            mutate(&mut bytes, &edits, cut);
+            let d = tempfile::tempdir().unwrap();
+            let p = d.path().join(name);
+            std::fs::write(&p, &bytes).unwrap();
+            match replay_file(&p) {
+                Ok(agg) if untouched => prop_assert_eq!(agg.read, expected_records(&plain)),
+                Ok(_) => {}
+                Err(e) => prop_assert!(e.starts_with(&p.display().to_string()), "{}", e),
+            }
+            Ok(())
+        },
+    );
+}
 
-    /// Mutated and truncated gzip / zstd streams: a stream error naming the file and
-    /// line, or a balanced count; never a panic or a hang.
-    #[test]
-    fn compressed_streams(
-        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), any::<u8>()), 0..4),
-        cut in prop::option::of(any::<prop::sample::Index>()),
-        zstd_not_gzip in any::<bool>(),
-    ) {
-        let plain = traffic();
-        let (mut bytes, name) = if zstd_not_gzip {
-            (zstd::encode_all(&plain[..], 3).unwrap(), "t.jsonl.zst")
-        } else {
-            use std::io::Write;
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            e.write_all(&plain).unwrap();
-            (e.finish().unwrap(), "t.jsonl.gz")
-        };
-        let untouched = edits.is_empty() && cut.is_none();
-        mutate(&mut bytes, &edits, cut);
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join(name);
-        std::fs::write(&p, &bytes).unwrap();
-        match replay_file(&p) {
-            Ok(agg) if untouched => prop_assert_eq!(agg.read, expected_records(&plain)),
-            Ok(_) => {}
-            Err(e) => prop_assert!(e.starts_with(&p.display().to_string()), "{}", e),
-        }
-    }
-
-    /// Mutated and truncated Parquet written by `write_records`: a schema or data error
-    /// naming the file, or a balanced count; never a panic.
-    #[test]
-    fn parquet_bytes(
-        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), Just(0u8)), 0..6),
-        cut in prop::option::of(any::<prop::sample::Index>()),
-    ) {
-        let mut bytes = small_parquet();
-        let untouched = edits.is_empty() && cut.is_none();
-        mutate(&mut bytes, &edits, cut);
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("t.parquet");
-        std::fs::write(&p, &bytes).unwrap();
-        match replay_file(&p) {
-            Ok(agg) if untouched => prop_assert_eq!(agg.read, 40),
-            Ok(_) => {}
-            Err(e) => prop_assert!(e.starts_with(&p.display().to_string()), "{}", e),
-        }
-    }
+/// Mutated and truncated Parquet written by `write_records`: a schema or data error
+/// naming the file, or a balanced count; never a panic.
+#[test]
+fn parquet_bytes() {
+    fuzz(
+        (
+            prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), Just(0u8)), 0..6),
+            prop::option::of(any::<prop::sample::Index>()),
+        ),
+        |(edits, cut)| {
+            let mut bytes = small_parquet();
+            let untouched = edits.is_empty() && cut.is_none();
+            mutate(&mut bytes, &edits, cut);
+            let d = tempfile::tempdir().unwrap();
+            let p = d.path().join("t.parquet");
+            std::fs::write(&p, &bytes).unwrap();
+            match replay_file(&p) {
+                Ok(agg) if untouched => prop_assert_eq!(agg.read, 40),
+                Ok(_) => {}
+                Err(e) => prop_assert!(e.starts_with(&p.display().to_string()), "{}", e),
+            }
+            Ok(())
+        },
+    );
 }
 
 // ---------------------------------------------------------------------------------
@@ -947,106 +1061,163 @@ fn build(agg: &Aggregate, g: &GateSettings) -> Report {
     )
 }
 
-proptest! {
-    #![proptest_config(cases(15000))]
+/// SPEC §5 invariants of the report, checked against a brute-force oracle.
+#[test]
+fn report_levels_and_gate() {
+    fuzz(
+        (
+            prop::collection::vec(any_outcome(), 0..120),
+            prop::collection::btree_set(0u8..=100, 0..8),
+            0u8..=100,
+            prop_oneof![Just(0.0), Just(0.005), Just(1.0), 0.0f64..=1.0],
+            0u64..6,
+            1.0f64..4.0,
+            0u64..4,
+            any::<prop::sample::Index>(),
+        ),
+        |(
+            outcomes,
+            levels,
+            rollout,
+            drift_max,
+            min_requests,
+            rollback_factor,
+            max_rejects,
+            split,
+        )| {
+            let window_ms = 300_000;
+            let b = Bounds {
+                examples: 4,
+                rejections: 3,
+                drift_details: false,
+            };
+            let rollout = RolloutPercent::new(rollout).unwrap();
+            let mut lv: Vec<RolloutPercent> = levels
+                .iter()
+                .map(|&l| RolloutPercent::new(l).unwrap())
+                .collect();
+            lv.push(rollout);
+            lv.sort();
+            lv.dedup();
+            let g = GateSettings {
+                rollout,
+                drift_max,
+                levels: lv.clone(),
+                min_requests,
+                rollback_factor,
+                max_rejects,
+                window_ms,
+            };
+            let mut whole = Aggregate::default();
+            for (k, o) in outcomes.iter().enumerate() {
+                feed(&mut whole, k as u64, o, window_ms, b);
+            }
+            // As `pipeline::run` finishes an aggregate.
+            whole.trim_examples(b.examples);
+            whole.finish();
+            let r = build(&whole, &g);
 
-    /// SPEC §5 invariants of the report, checked against a brute-force oracle.
-    #[test]
-    fn report_levels_and_gate(
-        outcomes in prop::collection::vec(any_outcome(), 0..120),
-        levels in prop::collection::btree_set(0u8..=100, 0..8),
-        rollout in 0u8..=100,
-        drift_max in prop_oneof![Just(0.0), Just(0.005), Just(1.0), 0.0f64..=1.0],
-        min_requests in 0u64..6,
-        rollback_factor in 1.0f64..4.0,
-        max_rejects in 0u64..4,
-        split in any::<prop::sample::Index>(),
-    ) {
-        let window_ms = 300_000;
-        let b = Bounds { examples: 4, rejections: 3, drift_details: false };
-        let rollout = RolloutPercent::new(rollout).unwrap();
-        let mut lv: Vec<RolloutPercent> = levels.iter().map(|&l| RolloutPercent::new(l).unwrap()).collect();
-        lv.push(rollout);
-        lv.sort();
-        lv.dedup();
-        let g = GateSettings {
-            rollout, drift_max, levels: lv.clone(), min_requests, rollback_factor, max_rejects, window_ms,
-        };
-        let mut whole = Aggregate::default();
-        for (k, o) in outcomes.iter().enumerate() {
-            feed(&mut whole, k as u64, o, window_ms, b);
-        }
-        // As `pipeline::run` finishes an aggregate.
-        whole.trim_examples(b.examples);
-        whole.finish();
-        let r = build(&whole, &g);
+            // Accounting.
+            let n = outcomes.len() as u64;
+            prop_assert_eq!(r.records.read, n);
+            prop_assert_eq!(
+                r.records.read,
+                r.records.evaluated + r.records.rejected + r.records.skipped
+            );
+            prop_assert_eq!(
+                r.records.rejected,
+                r.records.rejected_by_reason.values().sum::<u64>()
+            );
 
-        // Accounting.
-        let n = outcomes.len() as u64;
-        prop_assert_eq!(r.records.read, n);
-        prop_assert_eq!(r.records.read, r.records.evaluated + r.records.rejected + r.records.skipped);
-        prop_assert_eq!(r.records.rejected, r.records.rejected_by_reason.values().sum::<u64>());
-
-        // Oracle: per window, requests and drifting buckets.
-        let mut per_window: std::collections::BTreeMap<i64, (u64, Vec<u16>)> = Default::default();
-        for o in &outcomes {
-            if let Outcome::Eval { window, bucket, shadow, enforced } = o {
-                let e = per_window.entry(*window).or_default();
-                e.0 += 1;
-                if shadow != enforced {
-                    e.1.push(*bucket);
+            // Oracle: per window, requests and drifting buckets.
+            let mut per_window: std::collections::BTreeMap<i64, (u64, Vec<u16>)> =
+                Default::default();
+            for o in &outcomes {
+                if let Outcome::Eval {
+                    window,
+                    bucket,
+                    shadow,
+                    enforced,
+                } = o
+                {
+                    let e = per_window.entry(*window).or_default();
+                    e.0 += 1;
+                    if shadow != enforced {
+                        e.1.push(*bucket);
+                    }
                 }
             }
-        }
-        let breach = |l: u8, req: u64, drifts: &[u16]| {
-            let ev = drifts.iter().filter(|&&b| b < u16::from(l) * 100).count() as u64;
-            req >= min_requests && (ev as f64 / req as f64) > drift_max
-        };
-        let oracle_safe = (0..=100u8)
-            .rev()
-            .find(|&l| per_window.values().all(|(req, d)| !breach(l, *req, d)))
-            .unwrap_or(0);
-        prop_assert_eq!(r.gate.max_safe_rollout_percent, oracle_safe);
-        prop_assert_eq!(r.windows.len(), per_window.len());
+            let breach = |l: u8, req: u64, drifts: &[u16]| {
+                let ev = drifts.iter().filter(|&&b| b < u16::from(l) * 100).count() as u64;
+                req >= min_requests && (ev as f64 / req as f64) > drift_max
+            };
+            let oracle_safe = (0..=100u8)
+                .rev()
+                .find(|&l| per_window.values().all(|(req, d)| !breach(l, *req, d)))
+                .unwrap_or(0);
+            prop_assert_eq!(r.gate.max_safe_rollout_percent, oracle_safe);
+            prop_assert_eq!(r.windows.len(), per_window.len());
 
-        // Levels: ascending, drift never decreases as the level rises, breaches agree
-        // with max_safe_rollout_percent.
-        let got: Vec<RolloutPercent> = r.levels.iter().map(|l| l.rollout_percent).collect();
-        prop_assert_eq!(&got, &lv);
-        for pair in r.levels.windows(2) {
-            prop_assert!(pair[0].drift_events <= pair[1].drift_events);
-            prop_assert!(pair[0].max_window_ratio <= pair[1].max_window_ratio);
-            prop_assert!(pair[0].breached_windows <= pair[1].breached_windows);
-            prop_assert!(pair[0].rollback_windows <= pair[1].rollback_windows);
-        }
-        for l in &r.levels {
-            prop_assert_eq!(l.breached_windows > 0, l.rollout_percent.get() > oracle_safe);
-            prop_assert!(l.rollback_windows <= l.breached_windows);
-            prop_assert!((0.0..=1.0).contains(&l.drift_ratio));
-        }
-        for w in &r.windows {
-            prop_assert!(w.drift.windows(2).all(|p| p[0].events <= p[1].events));
-            prop_assert!(w.drift.iter().all(|d| d.events <= w.requests));
-        }
-        prop_assert_eq!(r.drift.events, per_window.values().map(|(_, d)| d.len() as u64).sum::<u64>());
-        prop_assert_eq!(r.gate.passed, rollout.get() <= oracle_safe);
-        prop_assert_eq!(r.gate.passed, r.gate.breached_windows.is_empty());
-        let expect_exit = if r.records.rejected > max_rejects || r.records.evaluated == 0 {
-            3
-        } else if r.gate.passed { 0 } else { 1 };
-        prop_assert_eq!(r.gate.exit_code, expect_exit);
+            // Levels: ascending, drift never decreases as the level rises, breaches agree
+            // with max_safe_rollout_percent.
+            let got: Vec<RolloutPercent> = r.levels.iter().map(|l| l.rollout_percent).collect();
+            prop_assert_eq!(&got, &lv);
+            for pair in r.levels.windows(2) {
+                prop_assert!(pair[0].drift_events <= pair[1].drift_events);
+                prop_assert!(pair[0].max_window_ratio <= pair[1].max_window_ratio);
+                prop_assert!(pair[0].breached_windows <= pair[1].breached_windows);
+                prop_assert!(pair[0].rollback_windows <= pair[1].rollback_windows);
+            }
+            for l in &r.levels {
+                prop_assert_eq!(
+                    l.breached_windows > 0,
+                    l.rollout_percent.get() > oracle_safe
+                );
+                prop_assert!(l.rollback_windows <= l.breached_windows);
+                prop_assert!((0.0..=1.0).contains(&l.drift_ratio));
+            }
+            for w in &r.windows {
+                prop_assert!(w.drift.windows(2).all(|p| p[0].events <= p[1].events));
+                prop_assert!(w.drift.iter().all(|d| d.events <= w.requests));
+            }
+            prop_assert_eq!(
+                r.drift.events,
+                per_window
+                    .values()
+                    .map(|(_, d)| d.len() as u64)
+                    .sum::<u64>()
+            );
+            prop_assert_eq!(r.gate.passed, rollout.get() <= oracle_safe);
+            prop_assert_eq!(r.gate.passed, r.gate.breached_windows.is_empty());
+            let expect_exit = if r.records.rejected > max_rejects || r.records.evaluated == 0 {
+                3
+            } else if r.gate.passed {
+                0
+            } else {
+                1
+            };
+            prop_assert_eq!(r.gate.exit_code, expect_exit);
 
-        // Mergeable: any split of the input gives the same report.
-        let cut = split.index(outcomes.len() + 1);
-        let (mut x, mut y) = (Aggregate::default(), Aggregate::default());
-        for (k, o) in outcomes.iter().enumerate() {
-            feed(if k < cut { &mut x } else { &mut y }, k as u64, o, window_ms, b);
-        }
-        let mut merged = y.merge(x, b);
-        merged.trim_examples(b.examples);
-        merged.finish();
-        let a = serde_json::to_value(build(&merged, &g)).unwrap();
-        let w = serde_json::to_value(&r).unwrap();
-        prop_assert_eq!(a, w);
-    }
+            // Mergeable: any split of the input gives the same report.
+            let cut = split.index(outcomes.len() + 1);
+            let (mut x, mut y) = (Aggregate::default(), Aggregate::default());
+            for (k, o) in outcomes.iter().enumerate() {
+                feed(
+                    if k < cut { &mut x } else { &mut y },
+                    k as u64,
+                    o,
+                    window_ms,
+                    b,
+                );
+            }
+            let mut merged = y.merge(x, b);
+            merged.trim_examples(b.examples);
+            merged.finish();
+            let a = serde_json::to_value(build(&merged, &g)).unwrap();
+            let w = serde_json::to_value(&r).unwrap();
+            prop_assert_eq!(a, w);
+
+            Ok(())
+        },
+    );
 }
