@@ -1,6 +1,8 @@
 //! Select + plan latency for lksg.v2 on a typical context (issue target: p50 ≤ 1 µs).
-//! `select` = adaptivity predicates + active-rule mask; `plan+run` = the planner's walk
-//! including rule evaluation; `both paths` = what replay does per record.
+//! `select` = adaptivity predicates + active-rule mask; `select + plan` = that plus the
+//! selector's ordered, budgeted walk (`Planner::plan`, no rule evaluated), for `basic`
+//! and `weighted`; `select + plan + run` adds evaluating every taken rule; `both paths`
+//! = what replay does per record.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -61,6 +63,17 @@ fn bench(c: &mut Criterion) {
         })
     });
     let basic = Planner::new(&v2, SelectorKind::Basic, None);
+    let weighted = Planner::new(&v2, SelectorKind::Weighted, Some(&w));
+    for (name, planner) in [("basic", &basic), ("weighted", &weighted)] {
+        c.bench_function(&format!("lksg.v2 select + plan, {name}"), |b| {
+            b.iter(|| {
+                planner
+                    .plan(&v2, std::hint::black_box(&env), &mut active)
+                    .taken
+                    .len()
+            })
+        });
+    }
     c.bench_function("lksg.v2 select + plan + run, basic", |b| {
         b.iter(|| {
             basic
@@ -68,7 +81,6 @@ fn bench(c: &mut Criterion) {
                 .verdict
         })
     });
-    let weighted = Planner::new(&v2, SelectorKind::Weighted, Some(&w));
     c.bench_function("lksg.v2 select + plan + run, weighted", |b| {
         b.iter(|| {
             weighted

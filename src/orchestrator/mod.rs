@@ -8,4 +8,4 @@ pub mod selector;
 pub use enforcer::{
     DriftKind, EnforceOptions, Engine, Evaluation, PathSpec, RolloutPercent, Scratch,
 };
-pub use selector::{PathResult, Planner, RuleState, SelectorKind, Verdict, Weights};
+pub use selector::{PathResult, Plan, Planner, RuleState, SelectorKind, Verdict, Weights};

@@ -153,6 +153,15 @@ impl PathResult {
     }
 }
 
+/// The plan for one record: steps taken and rules skipped, both in plan order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Rules to run, with their cost.
+    pub taken: SmallVec<[(usize, u64); 16]>,
+    /// Active rules the budget leaves out.
+    pub skipped: SmallVec<[usize; 8]>,
+}
+
 /// A selector bound to one policy: the full rule order and each rule's cost.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Planner {
@@ -200,16 +209,15 @@ impl Planner {
         }
     }
 
-    /// Selects, plans and runs the policy on one record. `active` is scratch space.
-    pub fn run(&self, policy: &Policy, env: &Env<'_>, active: &mut Vec<bool>) -> PathResult {
+    /// Selects and plans for one record, without running any rule: the active rules in
+    /// plan order, split by the budget into steps taken (with their cost) and rules
+    /// skipped. Outcomes play no part in the split, so [`Planner::run`] only adds the
+    /// evaluation of the taken steps. `active` is scratch space.
+    pub fn plan(&self, policy: &Policy, env: &Env<'_>, active: &mut Vec<bool>) -> Plan {
         policy.active_rules(env, active);
-        let mut states: SmallVec<[RuleState; 16]> =
-            SmallVec::from_elem(RuleState::Inactive, policy.rules.len());
-        let mut taken = SmallVec::new();
-        let mut skipped = SmallVec::new();
+        let mut plan = Plan::default();
         let mut total: u64 = 0;
         let mut over_budget = false;
-        let mut failed = false;
         for &(i, cost) in &self.order {
             if !active[i] {
                 continue;
@@ -218,15 +226,28 @@ impl Planner {
                 over_budget = total.saturating_add(cost) > b;
             }
             if over_budget {
-                states[i] = RuleState::Skipped;
-                skipped.push(i);
-                continue;
+                plan.skipped.push(i);
+            } else {
+                total = total.saturating_add(cost);
+                plan.taken.push((i, cost));
             }
-            total = total.saturating_add(cost);
+        }
+        plan
+    }
+
+    /// Selects, plans and runs the policy on one record. `active` is scratch space.
+    pub fn run(&self, policy: &Policy, env: &Env<'_>, active: &mut Vec<bool>) -> PathResult {
+        let Plan { taken, skipped } = self.plan(policy, env, active);
+        let mut states: SmallVec<[RuleState; 16]> =
+            SmallVec::from_elem(RuleState::Inactive, policy.rules.len());
+        for &i in &skipped {
+            states[i] = RuleState::Skipped;
+        }
+        let mut failed = false;
+        for &(i, _) in &taken {
             let outcome = policy.rules[i].evaluate(env);
             failed |= outcome.is_bad();
             states[i] = RuleState::Ran(outcome);
-            taken.push((i, cost));
         }
         let verdict = if failed {
             Verdict::Fail
