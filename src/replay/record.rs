@@ -70,16 +70,22 @@ impl Reason {
     }
 }
 
+/// The fields of a line the reader keeps (unknown keys are skipped without building
+/// values), before the SPEC §4 checks. `serve` reads bodies through the same struct.
 #[derive(Deserialize)]
-struct Line {
+pub struct Fields {
+    /// `ts`, unchecked.
     #[serde(default)]
-    ts: Option<Value>,
+    pub ts: Option<Value>,
+    /// `request_id`, unchecked.
     #[serde(default)]
-    request_id: Option<Value>,
+    pub request_id: Option<Value>,
+    /// `policy_id`, unchecked.
     #[serde(default)]
-    policy_id: Option<Value>,
+    pub policy_id: Option<Value>,
+    /// `context`, unchecked.
     #[serde(default)]
-    context: Option<Value>,
+    pub context: Option<Value>,
 }
 
 /// Parses one JSONL line (without its newline).
@@ -94,7 +100,7 @@ pub fn parse_line(line: &[u8]) -> Result<Record, Reason> {
     // Validate the whole line first: serde_json checks UTF-8 only in the strings it
     // keeps, so invalid bytes inside an ignored key would otherwise slip through.
     let text = std::str::from_utf8(line).map_err(|_| Reason::Malformed)?;
-    let l: Line = serde_json::from_str(text).map_err(|_| Reason::Malformed)?;
+    let l: Fields = serde_json::from_str(text).map_err(|_| Reason::Malformed)?;
     check(l.ts, l.request_id, l.policy_id, l.context)
 }
 

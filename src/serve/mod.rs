@@ -336,22 +336,6 @@ impl From<Reason> for BodyError {
     }
 }
 
-/// The record fields replay's reader (`record::parse_line`) keeps, declared the same
-/// way. Only used after that reader has spoken: to read a body whose `ts` is absent,
-/// and to explain a `malformed` verdict.
-#[derive(serde::Deserialize)]
-struct Fields {
-    #[serde(default)]
-    #[allow(dead_code)]
-    ts: Option<Value>,
-    #[serde(default)]
-    request_id: Option<Value>,
-    #[serde(default)]
-    policy_id: Option<Value>,
-    #[serde(default)]
-    context: Option<Value>,
-}
-
 /// serde_json's recursion limit: a document may nest arrays and objects at most one
 /// level less deep (127, the record object included).
 pub const JSON_RECURSION_LIMIT: usize = 128;
@@ -403,7 +387,7 @@ fn explain_malformed(body: &[u8]) -> BodyError {
             );
         }
     };
-    match serde_json::from_str::<Fields>(text) {
+    match serde_json::from_str::<record::Fields>(text) {
         Err(e) => json_error(&e),
         // It read: the record checks found a `policy_id` that is not a string.
         Ok(_) => Reason::Malformed.into(),
@@ -420,7 +404,7 @@ pub fn parse_body(body: &[u8]) -> Result<record::Record, BodyError> {
             // `ts` is checked first: everything before it (object, UTF-8, JSON, each
             // field once) has passed, so the fields read again; check the rest as
             // replay does, with `ts` = now.
-            let f: Fields = serde_json::from_slice(body).map_err(|e| json_error(&e))?;
+            let f: record::Fields = serde_json::from_slice(body).map_err(|e| json_error(&e))?;
             let now = Value::from(crate::policy::time::now_ms());
             record::check(Some(now), f.request_id, f.policy_id, f.context).map_err(Into::into)
         }
