@@ -70,7 +70,11 @@ cleanup() {
     done
     if [[ "${E2E_KEEP:-0}" == 1 ]]; then say "kept $TMP"; else rm -rf "$TMP"; fi
 }
-trap cleanup EXIT INT TERM
+# Cleanup runs once, on exit; Ctrl-C or SIGTERM exits (130/143) rather than carrying
+# on with the next step after cleaning up.
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
