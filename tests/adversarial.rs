@@ -680,20 +680,35 @@ fn weighted(weights: &Path) -> Run {
 
 #[test]
 fn weights_negative_or_overflowing() {
+    const RULE: &str = "weights must be non-negative integers, 0..=18446744073709551615";
     let r = weighted(&adv("weights_negative.yaml"));
     expect_error(
         &r,
-        &["weights_negative.yaml", "line 1 column 26", "invalid u64"],
+        &[
+            "weights_negative.yaml",
+            "line 1 column 26",
+            "weight of rule 'no_sanctions' is -3",
+            RULE,
+        ],
     );
     let r = weighted(&adv("weights_overflow.yaml"));
     expect_error(
         &r,
-        &["weights_overflow.yaml", "line 2 column 17", "invalid u64"],
+        &[
+            "weights_overflow.yaml",
+            "line 2 column 17",
+            "weight of rule 'no_sanctions' is 1e23",
+            RULE,
+        ],
     );
     let r = weighted(&adv("weights_negative.json"));
     expect_error(
         &r,
-        &["weights_negative.json:1:", "integer `-3`, expected u64"],
+        &[
+            "weights_negative.json:1:",
+            "weight of rule 'no_sanctions' is -3",
+            RULE,
+        ],
     );
     let r = weighted(&adv("weights_overflow.json"));
     expect_error(&r, &["weights_overflow.json:1:", "number out of range"]);

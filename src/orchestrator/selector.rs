@@ -40,11 +40,154 @@ impl SelectorKind {
 #[serde(deny_unknown_fields)]
 pub struct Weights {
     /// Cost per rule id (non-negative integers).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "costs::weights")]
     pub weights: BTreeMap<String, u64>,
     /// Steps are taken while the running total stays within this.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "costs::budget")]
     pub budget: Option<u64>,
+}
+
+/// Reading costs and the budget: any number the parser hands over is accepted by the
+/// visitor and then checked, so that a negative, fractional or too large value gets
+/// one message naming the rule and the allowed range (the parsers' own "invalid u64"
+/// names neither).
+mod costs {
+    use std::collections::BTreeMap;
+    use std::fmt;
+
+    use serde::Deserializer;
+    use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
+
+    /// The rule for weights, as the error states it.
+    const WEIGHTS_RULE: &str = "weights must be non-negative integers, 0..=18446744073709551615";
+    /// The rule for the budget, as the error states it.
+    const BUDGET_RULE: &str = "the budget must be a non-negative integer, 0..=18446744073709551615";
+
+    /// One cost; `what` names it in errors ("weight of rule 'x'", "budget").
+    struct Cost<'a> {
+        what: &'a str,
+        rule: &'static str,
+    }
+
+    impl Cost<'_> {
+        fn bad<E: de::Error>(&self, value: impl fmt::Display) -> E {
+            E::custom(format_args!("{} is {value}: {}", self.what, self.rule))
+        }
+    }
+
+    impl<'de> Visitor<'de> for Cost<'_> {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "a non-negative integer for the {}", self.what)
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v).map_err(|_| self.bad(v))
+        }
+
+        fn visit_u128<E: de::Error>(self, v: u128) -> Result<u64, E> {
+            u64::try_from(v).map_err(|_| self.bad(v))
+        }
+
+        fn visit_i128<E: de::Error>(self, v: i128) -> Result<u64, E> {
+            u64::try_from(v).map_err(|_| self.bad(v))
+        }
+
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
+            // A YAML integer too large for the parser's integers arrives as a float;
+            // `1e23` reads better than 100000000000000000000000 (which it is not exactly).
+            if v.fract() == 0.0 && v.abs() >= 1e16 {
+                Err(self.bad(format_args!("{v:e}")))
+            } else {
+                Err(self.bad(v))
+            }
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
+            Err(self.bad(format_args!("the string {v:?}")))
+        }
+
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<u64, E> {
+            Err(self.bad(v))
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<u64, E> {
+            Err(self.bad("null"))
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for Cost<'_> {
+        type Value = u64;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    struct Weights;
+
+    impl<'de> Visitor<'de> for Weights {
+        type Value = BTreeMap<String, u64>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a map from rule id to cost")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(rule) = map.next_key::<String>()? {
+                let what = format!("weight of rule '{rule}'");
+                let cost = map.next_value_seed(Cost {
+                    what: &what,
+                    rule: WEIGHTS_RULE,
+                })?;
+                out.insert(rule, cost);
+            }
+            Ok(out)
+        }
+    }
+
+    /// The `weights` map.
+    pub fn weights<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, u64>, D::Error> {
+        d.deserialize_map(Weights)
+    }
+
+    struct Budget;
+
+    impl<'de> Visitor<'de> for Budget {
+        type Value = Option<u64>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a non-negative integer budget")
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            Cost {
+                what: "budget",
+                rule: BUDGET_RULE,
+            }
+            .deserialize(d)
+            .map(Some)
+        }
+    }
+
+    /// The optional `budget`.
+    pub fn budget<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        d.deserialize_option(Budget)
+    }
 }
 
 impl Weights {
@@ -361,5 +504,62 @@ mod tests {
             Path::new("w.yaml"),
         );
         assert!(e.is_err());
+    }
+
+    #[test]
+    fn bad_costs_name_the_file_the_rule_and_the_range() {
+        let rule = "weights must be non-negative integers, 0..=18446744073709551615";
+        for (file, text, want) in [
+            (
+                "w.yaml",
+                "weights: { a_eq: -3 }\n",
+                "weight of rule 'a_eq' is -3",
+            ),
+            (
+                "w.json",
+                r#"{"weights": {"a_eq": -3}}"#,
+                "weight of rule 'a_eq' is -3",
+            ),
+            (
+                "w.json",
+                r#"{"weights": {"a_eq": 1.5}}"#,
+                "weight of rule 'a_eq' is 1.5",
+            ),
+            (
+                "w.yaml",
+                "weights:\n  a_eq: 99999999999999999999999\n",
+                "weight of rule 'a_eq' is 1e23",
+            ),
+            (
+                "w.json",
+                r#"{"weights": {"a_eq": "3"}}"#,
+                "is the string \"3\"",
+            ),
+        ] {
+            let e = Weights::parse(text.as_bytes(), Path::new(file))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(file), "{file} {text}: {e}");
+            assert!(e.contains(want), "{file} {text}: {e}");
+            assert!(e.contains(rule), "{file} {text}: {e}");
+        }
+        let e = Weights::parse(b"budget: -1\n", Path::new("w.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("budget is -1: the budget must be a non-negative integer"),
+            "{e}"
+        );
+        // The edges still parse: 0, u64::MAX and a null budget.
+        let w = Weights::parse(
+            br#"{"weights": {"a_eq": 0, "z_set": 18446744073709551615}, "budget": null}"#,
+            Path::new("w.json"),
+        )
+        .unwrap();
+        assert_eq!(w.weights["z_set"], u64::MAX);
+        assert_eq!(w.budget, None);
+        let w = Weights::parse(b"budget: 18446744073709551615\n", Path::new("w.yaml")).unwrap();
+        assert!(w.weights.is_empty());
+        assert_eq!(w.budget, Some(u64::MAX));
     }
 }
