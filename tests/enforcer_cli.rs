@@ -251,9 +251,10 @@ fn seed_examples_work_as_written() {
 }
 
 #[test]
-fn weighted_budget_skips_and_drifts_on_the_candidate() {
+fn weighted_budget_skip_on_a_failing_context_is_no_drift() {
     // lksg.v2 on a stale audit with 6 suppliers: controls_threshold (20) does not fit the
-    // budget of 50 after 42 → skipped; the stale audit still fails, so both paths fail.
+    // budget of 50 after 42 → skipped; the stale audit still fails, so both paths fail
+    // and there is no drift even though the budget skipped a rule.
     let v = adapt_json(&[
         "adapt",
         "--policy",
@@ -273,9 +274,14 @@ fn weighted_budget_skips_and_drifts_on_the_candidate() {
         serde_json::json!(["controls_threshold"])
     );
     assert_eq!(v["plan"]["total_cost"], 42);
+    assert_eq!(v["shadow"]["verdict"], "fail");
     assert_eq!(v["enforced"]["verdict"], "fail");
+    assert_eq!(v["enforced_applied"], true);
     assert_eq!(v["drift"], false);
-    // On a clean context the skip turns ok into warn: a drift caused by the budget.
+    assert_eq!(v["drift_kind"], Value::Null);
+    // On a clean context every active rule fits the budget of 50 (total 40): nothing
+    // is skipped, both paths are ok, no drift. tight_budget.yaml below is the case
+    // where the budget does cause a drift.
     let ok = adapt_json(&[
         "adapt",
         "--policy",
@@ -294,7 +300,72 @@ fn weighted_budget_skips_and_drifts_on_the_candidate() {
     ]);
     assert_eq!(ok["shadow"]["verdict"], "ok");
     assert_eq!(ok["plan"]["skipped"], serde_json::json!([]));
+    assert_eq!(ok["plan"]["total_cost"], 40);
     assert_eq!(ok["enforced"]["verdict"], "ok");
+    assert_eq!(ok["drift"], false);
+}
+
+/// SPEC §3 bucket, computed here from the formula rather than by the library:
+/// `u64_be(SHA-256(salt + ":" + request_id)[0..8]) mod 10000`.
+fn spec_bucket(salt: &str, request_id: &str) -> u64 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(format!("{salt}:{request_id}").as_bytes());
+    u64::from_be_bytes(d[..8].try_into().unwrap()) % 10_000
+}
+
+#[test]
+fn weighted_budget_skip_drifts_ok_to_warn_when_enforcement_applies() {
+    // tight_budget.yaml: budget 10 takes grievance_mechanism, risk_assessment_done,
+    // ubo_known and audit_recency (1 + 1 + 2 + 3 = 7); no_high_risk_country (8) does
+    // not fit, so it, no_sanctions and ubo_screened are skipped. context_ok passes
+    // every rule: shadow ok, enforced warn, and no rule is bad on either path, so the
+    // cause is budget_skip.
+    let args = |request_id: &'static str| {
+        [
+            "adapt",
+            "--policy",
+            "lksg.v2",
+            "--context",
+            OK,
+            "--selector",
+            "weighted",
+            "--weights",
+            "fixtures/weights/tight_budget.yaml",
+            "--enforce",
+            "--rollout",
+            "25",
+            "--request-id",
+            request_id,
+        ]
+    };
+    // Salt = the policy id. r-000004 falls in bucket 2394 < 2500 (enforced at 25 %);
+    // r-000001 in bucket 7358 (not enforced).
+    assert_eq!(spec_bucket("lksg.v2", "r-000004"), 2394);
+    assert_eq!(spec_bucket("lksg.v2", "r-000001"), 7358);
+
+    let v = adapt_json(&args("r-000004"));
+    assert_eq!(v["bucket"], 2394);
+    assert_eq!(v["plan"]["total_cost"], 7);
+    assert_eq!(
+        v["plan"]["skipped"],
+        serde_json::json!(["no_high_risk_country", "no_sanctions", "ubo_screened"])
+    );
+    assert_eq!(v["shadow"]["verdict"], "ok");
+    assert_eq!(v["enforced"]["verdict"], "warn");
+    assert_eq!(v["enforced"]["failed_rules"], serde_json::json!([]));
+    assert_eq!(v["enforced_applied"], true);
+    assert_eq!(v["drift"], true);
+    assert_eq!(v["drift_kind"], "ok->warn");
+    assert_eq!(v["drift_cause"], "budget_skip");
+
+    // Outside the rollout the same difference is reported but is not drift.
+    let v = adapt_json(&args("r-000001"));
+    assert_eq!(v["bucket"], 7358);
+    assert_eq!(v["enforced"]["verdict"], "warn");
+    assert_eq!(v["enforced_applied"], false);
+    assert_eq!(v["drift"], false);
+    assert_eq!(v["drift_kind"], "ok->warn");
+    assert_eq!(v["drift_cause"], "budget_skip");
 }
 
 #[test]
