@@ -1054,6 +1054,7 @@ fn build(agg: &Aggregate, g: &GateSettings) -> Report {
                 max_rejects: g.max_rejects,
                 salt: "s".into(),
                 redact_ids: false,
+                redact_key_set: false,
                 scenario: None,
             },
             show_id: &show,

@@ -283,19 +283,83 @@ fn windows_csv_and_examples() {
     );
 }
 
-#[test]
-fn redact_ids_hides_request_ids() {
+/// Runs the BASIC replay into a fresh directory with `PROOF_REDACT_KEY` as given;
+/// returns report.json's text and stderr.
+fn replay_redacted(extra: &[&str], key: Option<&str>) -> (String, String) {
     let dir = tempfile::tempdir().unwrap();
     let mut a = vec!["replay"];
     a.extend_from_slice(&BASIC);
-    a.extend_from_slice(&["--out", dir.path().to_str().unwrap(), "--redact-ids"]);
-    run(&a, &root().join("fixtures/replay"));
+    a.extend_from_slice(&["--out", dir.path().to_str().unwrap()]);
+    a.extend_from_slice(extra);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_proof"));
+    cmd.args(&a)
+        .current_dir(root().join("fixtures/replay"))
+        .env_remove("PROOF_POLICY_DIR")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .env_remove("PROOF_REDACT_KEY");
+    if let Some(k) = key {
+        cmd.env("PROOF_REDACT_KEY", k);
+    }
+    let out = cmd.output().expect("run proof");
     let text = std::fs::read_to_string(dir.path().join("report.json")).unwrap();
+    (text, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn redact_ids_hides_request_ids() {
+    let (text, _) = replay_redacted(&["--redact-ids"], Some("k"));
     assert!(
         !text.contains("\"a2\"") && !text.contains("\"a3\""),
         "{text}"
     );
     assert!(text.contains("\"request_id\": \"hmac:"), "{text}");
+}
+
+const REDACT_WARNING: &str = "ids are hashed with the salt, which report.json shows; set PROOF_REDACT_KEY to make them unguessable";
+
+#[test]
+fn redact_ids_without_a_key_warns_and_report_json_says_so() {
+    // Without PROOF_REDACT_KEY (or with it empty) the salt keys the hashes: a warning,
+    // also under --quiet, and config.redact_key_set false.
+    for key in [None, Some("")] {
+        let (text, err) = replay_redacted(&["--redact-ids", "--quiet"], key);
+        assert!(err.contains(REDACT_WARNING), "{key:?}: {err}");
+        let r: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(r["config"]["redact_ids"], true);
+        assert_eq!(r["config"]["redact_key_set"], false, "{key:?}");
+    }
+    // Keyed by the salt, the ids are HMAC(salt, id): anyone with report.json (which
+    // shows the salt) can recompute them; that is what the warning is about.
+    let (text, _) = replay_redacted(&["--redact-ids"], None);
+    let r: Value = serde_json::from_str(&text).unwrap();
+    let salt = r["config"]["salt"].as_str().unwrap();
+    let guessed = proof::cli::replay::redact(salt.as_bytes(), "a2");
+    assert!(text.contains(&guessed), "{guessed} not in {text}");
+
+    // With a key: no warning, the flag in report.json, never the key itself, and the
+    // same bytes on every run (deterministic, SPEC §6).
+    let key = "s3cret-redaction-key";
+    let (a, err) = replay_redacted(&["--redact-ids"], Some(key));
+    assert!(!err.contains("PROOF_REDACT_KEY"), "{err}");
+    let r: Value = serde_json::from_str(&a).unwrap();
+    assert_eq!(r["config"]["redact_key_set"], true);
+    assert!(!a.contains(key), "the key leaked into report.json");
+    assert!(!a.contains(&guessed), "still keyed by the salt");
+    assert!(a.contains(&proof::cli::replay::redact(key.as_bytes(), "a2")));
+    let (b, _) = replay_redacted(&["--redact-ids"], Some(key));
+    let strip = |t: &str| {
+        let mut v: Value = serde_json::from_str(t).unwrap();
+        v.as_object_mut().unwrap().remove("latency");
+        v
+    };
+    assert_eq!(strip(&a), strip(&b));
+
+    // Without --redact-ids there is nothing to warn about and nothing keyed.
+    let (text, err) = replay_redacted(&[], Some(key));
+    assert!(!err.contains("PROOF_REDACT_KEY"), "{err}");
+    let r: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(r["config"]["redact_ids"], false);
+    assert_eq!(r["config"]["redact_key_set"], false);
 }
 
 #[test]

@@ -108,7 +108,8 @@ pub struct ReplayArgs {
     /// to FILE, Parquet or JSONL by its extension (.parquet, .jsonl).
     #[arg(long, value_name = "FILE")]
     pub drift_details: Option<PathBuf>,
-    /// Replace request ids in outputs by a keyed hash (key: PROOF_REDACT_KEY, else the salt).
+    /// Replace request ids in outputs by a keyed hash (HMAC-SHA256). Key: $PROOF_REDACT_KEY;
+    /// without it the salt, which report.json shows, so ids can be guessed (a warning says so).
     #[arg(long)]
     pub redact_ids: bool,
     /// Drifting records kept as examples in report.json; whole number ≥ 0, 0 keeps none [default: 20].
@@ -165,7 +166,16 @@ pub struct Resolved {
     pub max_windows: usize,
     /// `--drift-details` file (its extension already checked).
     pub drift_details: Option<PathBuf>,
+    /// HMAC key of `--redact-ids`: `PROOF_REDACT_KEY` when set and not empty, else the salt.
+    pub redact_key: Vec<u8>,
 }
+
+/// The environment variable that keys `--redact-ids`.
+pub const REDACT_KEY_VAR: &str = "PROOF_REDACT_KEY";
+
+/// Printed when `--redact-ids` runs without [`REDACT_KEY_VAR`].
+pub const REDACT_KEY_WARNING: &str = "--redact-ids without PROOF_REDACT_KEY: ids are hashed \
+with the salt, which report.json shows; set PROOF_REDACT_KEY to make them unguessable";
 
 fn load_weights(
     path: Option<&PathBuf>,
@@ -393,6 +403,10 @@ pub fn resolve(args: &ReplayArgs) -> Result<Resolved, ProofError> {
         max_rejects,
         window_ms,
     };
+    // An empty key would be no better than the salt, so it counts as unset.
+    let redact_key = std::env::var_os(REDACT_KEY_VAR)
+        .filter(|k| !k.is_empty())
+        .map(|k| k.into_encoded_bytes());
     let config = ConfigOut {
         window: format_span(window_ms),
         rollout,
@@ -403,6 +417,7 @@ pub fn resolve(args: &ReplayArgs) -> Result<Resolved, ProofError> {
         max_rejects,
         salt: salt.clone(),
         redact_ids: args.redact_ids,
+        redact_key_set: args.redact_ids && redact_key.is_some(),
         scenario: args.scenario.as_ref().map(|p| p.display().to_string()),
     };
     Ok(Resolved {
@@ -419,10 +434,11 @@ pub fn resolve(args: &ReplayArgs) -> Result<Resolved, ProofError> {
         out: args.out.clone().or(sc.out.clone()),
         baseline: baseline_ref,
         candidate: candidate_ref,
-        config,
         examples,
         max_windows,
         drift_details: args.drift_details.clone(),
+        redact_key: redact_key.unwrap_or_else(|| config.salt.as_bytes().to_vec()),
+        config,
     })
 }
 
@@ -513,10 +529,9 @@ pub fn replay(r: &Resolved, redact_ids: bool, quiet: bool) -> Result<Report, Pro
     })?;
     let wall = started.elapsed().as_secs_f64();
 
-    let key = std::env::var("PROOF_REDACT_KEY").unwrap_or_else(|_| r.config.salt.clone());
     let show_id = |id: &str| {
         if redact_ids {
-            redact(key.as_bytes(), id)
+            redact(&r.redact_key, id)
         } else {
             id.to_string()
         }
@@ -595,6 +610,11 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
     // Ctrl-C or a CI timeout's SIGTERM never leaves --out half-written.
     report::writer::install_signal_guard()?;
     let resolved = resolve(&args)?;
+    if args.redact_ids && !resolved.config.redact_key_set {
+        // Not behind --quiet: the ids in the outputs can be recovered by anyone with
+        // report.json and a guess at their format.
+        eprintln!("proof: warning: {REDACT_KEY_WARNING}");
+    }
     let report = replay(&resolved, args.redact_ids, args.quiet)?;
     let exporters = exporters(&resolved.gate);
     let refs: Vec<&dyn Exporter> = exporters.iter().map(|e| e.as_ref()).collect();

@@ -922,7 +922,11 @@ pub fn render(r: &Report) -> Markup {
                             tr { th { "Min requests per window" } td { (r.config.min_requests) } }
                             tr { th { "Max rejects" } td { (r.config.max_rejects) } }
                             tr { th { "Sampling salt" } td.mono { (r.config.salt) } }
-                            tr { th { "Request ids redacted" } td { (if r.config.redact_ids { "yes" } else { "no" }) } }
+                            tr { th { "Request ids redacted" } td { (match (r.config.redact_ids, r.config.redact_key_set) {
+                                (false, _) => "no",
+                                (true, true) => "yes, keyed by PROOF_REDACT_KEY",
+                                (true, false) => "yes, keyed by the salt (guessable; set PROOF_REDACT_KEY)",
+                            }) } }
                             @if let Some(s) = &r.config.scenario { tr { th { "Scenario" } td.mono { (s) } } }
                         }
                     }

@@ -269,6 +269,9 @@ pub struct ConfigOut {
     pub salt: String,
     /// Whether request ids are redacted.
     pub redact_ids: bool,
+    /// With `redact_ids`: whether `PROOF_REDACT_KEY` keyed the hashes (never the key
+    /// itself). False means the salt above did, so the ids can be guessed.
+    pub redact_key_set: bool,
     /// Scenario file, if any.
     pub scenario: Option<String>,
 }

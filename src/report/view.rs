@@ -232,6 +232,7 @@ pub(crate) mod sample {
             max_rejects: g.max_rejects,
             salt: "s".into(),
             redact_ids: false,
+            redact_key_set: false,
             scenario: None,
         };
         Report::build(
