@@ -206,3 +206,36 @@ fn runbook_flag_tables_list_every_flag_of_adapt_and_replay() {
         }
     }
 }
+
+#[test]
+fn metrics_out_warns_that_its_counters_restart_every_run() {
+    // Each `proof adapt` run is its own process: its counters start at 1 every time,
+    // so the help and the runbook must steer rate() users to `proof serve`.
+    let cmd = Cli::command();
+    let adapt = cmd.find_subcommand("adapt").unwrap();
+    let arg = adapt
+        .get_arguments()
+        .find(|a| a.get_id() == "metrics_out")
+        .unwrap();
+    let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+    for want in ["restart at 1 every run", "rate()", "proof serve"] {
+        assert!(
+            help.contains(want),
+            "--metrics-out help lacks {want:?}: {help}"
+        );
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/runbook_rollout.md");
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let heading = "## `adapt --metrics-out` and node_exporter's textfile collector";
+    let start = doc.find(heading).expect("no textfile collector section");
+    let section = &doc[start..];
+    let section = &section[..section[heading.len()..]
+        .find("\n## ")
+        .map_or(section.len(), |i| i + heading.len())];
+    for want in ["counters restart at 1 every run", "rate()", "proof serve"] {
+        assert!(
+            section.contains(want),
+            "the textfile collector section lacks {want:?}"
+        );
+    }
+}

@@ -61,7 +61,11 @@ pub struct AdaptArgs {
     /// Request id for sampling [default: the record's, else sha256 of the context's JCS form].
     #[arg(long, value_name = "ID")]
     pub request_id: Option<String>,
-    /// Write the enforcer's metrics in Prometheus text format to FILE (atomically).
+    /// Write this run's metrics in Prometheus text format to FILE (atomically), e.g. for
+    /// node_exporter's textfile collector. Each run is its own process, so the counters
+    /// count this one request and restart at 1 every run: never rate() or increase()
+    /// them. The gauges and adapt_policy_info are the useful part; for rates, scrape
+    /// `proof serve`.
     #[arg(long, value_name = "FILE")]
     pub metrics_out: Option<PathBuf>,
 }
