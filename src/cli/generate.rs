@@ -8,33 +8,42 @@ use clap::Args;
 
 use crate::error::ProofError;
 use crate::generate::{GenConfig, Generator, lists, to_jsonl};
-use crate::policy::time::{parse_rfc3339_ms, parse_span_ms};
+use crate::policy::time::{MAX_TS_MS, parse_rfc3339_ms, parse_span_ms};
 use crate::replay::parquet::ContextLayout;
 use crate::replay::source::Format;
+
+/// Earliest `--start`: generated contexts hold audit dates years before their
+/// timestamps, and traffic before the Unix epoch is of no use to anyone.
+pub const MIN_START: &str = "1970-01-01T00:00:00Z";
+/// Last instant a generated record may carry: replay reads years 0001 to 9999 only.
+pub const MAX_END: &str = "9999-12-31T23:59:59.999Z";
 
 /// Flags of `proof gen`.
 #[derive(Debug, Clone, Args)]
 pub struct GenArgs {
-    /// Number of records.
-    #[arg(long, default_value_t = 10_000)]
+    /// Number of records, whole number ≥ 0 (0 writes an empty output).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub records: u64,
-    /// First instant (RFC 3339).
-    #[arg(long, default_value = "2026-11-02T00:00:00Z")]
+    /// First instant: an RFC 3339 date-time, 1970-01-01T00:00:00Z or later (the records
+    /// also have to end by 9999-12-31T23:59:59.999Z, see --duration).
+    #[arg(long, value_name = "TIME", default_value = "2026-11-02T00:00:00Z")]
     pub start: String,
-    /// Time span the records cover (e.g. 1d, 6h).
-    #[arg(long, default_value = "1d")]
+    /// Time span the records cover, from --start: a whole number > 0 with unit ms, s, m,
+    /// h or d (6h, 1d, 30d); --start + --duration must not pass 9999-12-31T23:59:59.999Z.
+    #[arg(long, value_name = "SPAN", default_value = "1d")]
     pub duration: String,
-    /// Seed of the pseudo-random generator; the same seed gives the same bytes.
-    #[arg(long, default_value_t = 42)]
+    /// Seed of the pseudo-random generator, any whole number 0..=18446744073709551615;
+    /// the same seed (and flags) give the same bytes.
+    #[arg(long, value_name = "N", default_value_t = 42)]
     pub seed: u64,
-    /// Policy id written into records.
-    #[arg(long, default_value = "lksg.v1")]
+    /// Policy id written into records, any string.
+    #[arg(long, value_name = "ID", default_value = "lksg.v1")]
     pub policy_id: String,
     /// Share of records naming another policy (replay skips them), 0.0..=1.0.
-    #[arg(long, default_value_t = 0.002, value_parser = super::parse_ratio)]
+    #[arg(long, value_name = "RATIO", default_value_t = 0.002, value_parser = super::parse_ratio)]
     pub other_policy_rate: f64,
     /// Share of records with a missing or empty input, 0.0..=1.0.
-    #[arg(long, default_value_t = 0.004, value_parser = super::parse_ratio)]
+    #[arg(long, value_name = "RATIO", default_value_t = 0.004, value_parser = super::parse_ratio)]
     pub missing_rate: f64,
     /// Output format [default: parquet for *.parquet, else jsonl].
     #[arg(long, value_enum)]
@@ -47,9 +56,10 @@ pub struct GenArgs {
     #[arg(long, value_enum, default_value_t = ContextLayout::Struct)]
     pub parquet_context: ContextLayout,
     /// zstd level for *.zst outputs, 1..=22.
-    #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(i32).range(1..=22))]
+    #[arg(long, value_name = "N", default_value_t = 9, value_parser = clap::value_parser!(i32).range(1..=22))]
     pub zstd_level: i32,
-    /// Also write sanctions.csv, ubo_watchlist.txt and high_risk_countries.txt into DIR.
+    /// Also write sanctions.csv, ubo_watchlist.txt and high_risk_countries.txt into DIR
+    /// (created if missing) [default: none, no lists written].
     #[arg(long, value_name = "DIR")]
     pub lists_dir: Option<PathBuf>,
 }
@@ -57,13 +67,31 @@ pub struct GenArgs {
 /// Runs `proof gen`.
 pub fn run(args: GenArgs) -> anyhow::Result<i32> {
     let start_ms = parse_rfc3339_ms(&args.start)
-        .ok_or_else(|| ProofError::Usage(format!("--start '{}': expected RFC 3339", args.start)))?;
+        .filter(|&ms| ms >= 0)
+        .ok_or_else(|| {
+            ProofError::Usage(format!(
+                "--start '{}': expected an RFC 3339 date-time in {MIN_START}..={MAX_END}",
+                args.start
+            ))
+        })?;
     let duration_ms = parse_span_ms(&args.duration).ok_or_else(|| {
         ProofError::Usage(format!(
-            "--duration '{}': expected e.g. 1d, 6h, 30m",
+            "--duration '{}': expected a whole number > 0 with unit ms, s, m, h or d (e.g. 1d, 6h, 30m)",
             args.duration
         ))
     })?;
+    // Records lie in [start, start + duration); the last one must still be readable.
+    if start_ms
+        .checked_add(duration_ms - 1)
+        .is_none_or(|last| last > MAX_TS_MS)
+    {
+        return Err(ProofError::Usage(format!(
+            "--start {} --duration {}: the records would run past {MAX_END}, the last instant \
+             replay reads; start earlier or shorten the duration",
+            args.start, args.duration
+        ))
+        .into());
+    }
     let cfg = GenConfig {
         records: args.records,
         start_ms,
