@@ -25,10 +25,12 @@ pub struct ServeArgs {
     /// Selector of the enforced path (shadow always uses basic).
     #[arg(long, value_enum, default_value_t = SelectorKind::Basic)]
     pub selector: SelectorKind,
-    /// Weights file (YAML or JSON) for --selector weighted: per-rule costs, optional budget.
+    /// Weights file (YAML or JSON) for --selector weighted: per-rule costs, optional budget
+    /// [default: none: every rule at its op's default cost, no budget].
     #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
-    /// Bind a reference list: NAME=FILE (CSV: first column; else one value a line). Repeatable.
+    /// Bind a reference list: NAME=FILE (CSV: first column; else one value a line).
+    /// Repeatable [default: none].
     #[arg(long = "list", value_name = "NAME=FILE")]
     pub lists: Vec<ListSpec>,
     /// Let the candidate path decide for sampled requests [default: off = shadow only].
@@ -43,10 +45,12 @@ pub struct ServeArgs {
     /// Answer /readyz with 503 while the 5-minute drift ratio exceeds --drift-max.
     #[arg(long)]
     pub readiness_gate: bool,
-    /// Access map (YAML): bearer tokens as SHA-256 hex, each with scopes (see docs/serve.md).
+    /// Access map (YAML): bearer tokens as SHA-256 hex, each with scopes (see docs/serve.md)
+    /// [default: none: every route open, loopback --listen only].
     #[arg(long, value_name = "FILE")]
     pub rbac: Option<PathBuf>,
-    /// How often the IR, weights, lists and access map are re-checked for changes.
+    /// How often the IR, weights, lists and access map are re-checked for changes: a whole
+    /// number with unit ms, s, m, h or d. Range 1ms..=1d.
     #[arg(long, value_name = "SPAN", default_value = "2s", value_parser = parse_interval)]
     pub reload_interval: u64,
     /// Time a connection has to send a request's complete headers, counted from when
@@ -66,7 +70,7 @@ pub struct ServeArgs {
     /// one closes. Range 1..=65536.
     #[arg(long, value_name = "N", default_value = "1024", value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub max_connections: u32,
-    /// Serving threads, each an event loop of its own [default: the number of CPUs].
+    /// Serving threads, each an event loop of its own; 1..=1024 [default: the number of CPUs].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
     /// Test-only: scales the 1m/5m readiness windows (0.01 makes 5m last 3 s).
@@ -74,11 +78,14 @@ pub struct ServeArgs {
     pub window_scale: f64,
 }
 
-/// clap value parser for `--reload-interval` (milliseconds).
+/// clap value parser for `--reload-interval` (milliseconds, 1ms..=1d).
 fn parse_interval(s: &str) -> Result<u64, String> {
-    crate::policy::time::parse_span_ms(s)
-        .map(|ms| ms as u64)
-        .ok_or_else(|| format!("'{s}' is not an interval: expected e.g. 500ms, 2s, 1m (above 0)"))
+    match crate::policy::time::parse_span_ms(s) {
+        Some(ms) if ms <= 86_400_000 => Ok(ms as u64),
+        _ => Err(format!(
+            "'{s}' is not an interval: expected e.g. 500ms, 2s, 1m; allowed range 1ms..=1d"
+        )),
+    }
 }
 
 /// clap value parser for the timeouts (milliseconds, 1ms..=1h).
@@ -141,4 +148,53 @@ impl ServeArgs {
 /// Runs `proof serve` until SIGINT/SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
     crate::serve::run(args.config()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    fn parse(flags: &[&str]) -> Result<super::ServeArgs, String> {
+        let mut argv = vec!["proof", "serve", "--ir", "x.ir.json"];
+        argv.extend_from_slice(flags);
+        match Cli::try_parse_from(argv) {
+            Ok(Cli {
+                command: Command::Serve(a),
+            }) => Ok(*a),
+            Ok(other) => panic!("parsed as {other:?}"),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn ranges_in_the_help_are_enforced() {
+        assert_eq!(parse(&[]).unwrap().reload_interval, 2000);
+        assert_eq!(
+            parse(&["--reload-interval", "1ms"])
+                .unwrap()
+                .reload_interval,
+            1
+        );
+        assert_eq!(
+            parse(&["--reload-interval", "1d"]).unwrap().reload_interval,
+            86_400_000
+        );
+        for bad in ["0s", "25h", "2d", "1w", "x"] {
+            let e = parse(&["--reload-interval", bad]).unwrap_err();
+            assert!(e.contains("allowed range 1ms..=1d"), "{bad}: {e}");
+        }
+        for bad in ["0ms", "61m"] {
+            let e = parse(&["--header-timeout", bad]).unwrap_err();
+            assert!(e.contains("1ms..=1h"), "{bad}: {e}");
+        }
+        assert_eq!(parse(&["--threads", "1024"]).unwrap().threads, Some(1024));
+        for bad in ["0", "1025"] {
+            let e = parse(&["--threads", bad]).unwrap_err();
+            assert!(e.contains("1..=1024"), "{bad}: {e}");
+        }
+        let e = parse(&["--max-connections", "65537"]).unwrap_err();
+        assert!(e.contains("1..=65536"), "{e}");
+    }
 }
