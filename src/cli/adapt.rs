@@ -31,7 +31,8 @@ pub struct AdaptArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub policy: PolicyArgs,
-    /// Context file: a log record ({ts, request_id, context, …}) or a bare context object.
+    /// Context file (required): a log record ({ts, request_id, context, …}) or a bare
+    /// context object.
     #[arg(long, value_name = "FILE")]
     pub context: PathBuf,
     /// Let the candidate path decide for sampled requests [default: off = shadow only].
@@ -46,26 +47,29 @@ pub struct AdaptArgs {
     /// Selector of the enforced path (shadow always uses basic).
     #[arg(long, value_enum, default_value_t = SelectorKind::Basic)]
     pub selector: SelectorKind,
-    /// Weights file (YAML or JSON) for --selector weighted: per-rule costs, optional budget.
+    /// Weights file (YAML or JSON) for --selector weighted: per-rule costs, optional budget
+    /// [default: none: every rule at its op's default cost, no budget].
     #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
     /// Compute everything but never apply enforcement.
     #[arg(long)]
     pub dry_run: bool,
-    /// Write the JSON result to FILE (atomically) instead of stdout.
+    /// Write the JSON result to FILE (atomically) instead of stdout [default: stdout].
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Bind a reference list: NAME=FILE (CSV: first column; else one value a line). Repeatable.
+    /// Bind a reference list: NAME=FILE (CSV: first column; else one value a line).
+    /// Repeatable [default: none].
     #[arg(long = "list", value_name = "NAME=FILE")]
     pub lists: Vec<ListSpec>,
-    /// Request id for sampling [default: the record's, else sha256 of the context's JCS form].
+    /// Request id for sampling, any string [default: the record's, else sha256 of the
+    /// context's JCS form].
     #[arg(long, value_name = "ID")]
     pub request_id: Option<String>,
     /// Write this run's metrics in Prometheus text format to FILE (atomically), e.g. for
     /// node_exporter's textfile collector. Each run is its own process, so the counters
     /// count this one request and restart at 1 every run: never rate() or increase()
     /// them. The gauges and adapt_policy_info are the useful part; for rates, scrape
-    /// `proof serve`.
+    /// `proof serve` [default: none].
     #[arg(long, value_name = "FILE")]
     pub metrics_out: Option<PathBuf>,
 }

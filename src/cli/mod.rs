@@ -74,7 +74,8 @@ pub const DEFAULT_POLICY_DIRS: [&str; 2] = ["policies", "fixtures/policies"];
 /// Where the policy comes from: an id looked up in a directory, or a file.
 #[derive(Debug, Clone, Args, Default)]
 pub struct PolicyArgs {
-    /// Policy id, looked up as <policy-dir>/<ID>.ir.json (one of --policy or --ir is required).
+    /// Policy id such as lksg.v1 (no '/', not starting with '.'), looked up as
+    /// <policy-dir>/<ID>.ir.json (one of --policy or --ir is required).
     #[arg(long, value_name = "ID", conflicts_with = "ir")]
     pub policy: Option<String>,
     /// Policy IR file (instead of --policy; one of the two is required).

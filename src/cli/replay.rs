@@ -33,13 +33,16 @@ pub const DEFAULT_LEVELS: &str = "0,1,5,10,25,50,100";
 pub struct ReplayArgs {
     /// Log files or directories (JSONL, .gz, .zst, Parquet; a directory contributes its
     /// *.jsonl, *.ndjson, *.log, *.parquet, *.pq files); '-' reads standard input (plain,
-    /// gzip or zstd, told by its first bytes).
+    /// gzip or zstd, told by its first bytes) [default: the --scenario file's logs; one
+    /// of the two is required].
     #[arg(value_name = "LOG")]
     pub logs: Vec<PathBuf>,
-    /// Baseline (shadow) policy id, looked up as <policy-dir>/<ID>.ir.json.
+    /// Baseline (shadow) policy id such as lksg.v1 (no '/', not starting with '.'), looked
+    /// up as <policy-dir>/<ID>.ir.json (one of --policy, --ir or the scenario's is required).
     #[arg(long, value_name = "ID", conflicts_with = "ir")]
     pub policy: Option<String>,
-    /// Baseline (shadow) IR file: the policy the records were served under.
+    /// Baseline (shadow) IR file: the policy the records were served under (instead of
+    /// --policy; one of --policy, --ir or the scenario's is required).
     #[arg(long, value_name = "FILE")]
     pub ir: Option<PathBuf>,
     /// Directory of <ID>.ir.json files [default: policies/, then fixtures/policies/].
@@ -48,22 +51,26 @@ pub struct ReplayArgs {
     /// Candidate (enforced) IR file [default: the baseline].
     #[arg(long, value_name = "FILE", conflicts_with = "candidate_policy")]
     pub candidate_ir: Option<PathBuf>,
-    /// Candidate (enforced) policy id [default: the baseline].
+    /// Candidate (enforced) policy id such as lksg.v2, looked up like --policy
+    /// [default: the baseline].
     #[arg(long, value_name = "ID")]
     pub candidate_policy: Option<String>,
     /// Selector of the candidate path [default: basic].
     #[arg(long, value_enum)]
     pub selector: Option<SelectorKind>,
-    /// Weights file (YAML or JSON) of the candidate path; needs --selector weighted.
+    /// Weights file (YAML or JSON) of the candidate path; needs --selector weighted
+    /// [default: none: every rule at its op's default cost, no budget].
     #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
     /// Selector of the shadow path [default: basic].
     #[arg(long, value_enum)]
     pub shadow_selector: Option<SelectorKind>,
-    /// Weights file of the shadow path; needs --shadow-selector weighted.
+    /// Weights file of the shadow path; needs --shadow-selector weighted [default: none:
+    /// every rule at its op's default cost, no budget].
     #[arg(long, value_name = "FILE")]
     pub shadow_weights: Option<PathBuf>,
-    /// Bind a reference list: NAME=FILE (CSV: first column; else one value a line). Repeatable.
+    /// Bind a reference list: NAME=FILE (CSV: first column; else one value a line).
+    /// Repeatable; adds to the scenario's lists [default: none].
     #[arg(long = "list", value_name = "NAME=FILE")]
     pub lists: Vec<ListSpec>,
     /// Window length > 0: a whole number with unit ms, s, m, h or d (30s, 1m, 5m, 15m, 1h) [default: 5m].
@@ -96,7 +103,7 @@ pub struct ReplayArgs {
     /// Worker threads, 1..=1024 [default: number of CPUs].
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// Scenario file (YAML) with the same settings; flags override it.
+    /// Scenario file (YAML) with the same settings; flags override it [default: none].
     #[arg(long, value_name = "FILE")]
     pub scenario: Option<PathBuf>,
     /// Output directory for report.json, windows.csv, metrics.om, report.html, report.md
@@ -105,7 +112,7 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Write every drifting record (ts, request id, verdicts, kind, cause, bucket, source)
-    /// to FILE, Parquet or JSONL by its extension (.parquet, .jsonl).
+    /// to FILE, Parquet or JSONL by its extension (.parquet, .jsonl) [default: none].
     #[arg(long, value_name = "FILE")]
     pub drift_details: Option<PathBuf>,
     /// Replace request ids in outputs by a keyed hash (HMAC-SHA256). Key: $PROOF_REDACT_KEY;
