@@ -8,6 +8,8 @@ fn main() -> ExitCode {
     let cli = proof::cli::Cli::parse();
     match cli.run() {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        // `proof gen | head`: the reader has what it wanted; end quietly.
+        Err(e) if proof::cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             // Library errors already name the file, line and field; print the chain.
             eprintln!("proof: error: {e:#}");

@@ -390,10 +390,7 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<i32> {
     json.push(b'\n');
     match &args.output {
         Some(p) => write_atomic(p, &json)?,
-        None => {
-            use std::io::Write;
-            std::io::stdout().write_all(&json)?;
-        }
+        None => super::print(&json)?,
     }
     Ok(0)
 }

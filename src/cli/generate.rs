@@ -110,11 +110,16 @@ pub fn run(args: GenArgs) -> anyhow::Result<i32> {
     let records = Generator::new(cfg);
     let Some(path) = &args.output else {
         let mut out = BufWriter::new(std::io::stdout().lock());
-        for r in records {
-            writeln!(out, "{}", to_jsonl(&r))?;
-        }
-        out.flush()?;
-        return Ok(0);
+        let written = records
+            .into_iter()
+            .try_for_each(|r| writeln!(out, "{}", to_jsonl(&r)))
+            .and_then(|()| out.flush());
+        return match written {
+            // `proof gen | head`: stop generating once the reader is gone.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+            Err(e) => Err(e.into()),
+            Ok(()) => Ok(0),
+        };
     };
     let name = path.to_string_lossy().to_lowercase();
     let format = args.format.unwrap_or(if name.ends_with(".parquet") {

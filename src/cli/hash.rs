@@ -36,7 +36,8 @@ pub fn run(args: HashArgs) -> anyhow::Result<i32> {
             out.push(b'\n');
             write_atomic(path, &out)?;
         }
-        println!("{h}  {}", path.display());
+        // A closed stdout does not stop --write from updating the remaining files.
+        super::print(format!("{h}  {}\n", path.display()).as_bytes())?;
     }
     Ok(0)
 }

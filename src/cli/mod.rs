@@ -137,6 +137,27 @@ pub fn load_lists(specs: &[ListSpec]) -> Result<Lists, ProofError> {
     Lists::load(specs)
 }
 
+/// Writes `bytes` to standard output and flushes. A reader that went away
+/// (`proof gen | head`) is not an error: the rest of the output is dropped and the
+/// command carries on to its own exit code, as ripgrep does.
+pub fn print(bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r,
+    }
+}
+
+/// Whether `e` is standard output's reader going away: a quiet end, not an error.
+/// Only a bare `io::Error` counts; a broken pipe on a named file is a `ProofError`.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// clap value parser for rollout levels.
 pub fn parse_rollout(s: &str) -> Result<crate::orchestrator::RolloutPercent, String> {
     s.parse()

@@ -629,10 +629,8 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         Some(dir) => {
             report::write_outputs(dir, &report, &refs)?;
         }
-        None => {
-            use std::io::Write;
-            std::io::stdout().write_all(&report::json::JsonExporter.serialize(&report))?;
-        }
+        // A closed stdout drops report.json but keeps the gate's exit code.
+        None => super::print(&report::json::JsonExporter.serialize(&report))?,
     }
     if let Some(path) = &resolved.drift_details {
         let rows = report::drift_details::write(path, &report.drift_details)?;

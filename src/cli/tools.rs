@@ -20,7 +20,10 @@ pub struct ManArgs {}
 /// Prints completions for a shell.
 pub fn completions(args: CompletionsArgs) -> anyhow::Result<i32> {
     let mut cmd = Cli::command();
-    clap_complete::generate(args.shell, &mut cmd, "proof", &mut std::io::stdout());
+    // Into memory first: clap_complete panics when its writer fails (a closed pipe).
+    let mut out = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "proof", &mut out);
+    super::print(&out)?;
     Ok(0)
 }
 
@@ -30,10 +33,11 @@ pub fn man(_args: ManArgs) -> anyhow::Result<i32> {
     let mut cmd = Cli::command();
     // Building names the subcommands "proof-adapt" (title) and "proof adapt" (synopsis).
     cmd.build();
-    let mut out = std::io::stdout().lock();
+    let mut out = Vec::new();
     clap_mangen::Man::new(cmd.clone()).render(&mut out)?;
     for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
         clap_mangen::Man::new(sub.clone()).render(&mut out)?;
     }
+    super::print(&out)?;
     Ok(0)
 }

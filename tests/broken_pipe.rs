@@ -1,0 +1,135 @@
+//! A reader that closes standard output early (`proof gen | head`) ends the command
+//! quietly, as in ripgrep: no "Broken pipe" message, no panic, and the exit code the
+//! command would have had anyway (0, or the replay gate's code).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs proof with a standard output whose reading end is already closed, so the
+/// first write fails with EPIPE.
+fn with_closed_stdout(args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    Command::new(env!("CARGO_BIN_EXE_proof"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("PROOF_POLICY_DIR")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+fn assert_quiet(args: &[&str], code: i32) {
+    let out = with_closed_stdout(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "proof {args:?}: {err}");
+    assert!(err.is_empty(), "proof {args:?} wrote to stderr: {err}");
+}
+
+#[test]
+fn every_subcommand_writing_to_stdout_ends_quietly() {
+    assert_quiet(&["gen", "--records", "1000"], 0);
+    assert_quiet(&["completions", "bash"], 0);
+    assert_quiet(&["man"], 0);
+    assert_quiet(&["hash", "fixtures/conformance/demo.v1.ir.json"], 0);
+    assert_quiet(
+        &[
+            "adapt",
+            "--policy",
+            "lksg.v1",
+            "--context",
+            "fixtures/contexts/context_ok.json",
+        ],
+        0,
+    );
+}
+
+#[test]
+fn replay_without_out_keeps_the_gate_exit_code() {
+    // The conformance case at 50 % breaches (exit 1, SPEC §5): losing report.json's
+    // reader must not turn that into a pass, nor into exit 2.
+    let c = |f: &str| format!("fixtures/conformance/{f}");
+    let (traffic, v1, v2) = (
+        c("traffic.jsonl"),
+        c("demo.v1.ir.json"),
+        c("demo.v2.ir.json"),
+    );
+    let (s, h) = (
+        format!("sanctions={}", c("sanctions.csv")),
+        format!("high_risk={}", c("high_risk.txt")),
+    );
+    let args = [
+        "replay",
+        &traffic,
+        "--ir",
+        &v1,
+        "--candidate-ir",
+        &v2,
+        "--list",
+        &s,
+        "--list",
+        &h,
+        "--rollout",
+        "50",
+        "--max-rejects",
+        "3",
+        "--quiet",
+    ];
+    assert_quiet(&args, 1);
+    let mut passing = args.to_vec();
+    let rollout = passing.iter().position(|a| *a == "50").unwrap();
+    passing[rollout] = "0";
+    assert_quiet(&passing, 0);
+}
+
+#[test]
+fn gen_stops_when_the_reader_goes_away_mid_stream() {
+    // `proof gen --records 10000000 | head -1`: one line read, then the pipe closes.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_proof"))
+        .args(["gen", "--records", "10000000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("{\"ts\":"), "{first}");
+    // The reader is dropped here; ten million records would take far longer than
+    // this test if gen carried on.
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.is_empty(), "{err}");
+}
+
+#[test]
+fn hash_write_updates_every_file_even_when_stdout_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<String> = ["demo.v1.ir.json", "demo.v2.ir.json"]
+        .iter()
+        .map(|f| {
+            let to = dir.path().join(f);
+            std::fs::copy(root().join("fixtures/conformance").join(f), &to).unwrap();
+            to.display().to_string()
+        })
+        .collect();
+    let mut args = vec!["hash", "--write"];
+    args.extend(files.iter().map(String::as_str));
+    assert_quiet(&args, 0);
+    for f in &files {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
+        assert!(
+            v["ir_hash"].as_str().unwrap().starts_with("sha3-256:"),
+            "{f} has no ir_hash"
+        );
+    }
+}
