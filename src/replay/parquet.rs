@@ -18,7 +18,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Map, Number, Value};
 
 use super::record::{Reason, Record};
-use super::source::{open_parquet, parquet_error};
+use super::source::{contain_panics, open_parquet, parquet_error};
 use crate::error::{Location, ProofError};
 use crate::policy::time::{check_epoch_ms, format_rfc3339_ms, parse_rfc3339_ms};
 
@@ -338,17 +338,33 @@ impl<'a> Col<'a> {
 /// each to `f` as soon as it is built: a record is evaluated and dropped before the
 /// next is made, so a batch never holds thousands of context maps at once (the
 /// allocator then reuses the same memory instead of consolidating freed chunks).
+///
+/// Arrow asserts rather than errs on some corrupt arrays: a row whose conversion
+/// panics is rejected as `malformed` (all rows, if the batch's columns cannot even be
+/// prepared). Only the conversion is guarded; `f` runs outside, so a panic there is
+/// not mistaken for bad data.
 pub fn for_each_row(
     batch: &RecordBatch,
     cols: &ParquetColumns,
     mut f: impl FnMut(Result<Record, Reason>),
 ) {
-    let ts = plain(batch.column(cols.ts));
-    let rid = plain(batch.column(cols.request_id));
-    let pid = cols.policy_id.map(|p| plain(batch.column(p)));
-    let ctx = plain(batch.column(cols.context));
-    let ctx_is_json = is_string(ctx.data_type());
-    let ctx_col = Col::new(ctx.as_ref());
+    let prepared = contain_panics(|| {
+        let ctx = plain(batch.column(cols.context));
+        (
+            plain(batch.column(cols.ts)),
+            plain(batch.column(cols.request_id)),
+            cols.policy_id.map(|p| plain(batch.column(p))),
+            is_string(ctx.data_type()),
+            ctx,
+        )
+    });
+    let Ok((ts, rid, pid, ctx_is_json, ctx)) = prepared else {
+        for _ in 0..batch.num_rows() {
+            f(Err(Reason::Malformed));
+        }
+        return;
+    };
+    let ctx_col = contain_panics(|| Col::new(ctx.as_ref())).unwrap_or(Col::Other(ctx.as_ref()));
     let row = |i: usize| -> Result<Record, Reason> {
         let ts_ms = ts_at(&ts, i)?;
         let request_id = match str_at(&rid, i) {
@@ -380,7 +396,7 @@ pub fn for_each_row(
         })
     };
     for i in 0..batch.num_rows() {
-        f(row(i));
+        f(contain_panics(|| row(i)).unwrap_or(Err(Reason::Malformed)));
     }
 }
 

@@ -135,29 +135,12 @@ pub fn process_chunk(mut acc: Aggregate, setup: &Setup, chunk: Chunk) -> Aggrega
             batch,
             columns,
         } => {
-            // Arrow asserts rather than errs on some corrupt arrays: the rows not yet
-            // counted when that happens are rejected as malformed, instead of crashing
-            // the run.
-            let mut k = 0u64;
-            let streamed = super::source::contain_panics(|| {
-                for_each_row(&batch, &columns, |rec| {
-                    let origin = Origin {
-                        file,
-                        line: first_row + k,
-                    };
-                    absorb(&mut acc, setup, &mut scratch, origin, rec);
-                    k += 1;
-                })
+            // Rows whose conversion panics (corrupt arrays) arrive as `malformed`.
+            let mut line = first_row;
+            for_each_row(&batch, &columns, |rec| {
+                absorb(&mut acc, setup, &mut scratch, Origin { file, line }, rec);
+                line += 1;
             });
-            if streamed.is_err() {
-                for k in k..batch.num_rows() as u64 {
-                    let origin = Origin {
-                        file,
-                        line: first_row + k,
-                    };
-                    acc.reject(origin, Reason::Malformed, setup.bounds);
-                }
-            }
         }
     }
     acc

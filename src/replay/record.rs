@@ -88,8 +88,9 @@ pub struct Fields {
     pub context: Option<Value>,
 }
 
-/// Parses one JSONL line (without its newline).
-pub fn parse_line(line: &[u8]) -> Result<Record, Reason> {
+/// Reads the fields of one JSONL line (without its newline): the byte-level checks
+/// (length, an object, UTF-8) and the JSON parse, before the SPEC §4 field checks.
+pub fn parse_fields(line: &[u8]) -> Result<Fields, Reason> {
     if line.len() > MAX_RECORD_BYTES {
         return Err(Reason::TooLong);
     }
@@ -100,21 +101,13 @@ pub fn parse_line(line: &[u8]) -> Result<Record, Reason> {
     // Validate the whole line first: serde_json checks UTF-8 only in the strings it
     // keeps, so invalid bytes inside an ignored key would otherwise slip through.
     let text = std::str::from_utf8(line).map_err(|_| Reason::Malformed)?;
-    let l: Fields = serde_json::from_str(text).map_err(|_| Reason::Malformed)?;
-    check(l.ts, l.request_id, l.policy_id, l.context)
+    serde_json::from_str(text).map_err(|_| Reason::Malformed)
 }
 
-/// Checks a record given as a JSON value (context files, HTTP bodies).
-pub fn from_value(v: Value) -> Result<Record, Reason> {
-    let Value::Object(mut m) = v else {
-        return Err(Reason::Malformed);
-    };
-    check(
-        m.remove("ts"),
-        m.remove("request_id"),
-        m.remove("policy_id"),
-        m.remove("context"),
-    )
+/// Parses one JSONL line (without its newline).
+pub fn parse_line(line: &[u8]) -> Result<Record, Reason> {
+    let l = parse_fields(line)?;
+    check(l.ts, l.request_id, l.policy_id, l.context)
 }
 
 /// Reads a `ts` value: RFC 3339 string or integer epoch milliseconds.

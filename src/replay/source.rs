@@ -332,28 +332,36 @@ pub fn read_all(
                 // can only be looked at here, through the buffer, so that
                 // `zcat`-less pipes such as `… | gzip | proof replay -` also work.
                 let compression = if stdin {
-                    let head = counted.fill_buf().map_err(|e| stream_error(input, 1, e))?;
+                    let head = counted
+                        .fill_buf()
+                        .map_err(|e| stream_error(input, Compression::None, 1, e))?;
                     sniff_compression(head)
                 } else {
                     input.compression
                 };
                 let reader: Box<dyn Read + Send> = match compression {
                     Compression::None => Box::new(counted),
-                    Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(counted)),
+                    Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(counted)),
                     Compression::Zstd => Box::new(
                         zstd::stream::read::Decoder::with_buffer(counted)
                             .map_err(|e| ProofError::io(&input.path, e))?,
                     ),
                 };
-                read_lines(reader, file, tx).map_err(|(line, e)| stream_error(input, line, e))?;
+                read_lines(reader, file, tx)
+                    .map_err(|(line, e)| stream_error(input, compression, line, e))?;
             }
         }
     }
     Ok(())
 }
 
-fn stream_error(input: &Input, line: u64, e: std::io::Error) -> ProofError {
-    let what = match input.compression {
+fn stream_error(
+    input: &Input,
+    compression: Compression,
+    line: u64,
+    e: std::io::Error,
+) -> ProofError {
+    let what = match compression {
         Compression::Gzip => "gzip stream is truncated or corrupt",
         Compression::Zstd => "zstd stream is truncated or corrupt",
         Compression::None => "read failed",

@@ -8,8 +8,10 @@
 //! (the previous answer), and reads past it fail with `TimedOut`, which makes hyper
 //! drop the connection. That covers a slow or partial request head (slowloris) and
 //! an idle keep-alive connection alike. A write that makes no progress for as long
-//! fails the same way. While `/v1/adapt` reads a body the handler has its own
-//! deadline (408), so the socket's is suspended ([`Conn::body_phase`]).
+//! fails the same way. From the end of a request's head to its answer the deadline
+//! is suspended ([`Conn::busy`], held by a router-wide middleware): the handler's work
+//! is not the client's delay, and `/v1/adapt` reads its body under its own deadline
+//! (408).
 
 use std::future::Future;
 use std::io;
@@ -37,8 +39,8 @@ pub struct Accepted {
 /// State a connection shares with the requests it carries.
 #[derive(Debug, Default)]
 struct Shared {
-    /// A handler is reading a request body under its own deadline.
-    in_body: AtomicBool,
+    /// A request is being handled: the socket deadline waits.
+    busy: AtomicBool,
 }
 
 /// Per-connection handle given to handlers (as axum connect info).
@@ -46,20 +48,20 @@ struct Shared {
 pub struct Conn(Arc<Shared>);
 
 impl Conn {
-    /// Suspends the socket deadline until the guard drops (a handler reading a body
-    /// with its own timeout).
-    pub fn body_phase(&self) -> BodyPhase {
-        self.0.in_body.store(true, Ordering::Relaxed);
-        BodyPhase(self.0.clone())
+    /// Suspends the socket deadline until the guard drops (a request is being
+    /// handled); the next wait after it starts a fresh deadline.
+    pub fn busy(&self) -> Busy {
+        self.0.busy.store(true, Ordering::Relaxed);
+        Busy(self.0.clone())
     }
 }
 
-/// See [`Conn::body_phase`].
-pub struct BodyPhase(Arc<Shared>);
+/// See [`Conn::busy`].
+pub struct Busy(Arc<Shared>);
 
-impl Drop for BodyPhase {
+impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.in_body.store(false, Ordering::Relaxed);
+        self.0.busy.store(false, Ordering::Relaxed);
     }
 }
 
@@ -97,7 +99,7 @@ impl GuardedStream {
     /// Called when an operation is pending: starts the deadline if none runs, and
     /// resolves to an error once it has passed.
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        if self.shared.in_body.load(Ordering::Relaxed) {
+        if self.shared.busy.load(Ordering::Relaxed) {
             self.deadline = None;
             return Poll::Pending;
         }

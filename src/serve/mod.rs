@@ -197,6 +197,18 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/readyz", get(readyz_handler))
         .with_state(app)
+        // Outermost: from the end of a request's head to its answer the connection's
+        // header/idle deadline is suspended (the work is the server's, not the client's).
+        .layer(middleware::from_fn(hold_deadline))
+}
+
+/// Suspends the connection's socket deadline while the request is handled.
+async fn hold_deadline(req: Request, next: Next) -> Response {
+    let _busy = req
+        .extensions()
+        .get::<ConnectInfo<Conn>>()
+        .map(|c| c.0.busy());
+    next.run(req).await
 }
 
 /// Checks the bearer token against the access map (when there is one).
@@ -394,36 +406,25 @@ fn explain_malformed(body: &[u8]) -> BodyError {
     }
 }
 
-/// Parses and checks a body with replay's reader (`record::parse_line`, SPEC §4), so
-/// the same bytes get the same outcome; the one difference is that `ts` may be absent
-/// or null, meaning now.
+/// Parses and checks a body with replay's reader (`record::parse_fields` and
+/// `record::check`, SPEC §4), so the same bytes get the same outcome; the one
+/// difference is that `ts` may be absent or null, meaning now. The body is parsed once.
 pub fn parse_body(body: &[u8]) -> Result<record::Record, BodyError> {
-    match record::parse_line(body) {
-        Ok(r) => Ok(r),
-        Err(Reason::MissingTs) => {
-            // `ts` is checked first: everything before it (object, UTF-8, JSON, each
-            // field once) has passed, so the fields read again; check the rest as
-            // replay does, with `ts` = now.
-            let f: record::Fields = serde_json::from_slice(body).map_err(|e| json_error(&e))?;
-            let now = Value::from(crate::policy::time::now_ms());
-            record::check(Some(now), f.request_id, f.policy_id, f.context).map_err(Into::into)
-        }
-        Err(Reason::Malformed) => Err(explain_malformed(body)),
-        Err(r) => Err(r.into()),
+    let explain = |r: Reason| match r {
+        Reason::Malformed => explain_malformed(body),
+        r => r.into(),
+    };
+    let mut f = record::parse_fields(body).map_err(explain)?;
+    if matches!(f.ts, None | Some(Value::Null)) {
+        f.ts = Some(Value::from(crate::policy::time::now_ms()));
     }
+    record::check(f.ts, f.request_id, f.policy_id, f.context).map_err(explain)
 }
 
 async fn adapt_handler(State(app): State<Arc<App>>, req: Request) -> Response {
-    let conn = req
-        .extensions()
-        .get::<ConnectInfo<Conn>>()
-        .map(|c| c.0.clone());
-    let body = {
-        // The socket's header deadline gives way to the body deadline meanwhile.
-        let _phase = conn.as_ref().map(Conn::body_phase);
-        let limit = Duration::from_millis(app.cfg.body_timeout_ms);
-        tokio::time::timeout(limit, Bytes::from_request(req, &())).await
-    };
+    // The socket deadline is suspended (`hold_deadline`); the body has its own.
+    let limit = Duration::from_millis(app.cfg.body_timeout_ms);
+    let body = tokio::time::timeout(limit, Bytes::from_request(req, &())).await;
     let r = match body {
         Ok(body) => adapt(&app, body),
         Err(_) => {
@@ -514,7 +515,8 @@ fn adapt(app: &App, body: Result<Bytes, BytesRejection>) -> Response {
                 .into_response()
         }
         Err(e) => {
-            app.windows.record(false, Some(out.drift));
+            // Answered 500: counts against success, not as a drift observation.
+            app.windows.record(false, None);
             error_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -582,13 +584,17 @@ async fn shutdown_signal() {
 struct Limits {
     open: Arc<tokio::sync::Semaphore>,
     max: usize,
+    /// The acceptor holds a permit while it waits for the next connection; that
+    /// permit is no open connection.
+    acceptor_waits: AtomicBool,
     /// Set once the shutdown deadline has been reported.
     deadline_reported: AtomicBool,
 }
 
 impl Limits {
     fn open_now(&self) -> usize {
-        self.max.saturating_sub(self.open.available_permits())
+        let held = self.max.saturating_sub(self.open.available_permits());
+        held.saturating_sub(usize::from(self.acceptor_waits.load(Ordering::Relaxed)))
     }
 }
 
@@ -616,6 +622,7 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<i32> {
     let limits = Arc::new(Limits {
         open: Arc::new(tokio::sync::Semaphore::new(max)),
         max,
+        acceptor_waits: AtomicBool::new(false),
         deadline_reported: AtomicBool::new(false),
     });
     let header_timeout = Duration::from_millis(app.cfg.header_timeout_ms);
@@ -733,22 +740,26 @@ async fn accept_loop(
                 }
             }
         };
-        tokio::select! {
-            _ = stopped(&mut stop) => return,
-            r = listener.accept() => match r {
-                Ok((s, _)) => {
-                    // Answers are one small write each: do not let Nagle hold them back.
-                    let _ = s.set_nodelay(true);
-                    if let Ok(stream) = s.into_std() {
-                        let _ = shards[next % shards.len()].send(Accepted { stream, permit });
-                        next = next.wrapping_add(1);
-                    }
+        limits.acceptor_waits.store(true, Ordering::Relaxed);
+        let accepted = tokio::select! {
+            _ = stopped(&mut stop) => None,
+            r = listener.accept() => Some(r),
+        };
+        limits.acceptor_waits.store(false, Ordering::Relaxed);
+        let Some(r) = accepted else { return };
+        match r {
+            Ok((s, _)) => {
+                // Answers are one small write each: do not let Nagle hold them back.
+                let _ = s.set_nodelay(true);
+                if let Ok(stream) = s.into_std() {
+                    let _ = shards[next % shards.len()].send(Accepted { stream, permit });
+                    next = next.wrapping_add(1);
                 }
-                Err(e) => {
-                    // E.g. out of file descriptors: back off instead of spinning.
-                    eprintln!("proof serve: accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+            }
+            Err(e) => {
+                // E.g. out of file descriptors: back off instead of spinning.
+                eprintln!("proof serve: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
