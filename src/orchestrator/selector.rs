@@ -104,7 +104,8 @@ mod costs {
             if v.fract() == 0.0 && v.abs() >= 1e16 {
                 Err(self.bad(format_args!("{v:e}")))
             } else {
-                Err(self.bad(v))
+                // `{:?}` keeps the fraction visible: `3.0`, `2.5`.
+                Err(self.bad(format_args!("{v:?}")))
             }
         }
 
