@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of proof. Installs what the tests need when it is missing
 # (Debian packages: prometheus for promtool and the end-to-end Prometheus test, chromium
-# for the HTML report test). Used as-is by .ci/run.
+# for the HTML report test, bsdutils' `script` for the progress-bar test). Used as-is by
+# .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,7 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v script >/dev/null 2>&1 || need+=(bsdutils)  # a pseudo-terminal for tests/progress.rs
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing: ${need[*]}"
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
