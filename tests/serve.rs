@@ -121,10 +121,16 @@ impl Resp {
     }
 }
 
+/// A raw connection to the server whose reads give up after `timeout`.
+fn connect(addr: SocketAddr, timeout: Duration) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(timeout)).unwrap();
+    s
+}
+
 /// One request on a fresh connection (`Connection: close`), read to the end.
 fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut s = connect(addr, Duration::from_secs(30));
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -896,9 +902,7 @@ fn slowloris_and_idle_connections_are_closed_after_the_header_timeout() {
     // an answer, are closed the same way.
     let mut silent = TcpStream::connect(server.addr).unwrap();
     assert!(closed_within(&mut silent, Duration::from_secs(8)).is_some());
-    let mut idle = TcpStream::connect(server.addr).unwrap();
-    idle.set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    let mut idle = connect(server.addr, Duration::from_secs(30));
     idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     assert_eq!(read_one(&mut idle).status, 200);
@@ -920,8 +924,7 @@ fn half_sent_body_gets_408_after_the_body_timeout() {
         "--header-timeout",
         "200ms",
     ]);
-    let mut s = TcpStream::connect(server.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut s = connect(server.addr, Duration::from_secs(30));
     s.write_all(
         b"POST /v1/adapt HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"request_id\":",
     )
@@ -1007,8 +1010,7 @@ fn max_connections_holds_further_connections_in_the_backlog() {
     ]);
     let mut open: Vec<TcpStream> = (0..2)
         .map(|_| {
-            let mut s = TcpStream::connect(server.addr).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            let mut s = connect(server.addr, Duration::from_secs(30));
             s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
                 .unwrap();
             assert_eq!(read_one(&mut s).status, 200);
@@ -1288,8 +1290,7 @@ fn chunked_uploads_are_held_to_the_same_limit() {
     let ir = c("demo.v1.ir.json");
     let server = Server::start(&["--ir", &ir]);
     let chunked = |chunks: &[&[u8]]| {
-        let mut s = TcpStream::connect(server.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut s = connect(server.addr, Duration::from_secs(30));
         s.write_all(b"POST /v1/adapt HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n")
             .unwrap();
         for c in chunks {
