@@ -66,6 +66,9 @@ pub enum ProofError {
     /// Flags that do not fit together or are out of range.
     #[error("{0}")]
     Usage(String),
+    /// An output could not be encoded (names the output).
+    #[error("cannot encode {0}")]
+    Encode(String),
 }
 
 impl ProofError {

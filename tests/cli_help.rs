@@ -134,7 +134,7 @@ fn states_range(value_name: &str, help: &str) -> bool {
     match value_name {
         // Paths: the value is a path; what the file holds is in the text.
         "FILE" | "DIR" | "NAME=FILE" | "LOG" => true,
-        "N" | "PERCENT" | "RATIO" | "FACTOR" | "LIST" => any(&["..=", "≥"]),
+        "N" | "PERCENT" | "RATIO" | "FACTOR" | "LIST" | "C" => any(&["..=", "≥"]),
         "SPAN" => help.contains("unit ms, s, m, h or d") || help.contains("Range 1ms..="),
         "TIME" => help.contains("RFC 3339"),
         "ADDR" => help.contains("IP:PORT"),

@@ -19,16 +19,18 @@ use serde_json::{Map, Value, json};
 use std::time::{Duration, Instant};
 
 use proof::orchestrator::{
-    DriftKind, Engine, PathSpec, Planner, RolloutPercent, Scratch, SelectorKind, Verdict, Weights,
+    Cause, DriftKind, Engine, PathSpec, Planner, RolloutPercent, Scratch, SelectorKind, Verdict,
+    Weights,
 };
 use proof::policy::expr::Env;
 use proof::policy::time::{MAX_TS_MS, MIN_TS_MS};
 use proof::policy::{ListSpec, Lists, Policy};
-use proof::replay::aggregate::{Aggregate, Bounds, Example, Origin};
+use proof::replay::aggregate::{Aggregate, Bounds, Origin, Outcome as RecordOutcome};
 use proof::replay::pipeline::{self, Setup};
 use proof::replay::record::{self, Reason, parse_line};
 use proof::replay::scenario::Scenario;
 use proof::replay::source::expand_inputs;
+use proof::replay::window::{WindowLen, WindowStart};
 use proof::report::model::{ConfigOut, GateSettings, Inputs, PolicyRef, Report, ReportContext};
 
 /// Seconds each property runs: `PROOF_FUZZ_SECONDS`, else 3 (a quick pass for a plain
@@ -771,7 +773,7 @@ fn scenario_load() {
 fn demo_setup() -> Setup {
     Setup {
         engine: demo_engine(SelectorKind::Basic),
-        window_ms: 300_000,
+        window: WindowLen::from_ms(300_000).unwrap(),
         bounds: Bounds {
             examples: 3,
             rejections: 5,
@@ -988,7 +990,7 @@ fn any_outcome() -> impl Strategy<Value = Outcome> {
     ]
 }
 
-fn feed(acc: &mut Aggregate, k: u64, o: &Outcome, window_ms: i64, b: Bounds) {
+fn feed(acc: &mut Aggregate, k: u64, o: &Outcome, window_ms: i64) {
     let origin = Origin {
         file: 0,
         line: k + 1,
@@ -1000,29 +1002,22 @@ fn feed(acc: &mut Aggregate, k: u64, o: &Outcome, window_ms: i64, b: Bounds) {
             shadow,
             enforced,
         } => {
-            let drift = DriftKind::of(shadow, enforced).map(|kind| (kind, "rule_x"));
-            acc.evaluate(
+            let drift = DriftKind::of(shadow, enforced).map(|kind| (kind, Cause::Rule("rule_x")));
+            let id = format!("r{k}");
+            acc.add(&RecordOutcome {
                 origin,
-                window * window_ms,
+                ts_ms: window * window_ms,
+                window: WindowStart(window * window_ms),
+                request_id: &id,
                 bucket,
                 shadow,
                 enforced,
                 drift,
-                1000,
-                b,
-                |kind, cause| Example {
-                    ts_ms: window * window_ms,
-                    origin,
-                    request_id: format!("r{k}"),
-                    bucket,
-                    shadow,
-                    enforced,
-                    kind,
-                    cause: cause.to_string(),
-                },
-            );
+                latency_ns: 1000,
+                states: [&[], &[]],
+            });
         }
-        Outcome::Reject(r) => acc.reject(origin, r, b),
+        Outcome::Reject(r) => acc.reject(origin, r),
         Outcome::Skip => acc.skip(origin),
     }
 }
@@ -1062,8 +1057,10 @@ fn build(agg: &Aggregate, g: &GateSettings) -> Report {
                 redact_ids: false,
                 redact_key_set: false,
                 scenario: None,
+                max_eval_error_ratio: None,
             },
             show_id: &show,
+            rule_ids: Default::default(),
         },
     )
 }
@@ -1113,11 +1110,14 @@ fn report_levels_and_gate() {
                 min_requests,
                 rollback_factor,
                 max_rejects,
-                window_ms,
+                window: WindowLen::from_ms(window_ms).unwrap(),
+                confidence: None,
+                plan: None,
+                max_eval_error_ratio: None,
             };
-            let mut whole = Aggregate::default();
+            let mut whole = Aggregate::new(b);
             for (k, o) in outcomes.iter().enumerate() {
-                feed(&mut whole, k as u64, o, window_ms, b);
+                feed(&mut whole, k as u64, o, window_ms);
             }
             // As `pipeline::run` finishes an aggregate.
             whole.trim_examples(b.examples);
@@ -1207,17 +1207,16 @@ fn report_levels_and_gate() {
 
             // Mergeable: any split of the input gives the same report.
             let cut = split.index(outcomes.len() + 1);
-            let (mut x, mut y) = (Aggregate::default(), Aggregate::default());
+            let (mut x, mut y) = (Aggregate::new(b), Aggregate::new(b));
             for (k, o) in outcomes.iter().enumerate() {
                 feed(
                     if k < cut { &mut x } else { &mut y },
                     k as u64,
                     o,
                     window_ms,
-                    b,
                 );
             }
-            let mut merged = y.merge(x, b);
+            let mut merged = y.merge(x);
             merged.trim_examples(b.examples);
             merged.finish();
             let a = serde_json::to_value(build(&merged, &g)).unwrap();

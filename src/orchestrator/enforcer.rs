@@ -82,7 +82,8 @@ impl fmt::Display for RolloutPercent {
 /// Parses a drift ratio limit in 0.0..=1.0.
 pub fn parse_ratio(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
-        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        // `+ 0.0` turns -0 into 0, so `--drift-max=-0` is reported as 0.0, not -0.0.
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x + 0.0),
         _ => Err(format!(
             "'{s}' is not a drift ratio: allowed range is 0.0..=1.0 (0.005 = 0.5 %)"
         )),
@@ -175,6 +176,38 @@ impl DriftKind {
     pub fn index(self) -> usize {
         self as usize
     }
+
+    /// `ok->fail` or `warn->fail`: the candidate denies what production allowed.
+    pub fn is_new_denial(self) -> bool {
+        matches!(self, DriftKind::OkToFail | DriftKind::WarnToFail)
+    }
+
+    /// `fail->ok` or `fail->warn`: the candidate allows what production denied.
+    pub fn is_missed_denial(self) -> bool {
+        matches!(self, DriftKind::FailToOk | DriftKind::FailToWarn)
+    }
+}
+
+/// The cause of a drift (SPEC §3): a rule, or one of the two fixed names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Cause<'a> {
+    /// The first rule bad on one path and not on the other.
+    Rule(&'a str),
+    /// No such rule, and a path skipped rules.
+    BudgetSkip,
+    /// No such rule, and no path skipped any.
+    NoActiveRules,
+}
+
+impl<'a> Cause<'a> {
+    /// The rule id, `budget_skip` or `no_active_rules`.
+    pub fn as_str(self) -> &'a str {
+        match self {
+            Cause::Rule(id) => id,
+            Cause::BudgetSkip => "budget_skip",
+            Cause::NoActiveRules => "no_active_rules",
+        }
+    }
 }
 
 /// One path: a policy and its selector.
@@ -233,14 +266,24 @@ impl Engine {
 
     /// Drift kind and cause when the verdicts differ (as if enforcement applied).
     pub fn drift<'a>(&'a self, ev: &Evaluation) -> Option<(DriftKind, &'a str)> {
+        self.drift_cause(ev).map(|(k, c)| (k, c.as_str()))
+    }
+
+    /// Drift kind and typed cause when the verdicts differ.
+    pub fn drift_cause<'a>(&'a self, ev: &Evaluation) -> Option<(DriftKind, Cause<'a>)> {
         let kind = DriftKind::of(ev.shadow.verdict, ev.enforced.verdict)?;
-        Some((kind, self.cause(ev)))
+        Some((kind, self.cause_of(ev)))
     }
 
     /// The cause of a drift (SPEC §3): the first rule bad on one path and not on
     /// the other, scanning the enforced order (taken, then skipped), then the shadow
     /// path's remaining rules; else `budget_skip` or `no_active_rules`.
     pub fn cause<'a>(&'a self, ev: &Evaluation) -> &'a str {
+        self.cause_of(ev).as_str()
+    }
+
+    /// [`Engine::cause`] as a type.
+    pub fn cause_of<'a>(&'a self, ev: &Evaluation) -> Cause<'a> {
         let (sp, ep) = (&*self.shadow.policy, &*self.enforced.policy);
         let state_in = |p: &Policy, r: &PathResult, id: &str| {
             p.rule_index(id)
@@ -256,7 +299,7 @@ impl Engine {
         for i in e_order {
             let id = &ep.rules[i].id;
             if ev.enforced.states[i].is_bad() != state_in(sp, &ev.shadow, id).is_bad() {
-                return id;
+                return Cause::Rule(id);
             }
         }
         let s_order = ev
@@ -273,13 +316,13 @@ impl Engine {
                 continue;
             }
             if ev.shadow.states[i].is_bad() != e_state.is_bad() {
-                return id;
+                return Cause::Rule(id);
             }
         }
         if !ev.shadow.skipped.is_empty() || !ev.enforced.skipped.is_empty() {
-            "budget_skip"
+            Cause::BudgetSkip
         } else {
-            "no_active_rules"
+            Cause::NoActiveRules
         }
     }
 }

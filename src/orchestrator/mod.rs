@@ -6,6 +6,6 @@ pub mod metrics;
 pub mod selector;
 
 pub use enforcer::{
-    DriftKind, EnforceOptions, Engine, Evaluation, PathSpec, RolloutPercent, Scratch,
+    Cause, DriftKind, EnforceOptions, Engine, Evaluation, PathSpec, RolloutPercent, Scratch,
 };
 pub use selector::{PathResult, Plan, Planner, RuleState, SelectorKind, Verdict, Weights};

@@ -6,6 +6,7 @@ pub mod expr;
 pub mod hash;
 pub mod ir;
 pub mod lists;
+pub mod locate;
 pub mod ops;
 pub mod time;
 pub mod value;

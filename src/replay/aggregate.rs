@@ -10,8 +10,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::record::Reason;
+use super::window::WindowStart;
 use crate::orchestrator::metrics::LATENCY_BUCKETS;
-use crate::orchestrator::{DriftKind, RolloutPercent, Verdict};
+use crate::orchestrator::{Cause, DriftKind, RolloutPercent, RuleState, Verdict};
+use crate::policy::RuleOutcome;
 
 /// Number of whole-percent bucket groups (bucket / 100).
 pub const PERCENTS: usize = 100;
@@ -32,6 +34,10 @@ pub struct WindowAgg {
     pub requests: u64,
     /// Drifting records by `bucket / 100`.
     pub drift_by_pct: [u32; PERCENTS],
+    /// Of those, new denials (`ok->fail`, `warn->fail`), for plan impact (SPEC §9).
+    pub new_denials_by_pct: [u32; PERCENTS],
+    /// Of those, missed denials (`fail->ok`, `fail->warn`).
+    pub missed_denials_by_pct: [u32; PERCENTS],
     /// Enforced verdicts by `bucket / 100` (for gate-level counters).
     pub enforced_by_pct: [[u32; 3]; PERCENTS],
     /// Shadow verdicts.
@@ -47,6 +53,8 @@ impl Default for WindowAgg {
         WindowAgg {
             requests: 0,
             drift_by_pct: [0; PERCENTS],
+            new_denials_by_pct: [0; PERCENTS],
+            missed_denials_by_pct: [0; PERCENTS],
             enforced_by_pct: [[0; 3]; PERCENTS],
             shadow: [0; 3],
             latency_buckets: [0; LATENCY_BUCKETS.len() + 1],
@@ -77,8 +85,14 @@ impl WindowAgg {
 
     fn merge(&mut self, o: &WindowAgg) {
         self.requests += o.requests;
-        for (a, b) in self.drift_by_pct.iter_mut().zip(&o.drift_by_pct) {
-            *a += b;
+        for (mine, theirs) in [
+            (&mut self.drift_by_pct, &o.drift_by_pct),
+            (&mut self.new_denials_by_pct, &o.new_denials_by_pct),
+            (&mut self.missed_denials_by_pct, &o.missed_denials_by_pct),
+        ] {
+            for (a, b) in mine.iter_mut().zip(theirs) {
+                *a += b;
+            }
         }
         for (a, b) in self.enforced_by_pct.iter_mut().zip(&o.enforced_by_pct) {
             for (x, y) in a.iter_mut().zip(b) {
@@ -93,6 +107,32 @@ impl WindowAgg {
         }
         self.latency_sum_ns += o.latency_sum_ns;
     }
+}
+
+/// What one evaluated record adds to the aggregate: the engine's answer placed in
+/// its window.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome<'a> {
+    /// Where it was read.
+    pub origin: Origin,
+    /// Record time.
+    pub ts_ms: i64,
+    /// Its window.
+    pub window: WindowStart,
+    /// Request id (kept only for examples).
+    pub request_id: &'a str,
+    /// Sampling bucket.
+    pub bucket: u16,
+    /// Shadow verdict.
+    pub shadow: Verdict,
+    /// Enforced verdict (as if enforcement applied).
+    pub enforced: Verdict,
+    /// Drift kind and cause, when the verdicts differ.
+    pub drift: Option<(DriftKind, Cause<'a>)>,
+    /// Selection latency of both paths, nanoseconds.
+    pub latency_ns: u64,
+    /// Rule states of the shadow and the enforced path (for evaluation errors).
+    pub states: [&'a [RuleState]; 2],
 }
 
 /// A drifting record kept as an example (no context values).
@@ -132,6 +172,8 @@ pub struct FileCounts {
 /// Everything a replay accumulates.
 #[derive(Debug, Clone, Default)]
 pub struct Aggregate {
+    /// Sample sizes kept (examples, rejection samples, drift details).
+    pub bounds: Bounds,
     /// Records read.
     pub read: u64,
     /// Records evaluated.
@@ -161,10 +203,14 @@ pub struct Aggregate {
     pub files: BTreeMap<u32, FileCounts>,
     /// Selection latency, nanoseconds.
     pub latency: Latency,
+    /// Records on which a rule errored: (path 0 shadow / 1 enforced, rule index,
+    /// reason) → records.
+    pub eval_errors: BTreeMap<(u8, u32, &'static str), u64>,
 }
 
-/// Sample bounds of an [`Aggregate`].
-#[derive(Debug, Clone, Copy)]
+/// Sample bounds of an [`Aggregate`]. The default keeps nothing, which makes
+/// `Aggregate::default()` the identity of `merge` (bounds merge by their maximum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Bounds {
     /// Examples kept.
     pub examples: usize,
@@ -189,20 +235,30 @@ impl Default for Latency {
 }
 
 impl Aggregate {
+    /// An empty aggregate that keeps samples up to `bounds`.
+    pub fn new(bounds: Bounds) -> Aggregate {
+        Aggregate {
+            bounds,
+            ..Aggregate::default()
+        }
+    }
+
     /// Counts a rejected record.
-    pub fn reject(&mut self, origin: Origin, reason: Reason, bounds: Bounds) {
+    pub fn reject(&mut self, origin: Origin, reason: Reason) {
         self.read += 1;
         self.rejected[reason.index()] += 1;
-        self.files.entry(origin.file).or_default().read += 1;
-        self.files.entry(origin.file).or_default().rejected += 1;
-        if self.rejection_samples.len() < bounds.rejections {
+        let f = self.files.entry(origin.file).or_default();
+        f.read += 1;
+        f.rejected += 1;
+        let keep = self.bounds.rejections;
+        if self.rejection_samples.len() < keep {
             self.rejection_samples.push((origin, reason));
         } else if let Some(last) = self.rejection_samples.last()
             && (origin, reason) < *last
         {
             self.rejection_samples.push((origin, reason));
             self.rejection_samples.sort();
-            self.rejection_samples.truncate(bounds.rejections);
+            self.rejection_samples.truncate(keep);
         }
     }
 
@@ -216,58 +272,73 @@ impl Aggregate {
     }
 
     /// Counts an evaluated record.
-    #[allow(clippy::too_many_arguments)]
-    pub fn evaluate(
-        &mut self,
-        origin: Origin,
-        window: i64,
-        bucket: u16,
-        shadow: Verdict,
-        enforced: Verdict,
-        drift: Option<(DriftKind, &str)>,
-        latency_ns: u64,
-        bounds: Bounds,
-        example: impl FnOnce(DriftKind, &str) -> Example,
-    ) {
+    pub fn add(&mut self, o: &Outcome<'_>) {
         self.read += 1;
         self.evaluated += 1;
-        let f = self.files.entry(origin.file).or_default();
+        let f = self.files.entry(o.origin.file).or_default();
         f.read += 1;
         f.evaluated += 1;
-        self.shadow[shadow.index()] += 1;
-        self.enforced[enforced.index()] += 1;
-        let pct = usize::from(bucket / 100);
-        let w = self.windows.entry(window).or_default();
+        self.shadow[o.shadow.index()] += 1;
+        self.enforced[o.enforced.index()] += 1;
+        let pct = usize::from(o.bucket / 100);
+        let w = self.windows.entry(o.window.ms()).or_default();
         w.requests += 1;
-        w.shadow[shadow.index()] += 1;
-        w.enforced_by_pct[pct][enforced.index()] += 1;
-        let secs = latency_ns as f64 * 1e-9;
+        w.shadow[o.shadow.index()] += 1;
+        w.enforced_by_pct[pct][o.enforced.index()] += 1;
+        let secs = o.latency_ns as f64 * 1e-9;
         let slot = LATENCY_BUCKETS
             .iter()
             .position(|&b| secs <= b)
             .unwrap_or(LATENCY_BUCKETS.len());
         w.latency_buckets[slot] += 1;
-        w.latency_sum_ns += latency_ns;
-        let _ = self.latency.0.record(latency_ns.clamp(1, 60_000_000_000));
-        if let Some((kind, cause)) = drift {
-            w.drift_by_pct[pct] += 1;
-            self.by_kind[kind.index()] += 1;
-            match self.by_cause.get_mut(cause) {
-                Some(n) => *n += 1,
-                None => {
-                    self.by_cause.insert(cause.to_string(), 1);
+        w.latency_sum_ns += o.latency_ns;
+        let _ = self.latency.0.record(o.latency_ns.clamp(1, 60_000_000_000));
+        for (path, states) in o.states.iter().enumerate() {
+            for (rule, st) in states.iter().enumerate() {
+                if let RuleState::Ran(RuleOutcome::Error(e)) = st {
+                    *self
+                        .eval_errors
+                        .entry((path as u8, rule as u32, e.as_str()))
+                        .or_default() += 1;
                 }
             }
-            if bounds.examples > 0 || bounds.drift_details {
-                let ex = example(kind, cause);
-                if bounds.drift_details {
-                    self.drifts.push(ex.clone());
-                }
-                if bounds.examples > 0 {
-                    self.examples.push(ex);
-                    if self.examples.len() >= 2 * bounds.examples {
-                        self.trim_examples(bounds.examples);
-                    }
+        }
+        let Some((kind, cause)) = o.drift else {
+            return;
+        };
+        w.drift_by_pct[pct] += 1;
+        if kind.is_new_denial() {
+            w.new_denials_by_pct[pct] += 1;
+        } else if kind.is_missed_denial() {
+            w.missed_denials_by_pct[pct] += 1;
+        }
+        self.by_kind[kind.index()] += 1;
+        let cause = cause.as_str();
+        match self.by_cause.get_mut(cause) {
+            Some(n) => *n += 1,
+            None => {
+                self.by_cause.insert(cause.to_string(), 1);
+            }
+        }
+        let b = self.bounds;
+        if b.examples > 0 || b.drift_details {
+            let ex = Example {
+                ts_ms: o.ts_ms,
+                origin: o.origin,
+                request_id: o.request_id.to_string(),
+                bucket: o.bucket,
+                shadow: o.shadow,
+                enforced: o.enforced,
+                kind,
+                cause: cause.to_string(),
+            };
+            if b.drift_details {
+                self.drifts.push(ex.clone());
+            }
+            if b.examples > 0 {
+                self.examples.push(ex);
+                if self.examples.len() >= 2 * b.examples {
+                    self.trim_examples(b.examples);
                 }
             }
         }
@@ -281,16 +352,27 @@ impl Aggregate {
         }
     }
 
-    /// Puts the samples in their canonical (ts, origin) order, so that the order
-    /// does not depend on how chunks were split across threads. Origins are unique,
-    /// so the order is total.
+    /// Applies the sample bounds and puts the samples in their canonical (ts, origin)
+    /// order, so that nothing depends on how chunks were split across threads.
+    /// Origins are unique, so the order is total.
     pub fn finish(&mut self) {
+        self.trim_examples(self.bounds.examples);
         self.examples.sort_unstable();
         self.drifts.sort_unstable();
+        self.rejection_samples.sort();
+        self.rejection_samples.truncate(self.bounds.rejections);
     }
 
-    /// Merges another aggregate into this one.
-    pub fn merge(mut self, o: Aggregate, bounds: Bounds) -> Aggregate {
+    /// Merges another aggregate into this one: associative and commutative, with
+    /// `Aggregate::new(bounds)` as identity. Samples stay bounded (by the larger of
+    /// the two bounds) and are ordered in [`Aggregate::finish`].
+    pub fn merge(mut self, o: Aggregate) -> Aggregate {
+        let bounds = Bounds {
+            examples: self.bounds.examples.max(o.bounds.examples),
+            rejections: self.bounds.rejections.max(o.bounds.rejections),
+            drift_details: self.bounds.drift_details || o.bounds.drift_details,
+        };
+        self.bounds = bounds;
         self.read += o.read;
         self.evaluated += o.evaluated;
         self.skipped += o.skipped;
@@ -331,6 +413,9 @@ impl Aggregate {
             mine.skipped += f.skipped;
         }
         let _ = self.latency.0.add(&o.latency.0);
+        for (k, n) in o.eval_errors {
+            *self.eval_errors.entry(k).or_default() += n;
+        }
         self
     }
 
@@ -353,7 +438,7 @@ mod tests {
     }
 
     /// Feeds record `i` (ts descending, so input order is not the output order).
-    fn feed(acc: &mut Aggregate, i: u64, b: Bounds) {
+    fn feed(acc: &mut Aggregate, i: u64) {
         let origin = Origin { file: 0, line: i };
         let ts = 1_000_000 - (i as i64 % 7) * 1000;
         let drifting = !i.is_multiple_of(3);
@@ -362,41 +447,34 @@ mod tests {
         } else {
             (Verdict::Ok, Verdict::Ok)
         };
-        acc.evaluate(
+        let id = format!("r-{i}");
+        acc.add(&Outcome {
             origin,
-            0,
-            (i * 37 % 10_000) as u16,
+            ts_ms: ts,
+            window: WindowStart(0),
+            request_id: &id,
+            bucket: (i * 37 % 10_000) as u16,
             shadow,
             enforced,
-            drifting.then_some((DriftKind::OkToFail, "rule_a")),
-            10,
-            b,
-            |kind, cause| Example {
-                ts_ms: ts,
-                origin,
-                request_id: format!("r-{i}"),
-                bucket: (i * 37 % 10_000) as u16,
-                shadow,
-                enforced,
-                kind,
-                cause: cause.to_string(),
-            },
-        );
+            drift: drifting.then_some((DriftKind::OkToFail, Cause::Rule("rule_a"))),
+            latency_ns: 10,
+            states: [&[], &[]],
+        });
     }
 
     #[test]
     fn drift_details_are_complete_and_split_independent() {
         let b = bounds(true);
-        let mut whole = Aggregate::default();
+        let mut whole = Aggregate::new(b);
         for i in 1..=30 {
-            feed(&mut whole, i, b);
+            feed(&mut whole, i);
         }
         whole.finish();
-        let (mut x, mut y) = (Aggregate::default(), Aggregate::default());
+        let (mut x, mut y) = (Aggregate::new(b), Aggregate::new(b));
         for i in 1..=30 {
-            feed(if i % 4 == 0 { &mut x } else { &mut y }, i, b);
+            feed(if i % 4 == 0 { &mut x } else { &mut y }, i);
         }
-        let mut merged = y.merge(x, b);
+        let mut merged = y.merge(x).merge(Aggregate::default());
         merged.finish();
         assert_eq!(whole.drifts, merged.drifts);
         // 30 records, every third one does not drift.
@@ -413,11 +491,16 @@ mod tests {
 
     #[test]
     fn drift_details_off_keeps_nothing() {
-        let mut a = Aggregate::default();
+        let mut a = Aggregate::new(bounds(false));
         for i in 1..=30 {
-            feed(&mut a, i, bounds(false));
+            feed(&mut a, i);
         }
         assert!(a.drifts.is_empty());
         assert_eq!(a.by_kind[DriftKind::OkToFail.index()], 20);
+        // Every drift here is a new denial, counted by percent for plan impact.
+        let w = &a.windows[&0];
+        assert_eq!(w.new_denials_by_pct.iter().sum::<u32>(), 20);
+        assert_eq!(w.missed_denials_by_pct.iter().sum::<u32>(), 0);
+        assert_eq!(w.drift_by_pct, w.new_denials_by_pct);
     }
 }

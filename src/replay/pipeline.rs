@@ -8,10 +8,11 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::aggregate::{Aggregate, Bounds, Example, Origin};
+use super::aggregate::{Aggregate, Bounds, Origin, Outcome};
 use super::parquet::for_each_row;
 use super::record::{Reason, Record, parse_line};
 use super::source::{Chunk, Input, TOO_LONG, read_all};
+use super::window::WindowLen;
 use crate::error::ProofError;
 use crate::orchestrator::{Engine, Scratch};
 use crate::policy::expr::Env;
@@ -21,8 +22,8 @@ use crate::policy::expr::Env;
 pub struct Setup {
     /// Shadow and enforced paths.
     pub engine: Engine,
-    /// Window length, milliseconds.
-    pub window_ms: i64,
+    /// Window length.
+    pub window: WindowLen,
     /// Sample sizes.
     pub bounds: Bounds,
     /// Policy id records must carry (if they carry one) to be evaluated.
@@ -41,7 +42,7 @@ pub fn absorb(
 ) {
     let rec = match rec {
         Ok(r) => r,
-        Err(reason) => return acc.reject(origin, reason, setup.bounds),
+        Err(reason) => return acc.reject(origin, reason),
     };
     if rec
         .policy_id
@@ -50,6 +51,12 @@ pub fn absorb(
     {
         return acc.skip(origin);
     }
+    let window = setup.window.of(rec.ts_ms);
+    if !window.fits(setup.window) {
+        // Its window's start or end would fall outside the years 0000..=9999 and could
+        // not be written as RFC 3339: the timestamp is out of range for this --window.
+        return acc.reject(origin, Reason::BadTs);
+    }
     let env = Env {
         ctx: &rec.context,
         now_ms: rec.ts_ms,
@@ -57,46 +64,18 @@ pub fn absorb(
     let t0 = Instant::now();
     let ev = setup.engine.evaluate(&env, scratch);
     let latency_ns = t0.elapsed().as_nanos() as u64;
-    let bucket = setup.engine.bucket(&rec.request_id);
-    let drift = setup.engine.drift(&ev);
-    let window = rec.ts_ms.div_euclid(setup.window_ms) * setup.window_ms;
-    if !window_fits(window, setup.window_ms) {
-        // Its window's start or end would fall outside the years 0000..=9999 and could
-        // not be written as RFC 3339: the timestamp is out of range for this --window.
-        return acc.reject(origin, Reason::BadTs, setup.bounds);
-    }
-    acc.evaluate(
+    acc.add(&Outcome {
         origin,
+        ts_ms: rec.ts_ms,
         window,
-        bucket,
-        ev.shadow.verdict,
-        ev.enforced.verdict,
-        drift,
+        request_id: &rec.request_id,
+        bucket: setup.engine.bucket(&rec.request_id),
+        shadow: ev.shadow.verdict,
+        enforced: ev.enforced.verdict,
+        drift: setup.engine.drift_cause(&ev),
         latency_ns,
-        setup.bounds,
-        |kind, cause| Example {
-            ts_ms: rec.ts_ms,
-            origin,
-            request_id: rec.request_id.clone(),
-            bucket,
-            shadow: ev.shadow.verdict,
-            enforced: ev.enforced.verdict,
-            kind,
-            cause: cause.to_string(),
-        },
-    );
-}
-
-/// 0000-01-01T00:00:00Z, the earliest instant RFC 3339 can write.
-pub const RFC3339_MIN_MS: i64 = -62_167_219_200_000;
-
-/// Whether the window `[start, start + window_ms)` can be written as RFC 3339: it starts
-/// at or after 0000-01-01 and ends by 9999-12-31T23:59:59.999Z.
-pub fn window_fits(start: i64, window_ms: i64) -> bool {
-    start >= RFC3339_MIN_MS
-        && start
-            .checked_add(window_ms)
-            .is_some_and(|end| end <= crate::policy::time::MAX_TS_MS)
+        states: [&ev.shadow.states, &ev.enforced.states],
+    });
 }
 
 /// Processes one chunk into `acc`.
@@ -119,7 +98,7 @@ pub fn process_chunk(mut acc: Aggregate, setup: &Setup, chunk: Chunk) -> Aggrega
                     line: first_line + k as u64,
                 };
                 if *span == TOO_LONG {
-                    acc.reject(origin, Reason::TooLong, setup.bounds);
+                    acc.reject(origin, Reason::TooLong);
                     continue;
                 }
                 let line = &data[span.0 as usize..span.1 as usize];
@@ -167,13 +146,17 @@ pub fn run(
         let agg = pool.install(|| {
             rx.into_iter()
                 .par_bridge()
-                .fold(Aggregate::default, |acc, chunk| {
-                    let before = acc.read;
-                    let acc = process_chunk(acc, setup, chunk);
-                    records_done.fetch_add(acc.read - before, std::sync::atomic::Ordering::Relaxed);
-                    acc
-                })
-                .reduce(Aggregate::default, |a, b| a.merge(b, bounds))
+                .fold(
+                    || Aggregate::new(bounds),
+                    |acc, chunk| {
+                        let before = acc.read;
+                        let acc = process_chunk(acc, setup, chunk);
+                        records_done
+                            .fetch_add(acc.read - before, std::sync::atomic::Ordering::Relaxed);
+                        acc
+                    },
+                )
+                .reduce(Aggregate::default, Aggregate::merge)
         });
         let read_result = reader
             .join()
@@ -183,15 +166,14 @@ pub fn run(
     read_result?;
     let mut agg = agg;
     // One accumulator that rayon never merged may still hold up to twice the examples
-    // asked for; trim here so the report never depends on how chunks were split.
-    agg.trim_examples(bounds.examples);
+    // asked for; finish trims, so the report never depends on how chunks were split.
+    agg.bounds = bounds;
     agg.finish();
     if agg.windows.len() > setup.max_windows {
         return Err(ProofError::Usage(format!(
             "more than {} windows: the logs span too long a time for --window {}; \
              use a longer --window or raise --max-windows",
-            setup.max_windows,
-            crate::policy::time::format_span(setup.window_ms)
+            setup.max_windows, setup.window
         )));
     }
     Ok(agg)

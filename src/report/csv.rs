@@ -1,22 +1,22 @@
 //! `windows.csv`: one tidy row per (window, level) (SPEC §6).
 
 use super::Exporter;
-use super::model::{Report, breaches};
+use super::model::Report;
+use crate::error::ProofError;
 
-/// Writes windows.csv.
-pub struct CsvExporter {
-    /// Gate settings decide the `breach` column.
-    pub gate: super::model::GateSettings,
-}
+/// Writes windows.csv; the `breach` column is the gate's judgement, and with
+/// confidence on two more columns carry the Wilson bounds (SPEC §8).
+pub struct CsvExporter;
 
 impl Exporter for CsvExporter {
     fn file_name(&self) -> &'static str {
         "windows.csv"
     }
 
-    fn serialize(&self, report: &Report) -> Vec<u8> {
+    fn serialize(&self, report: &Report) -> Result<Vec<u8>, ProofError> {
+        let bounds = report.gate.confidence.is_some();
         let mut w = csv::Writer::from_writer(Vec::new());
-        let _ = w.write_record([
+        let mut header = vec![
             "window_start",
             "window_end",
             "rollout_percent",
@@ -24,21 +24,32 @@ impl Exporter for CsvExporter {
             "drift_events",
             "drift_ratio",
             "breach",
-        ]);
+        ];
+        if bounds {
+            header.extend(["lower", "upper"]);
+        }
+        let failed = |e: csv::Error| ProofError::Encode(format!("windows.csv: {e}"));
+        w.write_record(&header).map_err(failed)?;
+        let num = |x: f64| serde_json::to_string(&x).unwrap_or_else(|_| "null".into());
         for win in &report.windows {
             for d in &win.drift {
-                let (breach, _) = breaches(d.events, win.requests, &self.gate);
-                let _ = w.write_record([
-                    win.start.as_str(),
-                    win.end.as_str(),
-                    &d.rollout_percent.to_string(),
-                    &win.requests.to_string(),
-                    &d.events.to_string(),
-                    &serde_json::to_string(&d.ratio).unwrap_or_default(),
-                    if breach { "true" } else { "false" },
-                ]);
+                let mut row = vec![
+                    win.start.clone(),
+                    win.end.clone(),
+                    d.rollout_percent.to_string(),
+                    win.requests.to_string(),
+                    d.events.to_string(),
+                    num(d.ratio),
+                    d.breach.to_string(),
+                ];
+                if bounds {
+                    row.push(d.lower.map(num).unwrap_or_default());
+                    row.push(d.upper.map(num).unwrap_or_default());
+                }
+                w.write_record(&row).map_err(failed)?;
             }
         }
-        w.into_inner().unwrap_or_default()
+        w.into_inner()
+            .map_err(|e| ProofError::Encode(format!("windows.csv: {e}")))
     }
 }

@@ -22,8 +22,8 @@ impl Exporter for HtmlExporter {
         "report.html"
     }
 
-    fn serialize(&self, report: &Report) -> Vec<u8> {
-        render(report).into_string().into_bytes()
+    fn serialize(&self, report: &Report) -> Result<Vec<u8>, crate::error::ProofError> {
+        Ok(render(report).into_string().into_bytes())
     }
 }
 

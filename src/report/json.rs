@@ -2,6 +2,7 @@
 
 use super::Exporter;
 use super::model::Report;
+use crate::error::ProofError;
 
 /// Writes report.json.
 pub struct JsonExporter;
@@ -11,9 +12,10 @@ impl Exporter for JsonExporter {
         "report.json"
     }
 
-    fn serialize(&self, report: &Report) -> Vec<u8> {
-        let mut out = serde_json::to_vec_pretty(report).unwrap_or_default();
+    fn serialize(&self, report: &Report) -> Result<Vec<u8>, ProofError> {
+        let mut out = serde_json::to_vec_pretty(report)
+            .map_err(|e| ProofError::Encode(format!("report.json: {e}")))?;
         out.push(b'\n');
-        out
+        Ok(out)
     }
 }

@@ -281,8 +281,8 @@ impl Exporter for JunitExporter {
         "junit.xml"
     }
 
-    fn serialize(&self, report: &Report) -> Vec<u8> {
-        render(report).into_bytes()
+    fn serialize(&self, report: &Report) -> Result<Vec<u8>, crate::error::ProofError> {
+        Ok(render(report).into_bytes())
     }
 }
 

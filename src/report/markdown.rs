@@ -62,8 +62,8 @@ impl Exporter for MarkdownExporter {
         "report.md"
     }
 
-    fn serialize(&self, r: &Report) -> Vec<u8> {
-        render(r).into_bytes()
+    fn serialize(&self, r: &Report) -> Result<Vec<u8>, crate::error::ProofError> {
+        Ok(render(r).into_bytes())
     }
 }
 

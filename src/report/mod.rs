@@ -22,8 +22,20 @@ use model::Report;
 pub trait Exporter {
     /// File name inside the output directory.
     fn file_name(&self) -> &'static str;
-    /// The file's bytes.
-    fn serialize(&self, report: &Report) -> Vec<u8>;
+    /// The file's bytes; a failed serialization is an error, never an empty file.
+    fn serialize(&self, report: &Report) -> Result<Vec<u8>, ProofError>;
+}
+
+/// The exporters `replay --out` and `merge --out` write.
+pub fn exporters() -> Vec<Box<dyn Exporter>> {
+    vec![
+        Box::new(json::JsonExporter),
+        Box::new(csv::CsvExporter),
+        Box::new(openmetrics::OpenMetricsExporter),
+        Box::new(html::HtmlExporter),
+        Box::new(markdown::MarkdownExporter),
+        Box::new(junit::JunitExporter),
+    ]
 }
 
 /// Writes every exporter's file into `dir` (created if missing), each atomically.
@@ -36,8 +48,8 @@ pub fn write_outputs(
     std::fs::create_dir_all(dir).map_err(|e| ProofError::io(dir, e))?;
     let files: Vec<(&'static str, Vec<u8>)> = exporters
         .iter()
-        .map(|e| (e.file_name(), e.serialize(report)))
-        .collect();
+        .map(|e| Ok((e.file_name(), e.serialize(report)?)))
+        .collect::<Result<_, ProofError>>()?;
     // One uninterrupted stretch: a signal leaves the old set or the new set, not a mix.
     writer::uninterrupted(|| {
         let mut written = Vec::with_capacity(files.len());

@@ -10,29 +10,13 @@ use serde::Serialize;
 use crate::orchestrator::{DriftKind, RolloutPercent, Verdict};
 use crate::policy::time::format_rfc3339_ms;
 use crate::replay::aggregate::{Aggregate, FileCounts, WindowAgg};
+use crate::replay::gate::{self, GateResult, PlanResult};
 use crate::replay::record::Reason;
 
 /// Schema tag of report.json.
 pub const SCHEMA: &str = "proof.replay/v1";
 
-/// Gate settings (SPEC §5).
-#[derive(Debug, Clone, Serialize)]
-pub struct GateSettings {
-    /// Gate level.
-    pub rollout: RolloutPercent,
-    /// Drift ratio limit.
-    pub drift_max: f64,
-    /// Levels reported (ascending, deduplicated, including the gate level).
-    pub levels: Vec<RolloutPercent>,
-    /// Windows with fewer requests never breach.
-    pub min_requests: u64,
-    /// Rollback when ratio > factor × drift_max.
-    pub rollback_factor: f64,
-    /// More rejections than this exit 3.
-    pub max_rejects: u64,
-    /// Window length, milliseconds.
-    pub window_ms: i64,
-}
+pub use crate::replay::gate::GateSettings;
 
 /// `records` (fixed).
 #[derive(Debug, Clone, Serialize)]
@@ -116,6 +100,8 @@ pub struct Level {
     pub breached_windows: u64,
     /// Windows that call for rollback at this level.
     pub rollback_windows: u64,
+    /// Windows that pass at this level (SPEC §8; 0 when confidence is off).
+    pub passed_windows: u64,
 }
 
 /// Drift of one window at one level.
@@ -127,6 +113,21 @@ pub struct WindowLevel {
     pub events: u64,
     /// events / requests.
     pub ratio: f64,
+    /// Wilson lower bound (SPEC §8; only with confidence on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lower: Option<f64>,
+    /// Wilson upper bound (only with confidence on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upper: Option<f64>,
+    /// The window breaches at this level (the gate's judgement, not in report.json).
+    #[serde(skip)]
+    pub breach: bool,
+    /// The window calls for rollback at this level.
+    #[serde(skip)]
+    pub rollback: bool,
+    /// The window passes at this level (confidence on).
+    #[serde(skip)]
+    pub pass: bool,
 }
 
 /// One entry of `windows` (fixed).
@@ -155,7 +156,11 @@ pub struct Gate {
     pub breached_windows: Vec<String>,
     /// Largest whole percent at which no window breaches.
     pub max_safe_rollout_percent: u8,
-    /// 0, 1 or 3 (SPEC §5).
+    /// `--confidence`, or null (SPEC §8).
+    pub confidence: Option<f64>,
+    /// Largest whole percent proven safe at that confidence, or null (SPEC §8).
+    pub proven_safe_rollout_percent: Option<u8>,
+    /// 0, 1 or 3 (SPEC §5): the code the process exits with.
     pub exit_code: i32,
 }
 
@@ -274,6 +279,8 @@ pub struct ConfigOut {
     pub redact_key_set: bool,
     /// Scenario file, if any.
     pub scenario: Option<String>,
+    /// `--max-eval-error-ratio`, if set.
+    pub max_eval_error_ratio: Option<f64>,
 }
 
 /// `latency` (free form, not reproducible): selection latency and run timings.
@@ -309,6 +316,8 @@ pub struct Summary {
     pub worst_window: Option<WorstWindow>,
     /// Starts of rollback windows at the gate level.
     pub rollback_windows: Vec<String>,
+    /// Problems a person must see (a rule that errors on most records of a path).
+    pub warnings: Vec<String>,
 }
 
 /// The worst window at the gate level.
@@ -354,6 +363,11 @@ pub struct Report {
     pub windows: Vec<Window>,
     /// The gate.
     pub gate: Gate,
+    /// Records on which a rule errored, by path, rule and reason (most first).
+    pub evaluation_errors: Vec<EvalErrorOut>,
+    /// The simulated rollout plan (SPEC §9), with `--plan`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanOut>,
     /// Inputs.
     pub inputs: Inputs,
     /// Settings.
@@ -367,24 +381,165 @@ pub struct Report {
     /// Per-window series for metrics.om.
     #[serde(skip)]
     pub series: Vec<WindowSeries>,
+    /// The gate settings the report was judged with (for figures at levels the
+    /// report does not list, such as the what-if curve; not part of report.json).
+    #[serde(skip)]
+    pub settings: GateSettings,
+    /// The plan simulation in typed form (the staircase, JUnit cases, metrics).
+    #[serde(skip)]
+    pub plan_result: Option<PlanResult>,
     /// Every drifting record (epoch ms, record) in (ts, origin) order, only with
     /// `--drift-details` (not part of report.json; written by `report::drift_details`).
     #[serde(skip)]
     pub drift_details: Vec<(i64, ExampleOut)>,
 }
 
-/// Ratio with 0 for an empty denominator.
-pub fn ratio(n: u64, d: u64) -> f64 {
-    if d == 0 { 0.0 } else { n as f64 / d as f64 }
+pub use crate::replay::gate::ratio;
+
+/// Records on which one rule errored on one path, for one reason.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalErrorOut {
+    /// `shadow` or `enforced`.
+    pub path: &'static str,
+    /// Rule id.
+    pub rule: String,
+    /// `missing_var`, `type`, `empty`, …
+    pub reason: &'static str,
+    /// Records.
+    pub records: u64,
+    /// records / evaluated.
+    pub ratio: f64,
 }
 
-/// How a window fares at one level.
-pub fn breaches(events: u64, requests: u64, g: &GateSettings) -> (bool, bool) {
-    let r = ratio(events, requests);
-    let counts = requests >= g.min_requests;
-    let breach = counts && r > g.drift_max;
-    let rollback = counts && r > g.rollback_factor * g.drift_max;
-    (breach, rollback)
+/// One plan step (SPEC §9, fixed).
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanStepOut {
+    /// Level of the step.
+    pub rollout_percent: u8,
+    /// Length in seconds; null for the open-ended last step.
+    pub duration_seconds: Option<serde_json::Number>,
+}
+
+/// A run's impact (SPEC §9, fixed).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ImpactOut {
+    /// Evaluated records in the judged windows.
+    pub requests: u64,
+    /// Drifting records at their step's level.
+    pub events: u64,
+    /// Of those, ok->fail and warn->fail.
+    pub new_denials: u64,
+    /// Of those, fail->ok and fail->warn.
+    pub missed_denials: u64,
+}
+
+/// One simulated run (SPEC §9, fixed).
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanRunOut {
+    /// T0, RFC 3339.
+    pub start: String,
+    /// promoted, rolled_back or incomplete.
+    pub outcome: &'static str,
+    /// 1-based step of the rollback.
+    pub step: Option<usize>,
+    /// Level of that step.
+    pub rollout_percent: Option<u8>,
+    /// When: the rollback window's end, or the last step's end.
+    pub at: Option<String>,
+    /// Judged windows that breached.
+    pub breached_windows: u64,
+    /// What it would have hurt.
+    pub impact: ImpactOut,
+}
+
+/// Outcome counts (SPEC §9, fixed).
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanSummaryOut {
+    /// Runs.
+    pub runs: u64,
+    /// Promoted.
+    pub promoted: u64,
+    /// Rolled back.
+    pub rolled_back: u64,
+    /// Incomplete.
+    pub incomplete: u64,
+    /// Rolled back, per step.
+    pub rolled_back_by_step: Vec<u64>,
+    /// Largest impact.events.
+    pub impact_events_max: u64,
+    /// Lower median of impact.events.
+    pub impact_events_median: u64,
+}
+
+/// `plan` (SPEC §9, fixed).
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanOut {
+    /// The steps simulated (an Argo or Flagger file's, converted).
+    pub steps: Vec<PlanStepOut>,
+    /// Breached windows before rollback.
+    pub failure_limit: u64,
+    /// first, every or the instant as given.
+    pub start: String,
+    /// No run rolled back.
+    pub passed: bool,
+    /// Runs in start order.
+    pub runs: Vec<PlanRunOut>,
+    /// Outcome counts.
+    pub summary: PlanSummaryOut,
+}
+
+fn seconds(ms: i64) -> serde_json::Number {
+    if ms % 1000 == 0 {
+        serde_json::Number::from(ms / 1000)
+    } else {
+        serde_json::Number::from_f64(ms as f64 / 1000.0).unwrap_or_else(|| 0.into())
+    }
+}
+
+impl PlanOut {
+    fn from(p: &PlanResult) -> PlanOut {
+        PlanOut {
+            steps: p
+                .plan
+                .steps
+                .iter()
+                .map(|s| PlanStepOut {
+                    rollout_percent: s.rollout.get(),
+                    duration_seconds: s.duration_ms.map(seconds),
+                })
+                .collect(),
+            failure_limit: p.plan.failure_limit,
+            start: p.plan.start.as_text().to_string(),
+            passed: p.passed,
+            runs: p
+                .runs
+                .iter()
+                .map(|r| PlanRunOut {
+                    start: r.start.rfc3339(),
+                    outcome: r.outcome.as_str(),
+                    step: r.rolled_back_in.map(|(s, _)| s),
+                    rollout_percent: r.rolled_back_in.map(|(_, l)| l.get()),
+                    at: r.at_ms.map(format_rfc3339_ms),
+                    breached_windows: r.breached_windows,
+                    impact: ImpactOut {
+                        requests: r.impact.requests,
+                        events: r.impact.events,
+                        new_denials: r.impact.new_denials,
+                        missed_denials: r.impact.missed_denials,
+                    },
+                })
+                .collect(),
+            summary: PlanSummaryOut {
+                runs: p.summary.runs,
+                promoted: p.summary.promoted,
+                rolled_back: p.summary.rolled_back,
+                incomplete: p.summary.incomplete,
+                rolled_back_by_step: p.summary.rolled_back_by_step.clone(),
+                impact_events_max: p.summary.impact_events_max,
+                impact_events_median: p.summary.impact_events_median,
+            },
+        }
+    }
 }
 
 /// Everything besides the aggregate that the report needs.
@@ -397,6 +552,8 @@ pub struct ReportContext<'a> {
     pub config: ConfigOut,
     /// Turns a request id into what the report shows.
     pub show_id: &'a dyn Fn(&str) -> String,
+    /// Rule ids of the shadow and the enforced policy, in IR order.
+    pub rule_ids: [Vec<String>; 2],
 }
 
 impl Report {
@@ -437,106 +594,108 @@ impl Report {
             by_cause,
         };
 
-        let mut windows = Vec::with_capacity(agg.windows.len());
-        let mut series = Vec::with_capacity(agg.windows.len());
-        let mut levels: Vec<Level> = g
-            .levels
+        let judged: GateResult = gate::judge(agg, g);
+        let mut evaluation_errors: Vec<EvalErrorOut> = agg
+            .eval_errors
             .iter()
-            .map(|&l| Level {
-                rollout_percent: l,
-                drift_events: 0,
-                drift_ratio: 0.0,
-                max_window_ratio: 0.0,
-                breached_windows: 0,
-                rollback_windows: 0,
+            .map(|(&(path, rule, reason), &n)| EvalErrorOut {
+                path: if path == 0 { "shadow" } else { "enforced" },
+                rule: ctx.rule_ids[usize::from(path.min(1))]
+                    .get(rule as usize)
+                    .cloned()
+                    .unwrap_or_else(|| format!("#{rule}")),
+                reason,
+                records: n,
+                ratio: ratio(n, evaluated),
             })
             .collect();
-        // Breaching windows per whole percent 0..=100, for max_safe_rollout_percent.
-        let mut breach_at = [false; 101];
-        let mut gate_breached = Vec::new();
-        let mut rollback_at_gate = Vec::new();
-        let mut worst: Option<WorstWindow> = None;
-        for (&start, w) in &agg.windows {
-            let end = start.saturating_add(g.window_ms);
-            let start_s = format_rfc3339_ms(start);
-            let mut cumulative = [0u64; 101];
-            for p in 0..100 {
-                cumulative[p + 1] = cumulative[p] + u64::from(w.drift_by_pct[p]);
-            }
-            for (l, flag) in breach_at.iter_mut().enumerate() {
-                *flag |= breaches(cumulative[l], w.requests, g).0;
-            }
-            let mut drift = Vec::with_capacity(g.levels.len());
-            for (lv, &l) in levels.iter_mut().zip(&g.levels) {
-                let ev = cumulative[usize::from(l.get())];
-                let r = ratio(ev, w.requests);
-                let (b, rb) = breaches(ev, w.requests, g);
-                lv.drift_events += ev;
-                if r > lv.max_window_ratio {
-                    lv.max_window_ratio = r;
-                }
-                lv.breached_windows += u64::from(b);
-                lv.rollback_windows += u64::from(rb);
-                drift.push(WindowLevel {
-                    rollout_percent: l,
-                    events: ev,
-                    ratio: r,
-                });
-                if l == g.rollout {
-                    if b {
-                        gate_breached.push(start_s.clone());
-                    }
-                    if rb {
-                        rollback_at_gate.push(start_s.clone());
-                    }
-                    if ev > 0
-                        && w.requests >= g.min_requests
-                        && worst.as_ref().is_none_or(|x| r > x.ratio)
-                    {
-                        worst = Some(WorstWindow {
-                            start: start_s.clone(),
-                            ratio: r,
-                            events: ev,
-                            requests: w.requests,
-                        });
-                    }
-                }
-            }
-            windows.push(Window {
-                start: start_s,
-                end: format_rfc3339_ms(end),
+        evaluation_errors.sort_by(|a, b| {
+            b.records
+                .cmp(&a.records)
+                .then_with(|| (a.path, &a.rule, a.reason).cmp(&(b.path, &b.rule, b.reason)))
+        });
+        let warnings = evaluation_errors
+            .iter()
+            .filter(|e| e.ratio > 0.5)
+            .map(|e| {
+                let hint = if e.reason == "missing_var" {
+                    " — bind its list with --list or check the records' context keys"
+                } else {
+                    ""
+                };
+                format!(
+                    "rule {}: {} on {} of the {} path's records{hint}",
+                    e.rule,
+                    e.reason,
+                    pct(e.ratio),
+                    e.path
+                )
+            })
+            .collect();
+        let windows: Vec<Window> = judged
+            .windows
+            .iter()
+            .map(|w| Window {
+                start: w.start.rfc3339(),
+                end: w.start.end_rfc3339(g.window),
                 requests: w.requests,
-                drift,
-            });
-            series.push(WindowSeries {
+                drift: w
+                    .levels
+                    .iter()
+                    .zip(&g.levels)
+                    .map(|(j, &l)| WindowLevel {
+                        rollout_percent: l,
+                        events: j.events,
+                        ratio: j.ratio,
+                        lower: j.bounds.map(|b| b.0),
+                        upper: j.bounds.map(|b| b.1),
+                        breach: j.breach,
+                        rollback: j.rollback,
+                        pass: j.pass,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let series = agg
+            .windows
+            .iter()
+            .map(|(&start, w)| WindowSeries {
                 start_ms: start,
-                end_ms: end,
+                end_ms: start.saturating_add(g.window.ms()),
                 agg: w.clone(),
-            });
-        }
-        for lv in &mut levels {
-            lv.drift_ratio = ratio(lv.drift_events, evaluated);
-        }
-        let max_safe = (0..=100u8)
-            .rev()
-            .find(|&l| !breach_at[usize::from(l)])
-            .unwrap_or(0);
-        let passed = gate_breached.is_empty();
-        let exit_code = if rejected > g.max_rejects || evaluated == 0 {
-            3
-        } else if !passed {
-            1
-        } else {
-            0
-        };
+            })
+            .collect();
+        let levels = judged
+            .levels
+            .iter()
+            .map(|l| Level {
+                rollout_percent: l.level,
+                drift_events: l.drift_events,
+                drift_ratio: l.drift_ratio,
+                max_window_ratio: l.max_window_ratio,
+                breached_windows: l.breached_windows,
+                rollback_windows: l.rollback_windows,
+                passed_windows: l.passed_windows,
+            })
+            .collect();
+        let worst = judged.worst.map(|w| WorstWindow {
+            start: w.start.rfc3339(),
+            ratio: w.ratio,
+            events: w.events,
+            requests: w.requests,
+        });
+        let rollback_at_gate = judged.rollback.iter().map(|w| w.rfc3339()).collect();
         let gate = Gate {
             rollout_percent: g.rollout,
             drift_max: g.drift_max,
-            passed,
-            breached_windows: gate_breached,
-            max_safe_rollout_percent: max_safe,
-            exit_code,
+            passed: judged.passed,
+            breached_windows: judged.breached.iter().map(|w| w.rfc3339()).collect(),
+            max_safe_rollout_percent: judged.max_safe,
+            confidence: g.confidence.map(|c| c.level()),
+            proven_safe_rollout_percent: judged.proven_safe,
+            exit_code: judged.exit_code,
         };
+        let plan = judged.plan.as_ref().map(PlanOut::from);
         let to_out = |e: &crate::replay::aggregate::Example| ExampleOut {
             ts: format_rfc3339_ms(e.ts_ms),
             request_id: (ctx.show_id)(&e.request_id),
@@ -577,6 +736,7 @@ impl Report {
                 windows: windows.len(),
                 worst_window: worst,
                 rollback_windows: rollback_at_gate,
+                warnings,
             },
             records,
             verdicts: Verdicts {
@@ -587,12 +747,16 @@ impl Report {
             levels,
             windows,
             gate,
+            evaluation_errors,
+            plan,
             inputs: ctx.inputs,
             config: ctx.config,
             examples,
             rejections,
             latency: LatencyOut::default(),
             series,
+            settings: g.clone(),
+            plan_result: judged.plan,
             drift_details,
         };
         report.summary.headline = headline(&report);
@@ -638,15 +802,64 @@ pub fn headline(r: &Report) -> String {
     if r.records.evaluated == 0 {
         return "Run FAILED: no evaluable record, nothing was checked".into();
     }
+    let gate = match plan_words(r) {
+        Some(p) => format!("{p}; gate {}", gate_words(r)),
+        None => format!("gate {}", gate_words(r)),
+    };
     if r.gate.exit_code == 3 {
-        return format!(
-            "Run FAILED: {} records rejected, more than --max-rejects {}; gate {}",
-            r.records.rejected,
-            r.config.max_rejects,
-            gate_words(r)
-        );
+        if r.records.rejected > r.config.max_rejects {
+            return format!(
+                "Run FAILED: {} records rejected, more than --max-rejects {}; {gate}",
+                r.records.rejected, r.config.max_rejects,
+            );
+        }
+        if let Some(e) = r.evaluation_errors.first() {
+            return format!(
+                "Run FAILED: rule {} errors ({}) on {} of the {} path's records, more than \
+                 --max-eval-error-ratio {}; {gate}",
+                e.rule,
+                e.reason,
+                pct(e.ratio),
+                e.path,
+                r.config.max_eval_error_ratio.unwrap_or(0.0)
+            );
+        }
     }
-    format!("Gate {}", gate_words(r))
+    let mut chars = gate.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// The plan's verdict in a few words, with `--plan`: "plan passed: 17 of 17 runs
+/// promoted" / "plan ROLLED BACK in 5 of 17 runs (first at step 3, 08:14Z)".
+pub fn plan_words(r: &Report) -> Option<String> {
+    let p = r.plan.as_ref()?;
+    let s = &p.summary;
+    if s.runs == 0 {
+        return Some("plan not run: no evaluated record".into());
+    }
+    if p.passed {
+        return Some(format!(
+            "plan passed: {} of {} runs promoted, {} incomplete",
+            s.promoted, s.runs, s.incomplete
+        ));
+    }
+    let first = p.runs.iter().find(|run| run.outcome == "rolled_back");
+    let at = first
+        .map(|run| {
+            format!(
+                " (first at step {}, {})",
+                run.step.unwrap_or(0),
+                run.at.as_deref().map(hhmm).unwrap_or_default()
+            )
+        })
+        .unwrap_or_default();
+    Some(format!(
+        "plan ROLLED BACK in {} of {} runs{at}",
+        s.rolled_back, s.runs
+    ))
 }
 
 /// "malformed: 2, bad_ts: 1, first at traffic.jsonl:7": rejections by reason, most
@@ -682,6 +895,19 @@ pub fn verdict_paragraph(r: &Report) -> String {
         if rec.evaluated == 0 {
             why.push("no evaluable record".to_string());
         }
+        if !too_many
+            && rec.evaluated > 0
+            && let (Some(e), Some(max)) =
+                (r.evaluation_errors.first(), r.config.max_eval_error_ratio)
+        {
+            why.push(format!(
+                "rule {} errors ({}) on {} of the {} path's records, more than --max-eval-error-ratio {max}",
+                e.rule,
+                e.reason,
+                pct(e.ratio),
+                e.path
+            ));
+        }
         if too_many {
             why.push(format!(
                 "{} records rejected, more than --max-rejects {} ({})",
@@ -691,6 +917,10 @@ pub fn verdict_paragraph(r: &Report) -> String {
             ));
         }
         s.push_str(&format!("run FAILED: {}; ", why.join("; ")));
+    }
+    if let Some(p) = plan_words(r) {
+        s.push_str(&p);
+        s.push_str("; ");
     }
     if rec.evaluated == 0 {
         s.push_str("the gate checked nothing");
@@ -759,6 +989,9 @@ pub fn verdict_paragraph(r: &Report) -> String {
                 crate::error::JSON_MAX_DEPTH
             ));
         }
+    }
+    for w in &r.summary.warnings {
+        s.push_str(&format!("; WARNING: {w}"));
     }
     s
 }

@@ -31,16 +31,15 @@ impl WindowStatus {
     }
 }
 
-/// Status of `events` drifting records out of `requests`, with the report's settings.
-/// Same arithmetic as `model::breaches`.
+/// Status of `events` drifting records out of `requests`, by the gate's own rule
+/// (`GateSettings::judge`: point ratios, or Wilson bounds with confidence on).
 pub fn status(r: &Report, events: u64, requests: u64) -> WindowStatus {
-    let c = &r.config;
-    let x = ratio(events, requests);
-    if requests < c.min_requests {
+    let j = r.settings.judge(events, requests);
+    if requests < r.settings.min_requests {
         WindowStatus::TooFew
-    } else if x > c.rollback_factor * c.drift_max {
+    } else if j.rollback {
         WindowStatus::Rollback
-    } else if x > c.drift_max {
+    } else if j.breach {
         WindowStatus::Breach
     } else {
         WindowStatus::Ok
@@ -153,8 +152,10 @@ pub fn whatif_curve(r: &Report, which: Windows) -> Vec<f64> {
 /// A small hand-checked report for the exporters' unit tests.
 #[cfg(test)]
 pub(crate) mod sample {
+    use crate::orchestrator::Cause;
     use crate::orchestrator::{DriftKind, RolloutPercent, Verdict};
-    use crate::replay::aggregate::{Aggregate, Bounds, Example, Origin};
+    use crate::replay::aggregate::{Aggregate, Bounds, Origin, Outcome};
+    use crate::replay::window::{WindowLen, WindowStart};
     use crate::report::model::{ConfigOut, GateSettings, Inputs, PolicyRef, Report, ReportContext};
 
     /// Gate 50 %, drift-max 0.1 (rollback 0.2), min-requests 2, 1-minute windows:
@@ -170,14 +171,17 @@ pub(crate) mod sample {
             min_requests: 2,
             rollback_factor: 2.0,
             max_rejects: 0,
-            window_ms: 60_000,
+            window: WindowLen::from_ms(60_000).unwrap(),
+            confidence: None,
+            plan: None,
+            max_eval_error_ratio: None,
         };
         let b = Bounds {
             examples: 10,
             rejections: 10,
             drift_details: false,
         };
-        let mut agg = Aggregate::default();
+        let mut agg = Aggregate::new(b);
         let mut line = 0;
         let windows: [(i64, usize, &[u16]); 3] = [
             (0, 4, &[500, 7000]),
@@ -191,26 +195,19 @@ pub(crate) mod sample {
                 let drift = k < drifting.len();
                 let enforced = if drift { Verdict::Fail } else { Verdict::Ok };
                 let origin = Origin { file: 0, line };
-                agg.evaluate(
+                let id = format!("r{line}");
+                agg.add(&Outcome {
                     origin,
-                    w,
+                    ts_ms: w + k as i64,
+                    window: WindowStart(w),
+                    request_id: &id,
                     bucket,
-                    Verdict::Ok,
+                    shadow: Verdict::Ok,
                     enforced,
-                    drift.then_some((DriftKind::OkToFail, "rule<a>")),
-                    1000,
-                    b,
-                    |kind, cause| Example {
-                        ts_ms: w + k as i64,
-                        origin,
-                        request_id: format!("r{line}"),
-                        bucket,
-                        shadow: Verdict::Ok,
-                        enforced,
-                        kind,
-                        cause: cause.to_string(),
-                    },
-                );
+                    drift: drift.then_some((DriftKind::OkToFail, Cause::Rule("rule<a>"))),
+                    latency_ns: 1000,
+                    states: [&[], &[]],
+                });
             }
         }
         agg.finish();
@@ -234,6 +231,7 @@ pub(crate) mod sample {
             redact_ids: false,
             redact_key_set: false,
             scenario: None,
+            max_eval_error_ratio: None,
         };
         Report::build(
             &agg,
@@ -247,6 +245,7 @@ pub(crate) mod sample {
                 },
                 config,
                 show_id: &|id: &str| id.to_string(),
+                rule_ids: Default::default(),
             },
         )
     }

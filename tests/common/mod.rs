@@ -63,3 +63,27 @@ pub const CASE_V1_WEIGHTED_R25: &[&str] = &[
     "--window",
     "10m",
 ];
+
+/// The third command line (SPEC §8, §9): demo.v1 → demo.v2, 1-minute windows,
+/// drift-max 0.05, Wilson bounds at 0.6 and plan.yaml from every window start.
+/// Expected: exit 1, expected_v2_plan_conf60.json.
+pub const CASE_V2_PLAN_CONF60: &[&str] = &[
+    "--ir",
+    "demo.v1.ir.json",
+    "--candidate-ir",
+    "demo.v2.ir.json",
+    "--list",
+    "sanctions=sanctions.csv",
+    "--list",
+    "high_risk=high_risk.txt",
+    "--window",
+    "1m",
+    "--drift-max",
+    "0.05",
+    "--confidence",
+    "0.6",
+    "--max-rejects",
+    "3",
+    "--plan",
+    "plan.yaml",
+];

@@ -1,0 +1,419 @@
+//! A replay job: effective [`Settings`] resolved into loaded policies, lists, the
+//! engine and the gate settings ([`Job::resolve`]), run over the inputs into a
+//! finished [`Aggregate`] ([`Job::aggregate`]), and turned into the report model
+//! ([`Job::report`]). The CLI, `proof merge`, the Python package and the Spark job all
+//! go through here, so they agree to the digit.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hmac::{KeyInit, Mac};
+
+use super::aggregate::{Aggregate, Bounds};
+use super::gate::GateSettings;
+use super::pipeline::{self, Setup};
+use super::settings::Settings;
+use super::source::{Compression, Format, Input, expand_inputs};
+use crate::error::ProofError;
+use crate::orchestrator::{Engine, PathSpec, Planner, SelectorKind, Weights};
+use crate::policy::locate::{DEFAULT_POLICY_DIRS, resolve_policy};
+use crate::policy::{Lists, Policy};
+use crate::report::model::{
+    ConfigOut, InputFile, Inputs, LatencyOut, ListRef, PolicyRef, Report, ReportContext,
+};
+
+/// The environment variable that keys `--redact-ids`.
+pub const REDACT_KEY_VAR: &str = "PROOF_REDACT_KEY";
+
+/// Printed when `--redact-ids` runs without [`REDACT_KEY_VAR`].
+pub const REDACT_KEY_WARNING: &str = "--redact-ids without PROOF_REDACT_KEY: ids are hashed \
+with the salt, which report.json shows; set PROOF_REDACT_KEY to make them unguessable";
+
+/// Everything a replay needs, resolved and loaded.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The effective settings.
+    pub settings: Settings,
+    /// Shadow and enforced paths.
+    pub engine: Engine,
+    /// Gate settings.
+    pub gate: GateSettings,
+    /// Lists bound.
+    pub lists: Lists,
+    /// Shadow identity.
+    pub baseline: PolicyRef,
+    /// Candidate identity.
+    pub candidate: PolicyRef,
+    /// Config section of report.json.
+    pub config: ConfigOut,
+    /// HMAC key of `--redact-ids`: `PROOF_REDACT_KEY` when set and not empty, else the salt.
+    pub redact_key: Vec<u8>,
+}
+
+fn usage(msg: String) -> ProofError {
+    ProofError::Usage(msg)
+}
+
+fn load_weights(
+    path: Option<&PathBuf>,
+    selector: SelectorKind,
+    flag: &str,
+    selector_flag: &str,
+) -> Result<Option<Weights>, ProofError> {
+    match path {
+        Some(p) if selector != SelectorKind::Weighted => Err(usage(format!(
+            "{flag} {} given, but {selector_flag} is {}; weights only apply to the weighted selector",
+            p.display(),
+            selector.as_str()
+        ))),
+        Some(p) => Weights::load(p).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn policy_ref(p: &Policy, planner: &Planner, weights: Option<&PathBuf>) -> PolicyRef {
+    PolicyRef {
+        policy_id: p.policy_id.clone(),
+        ir_hash: p.ir_hash.clone(),
+        path: p.path.display().to_string(),
+        selector: planner.kind.as_str(),
+        weights: weights.map(|w| w.display().to_string()),
+        budget: planner.budget,
+    }
+}
+
+/// Checks a `--drift-details` path before any input is read: the extension names a
+/// format, and the file can be created where it is to go (its directory exists and
+/// takes a new file). Otherwise a bad path would surface only after the whole replay,
+/// after --out was written, and its exit code 2 would replace the gate's.
+pub fn check_drift_details(path: &Path) -> Result<(), ProofError> {
+    crate::report::drift_details::DetailsFormat::from_path(path)?;
+    let bad = |why: String| {
+        ProofError::Usage(format!(
+            "--drift-details {}: {why}; nothing was read or written",
+            path.display()
+        ))
+    };
+    if path.is_dir() {
+        return Err(bad("is a directory".into()));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(bad(format!("directory {} does not exist", dir.display())));
+        }
+        Err(e) => return Err(bad(format!("directory {}: {e}", dir.display()))),
+        Ok(m) if !m.is_dir() => {
+            return Err(bad(format!("{} is not a directory", dir.display())));
+        }
+        Ok(_) => {}
+    }
+    // The file is written as a temporary file in that directory and renamed, so
+    // creating one there is the test that matters (permission bits alone do not tell:
+    // root, ACLs, read-only mounts). The probe is removed when dropped.
+    tempfile::Builder::new()
+        .prefix(".proof-probe-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map(drop)
+        .map_err(|e| {
+            bad(format!(
+                "cannot create a file in directory {}: {e}",
+                dir.display()
+            ))
+        })
+}
+
+/// Keyed hash for --redact-ids: HMAC-SHA256, first 16 bytes, hex.
+pub fn redact(key: &[u8], id: &str) -> String {
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(id.as_bytes());
+    let tag = mac.finalize().into_bytes();
+    format!("hmac:{}", hex::encode(&tag[..16]))
+}
+
+impl Job {
+    /// Loads policies, weights and lists named by the settings and builds the engine.
+    pub fn resolve(settings: Settings) -> Result<Job, ProofError> {
+        let s = &settings;
+        if let Some(p) = &s.drift_details {
+            check_drift_details(p)?;
+        }
+        let by_id = |id: &str| resolve_policy(id, s.policy_dir.as_deref());
+        let baseline_path = match (&s.ir, &s.policy) {
+            (Some(p), _) => p.clone(),
+            (None, Some(id)) => by_id(id)?,
+            _ => {
+                return Err(usage(format!(
+                    "no baseline policy: give --policy ID (looked up in --policy-dir, default {}) or --ir FILE, or set it in --scenario",
+                    DEFAULT_POLICY_DIRS.join(", ")
+                )));
+            }
+        };
+        let candidate_path = match (&s.candidate_ir, &s.candidate_policy) {
+            (Some(p), _) => Some(p.clone()),
+            (None, Some(id)) => Some(by_id(id)?),
+            _ => None,
+        };
+        let lists = Lists::load(&s.lists)?;
+        let baseline = Arc::new(Policy::load(&baseline_path, &lists)?);
+        let candidate = match &candidate_path {
+            Some(p) => Arc::new(Policy::load(p, &lists)?),
+            None => baseline.clone(),
+        };
+        let weights = load_weights(s.weights.as_ref(), s.selector, "--weights", "--selector")?;
+        let shadow_weights = load_weights(
+            s.shadow_weights.as_ref(),
+            s.shadow_selector,
+            "--shadow-weights",
+            "--shadow-selector",
+        )?;
+        if let (Some(w), Some(p)) = (&weights, &s.weights) {
+            w.check_against(&candidate, p)?;
+        }
+        if let (Some(w), Some(p)) = (&shadow_weights, &s.shadow_weights) {
+            w.check_against(&baseline, p)?;
+        }
+        if let Some(p) = &s.plan {
+            p.plan.check_window(s.window, &p.origin)?;
+        }
+        let salt = s.salt.clone().unwrap_or_else(|| baseline.policy_id.clone());
+        let shadow = PathSpec {
+            planner: Planner::new(&baseline, s.shadow_selector, shadow_weights.as_ref()),
+            policy: baseline.clone(),
+        };
+        let enforced = PathSpec {
+            planner: Planner::new(&candidate, s.selector, weights.as_ref()),
+            policy: candidate.clone(),
+        };
+        let baseline_ref = policy_ref(&baseline, &shadow.planner, s.shadow_weights.as_ref());
+        let candidate_ref = policy_ref(&candidate, &enforced.planner, s.weights.as_ref());
+        let gate = GateSettings {
+            rollout: s.rollout,
+            drift_max: s.drift_max,
+            levels: s.levels.clone(),
+            min_requests: s.min_requests,
+            rollback_factor: s.rollback_factor,
+            max_rejects: s.max_rejects,
+            window: s.window,
+            confidence: s.confidence,
+            plan: s.plan.as_ref().map(|p| p.plan.clone()),
+            max_eval_error_ratio: s.max_eval_error_ratio,
+        };
+        // An empty key would be no better than the salt, so it counts as unset.
+        let redact_key = std::env::var_os(REDACT_KEY_VAR)
+            .filter(|k| !k.is_empty())
+            .map(|k| k.into_encoded_bytes());
+        let config = ConfigOut {
+            window: s.window.to_string(),
+            rollout: s.rollout,
+            drift_max: s.drift_max,
+            levels: s.levels.clone(),
+            min_requests: s.min_requests,
+            rollback_factor: s.rollback_factor,
+            max_rejects: s.max_rejects,
+            salt: salt.clone(),
+            redact_ids: s.redact_ids,
+            redact_key_set: s.redact_ids && redact_key.is_some(),
+            scenario: None,
+            max_eval_error_ratio: s.max_eval_error_ratio,
+        };
+        Ok(Job {
+            engine: Engine {
+                shadow,
+                enforced,
+                salt,
+            },
+            gate,
+            lists,
+            baseline: baseline_ref,
+            candidate: candidate_ref,
+            redact_key: redact_key.unwrap_or_else(|| config.salt.as_bytes().to_vec()),
+            config,
+            settings,
+        })
+    }
+
+    /// The sample bounds this job keeps.
+    pub fn bounds(&self) -> Bounds {
+        Bounds {
+            examples: self.settings.examples,
+            rejections: 100,
+            drift_details: self.settings.drift_details.is_some(),
+        }
+    }
+
+    /// What the workers need.
+    pub fn setup(&self) -> Setup {
+        Setup {
+            engine: self.engine.clone(),
+            window: self.gate.window,
+            bounds: self.bounds(),
+            baseline_id: self.engine.shadow.policy.policy_id.clone(),
+            max_windows: self.settings.max_windows,
+        }
+    }
+
+    /// The inputs the settings name, expanded.
+    pub fn inputs(&self) -> Result<Vec<Input>, ProofError> {
+        expand_inputs(&self.settings.logs, self.settings.format)
+    }
+
+    /// Replays `inputs` into a finished aggregate, with a progress bar on a terminal
+    /// unless `quiet`. Returns the aggregate and the wall-clock seconds.
+    pub fn aggregate(&self, inputs: &[Input], quiet: bool) -> Result<(Aggregate, f64), ProofError> {
+        let setup = self.setup();
+        let bytes_read = Arc::new(AtomicU64::new(0));
+        let records = Arc::new(AtomicU64::new(0));
+        let bar = progress_bar(inputs, quiet);
+        let started = Instant::now();
+        let threads = self.settings.threads;
+        let agg = std::thread::scope(|s| {
+            let done = Arc::new(AtomicBool::new(false));
+            if let Some(bar) = &bar {
+                let (bar, bytes_read, records, done) = (
+                    bar.clone(),
+                    bytes_read.clone(),
+                    records.clone(),
+                    done.clone(),
+                );
+                s.spawn(move || {
+                    while !done.load(Ordering::Relaxed) {
+                        bar.set_position(bytes_read.load(Ordering::Relaxed));
+                        let n = records.load(Ordering::Relaxed);
+                        let secs = started.elapsed().as_secs_f64().max(1e-9);
+                        bar.set_message(format!("{n} records, {:.0} records/s", n as f64 / secs));
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    bar.finish_and_clear();
+                });
+            }
+            let agg = pipeline::run(&setup, inputs, threads, &bytes_read, &records);
+            done.store(true, Ordering::Relaxed);
+            agg
+        })?;
+        Ok((agg, started.elapsed().as_secs_f64()))
+    }
+
+    /// The report model of a finished aggregate. `files` describes the inputs in the
+    /// order of the aggregate's origins.
+    pub fn report(&self, agg: &Aggregate, files: Vec<InputFile>, wall: f64) -> Report {
+        let redact_ids = self.settings.redact_ids;
+        let show_id = |id: &str| {
+            if redact_ids {
+                redact(&self.redact_key, id)
+            } else {
+                id.to_string()
+            }
+        };
+        let lists = self
+            .lists
+            .summary()
+            .into_iter()
+            .map(|(name, path, values)| ListRef {
+                name,
+                path: path.display().to_string(),
+                values,
+            })
+            .collect();
+        let mut report = Report::build(
+            agg,
+            ReportContext {
+                gate: &self.gate,
+                inputs: Inputs {
+                    files,
+                    baseline: self.baseline.clone(),
+                    candidate: self.candidate.clone(),
+                    lists,
+                },
+                config: self.config.clone(),
+                show_id: &show_id,
+                rule_ids: [
+                    self.engine
+                        .shadow
+                        .policy
+                        .rules
+                        .iter()
+                        .map(|r| r.id.clone())
+                        .collect(),
+                    self.engine
+                        .enforced
+                        .policy
+                        .rules
+                        .iter()
+                        .map(|r| r.id.clone())
+                        .collect(),
+                ],
+            },
+        );
+        let q = |p: f64| agg.latency.0.value_at_quantile(p) as f64 / 1000.0;
+        report.latency = LatencyOut {
+            selection_p50_us: q(0.50),
+            selection_p95_us: q(0.95),
+            selection_p99_us: q(0.99),
+            selection_max_us: agg.latency.0.max() as f64 / 1000.0,
+            threads: self.settings.threads,
+            wall_seconds: wall,
+            records_per_second: agg.read as f64 / wall.max(1e-9),
+        };
+        report
+    }
+
+    /// Expands the inputs, replays them and builds the report.
+    pub fn run(&self, quiet: bool) -> Result<(Aggregate, Report), ProofError> {
+        let inputs = self.inputs()?;
+        let (agg, wall) = self.aggregate(&inputs, quiet)?;
+        let report = self.report(&agg, input_files(&inputs, &agg), wall);
+        Ok((agg, report))
+    }
+}
+
+/// The `inputs.files` entries of expanded inputs, with their counts.
+pub fn input_files(inputs: &[Input], agg: &Aggregate) -> Vec<InputFile> {
+    inputs
+        .iter()
+        .enumerate()
+        .map(|(i, inp)| InputFile {
+            path: inp.path.display().to_string(),
+            format: match inp.format {
+                Format::Jsonl => "jsonl".into(),
+                Format::Parquet => "parquet".into(),
+            },
+            compression: match inp.compression {
+                Compression::None => "none".into(),
+                Compression::Gzip => "gzip".into(),
+                Compression::Zstd => "zstd".into(),
+            },
+            bytes: inp.bytes,
+            counts: agg.files.get(&(i as u32)).copied().unwrap_or_default(),
+        })
+        .collect()
+}
+
+fn progress_bar(inputs: &[Input], quiet: bool) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let total: Option<u64> = inputs.iter().map(|i| i.bytes).sum();
+    let bar = match total {
+        Some(t) => indicatif::ProgressBar::new(t).with_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg} ETA {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        ),
+        None => indicatif::ProgressBar::new_spinner().with_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bytes} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        ),
+    };
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    Some(bar)
+}
