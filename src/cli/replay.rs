@@ -263,8 +263,20 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         // report.json and a guess at their format.
         eprintln!("proof: warning: {REDACT_KEY_WARNING}");
     }
-    let (agg, report) = job.run(args.quiet)?;
-    let _ = &agg;
+    let (_, report) = job.run(args.quiet)?;
+    if let (Some(p), None) = (&job.settings.partial_out, &job.settings.out) {
+        // A shard of a split job: its part is the product; the gate is judged by
+        // `proof merge` over all the parts, so this run neither prints report.json
+        // nor fails on its share of the traffic.
+        if !args.quiet {
+            eprintln!(
+                "proof: partial aggregate of {} records in {} (judge it with proof merge)",
+                report.records.read,
+                p.display()
+            );
+        }
+        return Ok(0);
+    }
     emit(&job, &report, job.settings.out.as_deref(), args.quiet)?;
     Ok(report.gate.exit_code)
 }

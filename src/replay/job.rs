@@ -194,18 +194,7 @@ impl Job {
         };
         let baseline_ref = policy_ref(&baseline, &shadow.planner, s.shadow_weights.as_ref());
         let candidate_ref = policy_ref(&candidate, &enforced.planner, s.weights.as_ref());
-        let gate = GateSettings {
-            rollout: s.rollout,
-            drift_max: s.drift_max,
-            levels: s.levels.clone(),
-            min_requests: s.min_requests,
-            rollback_factor: s.rollback_factor,
-            max_rejects: s.max_rejects,
-            window: s.window,
-            confidence: s.confidence,
-            plan: s.plan.as_ref().map(|p| p.plan.clone()),
-            max_eval_error_ratio: s.max_eval_error_ratio,
-        };
+        let gate = s.gate();
         // An empty key would be no better than the salt, so it counts as unset.
         let redact_key = std::env::var_os(REDACT_KEY_VAR)
             .filter(|k| !k.is_empty())
@@ -365,10 +354,14 @@ impl Job {
         report
     }
 
-    /// Expands the inputs, replays them and builds the report.
+    /// Expands the inputs, replays them, writes the partial if `--partial-out` asks
+    /// for it, and builds the report.
     pub fn run(&self, quiet: bool) -> Result<(Aggregate, Report), ProofError> {
         let inputs = self.inputs()?;
         let (agg, wall) = self.aggregate(&inputs, quiet)?;
+        if let Some(p) = &self.settings.partial_out {
+            super::partial::write(p, self, &inputs, &agg)?;
+        }
         let report = self.report(&agg, input_files(&inputs, &agg), wall);
         Ok((agg, report))
     }

@@ -8,6 +8,7 @@ pub mod aggregate;
 pub mod gate;
 pub mod job;
 pub mod parquet;
+pub mod partial;
 pub mod pipeline;
 pub mod record;
 pub mod scenario;

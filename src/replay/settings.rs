@@ -274,6 +274,24 @@ impl Layer {
     }
 }
 
+impl Settings {
+    /// The gate settings these settings describe.
+    pub fn gate(&self) -> crate::replay::gate::GateSettings {
+        crate::replay::gate::GateSettings {
+            rollout: self.rollout,
+            drift_max: self.drift_max,
+            levels: self.levels.clone(),
+            min_requests: self.min_requests,
+            rollback_factor: self.rollback_factor,
+            max_rejects: self.max_rejects,
+            window: self.window,
+            confidence: self.confidence,
+            plan: self.plan.as_ref().map(|p| p.plan.clone()),
+            max_eval_error_ratio: self.max_eval_error_ratio,
+        }
+    }
+}
+
 /// Parses comma-separated whole percents (`0,1,5,10`).
 pub fn parse_levels(s: &str) -> Result<Vec<RolloutPercent>, String> {
     s.split(',')
