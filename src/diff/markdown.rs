@@ -396,5 +396,9 @@ pub fn render(d: &Diff) -> String {
         }
         o.push('\n');
     }
+    // One trailing newline, however the last section ended.
+    let end = o.trim_end_matches('\n').len();
+    o.truncate(end);
+    o.push('\n');
     o
 }

@@ -108,8 +108,8 @@ pub fn render(d: &Diff, color: bool) -> String {
     }
     let _ = writeln!(
         o,
-        "\n{:>7}  {:<14}  {:<18}  {:<18}  {:<10}  {}",
-        "level", "drift events", "drift ratio", "worst window", "breached", "rollback"
+        "\n{:>7}  {:<14}  {:<18}  {:<18}  {:<10}  rollback",
+        "level", "drift events", "drift ratio", "worst window", "breached"
     );
     for l in &d.levels {
         let (b, n) = (&l.sides.base, &l.sides.new);
