@@ -540,3 +540,41 @@ fn the_ci_example_of_docs_runs_as_written() {
         assert!(w.path(f).is_file(), "{f}");
     }
 }
+
+#[test]
+fn text_is_coloured_on_a_terminal_unless_no_color_is_set() {
+    // A real pseudo-terminal from util-linux's `script` (as tests/progress.rs does).
+    let w = Work::main_and_pr();
+    let run = |no_color: Option<&str>| {
+        let cmd = format!("{} diff proof-main proof-pr", env!("CARGO_BIN_EXE_proof"));
+        let mut c = Command::new("script");
+        c.args(["-qec", &cmd, "/dev/null"])
+            .current_dir(w.dir.path())
+            .env("TERM", "xterm")
+            .env_remove("NO_COLOR")
+            .env_remove("GITHUB_STEP_SUMMARY");
+        if let Some(v) = no_color {
+            c.env("NO_COLOR", v);
+        }
+        let o = c.output().expect("util-linux script runs");
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let screen = run(None);
+    assert!(
+        screen.contains("\x1b[1m\x1b[31mproof diff: max safe rollout 17 % → 12 %"),
+        "{screen:?}"
+    );
+    assert!(
+        screen.contains("\x1b[31m--max-safe-decrease 0: max safe rollout fell by 5 points"),
+        "{screen:?}"
+    );
+    let plain = run(Some("1"));
+    assert!(!plain.contains('\x1b'), "{plain:?}");
+    assert!(
+        plain.contains("proof diff: max safe rollout 17 % → 12 %"),
+        "{plain:?}"
+    );
+    // NO_COLOR= (empty) does not turn colour off (no-color.org).
+    assert!(run(Some("")).contains("\x1b[31m"));
+}
