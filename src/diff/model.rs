@@ -770,3 +770,108 @@ pub fn compare(base: &Side, new: &Side, limits: Limits, links: Links) -> Result<
     d.headline = headline(&d);
     Ok(d)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::input::parse;
+    use std::path::Path;
+
+    /// A report with `n` evaluated records and the given causes, one 10-minute window.
+    fn side(n: u64, causes: &[(&str, u64)], window: &str, max_safe: u8) -> Side {
+        let events: u64 = causes.iter().map(|c| c.1).sum();
+        let by_cause: Vec<Value> = causes
+            .iter()
+            .map(|(c, e)| serde_json::json!({"cause": c, "events": e}))
+            .collect();
+        let r = serde_json::json!({
+            "schema": "proof.replay/v1",
+            "records": {"read": n, "evaluated": n, "rejected": 0, "skipped": 0},
+            "verdicts": {"shadow": {"ok": n, "warn": 0, "fail": 0},
+                         "enforced": {"ok": n - events, "warn": 0, "fail": events}},
+            "drift": {"events": events, "ratio": 0.0, "by_kind": {"ok->fail": events},
+                      "by_cause": by_cause},
+            "levels": [{"rollout_percent": 100, "drift_events": events,
+                        "drift_ratio": events as f64 / n as f64, "max_window_ratio": 0.0,
+                        "breached_windows": 0, "rollback_windows": 0}],
+            "windows": [],
+            "gate": {"rollout_percent": 100, "drift_max": 0.5, "passed": true,
+                     "breached_windows": [], "max_safe_rollout_percent": max_safe,
+                     "exit_code": 0},
+            "config": {"window": window}
+        });
+        let p = Path::new("r.json");
+        parse(p, p, &serde_json::to_vec(&r).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn causes_move_only_beyond_the_noise_and_new_causes_trip_the_flag() {
+        let base = side(1000, &[("x", 10), ("y", 20), ("gone", 3)], "5m", 40);
+        let new = side(1000, &[("x", 30), ("y", 22), ("fresh", 1)], "300s", 40);
+        let limits = Limits {
+            max_drift_increase: 1.0,
+            fail_on_new_cause: true,
+            ..Limits::default()
+        };
+        let d = compare(&base, &new, limits, Links::default()).unwrap();
+        let status = |c: &str| {
+            d.drift_by_cause
+                .iter()
+                .find(|x| x.cause == c)
+                .map(|x| (x.status, x.significant))
+                .unwrap()
+        };
+        // 10 → 30 of 1000: z = 3.19; 20 → 22: z = 0.31.
+        assert_eq!(status("x"), (CauseStatus::Up, true));
+        assert_eq!(status("y"), (CauseStatus::WithinNoise, false));
+        assert_eq!(status("gone"), (CauseStatus::Gone, false));
+        assert_eq!(status("fresh"), (CauseStatus::New, false));
+        // Largest change of share first.
+        assert_eq!(d.drift_by_cause[0].cause, "x");
+        assert_eq!(d.tripped.len(), 1);
+        assert_eq!(d.tripped[0].limit, "--fail-on-new-cause");
+        assert_eq!(d.exit_code, 1);
+        // 5m and 300s are the same window length.
+        assert_eq!(d.window.as_deref(), Some("5m"));
+    }
+
+    #[test]
+    fn the_drift_limit_is_a_rise_of_the_ratio_at_the_gate_level() {
+        let base = side(1000, &[("x", 10)], "5m", 40);
+        let new = side(1000, &[("x", 15)], "5m", 40);
+        let at = |x: f64| {
+            let limits = Limits {
+                max_drift_increase: x,
+                ..Limits::default()
+            };
+            compare(&base, &new, limits, Links::default())
+                .unwrap()
+                .exit_code
+        };
+        // 0.010 → 0.015: a rise of 0.005 (within float rounding of the subtraction).
+        assert_eq!(at(0.004), 1);
+        assert_eq!(at(0.0051), 0);
+        let d = compare(&new, &base, Limits::default(), Links::default()).unwrap();
+        assert_eq!(d.exit_code, 0, "a fall is no regression");
+        assert_eq!(
+            d.headline,
+            "max safe rollout unchanged at 40 %: no regression"
+        );
+    }
+
+    #[test]
+    fn different_windows_are_refused_naming_both() {
+        let e = compare(
+            &side(10, &[], "5m", 40),
+            &side(10, &[], "1h", 40),
+            Limits::default(),
+            Links::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("window length 5m in BASE r.json but 1h in NEW r.json"),
+            "{e}"
+        );
+    }
+}
