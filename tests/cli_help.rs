@@ -133,7 +133,8 @@ fn states_range(value_name: &str, help: &str) -> bool {
     let any = |marks: &[&str]| marks.iter().any(|m| help.contains(m));
     match value_name {
         // Paths: the value is a path; what the file holds is in the text.
-        "FILE" | "DIR" | "NAME=FILE" | "LOG" => true,
+        "FILE" | "DIR" | "NAME=FILE" | "LOG" | "BASE" | "NEW" | "PARTIAL" => true,
+        "URL" => help.contains("http://") && help.contains("https://"),
         "N" | "PERCENT" | "RATIO" | "FACTOR" | "LIST" | "C" => any(&["..=", "≥"]),
         "SPAN" => help.contains("unit ms, s, m, h or d") || help.contains("Range 1ms..="),
         "TIME" => help.contains("RFC 3339"),

@@ -10,6 +10,7 @@ use crate::error::ProofError;
 use crate::policy::{ListSpec, Lists, Policy};
 
 pub mod adapt;
+pub mod diff;
 pub mod generate;
 pub mod hash;
 pub mod replay;
@@ -44,6 +45,8 @@ pub enum Command {
     Gen(generate::GenArgs),
     /// Serve the engine over HTTP with /metrics, /readyz and hot reload.
     Serve(Box<serve::ServeArgs>),
+    /// Compare two replays (BASE: main, NEW: the change): a CI regression gate and a PR comment.
+    Diff(Box<diff::DiffArgs>),
     /// Print (or write into the file) the SPEC ir_hash of an IR file.
     Hash(hash::HashArgs),
     /// Print shell completions.
@@ -60,6 +63,7 @@ impl Cli {
             Command::Replay(a) => replay::run(*a),
             Command::Gen(a) => generate::run(a),
             Command::Serve(a) => serve::run(*a),
+            Command::Diff(a) => diff::run(*a),
             Command::Hash(a) => hash::run(a),
             Command::Completions(a) => tools::completions(a),
             Command::Man(a) => tools::man(a),
