@@ -377,19 +377,29 @@ fn stream_error(
 }
 
 /// Splits a stream into line chunks. Errors carry the line number reached.
+///
+/// The 16 MiB limit (SPEC §4) applies to the record's bytes: a UTF-8 byte-order mark
+/// at the start of the stream and the line ending (`\n` or `\r\n`) are not part of
+/// the record, so they neither count against the limit nor stay in the span. At most
+/// limit + BOM + CRLF bytes of one line are held; a longer line is `too_long` and the
+/// rest of it is skipped unread.
 fn read_lines(
     reader: impl Read,
     file: u32,
     tx: &SyncSender<Chunk>,
 ) -> Result<(), (u64, std::io::Error)> {
+    const BOM: &[u8] = b"\xEF\xBB\xBF";
     let mut r = BufReader::with_capacity(1 << 20, reader);
     let mut line_no: u64 = 1;
     let mut first_line = 1;
     let mut data = Vec::with_capacity(CHUNK_BYTES + 4096);
     let mut spans = Vec::with_capacity(CHUNK_LINES);
-    let limit = MAX_RECORD_BYTES as u64 + 2;
     loop {
         let start = data.len();
+        // Room for a whole record plus what is not part of it: "\r\n", and the BOM on
+        // the first line. A read that fills this without reaching '\n' is over-long.
+        let bom_room = if line_no == 1 { BOM.len() } else { 0 };
+        let limit = (MAX_RECORD_BYTES + 2 + bom_room) as u64;
         let n = (&mut r)
             .take(limit)
             .read_until(b'\n', &mut data)
@@ -398,20 +408,29 @@ fn read_lines(
             break;
         }
         let has_nl = data.last() == Some(&b'\n');
-        let mut end = data.len() - usize::from(has_nl);
-        if line_no == 1 && data[start..end].starts_with(b"\xEF\xBB\xBF") {
-            // A UTF-8 byte-order mark at the start of a file is not part of the record.
-            data.drain(start..start + 3);
-            end -= 3;
+        let cut_short = !has_nl && n as u64 == limit;
+        let mut begin = start;
+        if line_no == 1 && data[start..].starts_with(BOM) {
+            begin += BOM.len();
         }
-        if end - start > MAX_RECORD_BYTES {
+        let mut end = data.len();
+        if has_nl {
+            end -= 1;
+            if end > begin && data[end - 1] == b'\r' {
+                end -= 1;
+            }
+        }
+        if cut_short || end - begin > MAX_RECORD_BYTES {
             data.truncate(start);
-            if !has_nl {
+            if cut_short {
                 skip_to_newline(&mut r).map_err(|e| (line_no, e))?;
             }
             spans.push(TOO_LONG);
         } else {
-            spans.push((start as u32, end as u32));
+            // Keep only the record's bytes, so a chunk holds records back to back.
+            data.truncate(end);
+            data.drain(start..begin);
+            spans.push((start as u32, data.len() as u32));
         }
         line_no += 1;
         if data.len() >= CHUNK_BYTES || spans.len() >= CHUNK_LINES {
@@ -602,7 +621,7 @@ mod tests {
         assert_eq!(
             got,
             [
-                Some(b"{\"a\":1}\r".to_vec()),
+                Some(b"{\"a\":1}".to_vec()),
                 Some(Vec::new()),
                 Some(b"{\"b\":2}".to_vec())
             ]
@@ -615,6 +634,43 @@ mod tests {
         input.extend_from_slice(b"\n{}\n");
         let got = lines(&input);
         assert_eq!(got, [None, Some(b"{}".to_vec())]);
+    }
+
+    #[test]
+    fn the_limit_counts_record_bytes_not_bom_or_line_ending() {
+        let rec = vec![b'x'; MAX_RECORD_BYTES];
+        let with = |prefix: &[u8], body: &[u8], eol: &[u8]| {
+            let mut v = prefix.to_vec();
+            v.extend_from_slice(body);
+            v.extend_from_slice(eol);
+            v.extend_from_slice(b"{}");
+            v.extend_from_slice(eol);
+            v
+        };
+        let bom = b"\xEF\xBB\xBF";
+        for (prefix, eol) in [
+            (&b""[..], &b"\n"[..]),
+            (bom, b"\n"),
+            (b"", b"\r\n"),
+            (bom, b"\r\n"),
+        ] {
+            let got = lines(&with(prefix, &rec, eol));
+            assert_eq!(got.len(), 2);
+            assert_eq!(got[0].as_deref(), Some(&rec[..]), "exact limit is a record");
+            assert_eq!(got[1].as_deref(), Some(&b"{}"[..]));
+            let mut over = rec.clone();
+            over.push(b'x');
+            assert_eq!(
+                lines(&with(prefix, &over, eol)),
+                [None, Some(b"{}".to_vec())]
+            );
+        }
+        // Over by more than the room for BOM and CRLF: cut short, the rest skipped.
+        let long = vec![b'x'; MAX_RECORD_BYTES + 7];
+        assert_eq!(
+            lines(&with(bom, &long, b"\r\n")),
+            [None, Some(b"{}".to_vec())]
+        );
     }
 
     #[test]

@@ -1,0 +1,116 @@
+//! I/O hardening (issue 17): the 16 MiB limit with a byte-order mark and CRLF, logs
+//! changed while they are read, a line of only a form feed, files named twice.
+//!
+//! The 16 MiB inputs are built in a temp dir by each test, never committed.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{conformance, text};
+
+/// 16 MiB, the SPEC §4 record limit.
+const LIMIT: usize = 16 * 1024 * 1024;
+
+fn replay(logs: &[&Path], extra: &[&str]) -> Output {
+    let c = conformance();
+    Command::new(env!("CARGO_BIN_EXE_proof"))
+        .arg("replay")
+        .args(logs)
+        .arg("--ir")
+        .arg(c.join("demo.v1.ir.json"))
+        .arg("--list")
+        .arg(format!("sanctions={}", c.join("sanctions.csv").display()))
+        .arg("--list")
+        .arg(format!("high_risk={}", c.join("high_risk.txt").display()))
+        .args(["--threads", "2", "-q"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// Runs replay with report.json on stdout; returns it with the run's output.
+fn report(logs: &[&Path]) -> (serde_json::Value, Output) {
+    let o = replay(logs, &[]);
+    let v = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+    (v, o)
+}
+
+/// A valid record of exactly `len` bytes (padded in a context string).
+fn record_of_len(len: usize, id: &str) -> Vec<u8> {
+    let head = format!(
+        r#"{{"ts":"2026-11-02T10:00:00Z","request_id":"{id}","context":{{"countries":["FR"],"pad":""#
+    );
+    let tail = r#""}}"#;
+    let pad = len - head.len() - tail.len();
+    let mut v = Vec::with_capacity(len);
+    v.extend_from_slice(head.as_bytes());
+    v.resize(head.len() + pad, b'x');
+    v.extend_from_slice(tail.as_bytes());
+    assert_eq!(v.len(), len);
+    v
+}
+
+const SMALL: &str =
+    r#"{"ts":"2026-11-02T10:00:01Z","request_id":"small","context":{"countries":["FR"]}}"#;
+
+/// `prefix` + a record of `len` bytes + `eol`, then a small record, then a malformed
+/// line (so the rejection list shows whether later line numbers shifted).
+fn write_case(dir: &Path, name: &str, prefix: &[u8], len: usize, eol: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&p).unwrap());
+    f.write_all(prefix).unwrap();
+    f.write_all(&record_of_len(len, "big")).unwrap();
+    f.write_all(eol).unwrap();
+    f.write_all(SMALL.as_bytes()).unwrap();
+    f.write_all(eol).unwrap();
+    f.write_all(b"not json").unwrap();
+    f.write_all(eol).unwrap();
+    f.flush().unwrap();
+    p
+}
+
+fn rejections(v: &serde_json::Value) -> Vec<(u64, String)> {
+    v["rejections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["line"].as_u64().unwrap(),
+                r["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn bom_and_crlf_do_not_count_against_the_16_mib_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bom: &[u8] = b"\xEF\xBB\xBF";
+    // (name, prefix, record length, line ending, evaluated, too_long)
+    let cases: [(&str, &[u8], usize, &[u8], u64, u64); 6] = [
+        ("lf_exact.jsonl", b"", LIMIT, b"\n", 2, 0),
+        ("lf_over.jsonl", b"", LIMIT + 1, b"\n", 1, 1),
+        ("bom_exact.jsonl", bom, LIMIT, b"\n", 2, 0),
+        ("bom_over.jsonl", bom, LIMIT + 1, b"\n", 1, 1),
+        ("crlf_exact.jsonl", b"", LIMIT, b"\r\n", 2, 0),
+        ("bom_crlf_exact.jsonl", bom, LIMIT, b"\r\n", 2, 0),
+    ];
+    for (name, prefix, len, eol, evaluated, too_long) in cases {
+        let p = write_case(tmp.path(), name, prefix, len, eol);
+        let (v, o) = report(&[&p]);
+        let r = &v["records"];
+        assert_eq!(r["read"], 3, "{name}: {}", text(&o));
+        assert_eq!(r["evaluated"], evaluated, "{name}: {r}");
+        assert_eq!(r["rejected"], 3 - evaluated, "{name}: {r}");
+        let mut want = vec![(3, "malformed".to_string())];
+        if too_long == 1 {
+            want.insert(0, (1, "too_long".to_string()));
+        }
+        assert_eq!(rejections(&v), want, "{name}");
+        std::fs::remove_file(&p).unwrap();
+    }
+}
