@@ -114,3 +114,48 @@ fn bom_and_crlf_do_not_count_against_the_16_mib_limit() {
         std::fs::remove_file(&p).unwrap();
     }
 }
+
+#[test]
+fn a_line_of_only_a_form_feed_is_malformed_not_blank() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("ff.jsonl");
+    // Line 2 is a form feed alone, line 3 spaces, tab and CR (blank), line 4 a record
+    // after a form feed: JSON whitespace is only space, tab, CR and LF.
+    std::fs::write(&p, format!("{SMALL}\n\x0c\n \t\r\n\x0c{SMALL}\n")).unwrap();
+    let (v, o) = report(&[&p]);
+    assert_eq!(v["records"]["read"], 3, "{}", text(&o));
+    assert_eq!(v["records"]["evaluated"], 1);
+    assert_eq!(
+        rejections(&v),
+        [(2, "malformed".to_string()), (4, "malformed".to_string())]
+    );
+    // The committed fixture: the same lines.
+    let fixture = common::root().join("fixtures/adversarial/form_feed.jsonl");
+    let (v, _) = report(&[&fixture]);
+    assert_eq!(v["records"]["read"], 3);
+    assert_eq!(rejections(&v).len(), 2);
+}
+
+#[test]
+fn a_file_named_twice_or_inside_a_named_directory_is_read_once_with_a_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("logs");
+    std::fs::create_dir(&dir).unwrap();
+    let a = dir.join("a.jsonl");
+    std::fs::write(&a, format!("{SMALL}\n{SMALL}\n")).unwrap();
+    let link = tmp.path().join("link.jsonl");
+    std::os::unix::fs::symlink(&a, &link).unwrap();
+    let (v, o) = report(&[&a, &dir, &link, &a]);
+    assert_eq!(v["records"]["read"], 2, "{}", text(&o));
+    assert_eq!(v["inputs"]["files"].as_array().unwrap().len(), 1);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.matches("is the same file as").count(), 3, "{err}");
+    assert!(
+        err.contains(&format!(
+            "proof: warning: {} is the same file as {} (named twice, or inside a directory also given); it is read once",
+            link.display(),
+            a.display()
+        )),
+        "{err}"
+    );
+}

@@ -92,6 +92,25 @@ impl ParquetColumns {
                 ))
             })
         };
+        // A record column given twice is ambiguous (which one did production log?), so
+        // it is a schema error rather than a silent pick of the first.
+        for name in ["ts", "request_id", "policy_id", "context"] {
+            let at: Vec<String> = schema
+                .fields()
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.name() == name)
+                .map(|(i, _)| (i + 1).to_string())
+                .collect();
+            if at.len() > 1 {
+                return Err(err(format!(
+                    "column '{name}' appears {} times (columns {}); a record column must be \
+                     unique — drop or rename the extra ones",
+                    at.len(),
+                    at.join(" and ")
+                )));
+            }
+        }
         let ts = need("ts", "timestamp, int64 epoch ms or RFC 3339 string")?;
         let rid = need("request_id", "string")?;
         let ctx = need("context", "JSON string or struct")?;

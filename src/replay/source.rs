@@ -196,7 +196,69 @@ fn sniff_compression(head: &[u8]) -> Compression {
 
 /// Expands files and directories (recursively, in name order) into inputs, detects
 /// format and compression, and checks every Parquet schema before any work starts.
+/// A file reached twice is read once; the warning saying so goes to stderr.
 pub fn expand_inputs(paths: &[PathBuf], forced: Option<Format>) -> Result<Vec<Input>, ProofError> {
+    let (inputs, warnings) = expand_inputs_with_warnings(paths, forced)?;
+    for w in warnings {
+        // Not behind --quiet: the run reads fewer files than it was given.
+        eprintln!("proof: warning: {w}");
+    }
+    Ok(inputs)
+}
+
+/// The identity of a file for "was it given twice": device and inode where the OS
+/// has them (so symlinks and hard links count as the same file), else its canonical
+/// path. `None` when it cannot be looked at; opening it later reports why.
+fn file_identity(path: &Path) -> Option<(u64, u64, PathBuf)> {
+    if path.as_os_str() == "-" {
+        return Some((0, 0, path.to_path_buf()));
+    }
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((meta.dev(), meta.ino(), PathBuf::new()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        Some((0, 0, std::fs::canonicalize(path).ok()?))
+    }
+}
+
+/// Drops every file that is the same file as an earlier one (named twice, through a
+/// symlink, or both named and inside a named directory), keeping the first, and says
+/// which were dropped.
+fn dedupe(files: Vec<PathBuf>, warnings: &mut Vec<String>) -> Vec<PathBuf> {
+    let mut first: std::collections::HashMap<(u64, u64, PathBuf), PathBuf> =
+        std::collections::HashMap::new();
+    let mut kept = Vec::with_capacity(files.len());
+    for f in files {
+        match file_identity(&f) {
+            Some(id) => match first.get(&id) {
+                Some(earlier) => warnings.push(format!(
+                    "{} is the same file as {} (named twice, or inside a directory also \
+                     given); it is read once",
+                    f.display(),
+                    earlier.display()
+                )),
+                None => {
+                    first.insert(id, f.clone());
+                    kept.push(f);
+                }
+            },
+            None => kept.push(f),
+        }
+    }
+    kept
+}
+
+/// [`expand_inputs`], returning the warnings instead of printing them.
+pub fn expand_inputs_with_warnings(
+    paths: &[PathBuf],
+    forced: Option<Format>,
+) -> Result<(Vec<Input>, Vec<String>), ProofError> {
+    let mut warnings = Vec::new();
     let mut files = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for p in paths {
@@ -215,6 +277,7 @@ pub fn expand_inputs(paths: &[PathBuf], forced: Option<Format>) -> Result<Vec<In
             files.push(p.clone());
         }
     }
+    let files = dedupe(files, &mut warnings);
     let mut inputs = Vec::with_capacity(files.len());
     for path in files {
         if path.as_os_str() == "-" {
@@ -287,7 +350,7 @@ pub fn expand_inputs(paths: &[PathBuf], forced: Option<Format>) -> Result<Vec<In
                 .into(),
         ));
     }
-    Ok(inputs)
+    Ok((inputs, warnings))
 }
 
 /// Counts bytes read from the underlying file, for the progress bar.
