@@ -159,3 +159,94 @@ fn a_file_named_twice_or_inside_a_named_directory_is_read_once_with_a_warning() 
         "{err}"
     );
 }
+
+fn bytes_read(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("rchar: "))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+#[test]
+fn a_log_truncated_while_it_is_read_is_exit_2_naming_it_never_a_partial_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("growing.jsonl");
+    let records = 400_000u64;
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&log).unwrap());
+    for i in 0..records {
+        writeln!(
+            w,
+            r#"{{"ts":{},"request_id":"r{i}","context":{{"countries":["FR","CN"],"audit":{{"score":{}}}}}}}"#,
+            1_793_866_200_000u64 + i * 10,
+            i % 100
+        )
+        .unwrap();
+    }
+    w.flush().unwrap();
+    drop(w);
+    let size = std::fs::metadata(&log).unwrap().len();
+    let mut hit = 0;
+    for attempt in 0..3 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_proof"))
+            .arg("replay")
+            .arg(&log)
+            .arg("--ir")
+            .arg(conformance().join("demo.v1.ir.json"))
+            .args(["--threads", "1", "-q"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Truncate once a fifth of the file has been read (or the run is over).
+        loop {
+            if child.try_wait().unwrap().is_some()
+                || bytes_read(child.id()).is_some_and(|n| n >= size / 5)
+            {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let f = std::fs::OpenOptions::new().write(true).open(&log).unwrap();
+        f.set_len(size / 10).unwrap();
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        if o.status.code() == Some(2) {
+            hit += 1;
+            assert!(o.stdout.is_empty(), "no report on stdout: {}", text(&o));
+            assert!(
+                err.contains(&format!(
+                    "{}: the file changed while it was read (its size went from {size} to {} bytes",
+                    log.display(),
+                    size / 10
+                )) && err.contains("no report was written"),
+                "attempt {attempt}: {err}"
+            );
+        } else {
+            // The run finished before the truncation: the report covers the whole file.
+            let v: serde_json::Value =
+                serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+            assert_eq!(v["records"]["read"], records, "{}", text(&o));
+        }
+        // Restore the whole file for the next attempt.
+        f.set_len(0).unwrap();
+        drop(f);
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&log).unwrap());
+        for i in 0..records {
+            writeln!(
+                w,
+                r#"{{"ts":{},"request_id":"r{i}","context":{{"countries":["FR","CN"],"audit":{{"score":{}}}}}}}"#,
+                1_793_866_200_000u64 + i * 10,
+                i % 100
+            )
+            .unwrap();
+        }
+        w.flush().unwrap();
+        if hit > 0 {
+            break;
+        }
+    }
+    assert!(
+        hit > 0,
+        "the truncation never landed while the file was read"
+    );
+}

@@ -60,6 +60,82 @@ pub struct Input {
     pub compression: Compression,
     /// Size on disk, when known.
     pub bytes: Option<u64>,
+    /// Size and modification time when the inputs were listed (regular files only):
+    /// the file must still look like this after it has been read.
+    #[serde(skip)]
+    pub stamp: Option<FileStamp>,
+}
+
+/// What a regular file looked like at one moment: its size and modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    /// Size in bytes.
+    pub len: u64,
+    /// Last modification, where the file system keeps one.
+    pub modified: Option<std::time::SystemTime>,
+}
+
+impl FileStamp {
+    /// The stamp of a file's metadata.
+    pub fn of(meta: &std::fs::Metadata) -> FileStamp {
+        FileStamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        }
+    }
+}
+
+/// How a file differs from the stamp it had when it was listed, or `None` if it looks
+/// the same: another size, another modification time, or (`read`, for files read as
+/// plain bytes to their end) a byte count other than the listed size. A log truncated,
+/// appended to or rewritten while it is read would otherwise give a report over part
+/// of it while `inputs.files[].bytes` still shows the old size.
+pub fn changed_since(listed: &FileStamp, now: &FileStamp, read: Option<u64>) -> Option<String> {
+    let mut what = Vec::new();
+    if now.len != listed.len {
+        what.push(format!(
+            "its size went from {} to {} bytes",
+            listed.len, now.len
+        ));
+    }
+    if let Some(n) = read
+        && n != listed.len
+    {
+        what.push(format!("{n} bytes were read of the {} listed", listed.len));
+    }
+    if now.modified != listed.modified {
+        what.push("its modification time changed".to_string());
+    }
+    (!what.is_empty()).then(|| what.join(", "))
+}
+
+/// The error for a file that changed while it was read.
+fn changed_error(path: &Path, what: &str) -> ProofError {
+    ProofError::Config {
+        path: Location::file(path),
+        msg: format!(
+            "the file changed while it was read ({what}); no report was written, since it \
+             would cover only part of the file — replay a copy that is no longer written \
+             to (a rotated file, or `cp` it first)"
+        ),
+    }
+}
+
+/// Checks `file` (open on `path`) against the stamp it was listed with.
+fn check_stamp(
+    path: &Path,
+    listed: Option<&FileStamp>,
+    file: &File,
+    read: Option<u64>,
+) -> Result<(), ProofError> {
+    let Some(listed) = listed else {
+        return Ok(());
+    };
+    let now = FileStamp::of(&file.metadata().map_err(|e| ProofError::io(path, e))?);
+    match changed_since(listed, &now, read) {
+        Some(what) => Err(changed_error(path, &what)),
+        None => Ok(()),
+    }
 }
 
 /// A piece of work for the pipeline.
@@ -293,6 +369,7 @@ pub fn expand_inputs_with_warnings(
                 format,
                 compression: Compression::None,
                 bytes: None,
+                stamp: None,
             });
             continue;
         }
@@ -342,6 +419,7 @@ pub fn expand_inputs_with_warnings(
             format,
             compression,
             bytes: Some(meta.len()),
+            stamp: meta.is_file().then(|| FileStamp::of(&meta)),
         });
     }
     if inputs.is_empty() {
@@ -353,21 +431,25 @@ pub fn expand_inputs_with_warnings(
     Ok((inputs, warnings))
 }
 
-/// Counts bytes read from the underlying file, for the progress bar.
+/// Counts bytes read from the underlying file: for the progress bar, and per file to
+/// check that a file was read to the size it was listed with.
 struct Counting<R> {
     inner: R,
     counter: Arc<AtomicU64>,
+    this_file: Arc<AtomicU64>,
 }
 
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.counter.fetch_add(n as u64, Ordering::Relaxed);
+        self.this_file.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
 
 /// Reads every input in order and sends chunks; stops early if the receiver is gone.
+/// A regular file that changed while it was read (or since it was listed) is an error.
 pub fn read_all(
     inputs: &[Input],
     tx: &SyncSender<Chunk>,
@@ -379,16 +461,23 @@ pub fn read_all(
             Format::Parquet => read_parquet(input, file, tx, bytes_read)?,
             Format::Jsonl => {
                 let stdin = input.path.as_os_str() == "-";
+                // A second handle on the open file, to look at it again once read.
+                let mut opened: Option<File> = None;
                 let raw: Box<dyn Read + Send> = if stdin {
                     Box::new(std::io::stdin())
                 } else {
-                    Box::new(File::open(&input.path).map_err(|e| ProofError::io(&input.path, e))?)
+                    let f = File::open(&input.path).map_err(|e| ProofError::io(&input.path, e))?;
+                    check_stamp(&input.path, input.stamp.as_ref(), &f, None)?;
+                    opened = f.try_clone().ok();
+                    Box::new(f)
                 };
+                let this_file = Arc::new(AtomicU64::new(0));
                 let mut counted = BufReader::with_capacity(
                     64 * 1024,
                     Counting {
                         inner: raw,
                         counter: bytes_read.clone(),
+                        this_file: this_file.clone(),
                     },
                 );
                 // A file's compression was sniffed when it was expanded; standard input
@@ -410,8 +499,26 @@ pub fn read_all(
                             .map_err(|e| ProofError::io(&input.path, e))?,
                     ),
                 };
-                read_lines(reader, file, tx)
-                    .map_err(|(line, e)| stream_error(input, compression, line, e))?;
+                let whole = read_lines(reader, file, tx).map_err(|(line, e)| {
+                    // A stream cut short because the file shrank is told as that.
+                    if let Some(f) = &opened
+                        && let Err(changed) =
+                            check_stamp(&input.path, input.stamp.as_ref(), f, None)
+                    {
+                        return changed;
+                    }
+                    stream_error(input, compression, line, e)
+                })?;
+                if !whole {
+                    return Ok(()); // the receiver is gone: the run is ending anyway
+                }
+                if let Some(f) = &opened {
+                    // Plain files are read byte for byte to their end; a decoder may
+                    // stop short of trailing bytes, so only their stamp is compared.
+                    let read = (compression == Compression::None)
+                        .then(|| this_file.load(Ordering::Relaxed));
+                    check_stamp(&input.path, input.stamp.as_ref(), f, read)?;
+                }
             }
         }
     }
@@ -450,7 +557,7 @@ fn read_lines(
     reader: impl Read,
     file: u32,
     tx: &SyncSender<Chunk>,
-) -> Result<(), (u64, std::io::Error)> {
+) -> Result<bool, (u64, std::io::Error)> {
     const BOM: &[u8] = b"\xEF\xBB\xBF";
     let mut r = BufReader::with_capacity(1 << 20, reader);
     let mut line_no: u64 = 1;
@@ -505,19 +612,20 @@ fn read_lines(
             };
             first_line = line_no;
             if tx.send(chunk).is_err() {
-                return Ok(());
+                return Ok(false);
             }
         }
     }
     if !spans.is_empty() {
-        let _ = tx.send(Chunk::Lines {
+        let sent = tx.send(Chunk::Lines {
             file,
             first_line,
             data,
             spans,
         });
+        return Ok(sent.is_ok());
     }
-    Ok(())
+    Ok(true)
 }
 
 fn skip_to_newline(r: &mut impl BufRead) -> std::io::Result<()> {
@@ -595,7 +703,20 @@ fn read_parquet(
     bytes_read: &Arc<AtomicU64>,
 ) -> Result<(), ProofError> {
     let path = &input.path;
-    let (columns, builder) = parquet_guarded(path, 0, || ParquetColumns::open(path))?;
+    // The reader opens the file itself: compare by path, before and after.
+    let unchanged = || -> Result<(), ProofError> {
+        let Some(listed) = &input.stamp else {
+            return Ok(());
+        };
+        let now = FileStamp::of(&std::fs::metadata(path).map_err(|e| ProofError::io(path, e))?);
+        match changed_since(listed, &now, None) {
+            Some(what) => Err(changed_error(path, &what)),
+            None => Ok(()),
+        }
+    };
+    unchanged()?;
+    let (columns, builder) = parquet_guarded(path, 0, || ParquetColumns::open(path))
+        .map_err(|e| unchanged().err().unwrap_or(e))?;
     // The decoder reads column chunks, not a byte stream: progress advances by the
     // share of rows decoded, in bytes of the file, so the bar and its ETA move.
     let total_rows = builder.metadata().file_metadata().num_rows().max(1) as u64;
@@ -609,10 +730,14 @@ fn read_parquet(
             .map_err(|e| parquet_error(path, e))
     })?;
     let mut first_row = 1;
-    while let Some(batch) = parquet_guarded(path, first_row, || Ok(reader.next()))? {
-        let batch = batch.map_err(|e| ProofError::Config {
-            path: Location::at(path, first_row, 0),
-            msg: format!("Parquet data is truncated or corrupt near row {first_row}: {e}"),
+    while let Some(batch) = parquet_guarded(path, first_row, || Ok(reader.next()))
+        .map_err(|e| unchanged().err().unwrap_or(e))?
+    {
+        let batch = batch.map_err(|e| {
+            unchanged().err().unwrap_or_else(|| ProofError::Config {
+                path: Location::at(path, first_row, 0),
+                msg: format!("Parquet data is truncated or corrupt near row {first_row}: {e}"),
+            })
         })?;
         let n = batch.num_rows() as u64;
         let done = (size as u128 * (first_row - 1 + n).min(total_rows) as u128 / total_rows as u128)
@@ -632,7 +757,7 @@ fn read_parquet(
         }
         first_row += n;
     }
-    Ok(())
+    unchanged()
 }
 
 /// A Parquet library error as a user-facing error.
@@ -733,6 +858,51 @@ mod tests {
         assert_eq!(
             lines(&with(bom, &long, b"\r\n")),
             [None, Some(b"{}".to_vec())]
+        );
+    }
+
+    #[test]
+    fn a_file_that_changed_since_it_was_listed_is_told_apart() {
+        let t0 = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000);
+        let listed = FileStamp {
+            len: 1000,
+            modified: Some(t0),
+        };
+        assert_eq!(changed_since(&listed, &listed, Some(1000)), None);
+        assert_eq!(changed_since(&listed, &listed, None), None);
+        // Truncated while read: it shrank and fewer bytes came out.
+        let shrunk = FileStamp {
+            len: 400,
+            modified: Some(t0 + std::time::Duration::from_millis(3)),
+        };
+        assert_eq!(
+            changed_since(&listed, &shrunk, Some(650)).as_deref(),
+            Some(
+                "its size went from 1000 to 400 bytes, 650 bytes were read of the 1000 listed, \
+                 its modification time changed"
+            )
+        );
+        // Rewritten to the same size: only the time tells.
+        let rewritten = FileStamp {
+            len: 1000,
+            modified: Some(t0 + std::time::Duration::from_nanos(1)),
+        };
+        assert_eq!(
+            changed_since(&listed, &rewritten, Some(1000)).as_deref(),
+            Some("its modification time changed")
+        );
+        // Truncated and grown back within the clock's resolution: the byte count tells.
+        assert_eq!(
+            changed_since(&listed, &listed, Some(1200)).as_deref(),
+            Some("1200 bytes were read of the 1000 listed")
+        );
+        let e = changed_error(Path::new("logs/a.jsonl"), "its size went from 1 to 0 bytes");
+        assert!(
+            e.to_string().starts_with(
+                "logs/a.jsonl: the file changed while it was read (its size went from 1 to 0 \
+                 bytes); no report was written"
+            ),
+            "{e}"
         );
     }
 
