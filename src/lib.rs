@@ -15,5 +15,6 @@ pub mod policy;
 pub mod replay;
 pub mod report;
 pub mod serve;
+pub mod signals;
 
 pub use error::ProofError;

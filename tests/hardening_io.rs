@@ -250,3 +250,102 @@ fn a_log_truncated_while_it_is_read_is_exit_2_naming_it_never_a_partial_report()
         "the truncation never landed while the file was read"
     );
 }
+
+#[test]
+fn a_bad_out_is_exit_2_before_any_input_is_read_naming_the_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The log does not exist: an --out error shows the check ran before reading it.
+    let missing = tmp.path().join("missing.jsonl");
+    let file = tmp.path().join("report.json");
+    std::fs::write(&file, "{}").unwrap();
+    let cases = [
+        (
+            file.to_str().unwrap().to_string(),
+            format!(
+                "--out {}: exists and is a regular file, not a directory; --out takes a directory (created if missing) for report.json",
+                file.display()
+            ),
+        ),
+        (
+            "/dev/null".to_string(),
+            "--out /dev/null: exists and is a device, not a directory".to_string(),
+        ),
+        // A parent that cannot be created (/proc refuses new entries).
+        (
+            "/proc/proof-no-such/out".to_string(),
+            "/proc/proof-no-such".to_string(),
+        ),
+    ];
+    for (out, want) in cases {
+        let o = replay(&[&missing], &["--out", &out]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{out}: {err}");
+        assert!(err.contains(&want), "{out}: {err}");
+        assert!(
+            !err.contains("missing.jsonl"),
+            "{out}: input read first: {err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        b"{}",
+        "the file is untouched"
+    );
+    // The current directory cannot be swapped out from under the shell.
+    let o = Command::new(env!("CARGO_BIN_EXE_proof"))
+        .args(["replay", "missing.jsonl", "--ir"])
+        .arg(conformance().join("demo.v1.ir.json"))
+        .args(["--out", "."])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--out .: is the current directory or holds it"),
+        "{err}"
+    );
+}
+
+#[test]
+fn out_keeps_files_and_directories_it_did_not_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("a.jsonl");
+    std::fs::write(&log, format!("{SMALL}\n")).unwrap();
+    let out = tmp.path().join("out");
+    let o = replay(&[&log], &["--out", out.to_str().unwrap()]);
+    assert!(o.status.code().is_some_and(|c| c <= 1), "{}", text(&o));
+    // A nested --out (docs/runbook_rollout.md: out/ and out/whatif-25) and a note.
+    let nested = out.join("whatif-25");
+    let o = replay(&[&log], &["--out", nested.to_str().unwrap()]);
+    assert!(o.status.code().is_some_and(|c| c <= 1), "{}", text(&o));
+    std::fs::write(out.join("NOTES.md"), "keep me").unwrap();
+    let o = replay(&[&log], &["--out", out.to_str().unwrap()]);
+    assert!(o.status.code().is_some_and(|c| c <= 1), "{}", text(&o));
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "NOTES.md",
+            "junit.xml",
+            "metrics.om",
+            "report.html",
+            "report.json",
+            "report.md",
+            "whatif-25",
+            "windows.csv"
+        ]
+    );
+    assert!(nested.join("report.json").is_file());
+    assert_eq!(std::fs::read(out.join("NOTES.md")).unwrap(), b"keep me");
+    let mut beside: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    beside.sort();
+    assert_eq!(beside, ["a.jsonl", "out"], "no lock or temporary left");
+}

@@ -614,8 +614,16 @@ fn append_step_summary(path: &Path, report: &Report) -> Result<(), ProofError> {
 
 /// Runs `proof replay`.
 pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
-    // Ctrl-C or a CI timeout's SIGTERM never leaves --out half-written.
-    report::writer::install_signal_guard()?;
+    // Locked (and probed) before anything is read; held until the run ends.
+    let out = match (&args.out, &args.scenario) {
+        (Some(o), _) => Some(o.clone()),
+        (None, Some(p)) => Scenario::load(p)?.out,
+        (None, None) => None,
+    };
+    let lock = out
+        .as_deref()
+        .map(report::writer::OutputDir::lock)
+        .transpose()?;
     let resolved = resolve(&args)?;
     if args.redact_ids && !resolved.config.redact_key_set {
         // Not behind --quiet: the ids in the outputs can be recovered by anyone with
@@ -625,9 +633,9 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
     let report = replay(&resolved, args.redact_ids, args.quiet)?;
     let exporters = exporters(&resolved.gate);
     let refs: Vec<&dyn Exporter> = exporters.iter().map(|e| e.as_ref()).collect();
-    match &resolved.out {
-        Some(dir) => {
-            report::write_outputs(dir, &report, &refs)?;
+    match &lock {
+        Some(lock) => {
+            report::write_outputs(lock, &report, &refs)?;
         }
         // A closed stdout drops report.json but keeps the gate's exit code.
         None => super::print(&report::json::JsonExporter.serialize(&report))?,
