@@ -9,7 +9,7 @@
 pub mod cli;
 pub mod config;
 pub mod error;
-pub mod generate;
+pub mod r#gen;
 pub mod orchestrator;
 pub mod policy;
 pub mod replay;
