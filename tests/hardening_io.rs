@@ -91,7 +91,8 @@ fn bom_and_crlf_do_not_count_against_the_16_mib_limit() {
     let tmp = tempfile::tempdir().unwrap();
     let bom: &[u8] = b"\xEF\xBB\xBF";
     // (name, prefix, record length, line ending, evaluated, too_long)
-    let cases: [(&str, &[u8], usize, &[u8], u64, u64); 6] = [
+    type Case<'a> = (&'a str, &'a [u8], usize, &'a [u8], u64, u64);
+    let cases: [Case; 6] = [
         ("lf_exact.jsonl", b"", LIMIT, b"\n", 2, 0),
         ("lf_over.jsonl", b"", LIMIT + 1, b"\n", 1, 1),
         ("bom_exact.jsonl", bom, LIMIT, b"\n", 2, 0),

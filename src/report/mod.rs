@@ -1,5 +1,6 @@
 //! Report model and one exporter per output format; [`write_outputs`] is the only
-//! place that writes them, each atomically. Exporters are pure functions of the model.
+//! place that writes them, as one set swapped into the locked output directory
+//! ([`writer`]). Exporters are pure functions of the model.
 
 pub mod csv;
 pub mod drift_details;
