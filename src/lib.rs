@@ -10,11 +10,12 @@ pub mod cli;
 pub mod config;
 pub mod diff;
 pub mod error;
-pub mod generate;
+pub mod r#gen;
 pub mod orchestrator;
 pub mod policy;
 pub mod replay;
 pub mod report;
 pub mod serve;
+pub mod signals;
 
 pub use error::ProofError;

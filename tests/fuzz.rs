@@ -850,12 +850,12 @@ fn small_parquet() -> Vec<u8> {
                 .split(|&b| b == b'\n')
                 .filter_map(|l| parse_line(l).ok())
                 .collect();
-            proof::replay::parquet::write_records(
+            proof::r#gen::parquet::write_records(
                 &p,
                 records,
                 parquet::basic::Compression::UNCOMPRESSED,
                 // The struct layout: the typed column walk is the code to shake.
-                proof::replay::parquet::ContextLayout::Struct,
+                proof::r#gen::parquet::ContextLayout::Struct,
             )
             .unwrap();
             std::fs::read(&p).unwrap()

@@ -42,7 +42,12 @@ pub struct MergeArgs {
 
 /// Runs `proof merge`.
 pub fn run(args: MergeArgs) -> anyhow::Result<i32> {
-    crate::report::writer::install_signal_guard()?;
+    // Locked (and probed) before any part is read.
+    let lock = args
+        .out
+        .as_deref()
+        .map(crate::report::writer::OutputDir::lock)
+        .transpose()?;
     let settings = Layer {
         examples: args.examples,
         redact_ids: args.redact_ids.then_some(true),
@@ -64,6 +69,6 @@ pub fn run(args: MergeArgs) -> anyhow::Result<i32> {
     if let Some(p) = &args.partial_out {
         crate::report::writer::write_atomic(p, &partial::encode(&merged)?)?;
     }
-    emit(&settings, &report, args.out.as_deref(), args.quiet)?;
+    emit(&settings, &report, lock.as_ref(), args.quiet)?;
     Ok(report.gate.exit_code)
 }

@@ -19,6 +19,7 @@ use crate::replay::settings::{
 use crate::replay::source::Format;
 use crate::replay::window::WindowLen;
 use crate::report::model::Report;
+use crate::report::writer::OutputLock;
 use crate::report::{self, Exporter};
 
 pub use crate::replay::job::redact;
@@ -244,14 +245,14 @@ pub fn append_step_summary(path: &Path, report: &Report) -> Result<(), ProofErro
 pub fn emit(
     settings: &Settings,
     report: &Report,
-    out: Option<&Path>,
+    out: Option<&OutputLock>,
     quiet: bool,
 ) -> anyhow::Result<()> {
     let exporters = report::exporters();
     let refs: Vec<&dyn Exporter> = exporters.iter().map(|e| e.as_ref()).collect();
     match out {
-        Some(dir) => {
-            report::write_outputs(dir, report, &refs)?;
+        Some(lock) => {
+            report::write_outputs(lock, report, &refs)?;
         }
         // A closed stdout drops report.json but keeps the gate's exit code.
         None => super::print(&report::json::JsonExporter.serialize(report)?)?,
@@ -270,8 +271,8 @@ pub fn emit(
     }
     if !quiet {
         eprintln!("proof: {}", report.summary.verdict);
-        if let Some(dir) = out {
-            eprintln!("proof: reports in {}", dir.display());
+        if let Some(lock) = out {
+            eprintln!("proof: reports in {}", lock.dir().display());
         }
     }
     Ok(())
@@ -279,16 +280,26 @@ pub fn emit(
 
 /// Runs `proof replay`.
 pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
-    // Ctrl-C or a CI timeout's SIGTERM never leaves --out half-written.
-    report::writer::install_signal_guard()?;
-    let job = args.job()?;
+    // Locked (and probed) before anything is read; held until the run ends.
+    let scenario = match &args.scenario {
+        Some(p) => Scenario::load(p)?,
+        None => Layer::default(),
+    };
+    let lock = args
+        .out
+        .as_deref()
+        .or(scenario.out.as_deref())
+        .map(report::writer::OutputDir::lock)
+        .transpose()?;
+    let mut job = Job::resolve(args.layer()?.combine(scenario).finish())?;
+    job.config.scenario = args.scenario.as_ref().map(|p| p.display().to_string());
     if job.settings.redact_ids && !job.config.redact_key_set {
         // Not behind --quiet: the ids in the outputs can be recovered by anyone with
         // report.json and a guess at their format.
         eprintln!("proof: warning: {REDACT_KEY_WARNING}");
     }
     let (_, report) = job.run(args.quiet)?;
-    if let (Some(p), None) = (&job.settings.partial_out, &job.settings.out) {
+    if let (Some(p), None) = (&job.settings.partial_out, &lock) {
         // A shard of a split job: its part is the product; the gate is judged by
         // `proof merge` over all the parts, so this run neither prints report.json
         // nor fails on its share of the traffic.
@@ -301,11 +312,6 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         }
         return Ok(0);
     }
-    emit(
-        &job.settings,
-        &report,
-        job.settings.out.as_deref(),
-        args.quiet,
-    )?;
+    emit(&job.settings, &report, lock.as_ref(), args.quiet)?;
     Ok(report.gate.exit_code)
 }
