@@ -3,7 +3,7 @@
 //!
 //! Owns the HTTP surface (routes, status codes, bodies), the reload loop and the
 //! process lifecycle (bind, signals, graceful shutdown). Decisions come from
-//! `cli::adapt::decide` so a record gets the same answer from `adapt`, `replay` and
+//! `orchestrator::facade::decide` so a record gets the same answer from `adapt`, `replay` and
 //! `serve`; metric families come from `orchestrator::metrics` plus `serve::metrics`.
 //! Never logs request bodies, request ids, tokens or context values.
 
@@ -30,10 +30,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use crate::cli::adapt::decide;
 use crate::error::ProofError;
-use crate::orchestrator::Scratch;
 use crate::orchestrator::metrics::{Observation, render_registry};
+use crate::orchestrator::{DecideOptions, Request as DecideRequest, Scratch, decide};
 use crate::replay::record::{self, Reason};
 use conn::{Accepted, Conn, Handoff};
 pub use metrics::{Ratios, RbacMetrics, ServeMetrics, Windows};
@@ -481,11 +480,15 @@ fn adapt(app: &App, body: Result<Bytes, BytesRejection>) -> Response {
         let mut s = s.borrow_mut();
         decide(
             &loaded.engine,
-            options,
-            false,
-            rec.ts_ms,
-            &rec.request_id,
-            &rec.context,
+            DecideOptions {
+                enforce: options,
+                dry_run: false,
+            },
+            DecideRequest {
+                ts_ms: rec.ts_ms,
+                request_id: &rec.request_id,
+                context: &rec.context,
+            },
             &mut s,
         )
     });
