@@ -532,3 +532,53 @@ fn metrics_out_writes_prometheus_text() {
     );
     assert!(!text.contains("r-000001"), "no request ids in labels");
 }
+
+/// `--context` is read by replay's record reader (issue 17 item 7): `ts` twice is
+/// malformed, a leading BOM is skipped, and the last five minutes of year 9999 are
+/// `bad_ts`, as in replay and serve.
+#[test]
+fn context_file_is_read_as_replay_reads_a_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        proof(&[
+            "adapt",
+            "--policy",
+            "lksg.v1",
+            "--context",
+            p.to_str().unwrap(),
+        ])
+    };
+    let (code, _, err) = run(
+        "twice.json",
+        br#"{"ts":"2026-11-02T10:00:00Z","ts":"2026-11-02T11:00:00Z","request_id":"r","context":{}}"#,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("twice.json: duplicate key 'ts': a record names each field once (malformed)"),
+        "{err}"
+    );
+    let (code, out, err) = run(
+        "bom.json",
+        b"\xEF\xBB\xBF{\"ts\":\"2026-11-02T10:00:00Z\",\"request_id\":\"r-bom\",\"context\":{}}",
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["request_id"], "r-bom");
+    assert_eq!(v["ts"], "2026-11-02T10:00:00Z");
+    let (code, _, err) = run(
+        "late.json",
+        br#"{"ts":"9999-12-31T23:59:59.999Z","request_id":"r","context":{}}"#,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("field 'ts'") && err.ends_with("(bad_ts)\n"),
+        "{err}"
+    );
+    let (code, _, err) = run(
+        "last.json",
+        br#"{"ts":"9999-12-31T23:54:59.999Z","request_id":"r","context":{}}"#,
+    );
+    assert_eq!(code, 0, "{err}");
+}

@@ -91,52 +91,23 @@ pub struct ContextInput {
     pub context: serde_json::Map<String, Value>,
 }
 
-/// Reads `--context`: a log record (an object with a `context` object) or a bare context.
+/// Reads `--context`: a log record (an object with a `context` key) or a bare context,
+/// with the record reader `replay` and `serve` use (`record::read_document`), so the
+/// same bytes get the same answer. A rejection is a config error naming the file.
 pub fn read_context(path: &std::path::Path) -> Result<ContextInput, ProofError> {
     let bytes = std::fs::read(path).map_err(|e| ProofError::io(path, e))?;
-    let v: Value = serde_json::from_slice(&bytes).map_err(|e| ProofError::json(path, &e))?;
-    let Value::Object(mut m) = v else {
-        return Err(ProofError::config(
-            path,
-            0,
-            "the context must be a JSON object".into(),
-        ));
-    };
-    if !matches!(m.get("context"), Some(Value::Object(_))) {
-        return Ok(ContextInput {
-            ts_ms: crate::policy::time::now_ms(),
-            request_id: None,
-            context: m,
-        });
-    }
-    let ts_ms = match m.get("ts") {
-        None => crate::policy::time::now_ms(),
-        ts => record::parse_ts(ts).map_err(|_| {
-            ProofError::config(
-                path,
-                0,
-                "field 'ts': expected an RFC 3339 date-time or integer epoch milliseconds".into(),
-            )
-        })?,
-    };
-    let request_id = match m.remove("request_id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if !s.is_empty() => Some(s),
-        Some(_) => {
-            return Err(ProofError::config(
-                path,
-                0,
-                "field 'request_id': expected a non-empty string".into(),
-            ));
+    let doc = record::read_document(&bytes, crate::policy::time::now_ms(), true).map_err(|r| {
+        let r = record::explain(&bytes, r);
+        let (line, column) = r.at.unwrap_or((0, 0));
+        ProofError::Config {
+            path: crate::error::Location::at(path, line, column),
+            msg: format!("{} ({})", r.message, r.reason.as_str()),
         }
-    };
-    let Some(Value::Object(context)) = m.remove("context") else {
-        unreachable!("checked above");
-    };
+    })?;
     Ok(ContextInput {
-        ts_ms,
-        request_id,
-        context,
+        ts_ms: doc.ts_ms,
+        request_id: doc.request_id,
+        context: doc.context,
     })
 }
 
