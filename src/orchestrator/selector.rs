@@ -203,6 +203,8 @@ impl Weights {
     pub fn parse(bytes: &[u8], path: &Path) -> Result<Weights, ProofError> {
         let is_json = path.extension().is_some_and(|e| e == "json");
         if is_json {
+            // Duplicate keys first (with line and key), then the typed read.
+            crate::config::from_json_strict(bytes, path)?;
             serde_json::from_slice(bytes).map_err(|e| ProofError::json(path, &e))
         } else {
             crate::config::from_yaml(bytes, path)
