@@ -922,23 +922,31 @@ pub fn verdict_paragraph(r: &Report) -> String {
         s.push_str(&p);
         s.push_str("; ");
     }
+    // With confidence on, a window breaches on its lower bound, so say so.
+    let above = match g.confidence {
+        Some(c) => format!("with a {} lower bound above", pct(c)),
+        None => "above".into(),
+    };
     if rec.evaluated == 0 {
         s.push_str("the gate checked nothing");
     } else if g.passed {
         s.push_str(&format!(
-            "gate passed at {} %: none of {} windows above {}",
+            "gate passed at {} %: none of {} windows {above} {}",
             g.rollout_percent,
             r.windows.len(),
             pct(g.drift_max)
         ));
     } else {
         s.push_str(&format!(
-            "gate FAILED at {} %: {} of {} windows above {}",
+            "gate FAILED at {} %: {} of {} windows {above} {}",
             g.rollout_percent,
             g.breached_windows.len(),
             r.windows.len(),
             pct(g.drift_max)
         ));
+    }
+    if let Some(proven) = g.proven_safe_rollout_percent {
+        s.push_str(&format!("; proven safe up to {proven} %"));
     }
     if r.config.min_requests > 1 && rec.evaluated > 0 {
         s.push_str(&format!(
