@@ -10,16 +10,7 @@ use std::process::{Command, Stdio};
 use common::{conformance, text};
 use serde_json::Value;
 
-const POLICIES: &[&str] = &[
-    "--ir",
-    "demo.v1.ir.json",
-    "--candidate-ir",
-    "demo.v2.ir.json",
-    "--list",
-    "sanctions=sanctions.csv",
-    "--list",
-    "high_risk=high_risk.txt",
-];
+const POLICIES: &[&str] = common::CONF_POLICIES;
 
 fn proof(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_proof"))
@@ -73,18 +64,8 @@ const FIXED: [&str; 7] = [
     "records", "verdicts", "drift", "levels", "windows", "gate", "plan",
 ];
 
-const GATE: &[&str] = &[
-    "--window",
-    "1m",
-    "--drift-max",
-    "0.05",
-    "--confidence",
-    "0.6",
-    "--max-rejects",
-    "3",
-    "--plan",
-    "plan.yaml",
-];
+/// CASE_V2_PLAN_CONF60 after the policies: window, limit, confidence, rejects, plan.
+const GATE: &[&str] = common::CASE_V2_PLAN_CONF60.split_at(8).1;
 
 #[test]
 fn parts_merged_in_any_order_equal_the_single_run() {

@@ -9,17 +9,8 @@ use std::process::Command;
 use common::{conformance, root, text};
 use serde_json::{Value, json};
 
-const BASE: &[&str] = &[
-    "replay",
-    "traffic.jsonl",
-    "--ir",
-    "demo.v1.ir.json",
-    "--candidate-ir",
-    "demo.v2.ir.json",
-    "--list",
-    "sanctions=sanctions.csv",
-    "--list",
-    "high_risk=high_risk.txt",
+/// The conformance policies, 1-minute windows, drift-max 0.05, 3 rejects allowed.
+const GATE: &[&str] = &[
     "--window",
     "1m",
     "--drift-max",
@@ -30,7 +21,9 @@ const BASE: &[&str] = &[
 
 fn run(extra: &[&str]) -> (i32, Value, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_proof"))
-        .args(BASE)
+        .args(["replay", "traffic.jsonl"])
+        .args(common::CONF_POLICIES)
+        .args(GATE)
         .args(extra)
         .current_dir(conformance())
         .env_remove("GITHUB_STEP_SUMMARY")

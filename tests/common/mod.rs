@@ -87,3 +87,16 @@ pub const CASE_V2_PLAN_CONF60: &[&str] = &[
     "--plan",
     "plan.yaml",
 ];
+
+/// The conformance policies and lists, demo.v1 → demo.v2 (the first eight flags of the
+/// first and third command lines).
+pub const CONF_POLICIES: &[&str] = &[
+    "--ir",
+    "demo.v1.ir.json",
+    "--candidate-ir",
+    "demo.v2.ir.json",
+    "--list",
+    "sanctions=sanctions.csv",
+    "--list",
+    "high_risk=high_risk.txt",
+];
