@@ -134,8 +134,10 @@ def partials(spark: Any, paths: Sequence[str], argv: Sequence[str], fmt: str | N
         frames.append(df.mapInArrow(_fold_parquet(spec), _PARTIAL_SCHEMA))
     if text:
         # lineSep "\n": the CLI splits lines at \n only (a lone \r is not a line end).
+        # As binary: a line that is not UTF-8 reaches the parser as its bytes (and is
+        # rejected as malformed there), not as an invalid Arrow string.
         df = spark.read.option("lineSep", "\n").text(text).select(
-            "value",
+            F.col("value").cast("binary").alias("value"),
             F.col("_metadata.file_path").alias("__proof_file"),
             F.col("_metadata.file_block_start").alias("__proof_start"),
         )
@@ -230,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg = str(e)
         for cls in ("SchemaError", "ConfigError", "IrError", "UsageError", "LimitError"):
             # An executor's proof error arrives inside Spark's exception text.
-            marker = f"proof_replay._native.{cls}: "
+            marker = f"_native.{cls}: "
             if marker in msg:
                 line = msg.split(marker, 1)[1].splitlines()[0]
                 print(f"proof: error: {line}", file=sys.stderr)

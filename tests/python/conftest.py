@@ -30,9 +30,19 @@ SETTINGS = {
     "rollout": 10,
     "drift_max": 0.01,
     "min_requests": 100,
-    # The day has rejected lines on purpose; tolerate them so the gate decides.
-    "max_rejects": 1000,
 }
+
+# Lines 21..27 of bad_lines.jsonl: malformed, bad_ts, missing_ts, a blank line (not a
+# record), missing_request_id, missing_context, malformed (invalid UTF-8).
+BAD_LINES = [
+    b"not json",
+    b'{"ts": "yesterday", "request_id": "b1", "context": {}}',
+    b'{"request_id": "b2", "context": {}}',
+    b"   ",
+    b'{"ts": 1, "context": {}}',
+    b'{"ts": 1, "request_id": "b3", "context": [1]}',
+    b'{"ts": 1, "request_id": "\xff", "context": {}}',
+]
 
 # report.json keys SPEC §6 calls fixed (identical across runs, threads and splits).
 FIXED = ("records", "verdicts", "drift", "levels", "windows", "gate")
@@ -94,9 +104,13 @@ def day(tmp_path_factory) -> dict:
     table = pa.table({"ts": ts, "request_id": rid, "policy_id": pid, "context": ctx})
     parquet = d / "lksg_day.parquet"
     pq.write_table(table, parquet, row_group_size=8000)
+    # A small file with one line of each rejection reason among good records.
+    bad = d / "bad_lines.jsonl"
+    head = jsonl.read_bytes().splitlines()[:50]
+    bad.write_bytes(b"\n".join(head[:20] + BAD_LINES + head[20:]) + b"\n")
     no_ctx = d / "no_context.parquet"
     pq.write_table(table.drop_columns(["context"]).slice(0, 100), no_ctx)
-    return {"jsonl": jsonl, "parquet": parquet, "no_context": no_ctx}
+    return {"jsonl": jsonl, "parquet": parquet, "no_context": no_ctx, "bad": bad}
 
 
 @pytest.fixture(scope="session")
