@@ -107,15 +107,13 @@ struct Flags {
 }
 
 fn parse_flags(argv: Vec<String>) -> PyResult<ReplayArgs> {
-    Flags::try_parse_from(argv)
-        .map(|f| f.args)
-        .map_err(|e| {
-            // clap's first line is the message ("error: invalid value …"); the usage
-            // lines after it name the CLI, not the Python call.
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or_default();
-            usage(first.strip_prefix("error: ").unwrap_or(first).to_string())
-        })
+    Flags::try_parse_from(argv).map(|f| f.args).map_err(|e| {
+        // clap's first line is the message ("error: invalid value …"); the usage
+        // lines after it name the CLI, not the Python call.
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or_default();
+        usage(first.strip_prefix("error: ").unwrap_or(first).to_string())
+    })
 }
 
 /// Flags over the scenario (if any) over defaults.
@@ -224,7 +222,11 @@ impl Spec {
                 .map(|c| put(c, "candidate"))
                 .transpose()?,
             selector: Some(self.selector),
-            weights: self.weights.as_ref().map(|w| put(w, "weights")).transpose()?,
+            weights: self
+                .weights
+                .as_ref()
+                .map(|w| put(w, "weights"))
+                .transpose()?,
             shadow_selector: Some(self.shadow_selector),
             shadow_weights: self
                 .shadow_weights
@@ -258,9 +260,7 @@ impl Spec {
 #[pyfunction]
 fn prepare(py: Python<'_>, argv: Vec<String>) -> PyResult<Py<PyBytes>> {
     let args = parse_flags(argv)?;
-    let job = settings_of(&args)
-        .and_then(Job::resolve)
-        .map_err(py_err)?;
+    let job = settings_of(&args).and_then(Job::resolve).map_err(py_err)?;
     let spec = Spec::of(&job).map_err(py_err)?;
     let json = serde_json::to_vec(&spec).map_err(|e| usage(format!("job spec: {e}")))?;
     Ok(PyBytes::new(py, &json).unbind())
@@ -305,7 +305,8 @@ fn resolve_schema(schema: &SchemaRef, source: &str) -> Result<Resolved, ProofErr
         path: Location::file(Path::new(source)),
         msg: format!("batch schema cannot be read: {e}"),
     };
-    let w = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None).map_err(|e| enc(&e))?;
+    let w =
+        parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None).map_err(|e| enc(&e))?;
     w.close().map_err(|e| enc(&e))?;
     let columns = match ParquetColumns::open(&path) {
         Ok((c, _)) => c,
@@ -319,10 +320,15 @@ fn resolve_schema(schema: &SchemaRef, source: &str) -> Result<Resolved, ProofErr
     };
     let find = |n: &str| schema.fields().iter().position(|f| f.name() == n);
     // The same roots, in the same order, as the CLI's projection of the file.
-    let mut roots: Vec<usize> = [find("ts"), find("request_id"), find("context"), find("policy_id")]
-        .into_iter()
-        .flatten()
-        .collect();
+    let mut roots: Vec<usize> = [
+        find("ts"),
+        find("request_id"),
+        find("context"),
+        find("policy_id"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     roots.sort_unstable();
     Ok(Resolved {
         schema: schema.clone(),
@@ -342,7 +348,13 @@ fn check_schema(schema: PyArrowType<arrow::datatypes::Schema>, source: &str) -> 
 
 /// One JSONL line (a trailing newline allowed) into `agg`, as the CLI's reader and
 /// pipeline treat it: too long, blank (not a record) or parsed.
-fn fold_line(agg: &mut Aggregate, setup: &Setup, scratch: &mut Scratch, origin: Origin, line: &[u8]) {
+fn fold_line(
+    agg: &mut Aggregate,
+    setup: &Setup,
+    scratch: &mut Scratch,
+    origin: Origin,
+    line: &[u8],
+) {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     if line.len() > MAX_RECORD_BYTES {
         return agg.reject(origin, Reason::TooLong);
@@ -418,9 +430,7 @@ impl Folder {
     #[new]
     fn new(argv: Vec<String>) -> PyResult<Folder> {
         let args = parse_flags(argv)?;
-        let job = settings_of(&args)
-            .and_then(Job::resolve)
-            .map_err(py_err)?;
+        let job = settings_of(&args).and_then(Job::resolve).map_err(py_err)?;
         Ok(Folder::of(job, HashMap::new(), None))
     }
 
@@ -480,8 +490,14 @@ impl Folder {
         use arrow::datatypes::DataType;
         let array = arrow::array::make_array(lines.0);
         let n = array.len();
-        fn all<'a>(n: usize, valid: impl Fn(usize) -> bool, v: impl Fn(usize) -> &'a [u8]) -> Vec<&'a [u8]> {
-            (0..n).map(|i| if valid(i) { v(i) } else { &[][..] }).collect()
+        fn all<'a>(
+            n: usize,
+            valid: impl Fn(usize) -> bool,
+            v: impl Fn(usize) -> &'a [u8],
+        ) -> Vec<&'a [u8]> {
+            (0..n)
+                .map(|i| if valid(i) { v(i) } else { &[][..] })
+                .collect()
         }
         let rows: Vec<&[u8]> = match array.data_type() {
             DataType::Utf8 => {
