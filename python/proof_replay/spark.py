@@ -113,11 +113,19 @@ def _schema_source(paths: Sequence[str]) -> str:
     return paths[0] if len(paths) == 1 else ", ".join(paths)
 
 
+def _arrow_schema(schema: Any) -> Any:
+    """A Spark schema as a pyarrow schema (only the column types matter here)."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    try:
+        return to_arrow_schema(schema, timezone="UTC")
+    except TypeError:  # pyspark 3.5 converts timestamps without a zone argument
+        return to_arrow_schema(schema)
+
+
 def partials(spark: Any, paths: Sequence[str], argv: Sequence[str], fmt: str | None = None) -> list[bytes]:
     """Runs the fold on Spark and returns one partial per task (driver-side list)."""
     from pyspark.sql import functions as F
-    from pyspark.sql.pandas.types import to_arrow_schema
-
     spec = spark.sparkContext.broadcast(_native.prepare(list(argv)))
     parquet = [p for p in paths if _is_parquet(p, fmt)]
     text = [p for p in paths if not _is_parquet(p, fmt)]
@@ -125,7 +133,7 @@ def partials(spark: Any, paths: Sequence[str], argv: Sequence[str], fmt: str | N
     if parquet:
         df = spark.read.parquet(*parquet)
         # The CLI's schema check, on the driver, before any task runs.
-        _native.check_schema(to_arrow_schema(df.schema), _schema_source(parquet))
+        _native.check_schema(_arrow_schema(df.schema), _schema_source(parquet))
         df = df.select(
             "*",
             F.col("_metadata.file_path").alias("__proof_file"),
@@ -168,8 +176,8 @@ def replay(spark: Any, paths: Iterable[str] | str, *, out: str | None = None, **
     return pr.report(merged, **settings)
 
 
-def _split_master(argv: Sequence[str]) -> tuple[str, list[str]]:
-    master, rest, it = "local[*]", [], iter(argv)
+def _split_master(argv: Sequence[str]) -> tuple[str | None, list[str]]:
+    master, rest, it = None, [], iter(argv)
     for a in it:
         if a == "--master":
             master = next(it, None)
@@ -184,7 +192,7 @@ def _split_master(argv: Sequence[str]) -> tuple[str, list[str]]:
 
 USAGE = """usage: python -m proof_replay.spark LOG... [flags of proof replay] [--master URL] [--out DIR]
 
-Runs `proof replay` on a SparkSession (--master default local[*]). Every flag of
+Runs `proof replay` on a SparkSession (--master default: spark-submit's, else local[*]). Every flag of
 `proof replay` applies (see `proof replay --help`); --threads is Spark's business
 and ignored. Without --out, report.json is printed. Exit codes as `proof replay`."""
 
@@ -205,7 +213,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         from pyspark.sql import SparkSession
 
-        spark = SparkSession.builder.master(master).appName("proof replay").getOrCreate()
+        builder = SparkSession.builder.appName("proof replay")
+        if master is None:
+            from pyspark import SparkConf
+
+            # Under spark-submit the master is already set; on its own, local[*].
+            if not SparkConf().contains("spark.master"):
+                master = "local[*]"
+        if master is not None:
+            builder = builder.master(master)
+        spark = builder.getOrCreate()
         spark.sparkContext.setLogLevel("ERROR")
         try:
             merged = pr.merge(partials(spark, paths, rest, info["format"]))
@@ -237,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 line = msg.split(marker, 1)[1].splitlines()[0]
                 print(f"proof: error: {line}", file=sys.stderr)
                 return 2
-        print(f"proof: error: Spark job failed: {msg}", file=sys.stderr)
+        print(f"proof: error: Spark job failed: {msg or repr(e)}", file=sys.stderr)
         return 2
 
 
