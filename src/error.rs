@@ -91,7 +91,7 @@ impl ProofError {
     /// A JSON parse error of `path`, with the position serde_json reports.
     pub fn json(path: &Path, e: &serde_json::Error) -> Self {
         let msg = strip_position(&e.to_string());
-        let msg = if msg == "recursion limit exceeded" {
+        let msg = if is_depth_error(e) {
             format!(
                 "JSON nested more than {JSON_MAX_DEPTH} levels deep (the parser's recursion \
                  limit, fixed at build time so that no input can overflow the stack); \
@@ -118,6 +118,14 @@ impl ProofError {
 /// Deepest JSON nesting serde_json parses (its fixed recursion limit); deeper input is
 /// an error (files) or a `malformed` record (logs), never a stack overflow.
 pub const JSON_MAX_DEPTH: usize = 128;
+
+/// Whether serde_json stopped at its recursion limit ([`JSON_MAX_DEPTH`]). serde_json
+/// files it under `Category::Syntax` with no code of its own, so this is the one place
+/// that reads the message.
+pub fn is_depth_error(e: &serde_json::Error) -> bool {
+    e.classify() == serde_json::error::Category::Syntax
+        && strip_position(&e.to_string()) == "recursion limit exceeded"
+}
 
 /// serde_json appends " at line L column C"; the location already says that.
 pub fn strip_position(msg: &str) -> String {

@@ -10,7 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod diff;
 pub mod error;
-pub mod generate;
+pub mod r#gen;
 pub mod orchestrator;
 pub mod policy;
 #[cfg(feature = "python")]
@@ -18,5 +18,6 @@ pub mod python;
 pub mod replay;
 pub mod report;
 pub mod serve;
+pub mod signals;
 
 pub use error::ProofError;

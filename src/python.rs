@@ -692,7 +692,8 @@ fn write_reports(part: &[u8], out: PathBuf, argv: Vec<String>) -> PyResult<i32> 
     let (settings, report) = report_of(part, argv)?;
     let exporters = report::exporters();
     let refs: Vec<&dyn Exporter> = exporters.iter().map(|e| e.as_ref()).collect();
-    report::write_outputs(&out, &report, &refs).map_err(py_err)?;
+    let lock = report::writer::OutputDir::lock(&out).map_err(py_err)?;
+    report::write_outputs(&lock, &report, &refs).map_err(py_err)?;
     if let Some(path) = &settings.drift_details {
         report::drift_details::write(path, &report.drift_details).map_err(py_err)?;
     }

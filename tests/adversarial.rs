@@ -379,11 +379,11 @@ fn small_parquet(path: &Path) {
         .split(|&b| b == b'\n')
         .filter_map(|l| proof::replay::record::parse_line(l).ok())
         .collect();
-    proof::replay::parquet::write_records(
+    proof::r#gen::parquet::write_records(
         path,
         records,
         parquet::basic::Compression::SNAPPY,
-        proof::replay::parquet::ContextLayout::Json,
+        proof::r#gen::parquet::ContextLayout::Json,
     )
     .unwrap();
 }

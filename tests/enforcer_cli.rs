@@ -532,3 +532,117 @@ fn metrics_out_writes_prometheus_text() {
     );
     assert!(!text.contains("r-000001"), "no request ids in labels");
 }
+
+/// `--context` is read by replay's record reader (issue 17 item 7): `ts` twice is
+/// malformed, a leading BOM is skipped, and the last five minutes of year 9999 are
+/// `bad_ts`, as in replay and serve.
+#[test]
+fn context_file_is_read_as_replay_reads_a_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        proof(&[
+            "adapt",
+            "--policy",
+            "lksg.v1",
+            "--context",
+            p.to_str().unwrap(),
+        ])
+    };
+    let (code, _, err) = run(
+        "twice.json",
+        br#"{"ts":"2026-11-02T10:00:00Z","ts":"2026-11-02T11:00:00Z","request_id":"r","context":{}}"#,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("twice.json: duplicate key 'ts': a record names each field once (malformed)"),
+        "{err}"
+    );
+    let (code, out, err) = run(
+        "bom.json",
+        b"\xEF\xBB\xBF{\"ts\":\"2026-11-02T10:00:00Z\",\"request_id\":\"r-bom\",\"context\":{}}",
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["request_id"], "r-bom");
+    assert_eq!(v["ts"], "2026-11-02T10:00:00Z");
+    let (code, _, err) = run(
+        "late.json",
+        br#"{"ts":"9999-12-31T23:59:59.999Z","request_id":"r","context":{}}"#,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("field 'ts'") && err.ends_with("(bad_ts)\n"),
+        "{err}"
+    );
+    let (code, _, err) = run(
+        "last.json",
+        br#"{"ts":"9999-12-31T23:54:59.999Z","request_id":"r","context":{}}"#,
+    );
+    assert_eq!(code, 0, "{err}");
+}
+
+/// Duplicate keys in an IR or a JSON weights file are exit 2 naming file, line and key
+/// (issue 17 item 6); `hash --write` on a symlink writes through to its target.
+#[test]
+fn duplicate_keys_in_ir_and_weights_are_refused_and_hash_writes_through_symlinks() {
+    let (code, _, err) = proof(&[
+        "adapt",
+        "--ir",
+        "fixtures/adversarial/duplicate_rules.ir.json",
+        "--context",
+        OK,
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("fixtures/adversarial/duplicate_rules.ir.json:7:")
+            && err.contains("duplicate key 'rules'"),
+        "{err}"
+    );
+    let (code, _, err) = proof(&["hash", "fixtures/adversarial/duplicate_rules.ir.json"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("duplicate key 'rules'"), "{err}");
+    let (code, _, err) = proof(&[
+        "adapt",
+        "--policy",
+        "lksg.v1",
+        "--context",
+        OK,
+        "--selector",
+        "weighted",
+        "--weights",
+        "fixtures/adversarial/weights_duplicate.json",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("fixtures/adversarial/weights_duplicate.json:2:")
+            && err.contains("duplicate key 'no_sanctions'"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("real.ir.json");
+    let mut ir: Value = serde_json::from_slice(
+        &std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/adversarial/cycle.ir.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    ir.as_object_mut().unwrap().remove("ir_hash");
+    std::fs::write(&target, serde_json::to_vec(&ir).unwrap()).unwrap();
+    let link = dir.path().join("link.ir.json");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let (code, out, err) = proof(&["hash", "--write", link.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let written: Value = serde_json::from_slice(&std::fs::read(&target).unwrap()).unwrap();
+    let h = out.split_whitespace().next().unwrap();
+    assert_eq!(written["ir_hash"], h);
+}

@@ -850,12 +850,12 @@ fn small_parquet() -> Vec<u8> {
                 .split(|&b| b == b'\n')
                 .filter_map(|l| parse_line(l).ok())
                 .collect();
-            proof::replay::parquet::write_records(
+            proof::r#gen::parquet::write_records(
                 &p,
                 records,
                 parquet::basic::Compression::UNCOMPRESSED,
                 // The struct layout: the typed column walk is the code to shake.
-                proof::replay::parquet::ContextLayout::Struct,
+                proof::r#gen::parquet::ContextLayout::Struct,
             )
             .unwrap();
             std::fs::read(&p).unwrap()
@@ -1226,4 +1226,165 @@ fn report_levels_and_gate() {
             Ok(())
         },
     );
+}
+
+// ---------------------------------------------------------------------------------
+// One record reader for the three front doors (issue 17 item 7)
+// ---------------------------------------------------------------------------------
+
+/// What `replay` made of a one-line file: accepted (evaluated or skipped) or the reason.
+fn replay_door(path: &Path) -> Result<(), Reason> {
+    let agg = replay_file(path).expect("a one-line JSONL file replays");
+    assert_eq!(agg.read, 1, "one record");
+    if agg.evaluated + agg.skipped == 1 {
+        return Ok(());
+    }
+    let i = agg.rejected.iter().position(|&n| n == 1).unwrap();
+    Err(Reason::ALL[i])
+}
+
+/// What `serve` made of the bytes as a POST body.
+fn serve_door(bytes: &[u8]) -> Result<(), Reason> {
+    proof::serve::parse_body(bytes).map(|_| ()).map_err(|e| {
+        *Reason::ALL
+            .iter()
+            .find(|r| r.as_str() == e.error)
+            .expect("a SPEC §4 reason")
+    })
+}
+
+/// What `adapt --context` made of the bytes as a file (its error ends in `(reason)`).
+fn adapt_door(path: &Path) -> Result<(), Reason> {
+    proof::cli::adapt::read_context(path)
+        .map(|_| ())
+        .map_err(|e| {
+            let m = e.to_string();
+            *Reason::ALL
+                .iter()
+                .find(|r| m.ends_with(&format!("({})", r.as_str())))
+                .unwrap_or_else(|| panic!("a reason at the end of: {m}"))
+        })
+}
+
+/// The same bytes through `replay` (a one-line file), `serve` (a body) and `adapt`
+/// (a context file): each gives the SPEC §4 answer of the field checks, and they agree
+/// wherever no documented leniency applies (serve and adapt: no `ts` means now; adapt:
+/// no `request_id` is allowed, no `context` key means a bare context). Covers a leading
+/// BOM, a record field named twice and timestamps at the end of year 9999.
+#[test]
+fn front_doors_agree_on_the_same_bytes() {
+    let ts = prop_oneof![
+        Just(None),
+        Just(Some(Value::Null)),
+        Just(Some(json!("2026-11-02T10:04:31.250Z"))),
+        Just(Some(json!("9999-12-31T23:59:59.999Z"))),
+        Just(Some(json!("9999-12-31T23:54:59.999Z"))),
+        Just(Some(json!("9999-12-31T23:55:00Z"))),
+        (MAX_TS_MS - 300_005..MAX_TS_MS + 5).prop_map(|n| Some(json!(n))),
+        record_field(),
+    ];
+    let rid = prop_oneof![
+        Just(None),
+        Just(Some(json!("r-1"))),
+        Just(Some(json!(""))),
+        record_field()
+    ];
+    let pid = prop_oneof![
+        Just(None),
+        Just(Some(json!("demo.v1"))),
+        Just(Some(json!("other.v1"))),
+        record_field()
+    ];
+    let ctx = prop_oneof![
+        Just(None),
+        Just(Some(json!({}))),
+        any_json(2).prop_map(|v| Some(json!({ "k": v }))),
+        record_field()
+    ];
+    // 0: none; 1..=4: that record field again (first value kept in the text order).
+    let dup = 0usize..5;
+    fuzz(
+        (ts, rid, pid, ctx, dup, any::<bool>()),
+        |(ts, rid, pid, ctx, dup, bom)| {
+            let fields = [
+                ("ts", ts),
+                ("request_id", rid),
+                ("policy_id", pid),
+                ("context", ctx),
+            ];
+            let mut text = String::from("{");
+            let mut parts: Vec<String> = Vec::new();
+            for (k, v) in &fields {
+                if let Some(v) = v {
+                    parts.push(format!("{}:{}", json!(k), v));
+                }
+            }
+            // A duplicate only of a field that is there.
+            if dup > 0 && fields[dup - 1].1.is_some() {
+                parts.push(format!("{}:1", json!(fields[dup - 1].0)));
+            }
+            text.push_str(&parts.join(","));
+            text.push('}');
+            let mut bytes = Vec::new();
+            if bom {
+                bytes.extend_from_slice(b"\xEF\xBB\xBF");
+            }
+            bytes.extend_from_slice(text.as_bytes());
+            let d = tempfile::tempdir().unwrap();
+            let p = d.path().join("one.jsonl");
+            std::fs::write(&p, &bytes).unwrap();
+            let (r, s, a) = (replay_door(&p), serve_door(&bytes), adapt_door(&p));
+
+            // The oracle: SPEC §4 checks on the field values, with each door's leniency.
+            let [ts, rid, pid, ctx] = fields.map(|(_, v)| v);
+            let no = |v: &Option<Value>| matches!(v, None | Some(Value::Null));
+            let now = Some(json!(1_793_613_871_250_i64));
+            let duplicated = dup > 0 && fields_present(dup - 1, [&ts, &rid, &pid, &ctx]);
+            let check = |ts: Option<Value>, rid: Option<Value>, ctx: Option<Value>| {
+                if duplicated {
+                    Err(Reason::Malformed)
+                } else {
+                    record::check(ts, rid, pid.clone(), ctx).map(|_| ())
+                }
+            };
+            let ts_or_now = if no(&ts) { now.clone() } else { ts.clone() };
+            let rid_or_any = if no(&rid) {
+                Some(json!("-"))
+            } else {
+                rid.clone()
+            };
+            prop_assert_eq!(
+                r,
+                check(ts.clone(), rid.clone(), ctx.clone()),
+                "replay {}",
+                text
+            );
+            prop_assert_eq!(
+                s,
+                check(ts_or_now.clone(), rid.clone(), ctx.clone()),
+                "serve {}",
+                text
+            );
+            let adapt_expected = if ctx.is_none() && !duplicated {
+                Ok(())
+            } else {
+                check(ts_or_now, rid_or_any, ctx.clone())
+            };
+            prop_assert_eq!(a, adapt_expected, "adapt {}", text);
+            // Door against door where no leniency applies.
+            if !no(&ts) {
+                prop_assert_eq!(s, r, "serve vs replay: {}", text);
+            }
+            if !no(&rid) && ctx.is_some() {
+                prop_assert_eq!(a, s, "adapt vs serve: {}", text);
+            }
+            Ok(())
+        },
+    );
+}
+
+/// Whether record field `i` (ts, request_id, policy_id, context) is in the record, so
+/// that appending it again makes a duplicate.
+fn fields_present(i: usize, fields: [&Option<Value>; 4]) -> bool {
+    fields[i].is_some()
 }

@@ -38,6 +38,25 @@ fn start_and_duration_outside_their_range_exit_2_naming_it() {
     assert_eq!(code, 2, "{err}");
     assert!(out.is_empty(), "{out}");
     assert!(err.contains("9999-12-31T23:59:59.999Z"), "{err}");
+    // One millisecond past the last 5-minute window replay can report (it used to be
+    // written, and replay rejected those records as bad_ts).
+    let (code, out, err) = gen_(&[
+        "--records",
+        "2",
+        "--start",
+        "9999-12-30T23:55:00.001Z",
+        "--duration",
+        "1d",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains(
+            "the records would run past 9999-12-31T23:54:59.999Z, the last instant whose \
+             5-minute window (replay's default --window) ends by 9999-12-31T23:59:59.999Z"
+        ),
+        "{err}"
+    );
     for bad in ["0d", "1w", "-1d", "100000000000000d"] {
         let (code, _, err) = gen_(&["--records", "1", &format!("--duration={bad}")]);
         assert_eq!(code, 2, "--duration {bad}: {err}");
@@ -53,12 +72,13 @@ fn the_edges_of_the_range_are_accepted() {
     let (code, out, err) = gen_(&["--records", "3", "--start", "1970-01-01T00:00:00Z"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.lines().count(), 3);
-    // The last day that still ends by 9999-12-31T23:59:59.999Z.
+    // The last day whose records replay's default 5-minute windows can all hold: it
+    // ends at 9999-12-31T23:55:00Z (the window [23:55, 24:00) would end in year 10000).
     let (code, out, err) = gen_(&[
         "--records",
         "50",
         "--start",
-        "9999-12-31T00:00:00Z",
+        "9999-12-30T23:55:00Z",
         "--duration",
         "1d",
     ]);
@@ -66,9 +86,58 @@ fn the_edges_of_the_range_are_accepted() {
     for line in out.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         let ts = v["ts"].as_str().unwrap();
-        assert!(ts.starts_with("9999-12-31T"), "{ts}");
+        assert!(
+            ts > "9999-12-30T23:55" && ts < "9999-12-31T23:55:00.000Z",
+            "{ts}"
+        );
     }
     let (code, out, err) = gen_(&["--records", "0"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.is_empty());
+}
+
+fn timestamps(out: &str) -> Vec<String> {
+    out.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["ts"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn a_duration_under_a_day_spreads_records_over_the_span() {
+    // 6 h: 14 046 of 20 000 records used to share 05:59:59.999Z; 1 h: 4 002 of 5 000.
+    for (duration, records, end, last_minute) in [
+        (
+            "6h",
+            20_000,
+            "2026-11-02T06:00:00.000Z",
+            "2026-11-02T05:59:",
+        ),
+        ("1h", 5_000, "2026-11-02T01:00:00.000Z", "2026-11-02T00:59:"),
+    ] {
+        let (code, out, err) = gen_(&["--records", &records.to_string(), "--duration", duration]);
+        assert_eq!(code, 0, "{err}");
+        let ts = timestamps(&out);
+        assert_eq!(ts.len(), records);
+        // RFC 3339 with milliseconds and Z sorts as time.
+        assert!(
+            ts.iter()
+                .all(|t| t.as_str() >= "2026-11-02T00:00:00.000Z" && t.as_str() < end)
+        );
+        let mut most = 0;
+        let mut run = 0;
+        for (i, t) in ts.iter().enumerate() {
+            run = if i > 0 && ts[i - 1] == *t { run + 1 } else { 1 };
+            most = most.max(run);
+        }
+        assert!(most <= 3, "{duration}: {most} records on one millisecond");
+        // The last minute of the span is night in the scaled profile: a small share.
+        let tail = ts.iter().filter(|t| t.starts_with(last_minute)).count();
+        assert!(
+            tail * 100 < records,
+            "{duration}: {tail} records in the last minute"
+        );
+    }
 }

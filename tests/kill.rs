@@ -1,5 +1,8 @@
 //! Interrupting `proof replay --out DIR` (SIGINT, SIGTERM) never leaves DIR torn: it
 //! holds the previous complete outputs or the new complete ones, and no `.proof-*.tmp`.
+//! SIGKILL cannot be deferred, but the swap is one step: the old or new set, and the
+//! next run clears what the killed one left. Two runs into one DIR never mix: the
+//! second exits 2 at once, naming the first's pid.
 //!
 //! The input is written by the test (300 000 JSONL records, about 60 MB). The signal is
 //! sent when `/proc/PID/io` shows the process has read a given share of the input, or
@@ -132,22 +135,46 @@ fn wait_for_read(child: &mut Child, threshold: u64) {
     }
 }
 
-/// Waits until a `.proof-*.tmp` shows up in `dir` (writing has begun) or the child ends.
-fn wait_for_temp_file(child: &mut Child, dir: &Path) {
+/// Entries beside `out` that belong to it: its lock file and temporaries
+/// (`.NAME.proof.lock`, `.NAME.proof-*.tmp`).
+fn beside(out: &Path) -> Vec<String> {
+    let prefix = format!(".{}.proof", out.file_name().unwrap().to_string_lossy());
+    let mut v: Vec<String> = std::fs::read_dir(out.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Waits until the new set's directory shows up beside `out` (writing has begun) or the
+/// child ends.
+fn wait_for_temp_file(child: &mut Child, out: &Path) {
     loop {
         if child.try_wait().unwrap().is_some() {
             return;
         }
-        let writing = std::fs::read_dir(dir).unwrap().any(|e| {
-            e.unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with(".proof-")
-        });
+        let writing = beside(out)
+            .iter()
+            .any(|n| n.ends_with(".tmp") && !n.contains("probe"));
         if writing {
             return;
         }
         std::thread::yield_now();
+    }
+}
+
+/// Waits until `out`'s lock file exists (the run holds the directory) or the child ends.
+fn wait_for_lock(child: &mut Child, out: &Path) {
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return;
+        }
+        if beside(out).iter().any(|n| n.ends_with(".lock")) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 
@@ -218,6 +245,11 @@ fn interrupted_replay_leaves_old_or_new_outputs_never_torn() {
                 .map(|(n, _)| n.clone())
                 .collect();
             assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+            assert_eq!(
+                beside(&out),
+                Vec::<String>::new(),
+                "lock or temporaries left"
+            );
             let is_old = same_set(&after, &old);
             let is_new = same_set(&after, &new);
             assert!(
@@ -250,4 +282,121 @@ fn interrupted_replay_leaves_old_or_new_outputs_never_torn() {
         interrupted_before_writing >= 8,
         "only {interrupted_before_writing} of {signalled} signalled runs stopped before writing"
     );
+}
+
+/// Writes the two logs and the reference outputs (old: 1 000 records, new: the large
+/// input) once for the tests below.
+fn fixtures(tmp: &Path) -> (PathBuf, PathBuf, Snapshot, Snapshot) {
+    let small = tmp.join("small.jsonl");
+    let large = tmp.join("large.jsonl");
+    write_log(&small, 1000);
+    write_log(&large, RECORDS);
+    let old_dir = tmp.join("old");
+    let st = replay(&small, &old_dir).status().unwrap();
+    assert!(st.code().is_some_and(|c| c <= 1), "{st:?}");
+    let new_dir = tmp.join("new");
+    let st = replay(&large, &new_dir).status().unwrap();
+    assert!(st.code().is_some_and(|c| c <= 1), "{st:?}");
+    (small, large, snapshot(&old_dir), snapshot(&new_dir))
+}
+
+#[test]
+fn sigkill_while_writing_leaves_old_or_new_set_and_the_next_run_clears_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (small, large, old, new) = fixtures(tmp.path());
+    let mut killed_mid_write = 0;
+    for k in 0..4 {
+        let out = tmp.path().join(format!("out-kill-{k}"));
+        copy_dir(&tmp.path().join("old"), &out);
+        let mut child = replay(&large, &out).spawn().unwrap();
+        wait_for_temp_file(&mut child, &out);
+        // Later and later into the write: at once, then after 0, 1, 2 ms.
+        if k > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(500 * (k as u64 - 1)));
+        }
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        let status = child.wait().unwrap();
+        let after = snapshot(&out);
+        assert!(
+            same_set(&after, &old) || same_set(&after, &new),
+            "SIGKILL {k}: the output set is neither the old nor the new one ({status:?})"
+        );
+        if status.code().is_none() {
+            killed_mid_write += 1;
+        }
+        // The next run (the small input) clears the killed run's lock and temporaries.
+        let st = replay(&small, &out).status().unwrap();
+        assert!(st.code().is_some_and(|c| c <= 1), "{st:?}");
+        assert!(
+            same_set(&snapshot(&out), &old),
+            "the next run writes its set"
+        );
+        assert_eq!(
+            beside(&out),
+            Vec::<String>::new(),
+            "leftovers after the next run"
+        );
+    }
+    eprintln!("{killed_mid_write} of 4 runs killed while writing");
+    assert!(killed_mid_write >= 1, "no run was killed while it wrote");
+}
+
+#[test]
+fn two_replays_into_one_out_never_mix_the_second_exits_2_naming_the_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (small, large, old, new) = fixtures(tmp.path());
+    let out = tmp.path().join("shared-out");
+    // The first holds the directory; the second comes while it runs.
+    let mut first = replay(&large, &out).spawn().unwrap();
+    wait_for_lock(&mut first, &out);
+    let second = replay(&small, &out).output().unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "another proof run is writing there (pid {}",
+            first.id()
+        )),
+        "{err}"
+    );
+    let st = first.wait().unwrap();
+    assert!(st.code().is_some_and(|c| c <= 1), "{st:?}");
+    assert!(same_set(&snapshot(&out), &new));
+    // Started together, any number of times: one whole set, from one of the two runs.
+    for k in 0..6 {
+        let out = tmp.path().join(format!("race-{k}"));
+        let (a, b) = if k % 2 == 0 {
+            (&small, &large)
+        } else {
+            (&large, &small)
+        };
+        let ca = replay(a, &out).spawn().unwrap();
+        let cb = replay(b, &out).spawn().unwrap();
+        let (oa, ob) = (
+            ca.wait_with_output().unwrap(),
+            cb.wait_with_output().unwrap(),
+        );
+        let codes = (oa.status.code(), ob.status.code());
+        let after = snapshot(&out);
+        assert!(
+            same_set(&after, &old) || same_set(&after, &new),
+            "race {k}: a mix of two runs (exits {codes:?})"
+        );
+        for o in [&oa, &ob] {
+            if o.status.code() == Some(2) {
+                let e = String::from_utf8_lossy(&o.stderr);
+                assert!(
+                    e.contains("another proof run is writing there (pid "),
+                    "{e}"
+                );
+            } else {
+                assert!(o.status.code().is_some_and(|c| c <= 1), "{codes:?}");
+            }
+        }
+        assert_eq!(beside(&out), Vec::<String>::new());
+    }
 }

@@ -266,3 +266,27 @@ fn directories_leave_policies_and_other_json_documents_out() {
             .ends_with("small.jsonl")
     );
 }
+
+#[test]
+fn a_record_column_given_twice_is_a_schema_error() {
+    // Two `ts` columns disagree on the time: which one production logged is unknowable,
+    // so the file is refused (it used to read the first silently).
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("two_ts.parquet");
+    write(
+        &p,
+        vec![
+            ("ts", Arc::new(Int64Array::from(vec![1_793_865_600_000]))),
+            ("request_id", Arc::new(StringArray::from(vec!["a1"]))),
+            ("context", Arc::new(StringArray::from(vec!["{}"]))),
+            ("ts", Arc::new(Int64Array::from(vec![1_793_952_000_000]))),
+        ],
+    );
+    let (code, r, err) = replay(&[p.to_str().unwrap()], None);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(r, Value::Null, "no outputs on a schema error");
+    assert!(
+        err.contains("two_ts.parquet: schema error: column 'ts' appears 2 times (columns 1 and 4)"),
+        "{err}"
+    );
+}

@@ -6,6 +6,16 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = proof::cli::Cli::parse();
+    // Ctrl-C or a CI timeout's SIGTERM never leaves `replay --out` or `merge --out`
+    // half-written. Only there: `serve` shuts down gracefully on its own signals.
+    if matches!(
+        cli.command,
+        proof::cli::Command::Replay(_) | proof::cli::Command::Merge(_)
+    ) && let Err(e) = proof::signals::install()
+    {
+        eprintln!("proof: error: {e}");
+        return ExitCode::from(2);
+    }
     match cli.run() {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         // `proof gen | head`: the reader has what it wanted; end quietly.

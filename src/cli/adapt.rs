@@ -2,26 +2,22 @@
 //! Week-6 B1 enforcer CLI). Prints the plan, both verdicts and drift as JSON and can
 //! write the enforcer's Prometheus metrics for node_exporter's textfile collector.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use serde::Serialize;
 use serde_json::Value;
 
 use super::PolicyArgs;
 use crate::error::ProofError;
 use crate::orchestrator::metrics::{AdaptMetrics, Observation, SlidingWindow};
 use crate::orchestrator::{
-    EnforceOptions, Engine, PathResult, PathSpec, Planner, RolloutPercent, RuleState, Scratch,
-    SelectorKind, Verdict, Weights,
+    DecideOptions, EnforceOptions, EngineOptions, Request, RolloutPercent, Scratch, SelectorKind,
+    Weights, build_engine, decide,
 };
-use crate::policy::expr::Env;
+use crate::policy::ListSpec;
 use crate::policy::hash::{jcs, sha256_hex};
-use crate::policy::{ListSpec, Policy, RuleOutcome};
 use crate::replay::record;
 use crate::report::writer::write_atomic;
 
@@ -85,94 +81,6 @@ impl AdaptArgs {
     }
 }
 
-/// One step of the enforced plan.
-#[derive(Debug, Serialize)]
-pub struct StepOut {
-    /// 0-based position.
-    pub step_index: usize,
-    /// Rule id.
-    pub rule_id: String,
-    /// Op name.
-    pub op: &'static str,
-    /// Cost under the selector.
-    pub cost: u64,
-}
-
-/// The enforced path's plan.
-#[derive(Debug, Serialize)]
-pub struct PlanOut {
-    /// Executed steps in order.
-    pub steps: Vec<StepOut>,
-    /// Sum of the steps' costs.
-    pub total_cost: u64,
-    /// Active rules the budget left out, in plan order.
-    pub skipped: Vec<String>,
-}
-
-/// One path's decision.
-#[derive(Debug, Serialize)]
-pub struct PathOut {
-    /// ok, warn or fail.
-    pub verdict: Verdict,
-    /// Rules that failed or errored, in plan order.
-    pub failed_rules: Vec<String>,
-    /// Error reason per errored rule.
-    pub errors: BTreeMap<String, &'static str>,
-}
-
-/// Output of `proof adapt` (SPEC §7 fixed keys, plus bucket and drift detail).
-#[derive(Debug, Serialize)]
-pub struct AdaptOutput {
-    /// Candidate policy id.
-    pub policy_id: String,
-    /// Candidate policy hash.
-    pub ir_hash: String,
-    /// Request id used for sampling.
-    pub request_id: String,
-    /// Enforcement switches.
-    pub options: EnforceOptions,
-    /// The enforced path's plan.
-    pub plan: PlanOut,
-    /// Shadow decision.
-    pub shadow: PathOut,
-    /// Enforced decision (computed whether or not it applies).
-    pub enforced: PathOut,
-    /// Whether enforcement applied to this request.
-    pub enforced_applied: bool,
-    /// Applied and the verdicts differ.
-    pub drift: bool,
-    /// Sampling bucket, 0..=9999.
-    pub bucket: u16,
-    /// Drift kind (e.g. `ok->fail`) when the verdicts differ, applied or not.
-    pub drift_kind: Option<&'static str>,
-    /// First rule that explains the difference.
-    pub drift_cause: Option<String>,
-    /// Whether --dry-run was given.
-    pub dry_run: bool,
-    /// Timestamp `now()` used, RFC 3339.
-    pub ts: String,
-}
-
-fn path_out(policy: &Policy, r: &PathResult) -> PathOut {
-    let mut failed_rules = Vec::new();
-    let mut errors = BTreeMap::new();
-    for &(i, _) in &r.taken {
-        match r.states[i] {
-            RuleState::Ran(RuleOutcome::Fail) => failed_rules.push(policy.rules[i].id.clone()),
-            RuleState::Ran(RuleOutcome::Error(e)) => {
-                failed_rules.push(policy.rules[i].id.clone());
-                errors.insert(policy.rules[i].id.clone(), e.as_str());
-            }
-            _ => {}
-        }
-    }
-    PathOut {
-        verdict: r.verdict,
-        failed_rules,
-        errors,
-    }
-}
-
 /// A context file read as a record: timestamp, request id and context.
 pub struct ContextInput {
     /// `now()` for the expressions.
@@ -183,139 +91,24 @@ pub struct ContextInput {
     pub context: serde_json::Map<String, Value>,
 }
 
-/// Reads `--context`: a log record (an object with a `context` object) or a bare context.
+/// Reads `--context`: a log record (an object with a `context` key) or a bare context,
+/// with the record reader `replay` and `serve` use (`record::read_document`), so the
+/// same bytes get the same answer. A rejection is a config error naming the file.
 pub fn read_context(path: &std::path::Path) -> Result<ContextInput, ProofError> {
     let bytes = std::fs::read(path).map_err(|e| ProofError::io(path, e))?;
-    let v: Value = serde_json::from_slice(&bytes).map_err(|e| ProofError::json(path, &e))?;
-    let Value::Object(mut m) = v else {
-        return Err(ProofError::config(
-            path,
-            0,
-            "the context must be a JSON object".into(),
-        ));
-    };
-    if !matches!(m.get("context"), Some(Value::Object(_))) {
-        return Ok(ContextInput {
-            ts_ms: crate::policy::time::now_ms(),
-            request_id: None,
-            context: m,
-        });
-    }
-    let ts_ms = match m.get("ts") {
-        None => crate::policy::time::now_ms(),
-        ts => record::parse_ts(ts).map_err(|_| {
-            ProofError::config(
-                path,
-                0,
-                "field 'ts': expected an RFC 3339 date-time or integer epoch milliseconds".into(),
-            )
-        })?,
-    };
-    let request_id = match m.remove("request_id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if !s.is_empty() => Some(s),
-        Some(_) => {
-            return Err(ProofError::config(
-                path,
-                0,
-                "field 'request_id': expected a non-empty string".into(),
-            ));
+    let doc = record::read_document(&bytes, crate::policy::time::now_ms(), true).map_err(|r| {
+        let r = record::explain(&bytes, r);
+        let (line, column) = r.at.unwrap_or((0, 0));
+        ProofError::Config {
+            path: crate::error::Location::at(path, line, column),
+            msg: format!("{} ({})", r.message, r.reason.as_str()),
         }
-    };
-    let Some(Value::Object(context)) = m.remove("context") else {
-        unreachable!("checked above");
-    };
+    })?;
     Ok(ContextInput {
-        ts_ms,
-        request_id,
-        context,
+        ts_ms: doc.ts_ms,
+        request_id: doc.request_id,
+        context: doc.context,
     })
-}
-
-/// Builds the engine of `adapt`/`serve`: shadow = IR under basic, enforced = the same
-/// IR under the chosen selector.
-pub fn build_engine(
-    policy: Arc<Policy>,
-    selector: SelectorKind,
-    weights: Option<(&Weights, &std::path::Path)>,
-) -> Result<Engine, ProofError> {
-    if let Some((w, p)) = weights {
-        w.check_against(&policy, p)?;
-    }
-    let shadow = PathSpec {
-        planner: Planner::new(&policy, SelectorKind::Basic, None),
-        policy: policy.clone(),
-    };
-    let enforced = PathSpec {
-        planner: Planner::new(&policy, selector, weights.map(|w| w.0)),
-        policy: policy.clone(),
-    };
-    Ok(Engine {
-        salt: policy.policy_id.clone(),
-        shadow,
-        enforced,
-    })
-}
-
-/// Evaluates one context and builds the output (shared with `serve`).
-pub fn decide(
-    engine: &Engine,
-    options: EnforceOptions,
-    dry_run: bool,
-    ts_ms: i64,
-    request_id: &str,
-    context: &serde_json::Map<String, Value>,
-    scratch: &mut Scratch,
-) -> (AdaptOutput, f64) {
-    let env = Env {
-        ctx: context,
-        now_ms: ts_ms,
-    };
-    let t0 = Instant::now();
-    let ev = engine.evaluate(&env, scratch);
-    let latency = t0.elapsed().as_secs_f64();
-    let bucket = engine.bucket(request_id);
-    let applied = !dry_run && options.applies(bucket);
-    let drift = engine.drift(&ev);
-    let ep = &engine.enforced.policy;
-    let plan = PlanOut {
-        steps: ev
-            .enforced
-            .taken
-            .iter()
-            .enumerate()
-            .map(|(k, &(i, cost))| StepOut {
-                step_index: k,
-                rule_id: ep.rules[i].id.clone(),
-                op: ep.rules[i].op.name(),
-                cost,
-            })
-            .collect(),
-        total_cost: ev.enforced.total_cost(),
-        skipped: ev
-            .enforced
-            .skipped
-            .iter()
-            .map(|&i| ep.rules[i].id.clone())
-            .collect(),
-    };
-    let out = AdaptOutput {
-        policy_id: ep.policy_id.clone(),
-        ir_hash: ep.ir_hash.clone(),
-        request_id: request_id.to_string(),
-        options,
-        plan,
-        shadow: path_out(&engine.shadow.policy, &ev.shadow),
-        enforced: path_out(ep, &ev.enforced),
-        enforced_applied: applied,
-        drift: applied && drift.is_some(),
-        bucket,
-        drift_kind: drift.map(|d| d.0.as_str()),
-        drift_cause: drift.map(|d| d.1.to_string()),
-        dry_run,
-        ts: crate::policy::time::format_rfc3339_ms(ts_ms),
-    };
-    (out, latency)
 }
 
 /// Runs `proof adapt`.
@@ -335,11 +128,11 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<i32> {
         Some(p) => Some((Weights::load(p)?, p.clone())),
         None => None,
     };
-    let engine = build_engine(
-        policy.clone(),
-        args.selector,
-        weights.as_ref().map(|(w, p)| (w, p.as_path())),
-    )?;
+    let engine = build_engine(EngineOptions {
+        policy: policy.clone(),
+        selector: args.selector,
+        weights: weights.as_ref().map(|(w, p)| (w, p.as_path())),
+    })?;
     let input = read_context(&args.context)?;
     let request_id = match (&args.request_id, &input.request_id) {
         (Some(id), _) => id.clone(),
@@ -354,11 +147,15 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<i32> {
     let mut scratch = Scratch::default();
     let (out, latency) = decide(
         &engine,
-        options,
-        args.dry_run,
-        input.ts_ms,
-        &request_id,
-        &input.context,
+        DecideOptions {
+            enforce: options,
+            dry_run: args.dry_run,
+        },
+        Request {
+            ts_ms: input.ts_ms,
+            request_id: &request_id,
+            context: &input.context,
+        },
         &mut scratch,
     );
 

@@ -7,16 +7,20 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::error::ProofError;
-use crate::generate::{GenConfig, Generator, lists, to_jsonl};
-use crate::policy::time::{MAX_TS_MS, parse_rfc3339_ms, parse_span_ms};
-use crate::replay::parquet::ContextLayout;
+use crate::r#gen::parquet::ContextLayout;
+use crate::r#gen::{GenConfig, Generator, lists, to_jsonl};
+use crate::policy::time::{MAX_TS_MS, format_rfc3339_ms, parse_rfc3339_ms, parse_span_ms};
 use crate::replay::source::Format;
+use crate::replay::window::WindowLen;
 
 /// Earliest `--start`: generated contexts hold audit dates years before their
 /// timestamps, and traffic before the Unix epoch is of no use to anyone.
 pub const MIN_START: &str = "1970-01-01T00:00:00Z";
-/// Last instant a generated record may carry: replay reads years 0001 to 9999 only.
+/// Last instant replay reads (years 0001 to 9999); a generated record must also fall
+/// in a window of [`DEFAULT_WINDOW_MS`] that ends by then.
 pub const MAX_END: &str = "9999-12-31T23:59:59.999Z";
+/// Replay's default window (5 minutes): the one generated records must fit.
+pub const DEFAULT_WINDOW_MS: i64 = 300_000;
 
 /// Flags of `proof gen`.
 #[derive(Debug, Clone, Args)]
@@ -25,11 +29,13 @@ pub struct GenArgs {
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub records: u64,
     /// First instant: an RFC 3339 date-time, 1970-01-01T00:00:00Z or later (the records
-    /// also have to end by 9999-12-31T23:59:59.999Z, see --duration).
+    /// also have to end by 9999-12-31T23:54:59.999Z, see --duration).
     #[arg(long, value_name = "TIME", default_value = "2026-11-02T00:00:00Z")]
     pub start: String,
     /// Time span the records cover, from --start: a whole number > 0 with unit ms, s, m,
-    /// h or d (6h, 1d, 30d); --start + --duration must not pass 9999-12-31T23:59:59.999Z.
+    /// h or d (6h, 1d, 30d); the day's traffic profile is scaled to spans under a day;
+    /// --start + --duration must not pass 9999-12-31T23:55:00Z (the last 5-minute
+    /// window replay can report ends at 23:55).
     #[arg(long, value_name = "SPAN", default_value = "1d")]
     pub duration: String,
     /// Seed of the pseudo-random generator, any whole number 0..=18446744073709551615;
@@ -80,15 +86,20 @@ pub fn run(args: GenArgs) -> anyhow::Result<i32> {
             args.duration
         ))
     })?;
-    // Records lie in [start, start + duration); the last one must still be readable.
-    if start_ms
-        .checked_add(duration_ms - 1)
-        .is_none_or(|last| last > MAX_TS_MS)
-    {
+    // Records lie in [start, start + duration); the last one must still be readable,
+    // and its window under replay's default --window must be writable as RFC 3339 (a
+    // window ending in year 10000 is not, and replay rejects its records as bad_ts).
+    let last = start_ms.checked_add(duration_ms - 1);
+    let w = WindowLen::DEFAULT;
+    if last.is_none_or(|last| last > MAX_TS_MS || !w.of(last).fits(w)) {
+        let last_ok = w.of(MAX_TS_MS - w.ms()).end(w) - 1;
         return Err(ProofError::Usage(format!(
-            "--start {} --duration {}: the records would run past {MAX_END}, the last instant \
-             replay reads; start earlier or shorten the duration",
-            args.start, args.duration
+            "--start {} --duration {}: the records would run past {}, the last instant \
+             whose 5-minute window (replay's default --window) ends by {MAX_END}; start \
+             earlier or shorten the duration",
+            args.start,
+            args.duration,
+            format_rfc3339_ms(last_ok)
         ))
         .into());
     }
@@ -140,7 +151,7 @@ pub fn run(args: GenArgs) -> anyhow::Result<i32> {
     crate::report::writer::set_readable(tmp.as_file());
     match format {
         Format::Parquet => {
-            crate::replay::parquet::write_records(
+            crate::r#gen::parquet::write_records(
                 tmp.path(),
                 records,
                 parquet::basic::Compression::ZSTD(Default::default()),
@@ -149,24 +160,7 @@ pub fn run(args: GenArgs) -> anyhow::Result<i32> {
         }
         Format::Jsonl => {
             let file = tmp.reopen().map_err(|e| ProofError::io(path, e))?;
-            let mut w: Box<dyn Write> = if name.ends_with(".gz") {
-                Box::new(flate2::write::GzEncoder::new(
-                    BufWriter::new(file),
-                    flate2::Compression::default(),
-                ))
-            } else if name.ends_with(".zst") {
-                Box::new(
-                    zstd::stream::write::Encoder::new(BufWriter::new(file), args.zstd_level)
-                        .map_err(|e| ProofError::io(path, e))?
-                        .auto_finish(),
-                )
-            } else {
-                Box::new(BufWriter::new(file))
-            };
-            for r in records {
-                writeln!(w, "{}", to_jsonl(&r)).map_err(|e| ProofError::io(path, e))?;
-            }
-            w.flush().map_err(|e| ProofError::io(path, e))?;
+            crate::r#gen::jsonl::write_records(file, path, &name, args.zstd_level, records)?;
         }
     }
     tmp.persist(path)

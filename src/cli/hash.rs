@@ -24,8 +24,7 @@ pub struct HashArgs {
 pub fn run(args: HashArgs) -> anyhow::Result<i32> {
     for path in &args.files {
         let bytes = std::fs::read(path).map_err(|e| ProofError::io(path, e))?;
-        let mut v: Value =
-            serde_json::from_slice(&bytes).map_err(|e| ProofError::json(path, &e))?;
+        let mut v = crate::config::from_json_strict(&bytes, path)?;
         let h = ir_hash(&v)?;
         if args.write {
             let Value::Object(m) = &mut v else {
@@ -34,7 +33,10 @@ pub fn run(args: HashArgs) -> anyhow::Result<i32> {
             m.insert("ir_hash".into(), Value::String(h.clone()));
             let mut out = serde_json::to_vec_pretty(&v)?;
             out.push(b'\n');
-            write_atomic(path, &out)?;
+            // Write through a symlink to its target: replacing the link with a regular
+            // file would cut it loose from the file it pointed at.
+            let target = std::fs::canonicalize(path).map_err(|e| ProofError::io(path, e))?;
+            write_atomic(&target, &out)?;
         }
         // A closed stdout does not stop --write from updating the remaining files.
         super::print(format!("{h}  {}\n", path.display()).as_bytes())?;

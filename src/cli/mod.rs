@@ -13,6 +13,7 @@ pub mod adapt;
 pub mod diff;
 pub mod generate;
 pub mod hash;
+pub mod merge;
 pub mod replay;
 pub mod serve;
 pub mod tools;
@@ -41,6 +42,8 @@ pub enum Command {
     Adapt(adapt::AdaptArgs),
     /// Replay recorded traffic through both paths: drift per window and rollout level, CI gate.
     Replay(Box<replay::ReplayArgs>),
+    /// Merge partial aggregates (replay --partial-out) into one report (SPEC §10).
+    Merge(Box<merge::MergeArgs>),
     /// Generate deterministic, realistic LkSG traffic (JSONL or Parquet).
     Gen(generate::GenArgs),
     /// Serve the engine over HTTP with /metrics, /readyz and hot reload.
@@ -61,6 +64,7 @@ impl Cli {
         match self.command {
             Command::Adapt(a) => adapt::run(a),
             Command::Replay(a) => replay::run(*a),
+            Command::Merge(a) => merge::run(*a),
             Command::Gen(a) => generate::run(a),
             Command::Serve(a) => serve::run(*a),
             Command::Diff(a) => diff::run(*a),

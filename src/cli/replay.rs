@@ -14,11 +14,12 @@ use crate::replay::gate::{Confidence, Plan};
 use crate::replay::job::{Job, REDACT_KEY_WARNING};
 use crate::replay::scenario::Scenario;
 use crate::replay::settings::{
-    Layer, PlanSetting, parse_levels, parse_rollback_factor, parse_threads,
+    Layer, PlanSetting, Settings, parse_levels, parse_rollback_factor, parse_threads,
 };
 use crate::replay::source::Format;
 use crate::replay::window::WindowLen;
 use crate::report::model::Report;
+use crate::report::writer::OutputLock;
 use crate::report::{self, Exporter};
 
 pub use crate::replay::job::redact;
@@ -27,8 +28,70 @@ pub use crate::replay::job::redact;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Levels(pub Vec<RolloutPercent>);
 
-fn parse_levels_arg(s: &str) -> Result<Levels, String> {
+pub(crate) fn parse_levels_arg(s: &str) -> Result<Levels, String> {
     parse_levels(s).map(Levels)
+}
+
+/// The gate flags, shared by `replay` and `merge` (SPEC §5, §8, §9, §10).
+#[derive(Debug, Clone, Args, Default)]
+pub struct GateArgs {
+    /// Gate level, whole percent 0..=100 [default: 100].
+    #[arg(long, value_name = "PERCENT", value_parser = super::parse_rollout)]
+    pub rollout: Option<RolloutPercent>,
+    /// A window breaches above this drift ratio, 0.0..=1.0 [default: 0.005].
+    #[arg(long, value_name = "RATIO", value_parser = super::parse_ratio)]
+    pub drift_max: Option<f64>,
+    /// Rollout levels to report: comma-separated whole percents 0..=100; the gate level is always added [default: 0,1,5,10,25,50,100].
+    #[arg(long, value_name = "LIST", value_parser = parse_levels_arg)]
+    pub levels: Option<Levels>,
+    /// Windows with fewer evaluated records never breach; whole number ≥ 0 [default: 1].
+    #[arg(long, value_name = "N")]
+    pub min_requests: Option<u64>,
+    /// Rollback line: ratio above FACTOR × drift-max; a number ≥ 1 [default: 2].
+    #[arg(long, value_name = "FACTOR", value_parser = parse_rollback_factor)]
+    pub rollback_factor: Option<f64>,
+    /// Exit 3 when more records than this are rejected; whole number ≥ 0 [default: 0].
+    #[arg(long, value_name = "N")]
+    pub max_rejects: Option<u64>,
+    /// Judge one-sided Wilson bounds at this confidence instead of point ratios (SPEC §8):
+    /// a decimal 0.5..=0.9999 such as 0.95 [default: off].
+    #[arg(long, value_name = "C", value_parser = Confidence::parse)]
+    pub confidence: Option<Confidence>,
+    /// Simulate a staged rollout over the traffic (SPEC §9): a plan file (YAML/JSON:
+    /// steps, failure_limit, start), an Argo Rollouts `kind: Rollout` or a Flagger
+    /// `kind: Canary` manifest [default: none].
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// Exit 3 when one rule errors (missing_var, type, …) on more than this share of a
+    /// path's evaluated records, 0.0..=1.0 [default: off; the bundled scenario sets it].
+    #[arg(long, value_name = "RATIO", value_parser = super::parse_ratio)]
+    pub max_eval_error_ratio: Option<f64>,
+}
+
+impl GateArgs {
+    /// The gate flags as a settings layer (the plan file is read here, so its errors
+    /// name it).
+    pub fn layer(&self) -> Result<Layer, ProofError> {
+        let plan = match &self.plan {
+            Some(p) => Some(PlanSetting {
+                plan: Plan::load(p)?,
+                origin: format!("--plan {}", p.display()),
+            }),
+            None => None,
+        };
+        Ok(Layer {
+            rollout: self.rollout,
+            drift_max: self.drift_max,
+            levels: self.levels.clone().map(|l| l.0),
+            min_requests: self.min_requests,
+            rollback_factor: self.rollback_factor,
+            max_rejects: self.max_rejects,
+            confidence: self.confidence,
+            plan,
+            max_eval_error_ratio: self.max_eval_error_ratio,
+            ..Layer::default()
+        })
+    }
 }
 
 /// Flags of `proof replay` (names fixed by SPEC §6).
@@ -76,27 +139,12 @@ pub struct ReplayArgs {
     /// Repeatable; adds to the scenario's lists [default: none].
     #[arg(long = "list", value_name = "NAME=FILE")]
     pub lists: Vec<ListSpec>,
+    /// Gate level, limits, confidence and plan.
+    #[command(flatten)]
+    pub gate: GateArgs,
     /// Window length: a whole number with unit ms, s, m, h or d (30s, 1m, 5m, 15m, 1h), 1ms..=366d [default: 5m].
     #[arg(long, value_name = "SPAN", value_parser = WindowLen::parse)]
     pub window: Option<WindowLen>,
-    /// Gate level, whole percent 0..=100 [default: 100].
-    #[arg(long, value_name = "PERCENT", value_parser = super::parse_rollout)]
-    pub rollout: Option<RolloutPercent>,
-    /// A window breaches above this drift ratio, 0.0..=1.0 [default: 0.005].
-    #[arg(long, value_name = "RATIO", value_parser = super::parse_ratio)]
-    pub drift_max: Option<f64>,
-    /// Rollout levels to report: comma-separated whole percents 0..=100; the gate level is always added [default: 0,1,5,10,25,50,100].
-    #[arg(long, value_name = "LIST", value_parser = parse_levels_arg)]
-    pub levels: Option<Levels>,
-    /// Windows with fewer evaluated records never breach; whole number ≥ 0 [default: 1].
-    #[arg(long, value_name = "N")]
-    pub min_requests: Option<u64>,
-    /// Rollback line: ratio above FACTOR × drift-max; a number ≥ 1 [default: 2].
-    #[arg(long, value_name = "FACTOR", value_parser = parse_rollback_factor)]
-    pub rollback_factor: Option<f64>,
-    /// Exit 3 when more records than this are rejected; whole number ≥ 0 [default: 0].
-    #[arg(long, value_name = "N")]
-    pub max_rejects: Option<u64>,
     /// Salt of the rollout hash, any string [default: the baseline policy id].
     #[arg(long, value_name = "S")]
     pub salt: Option<String>,
@@ -128,19 +176,6 @@ pub struct ReplayArgs {
     /// Stop with an error beyond this many windows (memory bound); whole number ≥ 0 [default: 100000].
     #[arg(long, value_name = "N")]
     pub max_windows: Option<usize>,
-    /// Judge one-sided Wilson bounds at this confidence instead of point ratios (SPEC §8):
-    /// a decimal 0.5..=0.9999 such as 0.95 [default: off].
-    #[arg(long, value_name = "C", value_parser = Confidence::parse)]
-    pub confidence: Option<Confidence>,
-    /// Simulate a staged rollout over the traffic (SPEC §9): a plan file (YAML/JSON:
-    /// steps, failure_limit, start), an Argo Rollouts `kind: Rollout` or a Flagger
-    /// `kind: Canary` manifest [default: none].
-    #[arg(long, value_name = "FILE")]
-    pub plan: Option<PathBuf>,
-    /// Exit 3 when one rule errors (missing_var, type, …) on more than this share of a
-    /// path's evaluated records, 0.0..=1.0 [default: off; the bundled scenario sets it].
-    #[arg(long, value_name = "RATIO", value_parser = super::parse_ratio)]
-    pub max_eval_error_ratio: Option<f64>,
     /// Also write the partial aggregate of these inputs to FILE, for `proof merge`
     /// (SPEC §10) [default: none].
     #[arg(long, value_name = "FILE")]
@@ -151,15 +186,8 @@ pub struct ReplayArgs {
 }
 
 impl ReplayArgs {
-    /// The flags as a settings layer (the plan file is read here, so its errors name it).
+    /// The flags as a settings layer.
     pub fn layer(&self) -> Result<Layer, ProofError> {
-        let plan = match &self.plan {
-            Some(p) => Some(PlanSetting {
-                plan: Plan::load(p)?,
-                origin: format!("--plan {}", p.display()),
-            }),
-            None => None,
-        };
         Ok(Layer {
             logs: self.logs.clone(),
             policy: self.policy.clone(),
@@ -173,24 +201,16 @@ impl ReplayArgs {
             shadow_weights: self.shadow_weights.clone(),
             lists: self.lists.clone(),
             window: self.window,
-            rollout: self.rollout,
-            drift_max: self.drift_max,
-            levels: self.levels.clone().map(|l| l.0),
-            min_requests: self.min_requests,
-            rollback_factor: self.rollback_factor,
-            max_rejects: self.max_rejects,
             salt: self.salt.clone(),
             format: self.format,
             threads: self.threads,
             out: self.out.clone(),
-            confidence: self.confidence,
-            plan,
             examples: self.examples,
             max_windows: self.max_windows,
             drift_details: self.drift_details.clone(),
             redact_ids: self.redact_ids.then_some(true),
-            max_eval_error_ratio: self.max_eval_error_ratio,
             partial_out: self.partial_out.clone(),
+            ..self.gate.layer()?
         })
     }
 
@@ -222,17 +242,22 @@ pub fn append_step_summary(path: &Path, report: &Report) -> Result<(), ProofErro
 
 /// Writes the report set into `out` (or report.json to stdout), the drift details,
 /// the step summary, and the verdict on stderr; shared by `replay` and `merge`.
-pub fn emit(job: &Job, report: &Report, out: Option<&Path>, quiet: bool) -> anyhow::Result<()> {
+pub fn emit(
+    settings: &Settings,
+    report: &Report,
+    out: Option<&OutputLock>,
+    quiet: bool,
+) -> anyhow::Result<()> {
     let exporters = report::exporters();
     let refs: Vec<&dyn Exporter> = exporters.iter().map(|e| e.as_ref()).collect();
     match out {
-        Some(dir) => {
-            report::write_outputs(dir, report, &refs)?;
+        Some(lock) => {
+            report::write_outputs(lock, report, &refs)?;
         }
         // A closed stdout drops report.json but keeps the gate's exit code.
         None => super::print(&report::json::JsonExporter.serialize(report)?)?,
     }
-    if let Some(path) = &job.settings.drift_details {
+    if let Some(path) = &settings.drift_details {
         let rows = report::drift_details::write(path, &report.drift_details)?;
         if !quiet {
             eprintln!("proof: {rows} drifting record(s) in {}", path.display());
@@ -246,8 +271,8 @@ pub fn emit(job: &Job, report: &Report, out: Option<&Path>, quiet: bool) -> anyh
     }
     if !quiet {
         eprintln!("proof: {}", report.summary.verdict);
-        if let Some(dir) = out {
-            eprintln!("proof: reports in {}", dir.display());
+        if let Some(lock) = out {
+            eprintln!("proof: reports in {}", lock.dir().display());
         }
     }
     Ok(())
@@ -255,16 +280,26 @@ pub fn emit(job: &Job, report: &Report, out: Option<&Path>, quiet: bool) -> anyh
 
 /// Runs `proof replay`.
 pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
-    // Ctrl-C or a CI timeout's SIGTERM never leaves --out half-written.
-    report::writer::install_signal_guard()?;
-    let job = args.job()?;
+    // Locked (and probed) before anything is read; held until the run ends.
+    let scenario = match &args.scenario {
+        Some(p) => Scenario::load(p)?,
+        None => Layer::default(),
+    };
+    let lock = args
+        .out
+        .as_deref()
+        .or(scenario.out.as_deref())
+        .map(report::writer::OutputDir::lock)
+        .transpose()?;
+    let mut job = Job::resolve(args.layer()?.combine(scenario).finish())?;
+    job.config.scenario = args.scenario.as_ref().map(|p| p.display().to_string());
     if job.settings.redact_ids && !job.config.redact_key_set {
         // Not behind --quiet: the ids in the outputs can be recovered by anyone with
         // report.json and a guess at their format.
         eprintln!("proof: warning: {REDACT_KEY_WARNING}");
     }
     let (_, report) = job.run(args.quiet)?;
-    if let (Some(p), None) = (&job.settings.partial_out, &job.settings.out) {
+    if let (Some(p), None) = (&job.settings.partial_out, &lock) {
         // A shard of a split job: its part is the product; the gate is judged by
         // `proof merge` over all the parts, so this run neither prints report.json
         // nor fails on its share of the traffic.
@@ -277,6 +312,6 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         }
         return Ok(0);
     }
-    emit(&job, &report, job.settings.out.as_deref(), args.quiet)?;
+    emit(&job.settings, &report, lock.as_ref(), args.quiet)?;
     Ok(report.gate.exit_code)
 }

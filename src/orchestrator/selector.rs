@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use crate::error::ProofError;
+use crate::policy::budget::{self, EVAL_BUDGET_UNITS};
 use crate::policy::expr::Env;
 use crate::policy::{Policy, RuleOutcome};
 
@@ -202,6 +203,8 @@ impl Weights {
     pub fn parse(bytes: &[u8], path: &Path) -> Result<Weights, ProofError> {
         let is_json = path.extension().is_some_and(|e| e == "json");
         if is_json {
+            // Duplicate keys first (with line and key), then the typed read.
+            crate::config::from_json_strict(bytes, path)?;
             serde_json::from_slice(bytes).map_err(|e| ProofError::json(path, &e))
         } else {
             crate::config::from_yaml(bytes, path)
@@ -357,7 +360,15 @@ impl Planner {
     /// plan order, split by the budget into steps taken (with their cost) and rules
     /// skipped. Outcomes play no part in the split, so [`Planner::run`] only adds the
     /// evaluation of the taken steps. `active` is scratch space.
+    /// Predicates are evaluated under the record's evaluation budget, as in `run`.
     pub fn plan(&self, policy: &Policy, env: &Env<'_>, active: &mut Vec<bool>) -> Plan {
+        budget::metered(EVAL_BUDGET_UNITS, || {
+            self.plan_unmetered(policy, env, active)
+        })
+        .0
+    }
+
+    fn plan_unmetered(&self, policy: &Policy, env: &Env<'_>, active: &mut Vec<bool>) -> Plan {
         policy.active_rules(env, active);
         let mut plan = Plan::default();
         let mut total: u64 = 0;
@@ -380,8 +391,17 @@ impl Planner {
     }
 
     /// Selects, plans and runs the policy on one record. `active` is scratch space.
+    /// Predicates and rules share one evaluation budget for the path
+    /// (`policy::budget`): past it, the remaining rules error with reason `budget`.
     pub fn run(&self, policy: &Policy, env: &Env<'_>, active: &mut Vec<bool>) -> PathResult {
-        let Plan { taken, skipped } = self.plan(policy, env, active);
+        budget::metered(EVAL_BUDGET_UNITS, || {
+            self.run_unmetered(policy, env, active)
+        })
+        .0
+    }
+
+    fn run_unmetered(&self, policy: &Policy, env: &Env<'_>, active: &mut Vec<bool>) -> PathResult {
+        let Plan { taken, skipped } = self.plan_unmetered(policy, env, active);
         let mut states: SmallVec<[RuleState; 16]> =
             SmallVec::from_elem(RuleState::Inactive, policy.rules.len());
         for &i in &skipped {

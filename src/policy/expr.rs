@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use super::budget::charge;
 use super::lists::{ListData, Lists};
-use super::value::{EvalError, EvalResult, Temporal, Val, compare, json_eq};
+use super::value::{EvalError, EvalResult, Temporal, Val, compare, eq_units, json_eq};
 
 /// Functions of the expression language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,8 +243,10 @@ fn call<'a>(f: Func, args: &'a [Expr], env: &Env<'a>) -> EvalResult<'a> {
         Func::Le => compare(&vals[0], &vals[1]).map(|o| Val::Bool(o.is_le())),
         Func::Gt => compare(&vals[0], &vals[1]).map(|o| Val::Bool(o.is_gt())),
         Func::Ge => compare(&vals[0], &vals[1]).map(|o| Val::Bool(o.is_ge())),
-        Func::Eq => Ok(Val::Bool(json_eq(&vals[0], &vals[1]))),
-        Func::Ne => Ok(Val::Bool(!json_eq(&vals[0], &vals[1]))),
+        Func::Eq | Func::Ne => {
+            charge(eq_units(&vals[0], &vals[1]))?;
+            Ok(Val::Bool(json_eq(&vals[0], &vals[1]) == (f == Func::Eq)))
+        }
         Func::And | Func::Or => {
             let mut acc = f == Func::And;
             for v in &vals {
@@ -263,7 +266,9 @@ fn call<'a>(f: Func, args: &'a [Expr], env: &Env<'a>) -> EvalResult<'a> {
             _ => Err(EvalError::Type),
         },
         Func::In => {
+            // One scan of a JSON array (O(m)), one probe of a bound list's index.
             let xs = vals[1].as_array().ok_or(EvalError::Type)?;
+            charge(1 + xs.lookup_units())?;
             Ok(Val::Bool(xs.contains(&vals[0])))
         }
     }
@@ -291,6 +296,7 @@ fn extreme<'a>(xs: &Val<'a>, want_max: bool) -> EvalResult<'a> {
     if arr.is_empty() {
         return Err(EvalError::Empty);
     }
+    charge(arr.units())?;
     let mut best = arr.get(0);
     if !matches!(best, Val::Num(_)) {
         best = best.as_temporal()?.into_val();

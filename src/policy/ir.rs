@@ -165,8 +165,7 @@ impl Policy {
             });
         }
         let bytes = std::fs::read(path).map_err(|e| ProofError::io(path, e))?;
-        let value: Value =
-            serde_json::from_slice(&bytes).map_err(|e| ProofError::json(path, &e))?;
+        let value = crate::config::from_json_strict(&bytes, path)?;
         Policy::from_value(&value, path, lists)
     }
 

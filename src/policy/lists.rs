@@ -99,6 +99,16 @@ pub fn load_list(path: &Path) -> Result<ListData, ProofError> {
     let is_csv = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    // UTF-8 first, for both formats: the csv crate reports bad bytes at the line its
+    // record starts on (line 1 for bad bytes on line 2), so count the line here.
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        let line = bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        ProofError::config(path, line as u64, "not valid UTF-8".to_string())
+    })?;
     let mut values = Vec::new();
     if is_csv {
         let mut rdr = csv::ReaderBuilder::new()
@@ -118,14 +128,6 @@ pub fn load_list(path: &Path) -> Result<ListData, ProofError> {
             }
         }
     } else {
-        let text = std::str::from_utf8(&bytes).map_err(|e| {
-            let line = bytes[..e.valid_up_to()]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count()
-                + 1;
-            ProofError::config(path, line as u64, "not valid UTF-8".to_string())
-        })?;
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         values.extend(
             text.lines()
@@ -161,6 +163,17 @@ mod tests {
         assert_eq!(l.get("sanctions").unwrap().values, ["0xbad1", "0xbad2"]);
         assert_eq!(l.get("high_risk").unwrap().values, ["KP", "IR", "SY"]);
         assert!("noequals".parse::<ListSpec>().is_err());
+    }
+
+    #[test]
+    fn bad_bytes_name_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["s.csv", "s.txt"] {
+            let p = dir.path().join(name);
+            std::fs::write(&p, b"supplier_hash,name\n0xbad\xff,Acme\n0xok,Foo\n").unwrap();
+            let e = load_list(&p).unwrap_err().to_string();
+            assert_eq!(e, format!("{}:2: not valid UTF-8", p.display()));
+        }
     }
 
     #[test]

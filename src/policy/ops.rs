@@ -1,7 +1,9 @@
 //! Rule ops (SPEC §1 "Rule ops"): what passes, what fails, what is an error, and the
 //! default cost of each op.
 
-use super::value::{ArrView, EvalError, Val, compare, json_eq};
+use super::budget::charge;
+use super::set;
+use super::value::{EvalError, Val, compare, eq_units, json_eq};
 
 /// A rule's comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,11 +85,15 @@ impl Op {
         }
     }
 
-    /// Applies the op: `Ok(true)` passes, `Ok(false)` fails.
+    /// Applies the op: `Ok(true)` passes, `Ok(false)` fails. Set ops are O(n + m)
+    /// (`policy::set`); every op charges its work to the record's budget first
+    /// (`policy::budget`), so an op over the cap errors without doing the work.
     pub fn apply(self, lhs: &Val<'_>, rhs: &Val<'_>) -> Result<bool, EvalError> {
         match self {
-            Op::Eq => Ok(json_eq(lhs, rhs)),
-            Op::Ne => Ok(!json_eq(lhs, rhs)),
+            Op::Eq | Op::Ne => {
+                charge(eq_units(lhs, rhs))?;
+                Ok(json_eq(lhs, rhs) == (self == Op::Eq))
+            }
             Op::Lt => compare(lhs, rhs).map(|o| o.is_lt()),
             Op::Le | Op::RangeMax => compare(lhs, rhs).map(|o| o.is_le()),
             Op::Gt => compare(lhs, rhs).map(|o| o.is_gt()),
@@ -95,28 +101,32 @@ impl Op {
             Op::Membership | Op::NonMembership => {
                 let set = rhs.as_array().ok_or(EvalError::Type)?;
                 let want_in = self == Op::Membership;
-                Ok(match lhs.as_array() {
-                    Some(xs) => xs.iter().all(|x| set.contains(&x) == want_in),
-                    None => set.contains(lhs) == want_in,
-                })
+                match lhs.as_array() {
+                    Some(xs) => {
+                        charge(xs.units() + set.lookup_units())?;
+                        Ok(set::each_in(xs, set, want_in))
+                    }
+                    None => {
+                        charge(1 + set.lookup_units())?;
+                        Ok(set.contains(lhs) == want_in)
+                    }
+                }
             }
             Op::NonIntersection => {
                 let (a, b) = (
                     lhs.as_array().ok_or(EvalError::Type)?,
                     rhs.as_array().ok_or(EvalError::Type)?,
                 );
-                // Probe the list side when there is one: it has the hash index.
-                let (probe, set) = match (a, b) {
-                    (ArrView::List(_), _) => (b, a),
-                    _ => (a, b),
-                };
-                Ok(!probe.iter().any(|x| set.contains(&x)))
+                // A bound list side is probed through its index: only JSON arrays cost.
+                charge(a.lookup_units() + b.lookup_units())?;
+                Ok(set::disjoint(a, b))
             }
             Op::Threshold => {
                 let xs = lhs.as_array().ok_or(EvalError::Type)?;
                 if xs.is_empty() {
                     return Err(EvalError::Empty);
                 }
+                charge(xs.units())?;
                 let Val::Num(min) = rhs else {
                     return Err(EvalError::Type);
                 };

@@ -23,6 +23,8 @@ pub enum EvalError {
     Arity,
     /// Time or number arithmetic left the representable range.
     Overflow,
+    /// The record's evaluation budget is spent (`policy::budget`).
+    Budget,
 }
 
 impl EvalError {
@@ -34,6 +36,7 @@ impl EvalError {
             EvalError::Empty => "empty",
             EvalError::Arity => "arity",
             EvalError::Overflow => "overflow",
+            EvalError::Budget => "budget",
         }
     }
 }
@@ -170,6 +173,20 @@ impl<'a> ArrView<'a> {
         (0..self.len()).map(move |i| self.get(i))
     }
 
+    /// Work units of reading every element (`policy::budget`).
+    pub fn units(&self) -> usize {
+        self.len()
+    }
+
+    /// Work units of looking one value up: a scan of a JSON array, nothing for a
+    /// bound list's index.
+    pub fn lookup_units(&self) -> usize {
+        match self {
+            ArrView::Json(a) => a.len(),
+            ArrView::List(_) => 0,
+        }
+    }
+
     /// True when `x` equals (JSON equality) an element.
     pub fn contains(&self, x: &Val<'_>) -> bool {
         match (self, x.plain()) {
@@ -204,6 +221,18 @@ pub fn json_eq(a: &Val<'_>, b: &Val<'_>) -> bool {
                 x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| json_eq(&p, &q))
             }
             _ => false,
+        },
+    }
+}
+
+/// Work units of `json_eq(a, b)` at the top level: the element or key counts of both
+/// when both are arrays or both objects (scalars and mixed types cost nothing).
+pub fn eq_units(a: &Val<'_>, b: &Val<'_>) -> usize {
+    match (a.plain(), b.plain()) {
+        (Val::Obj(x), Val::Obj(y)) => x.len() + y.len(),
+        (x, y) => match (x.as_array(), y.as_array()) {
+            (Some(x), Some(y)) => x.units() + y.units(),
+            _ => 0,
         },
     }
 }

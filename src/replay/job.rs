@@ -50,6 +50,9 @@ pub struct Job {
     pub config: ConfigOut,
     /// HMAC key of `--redact-ids`: `PROOF_REDACT_KEY` when set and not empty, else the salt.
     pub redact_key: Vec<u8>,
+    /// Problems found while resolving that do not stop the run (shown in the verdict
+    /// and report.json's summary.warnings).
+    pub warnings: Vec<String>,
 }
 
 fn usage(msg: String) -> ProofError {
@@ -167,6 +170,27 @@ impl Job {
             Some(p) => Arc::new(Policy::load(p, &lists)?),
             None => baseline.clone(),
         };
+        let mut warnings = Vec::new();
+        // `--policy ID` finds a file by name; if the file says it is another policy,
+        // every record naming ID would be skipped without a word.
+        for (flag, id, p) in [
+            ("--policy", &s.policy, &baseline),
+            ("--candidate-policy", &s.candidate_policy, &candidate),
+        ] {
+            if let Some(id) = id
+                && *id != p.policy_id
+                && (flag == "--policy" && s.ir.is_none()
+                    || flag == "--candidate-policy" && s.candidate_ir.is_none())
+            {
+                warnings.push(format!(
+                    "{flag} {id} resolved to {}, whose policy_id is {}; records are matched \
+                     against {} (records naming {id} are skipped)",
+                    p.path.display(),
+                    p.policy_id,
+                    p.policy_id
+                ));
+            }
+        }
         let weights = load_weights(s.weights.as_ref(), s.selector, "--weights", "--selector")?;
         let shadow_weights = load_weights(
             s.shadow_weights.as_ref(),
@@ -226,6 +250,7 @@ impl Job {
             redact_key: redact_key.unwrap_or_else(|| config.salt.as_bytes().to_vec()),
             config,
             settings,
+            warnings,
         })
     }
 
@@ -341,6 +366,12 @@ impl Job {
                 ],
             },
         );
+        if !self.warnings.is_empty() {
+            let mut w = self.warnings.clone();
+            w.append(&mut report.summary.warnings);
+            report.summary.warnings = w;
+            report.summary.verdict = crate::report::model::verdict_paragraph(&report);
+        }
         let q = |p: f64| agg.latency.0.value_at_quantile(p) as f64 / 1000.0;
         report.latency = LatencyOut {
             selection_p50_us: q(0.50),

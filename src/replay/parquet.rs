@@ -18,7 +18,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Map, Number, Value};
 
 use super::record::{Reason, Record};
-use super::source::{contain_panics, open_parquet, parquet_error};
+use super::source::{contain_panics, open_parquet};
 use crate::error::{Location, ProofError};
 use crate::policy::time::{check_epoch_ms, format_rfc3339_ms, parse_rfc3339_ms};
 
@@ -92,6 +92,25 @@ impl ParquetColumns {
                 ))
             })
         };
+        // A record column given twice is ambiguous (which one did production log?), so
+        // it is a schema error rather than a silent pick of the first.
+        for name in ["ts", "request_id", "policy_id", "context"] {
+            let at: Vec<String> = schema
+                .fields()
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.name() == name)
+                .map(|(i, _)| (i + 1).to_string())
+                .collect();
+            if at.len() > 1 {
+                return Err(err(format!(
+                    "column '{name}' appears {} times (columns {}); a record column must be \
+                     unique — drop or rename the extra ones",
+                    at.len(),
+                    at.join(" and ")
+                )));
+            }
+        }
         let ts = need("ts", "timestamp, int64 epoch ms or RFC 3339 string")?;
         let rid = need("request_id", "string")?;
         let ctx = need("context", "JSON string or struct")?;
@@ -398,132 +417,4 @@ pub fn for_each_row(
     for i in 0..batch.num_rows() {
         f(contain_panics(|| row(i)).unwrap_or(Err(Reason::Malformed)));
     }
-}
-
-/// How `write_records` stores the `context` column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ContextLayout {
-    /// A struct column whose schema is inferred from the first rows' contexts
-    /// (objects become structs, arrays lists): the natural Parquet layout, read
-    /// without a JSON parse per row.
-    Struct,
-    /// The context as a JSON string per row.
-    Json,
-}
-
-/// Rows per written record batch (and so per inferred schema sample).
-const WRITE_BATCH: usize = 65_536;
-
-/// Writes records as Parquet (`ts` timestamp[ms, UTC], `request_id`, `policy_id`,
-/// `context` in the given layout); used by `proof gen` and the tests. With
-/// [`ContextLayout::Struct`] the context schema is inferred from the first batch by
-/// arrow's JSON reader; a later context with a key or type the schema lacks is an
-/// error rather than a silently dropped field.
-pub fn write_records(
-    path: &Path,
-    records: impl IntoIterator<Item = Record>,
-    compression: parquet::basic::Compression,
-    layout: ContextLayout,
-) -> Result<(), ProofError> {
-    use arrow::array::{StringBuilder, StructArray, TimestampMillisecondBuilder};
-    use arrow::datatypes::{Field, Schema};
-    use parquet::arrow::ArrowWriter;
-    use parquet::file::properties::WriterProperties;
-    use std::sync::Arc;
-
-    let fail = |e: &dyn std::fmt::Display| parquet_error(path, e);
-    let open_writer = |contexts: &[Value]| -> Result<(Arc<Schema>, ArrowWriter<File>), ProofError> {
-        let ctx_type = match layout {
-            ContextLayout::Json => DataType::Utf8,
-            ContextLayout::Struct => {
-                let inferred = arrow::json::reader::infer_json_schema_from_iterator(
-                    contexts.iter().map(|c| Ok(c.clone())),
-                )
-                .map_err(|e| fail(&e))?;
-                if inferred.fields().is_empty() {
-                    // No context has a key: a struct needs at least one field.
-                    DataType::Utf8
-                } else {
-                    DataType::Struct(inferred.fields().clone())
-                }
-            }
-        };
-        let schema = Arc::new(Schema::new(vec![
-            Field::new(
-                "ts",
-                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-                false,
-            ),
-            Field::new("request_id", DataType::Utf8, false),
-            Field::new("policy_id", DataType::Utf8, true),
-            Field::new("context", ctx_type, false),
-        ]));
-        let file = File::create(path).map_err(|e| ProofError::io(path, e))?;
-        let props = WriterProperties::builder()
-            .set_compression(compression)
-            .build();
-        let w = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| fail(&e))?;
-        Ok((schema, w))
-    };
-    let mut it = records.into_iter().peekable();
-    let mut writer: Option<(Arc<Schema>, ArrowWriter<File>)> = None;
-    let mut first = true;
-    while first || it.peek().is_some() {
-        first = false;
-        let mut ts = TimestampMillisecondBuilder::new().with_timezone("UTC");
-        let mut rid = StringBuilder::new();
-        let mut pid = StringBuilder::new();
-        let mut contexts: Vec<Value> = Vec::new();
-        for r in it.by_ref().take(WRITE_BATCH) {
-            ts.append_value(r.ts_ms);
-            rid.append_value(&r.request_id);
-            pid.append_option(r.policy_id.as_deref());
-            contexts.push(Value::Object(r.context));
-        }
-        let (schema, w) = match writer {
-            Some(ref mut open) => open,
-            None => writer.insert(open_writer(&contexts)?),
-        };
-        let ctx: arrow::array::ArrayRef = match schema.field(3).data_type() {
-            DataType::Struct(fields) => {
-                let mut decoder =
-                    arrow::json::ReaderBuilder::new(Arc::new(Schema::new(fields.clone())))
-                        .with_strict_mode(true)
-                        .build_decoder()
-                        .map_err(|e| fail(&e))?;
-                decoder.serialize(&contexts).map_err(|e| {
-                    fail(&format!(
-                        "a context does not fit the struct schema inferred from the first \
-                         {WRITE_BATCH} rows ({e}); write the JSON layout instead"
-                    ))
-                })?;
-                let batch = decoder.flush().map_err(|e| fail(&e))?.unwrap_or_else(|| {
-                    RecordBatch::new_empty(Arc::new(Schema::new(fields.clone())))
-                });
-                Arc::new(StructArray::from(batch))
-            }
-            _ => {
-                let mut b = StringBuilder::new();
-                for c in &contexts {
-                    b.append_value(c.to_string());
-                }
-                Arc::new(b.finish())
-            }
-        };
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![
-                Arc::new(ts.finish()),
-                Arc::new(rid.finish()),
-                Arc::new(pid.finish()),
-                ctx,
-            ],
-        )
-        .map_err(|e| fail(&e))?;
-        w.write(&batch).map_err(|e| fail(&e))?;
-    }
-    if let Some((_, w)) = writer {
-        w.close().map_err(|e| fail(&e))?;
-    }
-    Ok(())
 }

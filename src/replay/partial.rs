@@ -34,7 +34,9 @@ use crate::error::ProofError;
 use crate::orchestrator::metrics::LATENCY_BUCKETS;
 use crate::orchestrator::{DriftKind, Planner, Verdict};
 use crate::policy::{Lists, Policy};
-use crate::report::model::{ConfigOut, InputFile, Inputs, ListRef, PolicyRef, Report, ReportContext};
+use crate::report::model::{
+    ConfigOut, InputFile, Inputs, ListRef, PolicyRef, Report, ReportContext,
+};
 
 /// Magic bytes at the start of every partial.
 pub const MAGIC: &[u8; 14] = b"PROOF-PARTIAL\n";
@@ -247,7 +249,12 @@ pub fn header(job: &Job, files: Vec<PartFile>) -> Header {
             .collect(),
         rule_ids: [
             e.shadow.policy.rules.iter().map(|r| r.id.clone()).collect(),
-            e.enforced.policy.rules.iter().map(|r| r.id.clone()).collect(),
+            e.enforced
+                .policy
+                .rules
+                .iter()
+                .map(|r| r.id.clone())
+                .collect(),
         ],
         files,
     }
@@ -367,7 +374,14 @@ impl Dec<'_> {
 }
 
 /// The reasons an evaluation error can have (EvalError names), for decoding.
-const ERROR_REASONS: [&str; 6] = ["missing_var", "type", "empty", "arity", "overflow", "budget"];
+const ERROR_REASONS: [&str; 6] = [
+    "missing_var",
+    "type",
+    "empty",
+    "arity",
+    "overflow",
+    "budget",
+];
 
 fn static_reason(s: &str) -> Option<&'static str> {
     ERROR_REASONS.iter().copied().find(|r| *r == s)
@@ -394,7 +408,11 @@ fn encode_body(a: &Aggregate) -> Vec<u8> {
     for (&start, w) in &a.windows {
         e.i(start);
         e.u(w.requests);
-        for arr in [&w.drift_by_pct, &w.new_denials_by_pct, &w.missed_denials_by_pct] {
+        for arr in [
+            &w.drift_by_pct,
+            &w.new_denials_by_pct,
+            &w.missed_denials_by_pct,
+        ] {
             for &n in arr.iter() {
                 e.u(u64::from(n));
             }
@@ -637,11 +655,12 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<Partial, ProofError> {
     let body = take(&mut r).ok_or_else(truncated)?;
     if !r.is_empty() || Sha256::digest(content).as_slice() != sum {
         return Err(bad(
-            "corrupt or truncated partial (its SHA-256 check does not match); write it again".into(),
+            "corrupt or truncated partial (its SHA-256 check does not match); write it again"
+                .into(),
         ));
     }
-    let header: Header = serde_json::from_slice(&header)
-        .map_err(|e| bad(format!("partial header: {e}")))?;
+    let header: Header =
+        serde_json::from_slice(&header).map_err(|e| bad(format!("partial header: {e}")))?;
     if header.fingerprint.schema != SCHEMA {
         return Err(bad(format!(
             "partial schema {}, expected {SCHEMA}",

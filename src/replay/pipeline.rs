@@ -102,8 +102,11 @@ pub fn process_chunk(mut acc: Aggregate, setup: &Setup, chunk: Chunk) -> Aggrega
                     continue;
                 }
                 let line = &data[span.0 as usize..span.1 as usize];
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue; // blank lines are not records
+                if line
+                    .iter()
+                    .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+                {
+                    continue; // blank (JSON whitespace only; a form feed is not) lines are not records
                 }
                 absorb(&mut acc, setup, &mut scratch, origin, parse_line(line));
             }

@@ -71,21 +71,98 @@ impl Reason {
 }
 
 /// The fields of a line the reader keeps (unknown keys are skipped without building
-/// values), before the SPEC §4 checks. `serve` reads bodies through the same struct.
-#[derive(Deserialize)]
+/// values), before the SPEC §4 checks. `serve` and `adapt` read documents through the
+/// same struct (`read_document`).
+#[derive(Default)]
 pub struct Fields {
     /// `ts`, unchecked.
-    #[serde(default)]
     pub ts: Option<Value>,
     /// `request_id`, unchecked.
-    #[serde(default)]
     pub request_id: Option<Value>,
     /// `policy_id`, unchecked.
-    #[serde(default)]
     pub policy_id: Option<Value>,
     /// `context`, unchecked.
-    #[serde(default)]
     pub context: Option<Value>,
+    /// The first record field named twice, if any: the record is then ambiguous
+    /// (`malformed`), and explanations can name the field without parsing messages.
+    pub duplicate: Option<&'static str>,
+}
+
+/// The record fields by name; anything else is skipped.
+enum Key {
+    Ts,
+    RequestId,
+    PolicyId,
+    Context,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Key;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E: serde::de::Error>(self, k: &str) -> Result<Key, E> {
+                Ok(match k {
+                    "ts" => Key::Ts,
+                    "request_id" => Key::RequestId,
+                    "policy_id" => Key::PolicyId,
+                    "context" => Key::Context,
+                    _ => Key::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Fields, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Fields;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object: one log record")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Fields, A::Error> {
+                let mut f = Fields::default();
+                while let Some(k) = m.next_key::<Key>()? {
+                    let (slot, name) = match k {
+                        Key::Ts => (&mut f.ts, "ts"),
+                        Key::RequestId => (&mut f.request_id, "request_id"),
+                        Key::PolicyId => (&mut f.policy_id, "policy_id"),
+                        Key::Context => (&mut f.context, "context"),
+                        Key::Other => {
+                            m.next_value::<serde::de::IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    if slot.is_some() {
+                        f.duplicate.get_or_insert(name);
+                        m.next_value::<serde::de::IgnoredAny>()?;
+                    } else {
+                        // `null` is kept as a value: "present but null" reads as absent
+                        // for ts and policy_id, and as a bad value elsewhere.
+                        *slot = Some(m.next_value::<Value>()?);
+                    }
+                }
+                Ok(f)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// The UTF-8 byte-order mark. It may open a file or a document (a context file, a POST
+/// body), where it is skipped; anywhere else it is not JSON whitespace.
+pub const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// `bytes` without a leading byte-order mark.
+pub fn strip_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(BOM).unwrap_or(bytes)
 }
 
 /// Reads the fields of one JSONL line (without its newline): the byte-level checks
@@ -101,7 +178,166 @@ pub fn parse_fields(line: &[u8]) -> Result<Fields, Reason> {
     // Validate the whole line first: serde_json checks UTF-8 only in the strings it
     // keeps, so invalid bytes inside an ignored key would otherwise slip through.
     let text = std::str::from_utf8(line).map_err(|_| Reason::Malformed)?;
-    serde_json::from_str(text).map_err(|_| Reason::Malformed)
+    let f: Fields = serde_json::from_str(text).map_err(|_| Reason::Malformed)?;
+    if f.duplicate.is_some() {
+        return Err(Reason::Malformed);
+    }
+    Ok(f)
+}
+
+/// One document of `adapt --context` (a record or a bare context) or a `serve` POST
+/// body, read by the replay reader's rules (SPEC §4, §7).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// `ts`, or the `now_ms` given when the document has none (or `null`).
+    pub ts_ms: i64,
+    /// `request_id`, if the document has one (not `null`).
+    pub request_id: Option<String>,
+    /// `policy_id`, if the document has one.
+    pub policy_id: Option<String>,
+    /// The context: the record's `context`, or the whole document when it has no
+    /// `context` key (a bare context).
+    pub context: Map<String, Value>,
+}
+
+/// Reads one document with the bytes-level rules of a log line (a leading BOM skipped,
+/// 16 MiB, an object, UTF-8, each record field once) and its field checks in replay's
+/// order. `ts` may be absent (`now_ms`). With `context_file` (`adapt --context`),
+/// `request_id` may be absent too and a document without a `context` key is a bare
+/// context; a `serve` body must name both.
+pub fn read_document(bytes: &[u8], now_ms: i64, context_file: bool) -> Result<Document, Reason> {
+    let bytes = strip_bom(bytes);
+    let f = parse_fields(bytes)?;
+    if f.context.is_none() && context_file {
+        // A bare context: the whole object (parse_fields checked it is one, in UTF-8).
+        let context: Map<String, Value> =
+            serde_json::from_slice(bytes).map_err(|_| Reason::Malformed)?;
+        return Ok(Document {
+            ts_ms: now_ms,
+            request_id: None,
+            policy_id: None,
+            context,
+        });
+    }
+    let ts = match f.ts {
+        None | Some(Value::Null) => Some(Value::from(now_ms)),
+        ts => ts,
+    };
+    let has_id = !matches!(f.request_id, None | Some(Value::Null));
+    // A stand-in that passes the check; the caller supplies the id it means.
+    let request_id = if has_id || !context_file {
+        f.request_id
+    } else {
+        Some(Value::from("-"))
+    };
+    let rec = check(ts, request_id, f.policy_id, f.context)?;
+    Ok(Document {
+        ts_ms: rec.ts_ms,
+        request_id: has_id.then_some(rec.request_id),
+        policy_id: rec.policy_id,
+        context: rec.context,
+    })
+}
+
+/// Why a document was rejected: the reason, the field to blame (if one) and a message
+/// for a person (`serve`'s 400 body, `adapt`'s exit-2 error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The SPEC §4 reason.
+    pub reason: Reason,
+    /// The offending field, when one is to blame.
+    pub field: Option<&'static str>,
+    /// What is wrong.
+    pub message: String,
+    /// Line and column (1-based) where the JSON parser stopped, for syntax errors.
+    pub at: Option<(u64, u64)>,
+}
+
+/// Explains a rejection of `bytes` (as read by [`read_document`]), retracing the reader's
+/// steps to say where. Costs a second parse, on the error path only.
+pub fn explain(bytes: &[u8], reason: Reason) -> Rejection {
+    let field_msg = |field: &'static str, msg: &str| Rejection {
+        reason,
+        field: Some(field),
+        message: format!("field '{field}': {msg}"),
+        at: None,
+    };
+    let malformed = |field, message| Rejection {
+        reason: Reason::Malformed,
+        field,
+        message,
+        at: None,
+    };
+    match reason {
+        Reason::MissingTs | Reason::BadTs => {
+            return field_msg(
+                "ts",
+                "expected an RFC 3339 date-time or integer epoch milliseconds,                  0001-01-01T00:00:00Z..=9999-12-31T23:54:59.999Z (or no ts: now)",
+            );
+        }
+        Reason::MissingRequestId => return field_msg("request_id", "expected a non-empty string"),
+        Reason::MissingContext => return field_msg("context", "expected a JSON object"),
+        Reason::TooLong => {
+            return Rejection {
+                reason,
+                field: None,
+                message: format!("record too long: the limit is {MAX_RECORD_BYTES} bytes (16 MiB)"),
+                at: None,
+            };
+        }
+        Reason::Malformed => {}
+    }
+    let bytes = strip_bom(bytes);
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return malformed(
+            None,
+            "the body must be a JSON object: one log record \
+             {ts?, request_id, context, policy_id?}"
+                .into(),
+        );
+    }
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => return malformed(None, format!("invalid UTF-8 at byte {}", e.valid_up_to())),
+    };
+    match serde_json::from_str::<Fields>(text) {
+        Err(e) => {
+            let pos = Some((e.line() as u64, e.column() as u64));
+            let at = format!("line {} column {}", e.line(), e.column());
+            if crate::error::is_depth_error(&e) {
+                let max = crate::error::JSON_MAX_DEPTH;
+                return Rejection {
+                    at: pos,
+                    ..malformed(
+                        None,
+                        format!(
+                            "JSON nested too deeply at {at}: serde_json's recursion limit is \
+                             {max} levels (at most {} nested arrays and objects, the record \
+                             object included)",
+                            max - 1
+                        ),
+                    )
+                };
+            }
+            let msg = crate::error::strip_position(&e.to_string());
+            Rejection {
+                at: pos,
+                ..malformed(None, format!("invalid JSON at {at}: {msg}"))
+            }
+        }
+        Ok(Fields {
+            duplicate: Some(name),
+            ..
+        }) => malformed(
+            Some(name),
+            format!("duplicate key '{name}': a record names each field once"),
+        ),
+        // It read: the record checks found a `policy_id` that is not a string.
+        Ok(_) => malformed(
+            Some("policy_id"),
+            "field 'policy_id': expected a string".into(),
+        ),
+    }
 }
 
 /// Parses one JSONL line (without its newline).
@@ -110,8 +346,26 @@ pub fn parse_line(line: &[u8]) -> Result<Record, Reason> {
     check(l.ts, l.request_id, l.policy_id, l.context)
 }
 
-/// Reads a `ts` value: RFC 3339 string or integer epoch milliseconds.
+/// The latest `ts` a record may carry: 9999-12-31T23:54:59.999Z. The last five
+/// minutes of year 9999 are refused (`bad_ts`) by every reader, because the default
+/// 5-minute window holding them would end in year 10000, which RFC 3339 cannot write;
+/// so `adapt`, `serve` and `replay` give the same answer on the same bytes
+/// (docs/reliability.md).
+pub const LAST_TS_MS: i64 = crate::policy::time::MAX_TS_MS - 300_000;
+
+/// Reads a `ts` value: RFC 3339 string or integer epoch milliseconds, up to
+/// [`LAST_TS_MS`].
 pub fn parse_ts(ts: Option<&Value>) -> Result<i64, Reason> {
+    parse_ts_unbounded(ts).and_then(|t| {
+        if t > LAST_TS_MS {
+            Err(Reason::BadTs)
+        } else {
+            Ok(t)
+        }
+    })
+}
+
+fn parse_ts_unbounded(ts: Option<&Value>) -> Result<i64, Reason> {
     match ts {
         None | Some(Value::Null) => Err(Reason::MissingTs),
         Some(Value::String(s)) => parse_rfc3339_ms(s).ok_or(Reason::BadTs),

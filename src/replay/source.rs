@@ -60,6 +60,82 @@ pub struct Input {
     pub compression: Compression,
     /// Size on disk, when known.
     pub bytes: Option<u64>,
+    /// Size and modification time when the inputs were listed (regular files only):
+    /// the file must still look like this after it has been read.
+    #[serde(skip)]
+    pub stamp: Option<FileStamp>,
+}
+
+/// What a regular file looked like at one moment: its size and modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    /// Size in bytes.
+    pub len: u64,
+    /// Last modification, where the file system keeps one.
+    pub modified: Option<std::time::SystemTime>,
+}
+
+impl FileStamp {
+    /// The stamp of a file's metadata.
+    pub fn of(meta: &std::fs::Metadata) -> FileStamp {
+        FileStamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        }
+    }
+}
+
+/// How a file differs from the stamp it had when it was listed, or `None` if it looks
+/// the same: another size, another modification time, or (`read`, for files read as
+/// plain bytes to their end) a byte count other than the listed size. A log truncated,
+/// appended to or rewritten while it is read would otherwise give a report over part
+/// of it while `inputs.files[].bytes` still shows the old size.
+pub fn changed_since(listed: &FileStamp, now: &FileStamp, read: Option<u64>) -> Option<String> {
+    let mut what = Vec::new();
+    if now.len != listed.len {
+        what.push(format!(
+            "its size went from {} to {} bytes",
+            listed.len, now.len
+        ));
+    }
+    if let Some(n) = read
+        && n != listed.len
+    {
+        what.push(format!("{n} bytes were read of the {} listed", listed.len));
+    }
+    if now.modified != listed.modified {
+        what.push("its modification time changed".to_string());
+    }
+    (!what.is_empty()).then(|| what.join(", "))
+}
+
+/// The error for a file that changed while it was read.
+fn changed_error(path: &Path, what: &str) -> ProofError {
+    ProofError::Config {
+        path: Location::file(path),
+        msg: format!(
+            "the file changed while it was read ({what}); no report was written, since it \
+             would cover only part of the file — replay a copy that is no longer written \
+             to (a rotated file, or `cp` it first)"
+        ),
+    }
+}
+
+/// Checks `file` (open on `path`) against the stamp it was listed with.
+fn check_stamp(
+    path: &Path,
+    listed: Option<&FileStamp>,
+    file: &File,
+    read: Option<u64>,
+) -> Result<(), ProofError> {
+    let Some(listed) = listed else {
+        return Ok(());
+    };
+    let now = FileStamp::of(&file.metadata().map_err(|e| ProofError::io(path, e))?);
+    match changed_since(listed, &now, read) {
+        Some(what) => Err(changed_error(path, &what)),
+        None => Ok(()),
+    }
 }
 
 /// A piece of work for the pipeline.
@@ -196,7 +272,69 @@ fn sniff_compression(head: &[u8]) -> Compression {
 
 /// Expands files and directories (recursively, in name order) into inputs, detects
 /// format and compression, and checks every Parquet schema before any work starts.
+/// A file reached twice is read once; the warning saying so goes to stderr.
 pub fn expand_inputs(paths: &[PathBuf], forced: Option<Format>) -> Result<Vec<Input>, ProofError> {
+    let (inputs, warnings) = expand_inputs_with_warnings(paths, forced)?;
+    for w in warnings {
+        // Not behind --quiet: the run reads fewer files than it was given.
+        eprintln!("proof: warning: {w}");
+    }
+    Ok(inputs)
+}
+
+/// The identity of a file for "was it given twice": device and inode where the OS
+/// has them (so symlinks and hard links count as the same file), else its canonical
+/// path. `None` when it cannot be looked at; opening it later reports why.
+fn file_identity(path: &Path) -> Option<(u64, u64, PathBuf)> {
+    if path.as_os_str() == "-" {
+        return Some((0, 0, path.to_path_buf()));
+    }
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((meta.dev(), meta.ino(), PathBuf::new()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        Some((0, 0, std::fs::canonicalize(path).ok()?))
+    }
+}
+
+/// Drops every file that is the same file as an earlier one (named twice, through a
+/// symlink, or both named and inside a named directory), keeping the first, and says
+/// which were dropped.
+fn dedupe(files: Vec<PathBuf>, warnings: &mut Vec<String>) -> Vec<PathBuf> {
+    let mut first: std::collections::HashMap<(u64, u64, PathBuf), PathBuf> =
+        std::collections::HashMap::new();
+    let mut kept = Vec::with_capacity(files.len());
+    for f in files {
+        match file_identity(&f) {
+            Some(id) => match first.get(&id) {
+                Some(earlier) => warnings.push(format!(
+                    "{} is the same file as {} (named twice, or inside a directory also \
+                     given); it is read once",
+                    f.display(),
+                    earlier.display()
+                )),
+                None => {
+                    first.insert(id, f.clone());
+                    kept.push(f);
+                }
+            },
+            None => kept.push(f),
+        }
+    }
+    kept
+}
+
+/// [`expand_inputs`], returning the warnings instead of printing them.
+pub fn expand_inputs_with_warnings(
+    paths: &[PathBuf],
+    forced: Option<Format>,
+) -> Result<(Vec<Input>, Vec<String>), ProofError> {
+    let mut warnings = Vec::new();
     let mut files = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for p in paths {
@@ -215,6 +353,7 @@ pub fn expand_inputs(paths: &[PathBuf], forced: Option<Format>) -> Result<Vec<In
             files.push(p.clone());
         }
     }
+    let files = dedupe(files, &mut warnings);
     let mut inputs = Vec::with_capacity(files.len());
     for path in files {
         if path.as_os_str() == "-" {
@@ -230,6 +369,7 @@ pub fn expand_inputs(paths: &[PathBuf], forced: Option<Format>) -> Result<Vec<In
                 format,
                 compression: Compression::None,
                 bytes: None,
+                stamp: None,
             });
             continue;
         }
@@ -279,6 +419,7 @@ pub fn expand_inputs(paths: &[PathBuf], forced: Option<Format>) -> Result<Vec<In
             format,
             compression,
             bytes: Some(meta.len()),
+            stamp: meta.is_file().then(|| FileStamp::of(&meta)),
         });
     }
     if inputs.is_empty() {
@@ -287,24 +428,28 @@ pub fn expand_inputs(paths: &[PathBuf], forced: Option<Format>) -> Result<Vec<In
                 .into(),
         ));
     }
-    Ok(inputs)
+    Ok((inputs, warnings))
 }
 
-/// Counts bytes read from the underlying file, for the progress bar.
+/// Counts bytes read from the underlying file: for the progress bar, and per file to
+/// check that a file was read to the size it was listed with.
 struct Counting<R> {
     inner: R,
     counter: Arc<AtomicU64>,
+    this_file: Arc<AtomicU64>,
 }
 
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.counter.fetch_add(n as u64, Ordering::Relaxed);
+        self.this_file.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
 
 /// Reads every input in order and sends chunks; stops early if the receiver is gone.
+/// A regular file that changed while it was read (or since it was listed) is an error.
 pub fn read_all(
     inputs: &[Input],
     tx: &SyncSender<Chunk>,
@@ -316,16 +461,23 @@ pub fn read_all(
             Format::Parquet => read_parquet(input, file, tx, bytes_read)?,
             Format::Jsonl => {
                 let stdin = input.path.as_os_str() == "-";
+                // A second handle on the open file, to look at it again once read.
+                let mut opened: Option<File> = None;
                 let raw: Box<dyn Read + Send> = if stdin {
                     Box::new(std::io::stdin())
                 } else {
-                    Box::new(File::open(&input.path).map_err(|e| ProofError::io(&input.path, e))?)
+                    let f = File::open(&input.path).map_err(|e| ProofError::io(&input.path, e))?;
+                    check_stamp(&input.path, input.stamp.as_ref(), &f, None)?;
+                    opened = f.try_clone().ok();
+                    Box::new(f)
                 };
+                let this_file = Arc::new(AtomicU64::new(0));
                 let mut counted = BufReader::with_capacity(
                     64 * 1024,
                     Counting {
                         inner: raw,
                         counter: bytes_read.clone(),
+                        this_file: this_file.clone(),
                     },
                 );
                 // A file's compression was sniffed when it was expanded; standard input
@@ -347,8 +499,26 @@ pub fn read_all(
                             .map_err(|e| ProofError::io(&input.path, e))?,
                     ),
                 };
-                read_lines(reader, file, tx)
-                    .map_err(|(line, e)| stream_error(input, compression, line, e))?;
+                let whole = read_lines(reader, file, tx).map_err(|(line, e)| {
+                    // A stream cut short because the file shrank is told as that.
+                    if let Some(f) = &opened
+                        && let Err(changed) =
+                            check_stamp(&input.path, input.stamp.as_ref(), f, None)
+                    {
+                        return changed;
+                    }
+                    stream_error(input, compression, line, e)
+                })?;
+                if !whole {
+                    return Ok(()); // the receiver is gone: the run is ending anyway
+                }
+                if let Some(f) = &opened {
+                    // Plain files are read byte for byte to their end; a decoder may
+                    // stop short of trailing bytes, so only their stamp is compared.
+                    let read = (compression == Compression::None)
+                        .then(|| this_file.load(Ordering::Relaxed));
+                    check_stamp(&input.path, input.stamp.as_ref(), f, read)?;
+                }
             }
         }
     }
@@ -377,19 +547,29 @@ fn stream_error(
 }
 
 /// Splits a stream into line chunks. Errors carry the line number reached.
+///
+/// The 16 MiB limit (SPEC §4) applies to the record's bytes: a UTF-8 byte-order mark
+/// at the start of the stream and the line ending (`\n` or `\r\n`) are not part of
+/// the record, so they neither count against the limit nor stay in the span. At most
+/// limit + BOM + CRLF bytes of one line are held; a longer line is `too_long` and the
+/// rest of it is skipped unread.
 fn read_lines(
     reader: impl Read,
     file: u32,
     tx: &SyncSender<Chunk>,
-) -> Result<(), (u64, std::io::Error)> {
+) -> Result<bool, (u64, std::io::Error)> {
+    const BOM: &[u8] = b"\xEF\xBB\xBF";
     let mut r = BufReader::with_capacity(1 << 20, reader);
     let mut line_no: u64 = 1;
     let mut first_line = 1;
     let mut data = Vec::with_capacity(CHUNK_BYTES + 4096);
     let mut spans = Vec::with_capacity(CHUNK_LINES);
-    let limit = MAX_RECORD_BYTES as u64 + 2;
     loop {
         let start = data.len();
+        // Room for a whole record plus what is not part of it: "\r\n", and the BOM on
+        // the first line. A read that fills this without reaching '\n' is over-long.
+        let bom_room = if line_no == 1 { BOM.len() } else { 0 };
+        let limit = (MAX_RECORD_BYTES + 2 + bom_room) as u64;
         let n = (&mut r)
             .take(limit)
             .read_until(b'\n', &mut data)
@@ -398,20 +578,29 @@ fn read_lines(
             break;
         }
         let has_nl = data.last() == Some(&b'\n');
-        let mut end = data.len() - usize::from(has_nl);
-        if line_no == 1 && data[start..end].starts_with(b"\xEF\xBB\xBF") {
-            // A UTF-8 byte-order mark at the start of a file is not part of the record.
-            data.drain(start..start + 3);
-            end -= 3;
+        let cut_short = !has_nl && n as u64 == limit;
+        let mut begin = start;
+        if line_no == 1 && data[start..].starts_with(BOM) {
+            begin += BOM.len();
         }
-        if end - start > MAX_RECORD_BYTES {
+        let mut end = data.len();
+        if has_nl {
+            end -= 1;
+            if end > begin && data[end - 1] == b'\r' {
+                end -= 1;
+            }
+        }
+        if cut_short || end - begin > MAX_RECORD_BYTES {
             data.truncate(start);
-            if !has_nl {
+            if cut_short {
                 skip_to_newline(&mut r).map_err(|e| (line_no, e))?;
             }
             spans.push(TOO_LONG);
         } else {
-            spans.push((start as u32, end as u32));
+            // Keep only the record's bytes, so a chunk holds records back to back.
+            data.truncate(end);
+            data.drain(start..begin);
+            spans.push((start as u32, data.len() as u32));
         }
         line_no += 1;
         if data.len() >= CHUNK_BYTES || spans.len() >= CHUNK_LINES {
@@ -423,19 +612,20 @@ fn read_lines(
             };
             first_line = line_no;
             if tx.send(chunk).is_err() {
-                return Ok(());
+                return Ok(false);
             }
         }
     }
     if !spans.is_empty() {
-        let _ = tx.send(Chunk::Lines {
+        let sent = tx.send(Chunk::Lines {
             file,
             first_line,
             data,
             spans,
         });
+        return Ok(sent.is_ok());
     }
-    Ok(())
+    Ok(true)
 }
 
 fn skip_to_newline(r: &mut impl BufRead) -> std::io::Result<()> {
@@ -513,7 +703,20 @@ fn read_parquet(
     bytes_read: &Arc<AtomicU64>,
 ) -> Result<(), ProofError> {
     let path = &input.path;
-    let (columns, builder) = parquet_guarded(path, 0, || ParquetColumns::open(path))?;
+    // The reader opens the file itself: compare by path, before and after.
+    let unchanged = || -> Result<(), ProofError> {
+        let Some(listed) = &input.stamp else {
+            return Ok(());
+        };
+        let now = FileStamp::of(&std::fs::metadata(path).map_err(|e| ProofError::io(path, e))?);
+        match changed_since(listed, &now, None) {
+            Some(what) => Err(changed_error(path, &what)),
+            None => Ok(()),
+        }
+    };
+    unchanged()?;
+    let (columns, builder) = parquet_guarded(path, 0, || ParquetColumns::open(path))
+        .map_err(|e| unchanged().err().unwrap_or(e))?;
     // The decoder reads column chunks, not a byte stream: progress advances by the
     // share of rows decoded, in bytes of the file, so the bar and its ETA move.
     let total_rows = builder.metadata().file_metadata().num_rows().max(1) as u64;
@@ -527,10 +730,14 @@ fn read_parquet(
             .map_err(|e| parquet_error(path, e))
     })?;
     let mut first_row = 1;
-    while let Some(batch) = parquet_guarded(path, first_row, || Ok(reader.next()))? {
-        let batch = batch.map_err(|e| ProofError::Config {
-            path: Location::at(path, first_row, 0),
-            msg: format!("Parquet data is truncated or corrupt near row {first_row}: {e}"),
+    while let Some(batch) = parquet_guarded(path, first_row, || Ok(reader.next()))
+        .map_err(|e| unchanged().err().unwrap_or(e))?
+    {
+        let batch = batch.map_err(|e| {
+            unchanged().err().unwrap_or_else(|| ProofError::Config {
+                path: Location::at(path, first_row, 0),
+                msg: format!("Parquet data is truncated or corrupt near row {first_row}: {e}"),
+            })
         })?;
         let n = batch.num_rows() as u64;
         let done = (size as u128 * (first_row - 1 + n).min(total_rows) as u128 / total_rows as u128)
@@ -550,7 +757,7 @@ fn read_parquet(
         }
         first_row += n;
     }
-    Ok(())
+    unchanged()
 }
 
 /// A Parquet library error as a user-facing error.
@@ -602,7 +809,7 @@ mod tests {
         assert_eq!(
             got,
             [
-                Some(b"{\"a\":1}\r".to_vec()),
+                Some(b"{\"a\":1}".to_vec()),
                 Some(Vec::new()),
                 Some(b"{\"b\":2}".to_vec())
             ]
@@ -615,6 +822,88 @@ mod tests {
         input.extend_from_slice(b"\n{}\n");
         let got = lines(&input);
         assert_eq!(got, [None, Some(b"{}".to_vec())]);
+    }
+
+    #[test]
+    fn the_limit_counts_record_bytes_not_bom_or_line_ending() {
+        let rec = vec![b'x'; MAX_RECORD_BYTES];
+        let with = |prefix: &[u8], body: &[u8], eol: &[u8]| {
+            let mut v = prefix.to_vec();
+            v.extend_from_slice(body);
+            v.extend_from_slice(eol);
+            v.extend_from_slice(b"{}");
+            v.extend_from_slice(eol);
+            v
+        };
+        let bom = b"\xEF\xBB\xBF";
+        for (prefix, eol) in [
+            (&b""[..], &b"\n"[..]),
+            (bom, b"\n"),
+            (b"", b"\r\n"),
+            (bom, b"\r\n"),
+        ] {
+            let got = lines(&with(prefix, &rec, eol));
+            assert_eq!(got.len(), 2);
+            assert_eq!(got[0].as_deref(), Some(&rec[..]), "exact limit is a record");
+            assert_eq!(got[1].as_deref(), Some(&b"{}"[..]));
+            let mut over = rec.clone();
+            over.push(b'x');
+            assert_eq!(
+                lines(&with(prefix, &over, eol)),
+                [None, Some(b"{}".to_vec())]
+            );
+        }
+        // Over by more than the room for BOM and CRLF: cut short, the rest skipped.
+        let long = vec![b'x'; MAX_RECORD_BYTES + 7];
+        assert_eq!(
+            lines(&with(bom, &long, b"\r\n")),
+            [None, Some(b"{}".to_vec())]
+        );
+    }
+
+    #[test]
+    fn a_file_that_changed_since_it_was_listed_is_told_apart() {
+        let t0 = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000);
+        let listed = FileStamp {
+            len: 1000,
+            modified: Some(t0),
+        };
+        assert_eq!(changed_since(&listed, &listed, Some(1000)), None);
+        assert_eq!(changed_since(&listed, &listed, None), None);
+        // Truncated while read: it shrank and fewer bytes came out.
+        let shrunk = FileStamp {
+            len: 400,
+            modified: Some(t0 + std::time::Duration::from_millis(3)),
+        };
+        assert_eq!(
+            changed_since(&listed, &shrunk, Some(650)).as_deref(),
+            Some(
+                "its size went from 1000 to 400 bytes, 650 bytes were read of the 1000 listed, \
+                 its modification time changed"
+            )
+        );
+        // Rewritten to the same size: only the time tells.
+        let rewritten = FileStamp {
+            len: 1000,
+            modified: Some(t0 + std::time::Duration::from_nanos(1)),
+        };
+        assert_eq!(
+            changed_since(&listed, &rewritten, Some(1000)).as_deref(),
+            Some("its modification time changed")
+        );
+        // Truncated and grown back within the clock's resolution: the byte count tells.
+        assert_eq!(
+            changed_since(&listed, &listed, Some(1200)).as_deref(),
+            Some("1200 bytes were read of the 1000 listed")
+        );
+        let e = changed_error(Path::new("logs/a.jsonl"), "its size went from 1 to 0 bytes");
+        assert!(
+            e.to_string().starts_with(
+                "logs/a.jsonl: the file changed while it was read (its size went from 1 to 0 \
+                 bytes); no report was written"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Report model and one exporter per output format; [`write_outputs`] is the only
-//! place that writes them, each atomically. Exporters are pure functions of the model.
+//! place that writes them, as one set swapped into the locked output directory
+//! ([`writer`]). Exporters are pure functions of the model.
 
 pub mod csv;
 pub mod drift_details;
@@ -12,8 +13,6 @@ pub mod openmetrics;
 pub mod svg;
 pub mod view;
 pub mod writer;
-
-use std::path::Path;
 
 use crate::error::ProofError;
 use model::Report;
@@ -38,26 +37,18 @@ pub fn exporters() -> Vec<Box<dyn Exporter>> {
     ]
 }
 
-/// Writes every exporter's file into `dir` (created if missing), each atomically.
-/// Files are serialised first, so a failure leaves the previous outputs in place.
+/// Writes every exporter's file into the locked output directory as one set (see
+/// [`writer::OutputLock::write_set`]): serialised first, so a failure leaves the
+/// previous outputs in place, then swapped in whole, so a reader or a signal sees the
+/// old set or the new one.
 pub fn write_outputs(
-    dir: &Path,
+    out: &writer::OutputLock,
     report: &Report,
     exporters: &[&dyn Exporter],
 ) -> Result<Vec<std::path::PathBuf>, ProofError> {
-    std::fs::create_dir_all(dir).map_err(|e| ProofError::io(dir, e))?;
     let files: Vec<(&'static str, Vec<u8>)> = exporters
         .iter()
         .map(|e| Ok((e.file_name(), e.serialize(report)?)))
         .collect::<Result<_, ProofError>>()?;
-    // One uninterrupted stretch: a signal leaves the old set or the new set, not a mix.
-    writer::uninterrupted(|| {
-        let mut written = Vec::with_capacity(files.len());
-        for (name, bytes) in files {
-            let path = dir.join(name);
-            writer::write_atomic(&path, &bytes)?;
-            written.push(path);
-        }
-        Ok(written)
-    })
+    out.write_set(&files)
 }

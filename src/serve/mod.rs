@@ -3,7 +3,7 @@
 //!
 //! Owns the HTTP surface (routes, status codes, bodies), the reload loop and the
 //! process lifecycle (bind, signals, graceful shutdown). Decisions come from
-//! `cli::adapt::decide` so a record gets the same answer from `adapt`, `replay` and
+//! `orchestrator::facade::decide` so a record gets the same answer from `adapt`, `replay` and
 //! `serve`; metric families come from `orchestrator::metrics` plus `serve::metrics`.
 //! Never logs request bodies, request ids, tokens or context values.
 
@@ -30,10 +30,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use crate::cli::adapt::decide;
 use crate::error::ProofError;
-use crate::orchestrator::Scratch;
 use crate::orchestrator::metrics::{Observation, render_registry};
+use crate::orchestrator::{DecideOptions, Request as DecideRequest, Scratch, decide};
 use crate::replay::record::{self, Reason};
 use conn::{Accepted, Conn, Handoff};
 pub use metrics::{Ratios, RbacMetrics, ServeMetrics, Windows};
@@ -289,20 +288,6 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// Field and message for a record that fails the SPEC §4 checks after it was read.
-fn reason_detail(r: Reason) -> (&'static str, &'static str) {
-    match r {
-        Reason::MissingTs | Reason::BadTs => (
-            "ts",
-            "expected an RFC 3339 date-time or integer epoch milliseconds (or no ts: now)",
-        ),
-        Reason::MissingRequestId => ("request_id", "expected a non-empty string"),
-        Reason::MissingContext => ("context", "expected a JSON object"),
-        Reason::Malformed => ("policy_id", "expected a string"),
-        Reason::TooLong => ("", "record too long"),
-    }
-}
-
 /// Why a body is not a record: the SPEC §4 reason, the field (if one) and a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BodyError {
@@ -323,102 +308,33 @@ impl BodyError {
             &self.message,
         )
     }
+}
 
-    fn malformed(field: Option<&'static str>, message: String) -> Self {
+impl From<record::Rejection> for BodyError {
+    fn from(r: record::Rejection) -> Self {
         BodyError {
-            error: Reason::Malformed.as_str(),
-            field,
-            message,
+            error: r.reason.as_str(),
+            field: r.field,
+            message: r.message,
         }
     }
 }
 
-impl From<Reason> for BodyError {
-    fn from(r: Reason) -> Self {
-        let (field, msg) = reason_detail(r);
-        BodyError {
-            error: r.as_str(),
-            field: (!field.is_empty()).then_some(field),
-            message: if field.is_empty() {
-                msg.to_string()
-            } else {
-                format!("field '{field}': {msg}")
-            },
-        }
-    }
-}
-
-/// serde_json's recursion limit: a document may nest arrays and objects at most one
-/// level less deep (127, the record object included).
-pub const JSON_RECURSION_LIMIT: usize = 128;
-
-/// Names the problem serde_json found in a body.
-fn json_error(e: &serde_json::Error) -> BodyError {
-    let msg = crate::error::strip_position(&e.to_string());
-    let at = format!("line {} column {}", e.line(), e.column());
-    if msg == "recursion limit exceeded" {
-        return BodyError::malformed(
-            None,
-            format!(
-                "JSON nested too deeply at {at}: serde_json's recursion limit is \
-                 {JSON_RECURSION_LIMIT} levels (at most {} nested arrays and objects, the \
-                 record object included)",
-                JSON_RECURSION_LIMIT - 1
-            ),
-        );
-    }
-    if let Some(rest) = msg.strip_prefix("duplicate field `") {
-        let name = rest.trim_end_matches('`');
-        let field = ["ts", "request_id", "policy_id", "context"]
-            .into_iter()
-            .find(|f| *f == name);
-        return BodyError::malformed(
-            field,
-            format!("duplicate key '{name}' at {at}: a record names each field once"),
-        );
-    }
-    BodyError::malformed(None, format!("invalid JSON at {at}: {msg}"))
-}
-
-/// Explains why replay's reader called `body` malformed, retracing its steps.
-fn explain_malformed(body: &[u8]) -> BodyError {
-    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return BodyError::malformed(
-            None,
-            "the body must be a JSON object: one log record \
-             {ts?, request_id, context, policy_id?}"
-                .into(),
-        );
-    }
-    let text = match std::str::from_utf8(body) {
-        Ok(t) => t,
-        Err(e) => {
-            return BodyError::malformed(
-                None,
-                format!("invalid UTF-8 at byte {}", e.valid_up_to()),
-            );
-        }
-    };
-    match serde_json::from_str::<record::Fields>(text) {
-        Err(e) => json_error(&e),
-        // It read: the record checks found a `policy_id` that is not a string.
-        Ok(_) => Reason::Malformed.into(),
-    }
-}
-
-/// Parses and checks a body with replay's reader (`record::parse_fields` and
-/// `record::check`, SPEC §4), so the same bytes get the same outcome; the one
-/// difference is that `ts` may be absent or null, meaning now. The body is parsed once.
+/// Parses and checks a body with replay's reader (`record::read_document`, SPEC §4),
+/// so the same bytes get the same outcome; the one difference is that `ts` may be
+/// absent or null, meaning now. The body is parsed once (twice on an error, to explain).
 pub fn parse_body(body: &[u8]) -> Result<record::Record, BodyError> {
-    let explain = |r: Reason| match r {
-        Reason::Malformed => explain_malformed(body),
-        r => r.into(),
-    };
-    let mut f = record::parse_fields(body).map_err(explain)?;
-    if matches!(f.ts, None | Some(Value::Null)) {
-        f.ts = Some(Value::from(crate::policy::time::now_ms()));
-    }
-    record::check(f.ts, f.request_id, f.policy_id, f.context).map_err(explain)
+    let explain = |r: Reason| BodyError::from(record::explain(body, r));
+    let doc = record::read_document(body, crate::policy::time::now_ms(), false).map_err(explain)?;
+    let request_id = doc
+        .request_id
+        .ok_or_else(|| explain(Reason::MissingRequestId))?;
+    Ok(record::Record {
+        ts_ms: doc.ts_ms,
+        request_id,
+        policy_id: doc.policy_id,
+        context: doc.context,
+    })
 }
 
 async fn adapt_handler(State(app): State<Arc<App>>, req: Request) -> Response {
@@ -481,11 +397,15 @@ fn adapt(app: &App, body: Result<Bytes, BytesRejection>) -> Response {
         let mut s = s.borrow_mut();
         decide(
             &loaded.engine,
-            options,
-            false,
-            rec.ts_ms,
-            &rec.request_id,
-            &rec.context,
+            DecideOptions {
+                enforce: options,
+                dry_run: false,
+            },
+            DecideRequest {
+                ts_ms: rec.ts_ms,
+                request_id: &rec.request_id,
+                context: &rec.context,
+            },
             &mut s,
         )
     });
@@ -845,10 +765,10 @@ mod tests {
 
     #[test]
     fn depth_limit_is_named_and_shared_with_replay() {
-        let ok = nested(JSON_RECURSION_LIMIT - 1);
+        let ok = nested(crate::error::JSON_MAX_DEPTH - 1);
         assert!(record::parse_line(&ok).is_ok());
         assert!(parse_body(&ok).is_ok());
-        let deep = nested(JSON_RECURSION_LIMIT);
+        let deep = nested(crate::error::JSON_MAX_DEPTH);
         assert_eq!(record::parse_line(&deep), Err(Reason::Malformed));
         let e = parse_body(&deep).unwrap_err();
         assert_eq!((e.error, e.field), ("malformed", None));
@@ -866,7 +786,7 @@ mod tests {
         assert_eq!((e.error, e.field), ("malformed", Some("context")));
         assert!(
             e.message
-                .starts_with("duplicate key 'context' at line 1 column")
+                .starts_with("duplicate key 'context': a record names each field once")
         );
         let e = parse_body(b"{\"request_id\":\"a\",\"k\":\"\xff\",\"context\":{}}").unwrap_err();
         assert_eq!(e.message, "invalid UTF-8 at byte 23");

@@ -11,9 +11,10 @@ use sha2::{Digest, Sha256};
 
 use super::metrics::{RbacMetrics, ServeMetrics};
 use super::rbac::AccessMap;
-use crate::cli::adapt::build_engine;
 use crate::error::ProofError;
-use crate::orchestrator::{EnforceOptions, Engine, SelectorKind, Weights};
+use crate::orchestrator::{
+    EnforceOptions, Engine, EngineOptions, SelectorKind, Weights, build_engine,
+};
 use crate::policy::{ListSpec, Lists, Policy};
 
 /// Everything `proof serve` was started with.
@@ -118,11 +119,11 @@ impl ServeConfig {
             Some(p) => Some((Weights::load(p)?, p.clone())),
             None => None,
         };
-        let engine = build_engine(
+        let engine = build_engine(EngineOptions {
             policy,
-            self.selector,
-            weights.as_ref().map(|(w, p)| (w, p.as_path())),
-        )?;
+            selector: self.selector,
+            weights: weights.as_ref().map(|(w, p)| (w, p.as_path())),
+        })?;
         Ok(Loaded {
             engine,
             fingerprint,

@@ -331,7 +331,7 @@ pub(crate) fn window_cum(w: &WindowAgg) -> ([u64; 101], [u64; 101], [u64; 101]) 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn settings(confidence: Option<f64>) -> GateSettings {

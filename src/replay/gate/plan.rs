@@ -637,3 +637,332 @@ fn flagger(v: &Value) -> Result<Plan, String> {
         source: "flagger",
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replay::aggregate::WindowAgg;
+    use crate::replay::gate::tests::settings;
+    use serde_json::json;
+
+    const MIN: i64 = 60_000;
+
+    /// Ten 1-minute windows of 10 requests each; `drift` lists (window, percent group,
+    /// new denial?) for one drifting record each: it counts at every level above its
+    /// percent group.
+    fn agg(drift: &[(i64, usize, bool)]) -> Aggregate {
+        let mut a = Aggregate::default();
+        for w in 0..10 {
+            let win = WindowAgg {
+                requests: 10,
+                ..WindowAgg::default()
+            };
+            a.windows.insert(w * MIN, win);
+        }
+        for &(w, pct, new) in drift {
+            let win = a.windows.get_mut(&(w * MIN)).unwrap();
+            win.drift_by_pct[pct] += 1;
+            if new {
+                win.new_denials_by_pct[pct] += 1;
+            } else {
+                win.missed_denials_by_pct[pct] += 1;
+            }
+        }
+        a.evaluated = 100;
+        a.read = 100;
+        a
+    }
+
+    fn gate() -> GateSettings {
+        let mut g = settings(None);
+        g.drift_max = 0.1; // 2 of 10 breach
+        g.window = WindowLen::from_ms(MIN).unwrap();
+        g
+    }
+
+    fn plan(v: serde_json::Value) -> Plan {
+        let p = Plan::from_value(&v).unwrap();
+        p.check_window(gate().window, "test").unwrap();
+        p
+    }
+
+    fn three_steps(extra: serde_json::Value) -> Plan {
+        let mut v = json!({"steps": [
+            {"rollout": 10, "duration": "2m"},
+            {"rollout": 50, "duration": "3m"},
+            {"rollout": 100}
+        ]});
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        plan(v)
+    }
+
+    #[test]
+    fn rolled_back_in_the_first_step() {
+        // Two new denials in window 1 from bucket group 5: counted at 10 %, 2/10 > 0.1.
+        let a = agg(&[(1, 5, true), (1, 5, true)]);
+        let r = three_steps(json!({})).simulate(&a, &gate());
+        assert!(!r.passed);
+        let run = &r.runs[0];
+        assert_eq!(run.outcome, RunOutcome::RolledBack);
+        assert_eq!(run.rolled_back_in.map(|(s, l)| (s, l.get())), Some((1, 10)));
+        assert_eq!(run.at_ms, Some(2 * MIN)); // the end of window 1
+        assert_eq!(run.breached_windows, 1);
+        assert_eq!(
+            run.impact,
+            Impact {
+                requests: 20,
+                events: 2,
+                new_denials: 2,
+                missed_denials: 0
+            }
+        );
+        assert_eq!(r.summary.rolled_back_by_step, [1, 0, 0]);
+        // The staircase: 10 % for windows 0-1, then rolled back to 0.
+        let levels: Vec<u8> = r.first_run_levels.iter().map(|(_, l)| *l).collect();
+        assert_eq!(levels, [10, 10, 0, 0, 0, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn rolled_back_in_the_last_step_only_where_its_level_counts() {
+        // Group 80 counts only at 100 %: windows 1 and 3 (steps 1, 2) do not breach.
+        let a = agg(&[
+            (1, 80, true),
+            (1, 80, true),
+            (3, 80, false),
+            (3, 80, false),
+            (7, 80, false),
+            (7, 80, true),
+        ]);
+        let r = three_steps(json!({})).simulate(&a, &gate());
+        let run = &r.runs[0];
+        assert_eq!(
+            run.rolled_back_in.map(|(s, l)| (s, l.get())),
+            Some((3, 100))
+        );
+        assert_eq!(run.at_ms, Some(8 * MIN));
+        // Judged: windows 0..=7, 80 requests; only window 7 counts its drift (at 100 %).
+        assert_eq!(
+            run.impact,
+            Impact {
+                requests: 80,
+                events: 2,
+                new_denials: 1,
+                missed_denials: 1
+            }
+        );
+        let levels: Vec<u8> = r.first_run_levels.iter().map(|(_, l)| *l).collect();
+        assert_eq!(levels, [10, 10, 50, 50, 50, 100, 100, 100, 0, 0]);
+    }
+
+    #[test]
+    fn promoted_and_incomplete() {
+        // A breach after the last timed step's end is never judged.
+        let a = agg(&[(7, 0, true), (7, 0, true)]);
+        let p = plan(json!({"steps": [
+            {"rollout": 10, "duration": "2m"}, {"rollout": 100, "duration": "3m"}]}));
+        let r = p.simulate(&a, &gate());
+        assert!(r.passed);
+        assert_eq!(r.runs[0].outcome, RunOutcome::Promoted);
+        assert_eq!(r.runs[0].at_ms, Some(5 * MIN));
+        assert_eq!(r.runs[0].impact.requests, 50);
+        let p = plan(json!({"steps": [
+            {"rollout": 10, "duration": "2m"}, {"rollout": 50, "duration": "20m"}]}));
+        let r = p.simulate(&agg(&[]), &gate());
+        assert_eq!(r.runs[0].outcome, RunOutcome::Incomplete);
+        assert_eq!(r.runs[0].at_ms, None);
+        assert!(r.passed);
+        // Open-ended last step: promoted once the traffic reaches it, at its start.
+        let r = three_steps(json!({})).simulate(&agg(&[]), &gate());
+        assert_eq!(r.runs[0].outcome, RunOutcome::Promoted);
+        assert_eq!(r.runs[0].at_ms, Some(5 * MIN));
+    }
+
+    #[test]
+    fn failure_limit_counts_breached_windows() {
+        // Group 0 counts at every level above 0: windows 1, 3 and 6 breach.
+        let d = [(1, 0, true), (1, 0, true), (3, 0, true), (3, 0, true)];
+        let d: Vec<_> = d
+            .iter()
+            .copied()
+            .chain([(6, 0, true), (6, 0, true)])
+            .collect();
+        let a = agg(&d);
+        let r = three_steps(json!({"failure_limit": 1})).simulate(&a, &gate());
+        assert_eq!(r.runs[0].at_ms, Some(2 * MIN));
+        let r = three_steps(json!({"failure_limit": 3})).simulate(&a, &gate());
+        let run = &r.runs[0];
+        assert_eq!(run.rolled_back_in.map(|(s, _)| s), Some(3));
+        assert_eq!(run.at_ms, Some(7 * MIN));
+        assert_eq!(run.breached_windows, 3);
+        assert_eq!(run.impact.events, 6);
+        let r = three_steps(json!({"failure_limit": 4})).simulate(&a, &gate());
+        assert_eq!(r.runs[0].outcome, RunOutcome::Promoted);
+        assert_eq!(r.runs[0].breached_windows, 3);
+    }
+
+    #[test]
+    fn an_instant_start_floors_to_its_window() {
+        let a = agg(&[(1, 0, true), (1, 0, true), (3, 0, true), (3, 0, true)]);
+        let p = three_steps(json!({"start": "1970-01-01T00:03:30Z"}));
+        assert_eq!(p.start.as_text(), "1970-01-01T00:03:30Z");
+        let r = p.simulate(&a, &gate());
+        assert_eq!(r.runs.len(), 1);
+        assert_eq!(r.runs[0].start, WindowStart(3 * MIN));
+        assert_eq!(r.runs[0].at_ms, Some(4 * MIN));
+        assert_eq!(r.runs[0].impact.requests, 10);
+    }
+
+    #[test]
+    fn every_start_agrees_with_one_instant_run_per_start() {
+        let a = agg(&[
+            (1, 5, true),
+            (1, 30, true),
+            (4, 60, false),
+            (4, 60, false),
+            (8, 0, true),
+            (8, 0, false),
+        ]);
+        for limit in [1, 2] {
+            let every = three_steps(json!({"start": "every", "failure_limit": limit}))
+                .simulate(&a, &gate());
+            assert_eq!(every.runs.len(), 10);
+            for run in &every.runs {
+                let at = crate::policy::time::format_rfc3339_ms(run.start.ms() + 1234);
+                let one =
+                    three_steps(json!({"start": at, "failure_limit": limit})).simulate(&a, &gate());
+                assert_eq!(&one.runs[0], run);
+            }
+            let s = &every.summary;
+            assert_eq!(s.runs, s.promoted + s.rolled_back + s.incomplete);
+        }
+        let every = three_steps(json!({"start": "every"})).simulate(&a, &gate());
+        let mut events: Vec<u64> = every.runs.iter().map(|r| r.impact.events).collect();
+        events.sort();
+        assert_eq!(every.summary.impact_events_max, *events.last().unwrap());
+        assert_eq!(every.summary.impact_events_median, events[4]);
+    }
+
+    #[test]
+    fn no_window_no_run() {
+        let r = three_steps(json!({"start": "every"})).simulate(&Aggregate::default(), &gate());
+        assert!(r.runs.is_empty() && r.passed);
+        assert_eq!(r.summary.runs, 0);
+        assert_eq!(r.summary.rolled_back_by_step, [0, 0, 0]);
+    }
+
+    #[test]
+    fn argo_rollout_steps() {
+        let v: Value = serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Rollout",
+            "spec": {"strategy": {"canary": {"steps": [
+                {"pause": {"duration": "1h"}},
+                {"setWeight": 10},
+                {"pause": {"duration": "2m"}},
+                {"setWeight": 20},
+                {"setWeight": 50},
+                {"analysis": {"templates": [{"templateName": "success-rate"}]}},
+                {"pause": {"duration": 180}},
+                {"pause": {"duration": "60"}},
+                {"setWeight": 80}
+            ]}}}
+        }))
+        .unwrap();
+        let p = Plan::from_value(&v).unwrap();
+        let steps: Vec<(u8, Option<i64>)> = p
+            .steps
+            .iter()
+            .map(|s| (s.rollout.get(), s.duration_ms))
+            .collect();
+        // 20 (no pause) and 80 (last, no pause) are dropped; 50 lasts 180 s + 60 s;
+        // the promotion to 100 is appended.
+        assert_eq!(
+            steps,
+            [(10, Some(2 * MIN)), (50, Some(4 * MIN)), (100, None)]
+        );
+        assert_eq!((p.failure_limit, p.source), (1, "argo"));
+        let bad = json!({"kind": "Rollout", "spec": {"strategy": {"canary": {"steps": [
+            {"setWeight": 10}, {"pause": {}}]}}}});
+        let e = Plan::from_value(&bad).unwrap_err();
+        assert!(
+            e.contains("steps[1]") && e.contains("pause.duration"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn flagger_canary_steps() {
+        let v = json!({"kind": "Canary", "spec": {"analysis": {
+            "interval": "1m", "threshold": 2, "stepWeight": 20, "maxWeight": 50}}});
+        let p = Plan::from_value(&v).unwrap();
+        let steps: Vec<(u8, Option<i64>)> = p
+            .steps
+            .iter()
+            .map(|s| (s.rollout.get(), s.duration_ms))
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                (20, Some(MIN)),
+                (40, Some(MIN)),
+                (50, Some(MIN)),
+                (100, None)
+            ]
+        );
+        assert_eq!(p.failure_limit, 2);
+        let v = json!({"kind": "Canary", "spec": {"analysis": {"stepWeights": [1, 5, 25]}}});
+        let p = Plan::from_value(&v).unwrap();
+        assert_eq!(p.steps.len(), 4);
+    }
+
+    #[test]
+    fn bad_plans_name_the_step_key_and_range() {
+        let cases = [
+            (json!({"steps": []}), "at least one step"),
+            (json!({}), "`steps`"),
+            (
+                json!({"steps": [{"rollout": 101, "duration": "1m"}]}),
+                "step 1 (index 0), `rollout`: 101: an integer 0..=100",
+            ),
+            (
+                json!({"steps": [{"rollout": 5}, {"rollout": 10}]}),
+                "step 1 (index 0), `duration`: missing; only the last step",
+            ),
+            (
+                json!({"steps": [{"rollout": 5, "duration": "1m", "weight": 3}]}),
+                "`weight`: unknown key",
+            ),
+            (
+                json!({"steps": [{"rollout": 5}], "failure_limit": 0}),
+                "integer ≥ 1",
+            ),
+            (
+                json!({"steps": [{"rollout": 5}], "start": "soon"}),
+                "RFC 3339",
+            ),
+            (
+                json!({"steps": [{"rollout": 5}], "stepz": 1}),
+                "unknown key `stepz`",
+            ),
+        ];
+        for (v, want) in cases {
+            let e = Plan::from_value(&v).unwrap_err();
+            assert!(e.contains(want), "{v}: {e}");
+        }
+        let p = Plan::from_value(
+            &json!({"steps": [{"rollout": 5, "duration": "90s"}, {"rollout": 100}]}),
+        )
+        .unwrap();
+        let e = p
+            .check_window(WindowLen::from_ms(MIN).unwrap(), "plan.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("plan.yaml: step 1 (index 0)")
+                && e.contains("not a whole multiple of the window 1m"),
+            "{e}"
+        );
+    }
+}

@@ -5,7 +5,13 @@
 //! beyond `ln`, `exp` and `sqrt`).
 //!
 //! The reference lists the generated traffic refers to come from the same universe, so
-//! `write_lists` and `Generator` agree on which suppliers are sanctioned.
+//! `lists` and `Generator` agree on which suppliers are sanctioned. The writers are
+//! [`jsonl`] (plain, gzip, zstd) and [`parquet`]; `cli::generate` only maps flags.
+
+pub mod jsonl;
+pub mod parquet;
+
+pub use jsonl::to_jsonl;
 
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
@@ -142,17 +148,38 @@ impl Generator {
     }
 
     /// Maps a uniform in [0, 1) through the diurnal CDF to an offset in ms.
+    ///
+    /// The profile repeats every period: a day, or the whole span when it is shorter
+    /// (the day's shape is then scaled to the span, not cut off at its end, which
+    /// piled the records of the missing hours on the last millisecond). Whole periods
+    /// get records in proportion to their length; a last, partial day gets its share
+    /// spread over the hours it has.
     fn time_at(&self, u: f64) -> i64 {
-        let days = self.cfg.duration_ms as f64 / 86_400_000.0;
-        let x = u * days;
-        let day = x.floor();
-        let frac = x - day;
+        let span = self.cfg.duration_ms;
+        let period = span.min(86_400_000) as f64;
+        let periods = span as f64 / period;
+        let whole = periods.floor();
+        let x = u * periods;
+        let k = x.floor();
+        let frac = x - k;
         let total = self.cdf[1440];
-        let target = frac * total;
+        let target = if k < whole {
+            frac * total
+        } else {
+            let part = periods - whole;
+            frac / part * self.cdf_at(part * 1440.0)
+        };
         let m = self.cdf.partition_point(|&c| c <= target).clamp(1, 1440) - 1;
         let within = (target - self.cdf[m]) / (self.cdf[m + 1] - self.cdf[m]).max(1e-12);
-        let ms_in_day = (m as f64 + within) * 60_000.0;
-        ((day * 86_400_000.0 + ms_in_day) as i64).min(self.cfg.duration_ms - 1)
+        let in_period = (m as f64 + within) * (period / 1440.0);
+        ((k * period + in_period) as i64).min(span - 1)
+    }
+
+    /// The cumulative rate at `minutes` (fractional) into the profile.
+    fn cdf_at(&self, minutes: f64) -> f64 {
+        let m = (minutes.floor() as usize).min(1439);
+        let f = (minutes - m as f64).clamp(0.0, 1.0);
+        self.cdf[m] + (self.cdf[m + 1] - self.cdf[m]) * f
     }
 
     fn pick_country(&mut self) -> &'static str {
@@ -287,22 +314,6 @@ impl Iterator for Generator {
     }
 }
 
-/// One JSONL line for a record, keys in log order: ts (RFC 3339, ms), request_id,
-/// policy_id, context.
-pub fn to_jsonl(r: &Record) -> String {
-    let s = |v: &str| Value::String(v.to_string()).to_string();
-    let policy = match &r.policy_id {
-        Some(p) => format!(",\"policy_id\":{}", s(p)),
-        None => String::new(),
-    };
-    format!(
-        "{{\"ts\":{},\"request_id\":{}{policy},\"context\":{}}}",
-        s(&format_rfc3339_ms(r.ts_ms)),
-        s(&r.request_id),
-        Value::Object(r.context.clone())
-    )
-}
-
 /// The reference lists matching the generated universe: `(file name, contents)`.
 pub fn lists() -> Vec<(&'static str, String)> {
     let mut sanctions = String::from("supplier_hash,listed_on,source\n");
@@ -340,6 +351,56 @@ mod tests {
         assert!(ts[0] >= cfg.start_ms && *ts.last().unwrap() < cfg.start_ms + cfg.duration_ms);
         let other = Generator::new(GenConfig { seed: 7, ..cfg }).next().unwrap();
         assert_ne!(to_jsonl(&other), a[0]);
+    }
+
+    /// Records per millisecond at most, and per part of the span.
+    fn spread(cfg: &GenConfig, parts: i64) -> (usize, Vec<u32>) {
+        let mut per_ms = std::collections::HashMap::<i64, usize>::new();
+        let mut by_part = vec![0u32; parts as usize];
+        for r in Generator::new(cfg.clone()) {
+            let off = r.ts_ms - cfg.start_ms;
+            assert!(
+                (0..cfg.duration_ms).contains(&off),
+                "{off} outside the span"
+            );
+            *per_ms.entry(r.ts_ms).or_default() += 1;
+            by_part[(off * parts / cfg.duration_ms) as usize] += 1;
+        }
+        (per_ms.into_values().max().unwrap_or(0), by_part)
+    }
+
+    #[test]
+    fn a_span_under_a_day_gets_the_whole_profile_scaled_not_a_pile_at_its_end() {
+        // 6 h, 20 000 records: 14 046 used to share 05:59:59.999.
+        let cfg = GenConfig {
+            records: 20_000,
+            duration_ms: 6 * 3_600_000,
+            ..GenConfig::default()
+        };
+        let (most, by_quarter_hour) = spread(&cfg, 24);
+        assert!(most <= 3, "{most} records on one millisecond");
+        // The day's shape in quarter-hours of the span: the 10:30 peak falls in the
+        // eleventh, night at both ends.
+        let peak = (0..24).max_by_key(|&i| by_quarter_hour[i]).unwrap();
+        assert_eq!(peak, 10, "{by_quarter_hour:?}");
+        assert!(
+            by_quarter_hour[23] * 5 < by_quarter_hour[10],
+            "{by_quarter_hour:?}"
+        );
+        assert!(
+            by_quarter_hour[0] * 5 < by_quarter_hour[10],
+            "{by_quarter_hour:?}"
+        );
+        // A day and a half: the last half day is not piled up either.
+        let cfg = GenConfig {
+            records: 30_000,
+            duration_ms: 36 * 3_600_000,
+            ..GenConfig::default()
+        };
+        let (most, by_hour) = spread(&cfg, 36);
+        assert!(most <= 3, "{most} records on one millisecond");
+        assert!(by_hour[35] < by_hour[34] * 2, "{by_hour:?}");
+        assert!(by_hour[34] > 0 && by_hour[24] > 0, "{by_hour:?}");
     }
 
     #[test]
