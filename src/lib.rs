@@ -13,6 +13,8 @@ pub mod error;
 pub mod r#gen;
 pub mod orchestrator;
 pub mod policy;
+#[cfg(feature = "python")]
+pub mod python;
 pub mod replay;
 pub mod report;
 pub mod serve;

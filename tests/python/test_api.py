@@ -1,0 +1,109 @@
+"""The Python API without Spark: fold (JSONL lines and pyarrow batches), merge,
+report, write_reports, and errors that carry the CLI's message and exit code."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pytest
+
+import proof_replay as pr
+
+from conftest import SETTINGS, cli_report, fixed, run_cli
+
+# Three records in window 10:00-10:05, one in 10:05-10:10, one of another policy,
+# one rejected: read 6 = evaluated 4 + rejected 1 + skipped 1.
+LINES = [
+    '{"ts": "2026-11-02T10:00:00Z", "request_id": "r1", "context": {}}',
+    '{"ts": "2026-11-02T10:01:00Z", "request_id": "r2", "context": {}}\n',
+    b'{"ts": "2026-11-02T10:04:59.999Z", "request_id": "r3", "context": {}}',
+    b'{"ts": 1793613900000, "request_id": "r4", "context": {}}',  # 10:05:00Z
+    '{"ts": "2026-11-02T10:02:00Z", "request_id": "r5", "policy_id": "other", "context": {}}',
+    "{oops",
+]
+
+
+def test_fold_lines_counts_by_hand():
+    part = pr.fold(LINES, source="mem.jsonl", **SETTINGS)
+    rep = pr.report(part, max_rejects=1, **SETTINGS)
+    assert rep["records"] == {
+        "read": 6,
+        "evaluated": 4,
+        "rejected": 1,
+        "skipped": 1,
+        "rejected_by_reason": {"malformed": 1},
+    }
+    assert [(w["start"], w["requests"]) for w in rep["windows"]] == [
+        ("2026-11-02T10:00:00Z", 3),
+        ("2026-11-02T10:05:00Z", 1),
+    ]
+    assert rep["rejections"] == [{"file": "mem.jsonl", "line": 6, "reason": "malformed"}]
+    assert rep["gate"]["exit_code"] == 0
+    # One more reject than allowed: exit 3, as the CLI.
+    assert pr.report(part, max_rejects=0)["gate"]["exit_code"] == 3
+
+
+def test_batches_and_merge_equal_one_fold(day, tmp_path):
+    """Arrow batches of the Parquet day, folded in three parts and merged in another
+    order, give the CLI's report on that file."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(day["parquet"])
+    batches = table.to_batches(max_chunksize=7000)
+    thirds = [batches[0::3], batches[1::3], batches[2::3]]
+    parts = [pr.fold(b, source=f"part{i}", **SETTINGS) for i, b in enumerate(thirds)]
+    merged = pr.merge([parts[2], parts[0], parts[1]])
+    cli, _ = cli_report(day["parquet"], tmp_path)
+    assert fixed(pr.report(merged, **SETTINGS)) == fixed(cli)
+    # The merge order does not matter.
+    assert pr.merge(parts) == merged
+    # A Table folds too, and write_reports returns the gate's exit code.
+    code = pr.write_reports(pr.fold(table, **SETTINGS), tmp_path / "out", **SETTINGS)
+    assert code == cli["gate"]["exit_code"]
+    assert fixed(json.loads((tmp_path / "out" / "report.json").read_text())) == fixed(cli)
+
+
+def test_bad_setting_raises_the_clis_message():
+    with pytest.raises(pr.UsageError) as e:
+        pr.fold([], **{**SETTINGS, "drift_max": 2})
+    cli = run_cli("replay", "-", "--ir", "x", "--drift-max", "2")
+    assert cli.returncode == 2
+    assert str(e.value) in cli.stderr
+    assert e.value.exit_code == 2
+    with pytest.raises(pr.UsageError, match="unexpected argument '--colour'"):
+        pr.fold([], colour="red", **SETTINGS)
+
+
+def test_missing_files_and_ir_errors(tmp_path):
+    with pytest.raises(pr.ConfigError) as e:
+        pr.fold([], ir="no/such.ir.json")
+    assert str(e.value).startswith("no/such.ir.json: ")
+    assert e.value.exit_code == 2
+    with pytest.raises(pr.IrError):
+        # Valid JSON, but no IR.
+        (tmp_path / "bad.ir.json").write_text('{"policy_id": "p", "rules": 3}')
+        pr.fold([], ir=str(tmp_path / "bad.ir.json"))
+
+
+def test_missing_column_raises_schema_error():
+    batch = pa.record_batch({"ts": [1], "request_id": ["r"]})
+    with pytest.raises(pr.SchemaError) as e:
+        pr.fold([batch], source="mem.parquet", **SETTINGS)
+    assert str(e.value) == (
+        "mem.parquet: schema error: missing required column 'context' (JSON string or "
+        "struct); columns present: ts, request_id"
+    )
+    assert e.value.exit_code == 2
+
+
+def test_merge_refuses_other_settings_and_broken_partials():
+    a = pr.fold(LINES[:2], **SETTINGS)
+    b = pr.fold(LINES[2:], **{**SETTINGS, "salt": "other"})
+    with pytest.raises(pr.ProofError, match="salt") as e:
+        pr.merge([a, b])
+    assert e.value.exit_code == 2
+    with pytest.raises(pr.ConfigError, match="truncated|corrupt"):
+        pr.merge([a[:-10]])
+    with pytest.raises(pr.ConfigError, match="not a proof partial"):
+        pr.report(b"hello")

@@ -1,0 +1,110 @@
+"""The bundled fixture day through a real Spark `local[2]` (not a mock), from JSONL
+and from Parquet: report.json's fixed fields must equal the CLI's on the same file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import proof_replay as pr
+from proof_replay import spark as prs
+
+from conftest import ROOT, SETTINGS, cli_report, fixed, run_cli
+
+
+def test_jsonl_through_spark_equals_cli(spark, day, tmp_path):
+    cli, code = cli_report(day["jsonl"], tmp_path)
+    rep = prs.replay(spark, [str(day["jsonl"])], out=str(tmp_path / "spark_out"), **SETTINGS)
+    assert fixed(rep) == fixed(cli)
+    # The day as hand-counted from the file: 60 000 lines, 132 of another policy.
+    assert rep["records"]["read"] == 60_000
+    assert rep["records"]["skipped"] == 132
+    assert rep["gate"]["exit_code"] == code == 0
+    # Every report file was written by the driver.
+    names = sorted(p.name for p in (tmp_path / "spark_out").iterdir())
+    assert names == ["junit.xml", "metrics.om", "report.html", "report.json", "report.md", "windows.csv"]
+    # windows.csv is a pure function of the fixed fields: byte-identical.
+    assert (tmp_path / "spark_out" / "windows.csv").read_bytes() == (
+        tmp_path / "cli_out" / "windows.csv"
+    ).read_bytes()
+
+
+def test_jsonl_split_into_several_tasks_names_lines(spark, day, tmp_path):
+    """The day spans several 4 MiB splits: several partials are merged, and the
+    first split's lines keep their file name while later ones are FILE@OFFSET."""
+    parts = prs.partials(spark, [str(day["jsonl"])], pr.flags(SETTINGS))
+    assert len(parts) >= 2
+    files = pr.report(pr.merge(parts), **SETTINGS)["inputs"]["files"]
+    assert files[0]["path"] == str(day["jsonl"])
+    assert all(f["path"].startswith(str(day["jsonl"]) + "@") for f in files[1:])
+    assert sum(f["read"] for f in files) == 60_000
+
+
+def test_rejections_and_reasons_are_the_clis(spark, day, tmp_path):
+    """Each line goes through proof's own parser: the same reasons, counted the same,
+    and named by file and line (the file fits one split, so lines are exact)."""
+    cli, code = cli_report(day["bad"], tmp_path, max_rejects=10)
+    rep = prs.replay(spark, [str(day["bad"])], **{**SETTINGS, "max_rejects": 10})
+    assert fixed(rep) == fixed(cli)
+    assert rep["records"]["rejected_by_reason"] == {
+        "bad_ts": 1,
+        "malformed": 2,
+        "missing_context": 1,
+        "missing_request_id": 1,
+        "missing_ts": 1,
+    }
+    assert rep["records"]["read"] == 56  # 50 good lines, 6 rejected, the blank one not a record
+    lines = lambda r: [(x["line"], x["reason"]) for x in r["rejections"]]  # noqa: E731
+    assert lines(rep) == lines(cli) == [
+        (21, "malformed"), (22, "bad_ts"), (23, "missing_ts"),
+        (25, "missing_request_id"), (26, "missing_context"), (27, "malformed"),
+    ]
+    assert {x["file"] for x in rep["rejections"]} == {str(day["bad"])}
+
+
+def test_parquet_through_spark_equals_cli(spark, day, tmp_path):
+    cli, code = cli_report(day["parquet"], tmp_path)
+    rep = prs.replay(spark, [str(day["parquet"])], **SETTINGS)
+    assert fixed(rep) == fixed(cli)
+    assert rep["records"]["read"] == cli["records"]["read"] > 59_000
+    # Tasks over row groups of one file are listed as that one file, as by the CLI.
+    assert [f["path"] for f in rep["inputs"]["files"]] == [str(day["parquet"])]
+    assert rep["gate"]["exit_code"] == code
+
+
+def test_missing_column_is_the_clis_schema_error(spark, day):
+    p = run_cli("replay", str(day["no_context"]), *pr.flags(SETTINGS))
+    assert p.returncode == 2
+    cli_msg = p.stderr.strip().removeprefix("proof: error: ")
+    assert "missing required column 'context'" in cli_msg
+    with pytest.raises(pr.SchemaError) as e:
+        prs.replay(spark, [str(day["no_context"])], **SETTINGS)
+    assert str(e.value) == cli_msg
+    assert e.value.exit_code == 2
+
+
+def test_command_line_exit_codes_as_the_cli(day, tmp_path):
+    """`python -m proof_replay.spark` end to end in its own Spark: a gate that the
+    day breaches (every level, 0.1 %) exits 1 like `proof replay`, reports written."""
+    strict = {**SETTINGS, "rollout": 100, "drift_max": 0.001}
+    cli, code = cli_report(day["jsonl"], tmp_path, rollout=100, drift_max=0.001)
+    assert code == 1
+    out = tmp_path / "spark_cli_out"
+    p = subprocess.run(
+        [sys.executable, "-m", "proof_replay.spark", str(day["jsonl"]), *pr.flags(strict),
+         "--master", "local[2]", "--out", str(out)],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+    )
+    assert p.returncode == code, p.stderr
+    assert fixed(json.loads((out / "report.json").read_text())) == fixed(cli)
+    # A bad flag value fails before Spark starts, with the CLI's message, exit 2.
+    bad = subprocess.run(
+        [sys.executable, "-m", "proof_replay.spark", str(day["jsonl"]), "--ir", "x.ir.json",
+         "--window", "5 minutes"],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+    )
+    assert bad.returncode == 2
+    assert "invalid value '5 minutes' for '--window <SPAN>'" in bad.stderr
