@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod generate;
+pub mod metrics;
 pub mod orchestrator;
 pub mod policy;
 pub mod replay;

@@ -134,13 +134,11 @@ pub enum Windows {
 pub fn whatif_curve(r: &Report, which: Windows) -> Vec<f64> {
     let mut worst = vec![0.0f64; 101];
     for s in &r.series {
-        if which == Windows::Counted && s.agg.requests < r.config.min_requests {
+        if which == Windows::Counted && !s.counted {
             continue;
         }
-        let mut cum = 0u64;
-        for (p, w) in worst.iter_mut().enumerate().skip(1) {
-            cum += u64::from(s.agg.drift_by_pct[p - 1]);
-            let x = ratio(cum, s.agg.requests);
+        for (w, &cum) in worst.iter_mut().zip(&s.drift_by_percent).skip(1) {
+            let x = ratio(cum, s.requests);
             if x > *w {
                 *w = x;
             }
