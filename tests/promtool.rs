@@ -106,8 +106,9 @@ fn plan_metrics_backfill_and_gate_prom_has_no_timestamps() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let om = std::fs::read_to_string(out.join("metrics.om")).unwrap();
     // The first run starts at 08:00: 10 % for 3 minutes (windows 08:00 and 08:02; 08:01
-    // has no record), 50 % for 5 minutes, then 100 % until its second breached window
-    // (08:12, at 100 %) rolls it back: 0 from 08:13 on.
+    // has no record), 50 % for 5 minutes (08:03 to 08:07), then 100 % (08:09 to 08:13;
+    // 08:08 has no record) until its second breached window, 08:13, rolls it back at
+    // 08:14: 0 from there on (08:14 to 08:19, 08:16 without records).
     let plan: Vec<&str> = om
         .lines()
         .filter(|l| l.starts_with("adapt_plan_rollout_percent "))

@@ -252,6 +252,7 @@ pub(super) fn chart_time(r: &Report) -> Markup {
                 }
             }
             (ratio_axis(&f, &y, &ticks, "drift ratio per window"))
+            (gate_bands(r, &x, &y))
             @for t in &tt {
                 @let tx = x.map(*t as f64);
                 @let label = time_label(*t, step, multi_day);
@@ -472,6 +473,11 @@ pub(super) fn chart_verdicts(r: &Report) -> Markup {
     }
 }
 
+/// Longest bar label shown in full, in characters.
+const LABEL_CHARS: usize = 28;
+/// Width of one monospace label character in chart units (13 px type).
+const CHAR_WIDTH: f64 = 8.0;
+
 /// A horizontal bar chart of counts (chart 4).
 pub(super) fn bars(
     id: &str,
@@ -480,10 +486,18 @@ pub(super) fn bars(
     total: u64,
     colour: &str,
 ) -> Markup {
+    // The labels are monospace (13 px, about 8 units a character): the left margin
+    // grows with the longest name up to LABEL_CHARS, and longer names are shortened
+    // with an ellipsis (the full name in the tooltip), so none is clipped.
+    let longest = items
+        .iter()
+        .map(|(n, _)| n.chars().count().min(LABEL_CHARS))
+        .max()
+        .unwrap_or(0);
     let f = Frame {
         w: 470.0,
         h: 20.0 + 26.0 * items.len().max(1) as f64,
-        left: 150.0,
+        left: (14.0 + CHAR_WIDTH * longest as f64).max(60.0),
         right: 90.0,
         top: 10.0,
         bottom: 10.0,
@@ -497,8 +511,8 @@ pub(super) fn bars(
             }
             @for (i, (name, n)) in items.iter().enumerate() {
                 @let top = f.top + i as f64 * 26.0;
-                @let short: String = if name.chars().count() > 22 {
-                    name.chars().take(21).chain(std::iter::once('…')).collect()
+                @let short: String = if name.chars().count() > LABEL_CHARS {
+                    name.chars().take(LABEL_CHARS - 1).chain(std::iter::once('…')).collect()
                 } else { name.clone() };
                 text x=(px(f.left - 6.0)) y=(px(top + 16.0)) text-anchor="end" class="mono" {
                     title { (name) } (short)
@@ -507,6 +521,169 @@ pub(super) fn bars(
                     fill=(colour) data-name=(name) data-count=(n) {}
                 text x=(px(x.map(*n as f64) + 6.0)) y=(px(top + 16.0)) {
                     (n) " (" (pct(ratio(*n, total))) ")"
+                }
+            }
+        }
+    }
+}
+
+/// The plan's staircase colour (the simulated rollout level).
+const PLAN_COLOUR: &str = "#6e40c9";
+/// Confidence bands (Wilson lower..upper).
+const BAND_COLOUR: &str = "#3e6fb0";
+
+/// The rollout plan chart: the drift ratio of each window the first run judged, at
+/// its step's level (with its Wilson band when confidence is on), the windows that
+/// breached, the rollback marker, and the simulated rollout level as a staircase on
+/// the right-hand axis.
+pub(super) fn chart_plan(r: &Report) -> Markup {
+    let series = &r.series;
+    let judged = view::plan_windows(r);
+    let run = r.plan.as_ref().and_then(|p| p.runs.first());
+    let (Some(run), Some(first), Some(last)) = (run, series.first(), series.last()) else {
+        return html! { p.note { "No run: nothing to plot." } };
+    };
+    let f = Frame {
+        w: 960.0,
+        h: 320.0,
+        left: 70.0,
+        right: 62.0,
+        top: 22.0,
+        bottom: 46.0,
+    };
+    let (t0, t1) = (first.start_ms, last.end_ms);
+    let x = f.x(t0 as f64, t1 as f64);
+    let max = judged
+        .iter()
+        .map(|p| {
+            p.judgement
+                .bounds
+                .map_or(p.judgement.ratio, |b| b.1.max(p.judgement.ratio))
+        })
+        .fold(view::rollback_line(r), f64::max);
+    let ticks = nice_ticks(max * 1.05, 5);
+    let y = f.y(*ticks.last().unwrap_or(&1.0));
+    let level_y = f.y(100.0);
+    let (step, tt) = time_ticks(t0, t1, 8);
+    let multi_day = day(t0) != day(t1 - 1);
+    // The staircase: the first run's level from its start, held across windows
+    // without records, to the end of the traffic.
+    let mut stairs = String::new();
+    let mut current: Option<u8> = None;
+    for s in series {
+        let Some(l) = s.plan_rollout_percent else {
+            continue;
+        };
+        let (sx, ly) = (px(x.map(s.start_ms as f64)), px(level_y.map(f64::from(l))));
+        match current {
+            None => stairs.push_str(&format!("M{sx} {ly}")),
+            Some(c) if c != l => stairs.push_str(&format!(" H{sx} V{ly}")),
+            Some(_) => {}
+        }
+        current = Some(l);
+    }
+    stairs.push_str(&format!(" H{}", px(x.map(t1 as f64))));
+    let rollback_at = r
+        .plan_result
+        .as_ref()
+        .and_then(|p| p.runs.first())
+        .filter(|_| run.outcome == "rolled_back")
+        .and_then(|x| x.at_ms);
+    let title = if multi_day {
+        "window (UTC)".to_string()
+    } else {
+        format!("window (UTC, {})", day(t0))
+    };
+    let mid = |i: usize| x.map((series[i].start_ms as f64 + series[i].end_ms as f64) / 2.0);
+    let width = |i: usize| x.map(series[i].end_ms as f64) - x.map(series[i].start_ms as f64);
+    html! {
+        svg.chart #chart-plan viewBox=(f.view_box()) role="img"
+            aria-label="Simulated rollout level of the plan's first run over time, with the drift it judged" {
+            @for p in &judged {
+                @if p.judgement.breach {
+                    @let s = &series[p.index];
+                    rect.plan-breach x=(px(x.map(s.start_ms as f64))) y=(px(f.top))
+                        width=(px(width(p.index).max(2.0))) height=(px(f.h - f.bottom - f.top))
+                        fill=(ROLLBACK_COLOUR) fill-opacity="0.12" data-start=(r.windows[p.index].start) {
+                        title { (format!("{}: breached at {} % ({} of {} requests)", r.windows[p.index].start,
+                            p.level, p.judgement.events, s.requests)) }
+                    }
+                }
+            }
+            (ratio_axis(&f, &y, &ticks, "drift ratio at the step's level"))
+            @for l in [0u8, 25, 50, 75, 100] {
+                text x=(px(f.w - f.right + 6.0)) y=(px(level_y.map(f64::from(l)) + 4.0)) style=(format!("fill:{PLAN_COLOUR}")) { (l) " %" }
+            }
+            @for t in &tt {
+                @let tx = x.map(*t as f64);
+                @let label = time_label(*t, step, multi_day);
+                line.axis x1=(px(tx)) x2=(px(tx)) y1=(px(f.h - f.bottom)) y2=(px(f.h - f.bottom + 5.0)) {}
+                text x=(px(tx)) y=(px(f.h - f.bottom + 18.0))
+                    text-anchor=(tick_anchor(tx, label.chars().count(), 0.0, f.w)) { (label) }
+            }
+            text x=(px((f.left + f.w - f.right) / 2.0)) y=(px(f.h - 6.0)) text-anchor="middle" class="muted" { (title) }
+            @for p in &judged {
+                @if let Some((lo, hi)) = p.judgement.bounds {
+                    @let bw = (width(p.index) * 0.6).max(2.0);
+                    rect.band x=(px(mid(p.index) - bw / 2.0)) y=(px(y.map(hi))) width=(px(bw))
+                        height=(px((y.map(lo) - y.map(hi)).max(1.0))) fill=(BAND_COLOUR) fill-opacity="0.22"
+                        data-start=(r.windows[p.index].start) data-lower=(num(lo)) data-upper=(num(hi)) {
+                        title { (format!("{}: {} at {} %, bounds {} – {}", r.windows[p.index].start,
+                            pct(p.judgement.ratio), p.level, pct(lo), pct(hi))) }
+                    }
+                }
+            }
+            @for p in &judged {
+                circle cx=(px(mid(p.index))) cy=(px(y.map(p.judgement.ratio))) r="3.5"
+                    fill=(if p.judgement.breach { ROLLBACK_COLOUR } else { GATE_COLOUR })
+                    data-start=(r.windows[p.index].start) data-level=(p.level)
+                    data-events=(p.judgement.events) data-breach=(p.judgement.breach) {
+                    title { (format!("{} at {} %: {} ({} of {} requests){}", r.windows[p.index].start, p.level,
+                        pct(p.judgement.ratio), p.judgement.events, series[p.index].requests,
+                        if p.judgement.breach { ", breached" } else { "" })) }
+                }
+            }
+            (limit_lines(&f, &y, r))
+            path #plan-staircase d=(stairs) fill="none" stroke=(PLAN_COLOUR) stroke-width="2.4" stroke-linejoin="round" {}
+            @if let Some(at) = rollback_at {
+                @let ax = x.map(at as f64);
+                @let right = ax > f.w - f.right - 180.0;
+                line #plan-rollback x1=(px(ax)) x2=(px(ax)) y1=(px(f.top)) y2=(px(f.h - f.bottom))
+                    stroke=(ROLLBACK_COLOUR) stroke-width="2.2" data-at=(run.at.clone().unwrap_or_default()) {}
+                text x=(px(if right { ax - 4.0 } else { ax + 4.0 })) y=(px(f.top + 12.0))
+                    text-anchor=(if right { "end" } else { "start" }) class="halo" style=(format!("fill:{ROLLBACK_COLOUR}")) {
+                    "rolled back at step " (run.step.unwrap_or(0)) " (" (run.rollout_percent.unwrap_or(0)) " %)"
+                }
+            }
+        }
+        ul.legend {
+            li { (swatch(PLAN_COLOUR, "", 2.5)) "simulated rollout level (right axis), first run from " (run.start) }
+            li { i.box style=(format!("background:{GATE_COLOUR};width:11px;border-radius:6px")) {} "drift ratio of a judged window at its step's level" }
+            @if judged.iter().any(|p| p.judgement.bounds.is_some()) {
+                li { i.box style=(format!("background:{BAND_COLOUR};opacity:.35")) {} "Wilson bounds at confidence " (r.gate.confidence.unwrap_or(0.0)) }
+            }
+            li { i.box style=(format!("background:{ROLLBACK_COLOUR};opacity:.25")) {} "window breached (counts toward the failure limit)" }
+            @if rollback_at.is_some() { li { (swatch(ROLLBACK_COLOUR, "", 2.2)) "rollback" } }
+        }
+    }
+}
+
+/// Wilson bands of the gate level's windows, for the drift-over-time chart.
+fn gate_bands(r: &Report, x: &Linear, y: &Linear) -> Markup {
+    let gate = view::gate_pos(r);
+    html! {
+        @for (w, s) in r.windows.iter().zip(&r.series) {
+            @if let Some(d) = gate.and_then(|g| w.drift.get(g)) {
+                @if let (Some(lo), Some(hi)) = (d.lower, d.upper) {
+                    @let (a, b) = (x.map(s.start_ms as f64), x.map(s.end_ms as f64));
+                    // Bands of tiny windows reach far above the lines: clip them to the axis.
+                    @let hi = hi.min(y.d1);
+                    @let bw = ((b - a) * 0.6).max(2.0);
+                    rect.band x=(px((a + b) / 2.0 - bw / 2.0)) y=(px(y.map(hi))) width=(px(bw))
+                        height=(px((y.map(lo) - y.map(hi)).max(1.0))) fill=(BAND_COLOUR) fill-opacity="0.18"
+                        data-start=(w.start) data-lower=(num(lo)) data-upper=(num(hi)) {
+                        title { (format!("{} at {} %: bounds {} – {}", w.start, r.gate.rollout_percent, pct(lo), pct(hi))) }
+                    }
                 }
             }
         }

@@ -13,10 +13,10 @@ mod tables;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::Exporter;
-use super::model::{Report, pct};
+use super::model::{self, PlanOut, Report, pct};
 use super::view;
-use charts::{bars, chart_time, chart_verdicts, chart_whatif};
-use tables::{figure, window_table};
+use charts::{bars, chart_plan, chart_time, chart_verdicts, chart_whatif};
+use tables::{figure, plan_runs, plan_steps, window_table};
 
 /// Writes report.html.
 pub struct HtmlExporter;
@@ -45,6 +45,88 @@ pub(crate) fn num(x: f64) -> String {
     serde_json::to_string(&x).unwrap_or_else(|_| x.to_string())
 }
 
+/// The "Rollout plan" section (SPEC §9): the verdict, the steps, the first run's
+/// staircase over the drift it judged, the outcome of every run and the worst start.
+fn plan_section(r: &Report, p: &PlanOut) -> Markup {
+    let s = &p.summary;
+    let worst = view::worst_run(r);
+    let source = r.plan_result.as_ref().map_or("proof", |x| x.plan.source);
+    let steps = p
+        .steps
+        .iter()
+        .map(|st| {
+            match st
+                .duration_seconds
+                .as_ref()
+                .and_then(serde_json::Number::as_f64)
+            {
+                Some(sec) => format!(
+                    "{} % for {}",
+                    st.rollout_percent,
+                    crate::policy::time::format_span((sec * 1000.0).round() as i64)
+                ),
+                None => format!("{} % to the end", st.rollout_percent),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" → ");
+    let start = match p.start.as_str() {
+        "first" => "one run from the first window".to_string(),
+        "every" => format!("one run from every window start ({} runs)", s.runs),
+        t => format!("one run from {t}"),
+    };
+    html! {
+        h2 #plan { "Rollout plan" }
+        p #plan-verdict class=(if p.passed { "good" } else { "bad" }) data-passed=(p.passed) {
+            strong { (model::plan_words(r).unwrap_or_default()) }
+        }
+        p.note {
+            "Had this rollout started on the recorded traffic: " span.mono { (steps) } "; "
+            "rolled back at " (p.failure_limit) " breached window(s); " (start) "."
+            @if source != "proof" { " Read from " (if source == "argo" { "an Argo Rollouts Rollout" } else { "a Flagger Canary" }) "." }
+            " Each window is judged at its step's level by the gate's rule"
+            @if r.gate.confidence.is_some() { " (its Wilson lower bound against drift max)" } "."
+        }
+        @if s.runs > 0 {
+            dl.figures #plan-summary {
+                (figure("Runs", "plan-runs-total", s.runs.to_string(), None, "", s.runs.to_string()))
+                (figure("Promoted", "plan-promoted", s.promoted.to_string(), None, "", s.promoted.to_string()))
+                (figure("Rolled back", "plan-rolled-back", s.rolled_back.to_string(), None,
+                    if s.rolled_back > 0 { "bad" } else { "good" }, s.rolled_back.to_string()))
+                (figure("Incomplete", "plan-incomplete", s.incomplete.to_string(),
+                    Some("the traffic ended before the last step did".into()), "", s.incomplete.to_string()))
+                (figure("Drift events per run", "plan-impact", format!("{} median", s.impact_events_median),
+                    Some(format!("at most {}", s.impact_events_max)), "", s.impact_events_max.to_string()))
+            }
+            @if let Some(w) = worst.filter(|w| w.impact.events > 0) {
+                p #plan-worst data-start=(w.start) {
+                    strong { "Worst start: " } span.mono { (w.start) } " — "
+                    @match w.outcome {
+                        "rolled_back" => { "rolled back at step " (w.step.unwrap_or(0)) " (" (w.rollout_percent.unwrap_or(0)) " %) at " (w.at.as_deref().unwrap_or("?")) }
+                        "promoted" => { "promoted at " (w.at.as_deref().unwrap_or("?")) }
+                        _ => { "still running when the traffic ended" }
+                    }
+                    ", after " (w.impact.events) " drifting decisions of " (w.impact.requests) " requests ("
+                    (w.impact.new_denials) " new denials, " (w.impact.missed_denials) " missed denials)."
+                }
+            }
+            figure {
+                (chart_plan(r))
+                figcaption {
+                    "The first run (from " (p.runs[0].start) "): its rollout level as a staircase, and the drift of each window it judged at that level. "
+                    "Later windows are not judged once it rolls back."
+                }
+            }
+            h3 { "Steps" }
+            (plan_steps(p))
+            h3 { "Runs" }
+            (plan_runs(p, worst))
+        } @else {
+            p.note { "No evaluated record: the plan had no window to run on." }
+        }
+    }
+}
+
 /// The HTML document.
 pub fn render(r: &Report) -> Markup {
     let g = &r.gate;
@@ -52,12 +134,13 @@ pub fn render(r: &Report) -> Markup {
     let b = &r.inputs.baseline;
     let cand = &r.inputs.candidate;
     // Exit code 3 (too many rejects, or nothing evaluated) fails a CI job whatever the gate says.
-    let banner = if g.exit_code == 3 {
-        "none"
-    } else if g.passed {
-        "pass"
-    } else {
-        "fail"
+    // With a plan, the plan decides the exit code (SPEC §9): the banner follows it.
+    // A pass with warnings (a rule erroring on most records) is not shown green.
+    let banner = match g.exit_code {
+        3 => "none",
+        0 if !r.summary.warnings.is_empty() => "none",
+        0 => "pass",
+        _ => "fail",
     };
     let gate_level = view::gate_pos(r).and_then(|i| r.levels.get(i));
     let worst = view::worst_windows(r, TOP_WINDOWS, TOO_FEW_WINDOWS);
@@ -95,12 +178,18 @@ pub fn render(r: &Report) -> Markup {
                         }
                         h1 #headline data-passed=(g.passed) data-exit-code=(g.exit_code) { (r.summary.headline) }
                         p #verdict { (r.summary.verdict) }
+                        @if !r.summary.warnings.is_empty() {
+                            ul #warnings {
+                                @for w in &r.summary.warnings { li { strong { "Warning: " } (w) } }
+                            }
+                        }
                         @if g.exit_code == 3 {
                             p #exit-warning {
                                 strong { "Exit code 3: " }
                                 "the run fails a CI job whatever the gate says. "
                                 @if rec.evaluated == 0 { "Check the log files, the policy id and the rejected records." }
-                                @else { "See Rejected records below." }
+                                @else if rec.rejected > r.config.max_rejects { "See Rejected records below." }
+                                @else { "See the warnings above and Evaluation errors below." }
                             }
                         }
                     }
@@ -133,8 +222,19 @@ pub fn render(r: &Report) -> Markup {
                         (figure("Records evaluated", "records-evaluated", rec.evaluated.to_string(),
                             Some(format!("of {} read; {} rejected, {} skipped", rec.read, rec.rejected, rec.skipped)),
                             "", rec.evaluated.to_string()))
+                        @if let Some(c) = g.confidence {
+                            (figure(&format!("Proven safe at confidence {c}"), "proven-safe",
+                                g.proven_safe_rollout_percent.map_or_else(|| "none".to_string(), |p| format!("{p} %")),
+                                Some("no window breaches and the pooled upper bound is within drift max".into()),
+                                if g.proven_safe_rollout_percent.is_some_and(|p| p >= g.rollout_percent.get()) { "good" } else { "bad" },
+                                g.proven_safe_rollout_percent.map_or_else(|| "null".to_string(), |p| p.to_string())))
+                        }
                         (figure("Exit code", "exit-code", g.exit_code.to_string(), None,
                             if g.exit_code == 0 { "good" } else { "bad" }, g.exit_code.to_string()))
+                    }
+
+                    @if let Some(p) = &r.plan {
+                        (plan_section(r, p))
                     }
 
                     h2 { "Drift per window over time" }
@@ -147,7 +247,13 @@ pub fn render(r: &Report) -> Markup {
                                 " Grey: windows with fewer than " (r.config.min_requests) " requests, which never breach "
                                 "however high their ratio (--min-requests)."
                             }
+                            @if g.confidence.is_some() {
+                                " Blue bars: the Wilson bounds at the gate level; a window breaches when its lower bound is above drift max."
+                            }
                         }
+                    }
+                    @if let Some(sentence) = view::pass_sentence(r) {
+                        p.note #requests-to-pass { (sentence) }
                     }
 
                     h2 { "What if: rollout level against worst window" }
@@ -247,18 +353,20 @@ pub fn render(r: &Report) -> Markup {
                         p.note #examples { "No drifting record." }
                     } @else {
                         p.note { "The earliest " (r.examples.len()) " of " (r.drift.events)
-                            " drifting records (--examples; all of them with --drift-details). No context values are shown." }
+                            " drifting records as at 100 % (every record enforced; at the gate level "
+                            (g.rollout_percent) " % only records enforced from that level or lower drift, see Enforced from). "
+                            "--examples sets how many; all of them with --drift-details. No context values are shown." }
                         table #examples {
                             thead { tr { th { "Time (UTC)" } th { "Request" } th { "Shadow → enforced" } th { "Cause" }
                                 th.n { "Bucket" } th.n { "Enforced from" } th { "Source" } } }
                             tbody {
                                 @for e in &r.examples {
                                     tr data-kind=(e.kind) data-cause=(e.cause) data-bucket=(e.bucket) {
-                                        td.mono { (e.ts) } td.mono { (e.request_id) }
+                                        td.mono { (e.ts) } td { span.id { (e.request_id) } }
                                         td { (e.shadow.as_str()) " → " (e.enforced.as_str()) }
                                         td.mono { (e.cause) } td.n { (e.bucket) }
                                         td.n { (view::enforced_from(e.bucket)) " %" }
-                                        td.mono { (e.source) }
+                                        td.mono { (view::shown_source(&e.source)) }
                                     }
                                 }
                             }
@@ -279,9 +387,26 @@ pub fn render(r: &Report) -> Markup {
                                         td.mono { (reason) } td.n { (n) }
                                         td.mono {
                                             @for (i, x) in r.rejections.iter().filter(|x| x.reason == *reason).take(5).enumerate() {
-                                                @if i > 0 { ", " } (x.file) ":" (x.line)
+                                                @if i > 0 { ", " } (view::shown_path(&x.file)) ":" (x.line)
                                             }
                                         }
+                                    }
+                                }
+                            }
+                        }
+                    }
+
+                    @if !r.evaluation_errors.is_empty() {
+                        h2 { "Evaluation errors" }
+                        p.note { "Records on which a rule could not be evaluated (the rule then fails, fail-closed), by path, rule and reason."
+                            @if let Some(max) = r.config.max_eval_error_ratio { " --max-eval-error-ratio " (max) ": a rule above it exits 3." } }
+                        table #evaluation-errors {
+                            thead { tr { th { "Path" } th { "Rule" } th { "Reason" } th.n { "Records" } th.n { "Share of evaluated" } } }
+                            tbody {
+                                @for e in &r.evaluation_errors {
+                                    tr data-path=(e.path) data-rule=(e.rule) data-reason=(e.reason) data-records=(e.records) {
+                                        td { (e.path) } td.mono { (e.rule) } td.mono { (e.reason) }
+                                        td.n { (e.records) } td.n { (pct(e.ratio)) }
                                     }
                                 }
                             }
@@ -295,7 +420,7 @@ pub fn render(r: &Report) -> Markup {
                         tbody {
                             @for (role, p) in [("shadow (baseline)", b), ("enforced (candidate)", cand)] {
                                 tr data-policy-id=(p.policy_id) data-ir-hash=(p.ir_hash) {
-                                    td { (role) } td.mono { (p.policy_id) } td.mono { (p.ir_hash) } td.mono { (p.path) }
+                                    td { (role) } td.mono { (p.policy_id) } td.mono { (p.ir_hash) } td.mono { (view::shown_path(&p.path)) }
                                     td { (p.selector)
                                         @if let Some(w) = &p.weights { ", weights " span.mono { (w) } }
                                         @if let Some(bu) = p.budget { ", budget " (bu) } }
@@ -309,7 +434,7 @@ pub fn render(r: &Report) -> Markup {
                         tbody {
                             @for fl in &r.inputs.files {
                                 tr data-path=(fl.path) {
-                                    td.mono { (fl.path) }
+                                    td.mono { (view::shown_path(&fl.path)) }
                                     td { (fl.format) @if fl.compression != "none" { ", " (fl.compression) } }
                                     td.n { @if let Some(by) = fl.bytes { (by) } }
                                     td.n { (fl.counts.read) } td.n { (fl.counts.evaluated) }
@@ -324,7 +449,7 @@ pub fn render(r: &Report) -> Markup {
                             thead { tr { th { "Name" } th { "File" } th.n { "Values" } } }
                             tbody {
                                 @for l in &r.inputs.lists {
-                                    tr { td.mono { (l.name) } td.mono { (l.path) } td.n { (l.values) } }
+                                    tr { td.mono { (l.name) } td.mono { (view::shown_path(&l.path)) } td.n { (l.values) } }
                                 }
                             }
                         }
@@ -345,7 +470,7 @@ pub fn render(r: &Report) -> Markup {
                                 (true, true) => "yes, keyed by PROOF_REDACT_KEY",
                                 (true, false) => "yes, keyed by the salt (guessable; set PROOF_REDACT_KEY)",
                             }) } }
-                            @if let Some(s) = &r.config.scenario { tr { th { "Scenario" } td.mono { (s) } } }
+                            @if let Some(s) = &r.config.scenario { tr { th { "Scenario" } td.mono { (view::shown_path(s)) } } }
                         }
                     }
                     footer { "proof " (env!("CARGO_PKG_VERSION")) " · " (r.schema) " · all figures also in report.json; times are UTC." }
