@@ -1028,5 +1028,8 @@ fn evaluation_error_warnings_show_in_the_banner() {
     // shadow records (25.6 %, under the warning's half) and is listed all the same.
     let r = rows(t);
     assert_eq!(r.len(), 4);
-    assert_eq!(r[3].1[..4], ["shadow", "low_risk_country", "missing_var", "10"]);
+    assert_eq!(
+        r[3].1[..4],
+        ["shadow", "low_risk_country", "missing_var", "10"]
+    );
 }
