@@ -237,7 +237,7 @@ pub fn pass_sentence(r: &Report) -> Option<String> {
             "No window can pass: a drift max of {dm} cannot be shown at confidence {c} with any number of requests."
         ),
         Some(need) if n.windows_large_enough == 0 => format!(
-            "Windows need ≥ {need} requests to show drift ≤ {dm} at confidence {c}; the largest window here has {},              so no window can pass and no rollout level can be proven safe. Use longer windows (--window) or a lower --confidence.",
+            "Windows need ≥ {need} requests to show drift ≤ {dm} at confidence {c}; the largest window here has {}, so no window can pass and no rollout level can be proven safe. Use longer windows (--window) or a lower --confidence.",
             n.largest_window
         ),
         Some(need) => format!(
@@ -395,6 +395,28 @@ pub(crate) mod sample {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pass_sentence_says_when_no_window_is_large_enough() {
+        // At 0.95 (z² ≈ 2.7055) 0 drifting of n passes drift max 0.1 from n = 25 on
+        // (2.7055 / 27.7055 ≈ 0.0977; n = 24 gives 0.1013): the sample's windows of
+        // 4, 1 and 10 requests are all too small.
+        let mut r = sample::report();
+        assert_eq!(pass_sentence(&r), None, "confidence off: no sentence");
+        r.settings.confidence = crate::replay::gate::Confidence::new(0.95);
+        r.gate.confidence = Some(0.95);
+        let n = pass_needs(&r).unwrap();
+        assert_eq!(n.requests, Some(25));
+        assert_eq!((n.windows_large_enough, n.largest_window), (0, 10));
+        assert!(
+            pass_sentence(&r).unwrap().starts_with(
+                "Windows need ≥ 25 requests to show drift ≤ 10.0 % at confidence 0.95; the largest window \
+                 here has 10, so no window can pass"
+            ),
+            "{:?}",
+            pass_sentence(&r)
+        );
+    }
 
     #[test]
     fn paths_are_shown_normalised() {

@@ -596,6 +596,21 @@ pub(super) fn chart_plan(r: &Report) -> Markup {
     };
     let mid = |i: usize| x.map((series[i].start_ms as f64 + series[i].end_ms as f64) / 2.0);
     let width = |i: usize| x.map(series[i].end_ms as f64) - x.map(series[i].start_ms as f64);
+    // Beyond MAX_MARKERS judged windows: an area for the bands, a line for the ratios
+    // and points only where a window breached.
+    let many = judged.len() > MAX_MARKERS;
+    let judged_line: String = judged
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            format!(
+                "{}{} {} ",
+                if i == 0 { "M" } else { "L" },
+                px(mid(p.index)),
+                px(y.map(p.judgement.ratio))
+            )
+        })
+        .collect();
     html! {
         svg.chart #chart-plan viewBox=(f.view_box()) role="img"
             aria-label="Simulated rollout level of the plan's first run over time, with the drift it judged" {
@@ -622,7 +637,12 @@ pub(super) fn chart_plan(r: &Report) -> Markup {
                     text-anchor=(tick_anchor(tx, label.chars().count(), 0.0, f.w)) { (label) }
             }
             text x=(px((f.left + f.w - f.right) / 2.0)) y=(px(f.h - 6.0)) text-anchor="middle" class="muted" { (title) }
-            @for p in &judged {
+            @if many {
+                (band_area(&judged.iter().filter_map(|p| p.judgement.bounds.map(|(lo, hi)|
+                    (mid(p.index), y.map(lo), y.map(hi)))).collect::<Vec<_>>(), 0.22))
+                path d=(judged_line) fill="none" stroke=(GATE_COLOUR) stroke-width="1.2" {}
+            }
+            @for p in judged.iter().filter(|_| !many) {
                 @if let Some((lo, hi)) = p.judgement.bounds {
                     @let bw = (width(p.index) * 0.6).max(2.0);
                     rect.band x=(px(mid(p.index) - bw / 2.0)) y=(px(y.map(hi))) width=(px(bw))
@@ -633,7 +653,7 @@ pub(super) fn chart_plan(r: &Report) -> Markup {
                     }
                 }
             }
-            @for p in &judged {
+            @for p in judged.iter().filter(|p| !many || p.judgement.breach) {
                 circle cx=(px(mid(p.index))) cy=(px(y.map(p.judgement.ratio))) r="3.5"
                     fill=(if p.judgement.breach { ROLLBACK_COLOUR } else { GATE_COLOUR })
                     data-start=(r.windows[p.index].start) data-level=(p.level)
@@ -668,9 +688,47 @@ pub(super) fn chart_plan(r: &Report) -> Markup {
     }
 }
 
+/// One shaded area between the lower and upper bounds through `(x, y_lower, y_upper)`
+/// points (chart units), for charts with more windows than bars can show.
+fn band_area(pts: &[(f64, f64, f64)], opacity: f64) -> Markup {
+    if pts.is_empty() {
+        return html! {};
+    }
+    let mut d = String::new();
+    for (i, (x, _, hi)) in pts.iter().enumerate() {
+        d.push_str(&format!(
+            "{}{} {} ",
+            if i == 0 { "M" } else { "L" },
+            px(*x),
+            px(*hi)
+        ));
+    }
+    for (x, lo, _) in pts.iter().rev() {
+        d.push_str(&format!("L{} {} ", px(*x), px(*lo)));
+    }
+    d.push('Z');
+    html! {
+        path.band-area d=(d) fill=(BAND_COLOUR) fill-opacity=(opacity) stroke="none" {}
+    }
+}
+
 /// Wilson bands of the gate level's windows, for the drift-over-time chart.
 fn gate_bands(r: &Report, x: &Linear, y: &Linear) -> Markup {
     let gate = view::gate_pos(r);
+    if r.windows.len() > MAX_MARKERS {
+        // Too many windows for one bar each: one shaded area between the bounds.
+        let pts: Vec<(f64, f64, f64)> = r
+            .windows
+            .iter()
+            .zip(&r.series)
+            .filter_map(|(w, s)| {
+                let d = gate.and_then(|g| w.drift.get(g))?;
+                let mid = x.map((s.start_ms as f64 + s.end_ms as f64) / 2.0);
+                Some((mid, y.map(d.lower?), y.map(d.upper?.min(y.d1))))
+            })
+            .collect();
+        return band_area(&pts, 0.18);
+    }
     html! {
         @for (w, s) in r.windows.iter().zip(&r.series) {
             @if let Some(d) = gate.and_then(|g| w.drift.get(g)) {
