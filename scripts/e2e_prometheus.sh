@@ -239,9 +239,20 @@ for title, ref, expr in queries:
     values = [(float(ts), float(v)) for s in data["result"] for ts, v in s["values"]]
     finite = [v for _, v in values if math.isfinite(v)]
     results[expr] = data["result"]
-    if mode == "live" and "adapt_whatif_drift_ratio" in expr:
-        # What-if ratios exist only in replays: an empty answer is expected live.
+    # `x unless on(window) (adapt_window_counted == 0)` is x itself live.
+    replay_only = ("adapt_whatif_drift_ratio" in expr or "adapt_plan_rollout_percent" in expr
+                   or ("adapt_window_" in expr and "unless" not in expr))
+    if mode == "live" and replay_only:
+        # What-if ratios, the plan's level and the per-window request counts exist
+        # only in replays: an empty answer is expected live.
         out(True, f"[live] {title} / {ref}: {q} -> {len(data['result'])} series (replay-only metric)")
+        continue
+    if mode == "backfill" and "adapt_plan_rollout_percent" in expr and "plan" not in report:
+        out(len(data["result"]) == 0, f"[backfill] {title} / {ref}: {q} -> no series without --plan")
+        continue
+    if mode == "backfill" and "(adapt_window_counted == 0)" in expr and " and " in expr \
+            and all(w["requests"] >= report["config"]["min_requests"] for w in report["windows"]):
+        out(len(data["result"]) == 0, f"[backfill] {title} / {ref}: {q} -> no series: every window counts")
         continue
     if mode == "live" and "histogram_quantile" in expr:
         # A single constant scrape has no increase: the quantile is NaN, but the
@@ -262,9 +273,27 @@ def values_of(expr_part):
 if mode == "backfill":
     gate = report["gate"]["rollout_percent"]
     level = next(l for l in report["levels"] if l["rollout_percent"] == gate)
-    worst = max(values_of("adapt_drift_ratio"), default=None)
-    out(worst == level["max_window_ratio"],
-        f"max adapt_drift_ratio {worst} = report levels[{gate} %].max_window_ratio {level['max_window_ratio']}")
+    # The drift panel keeps the windows the gate counts apart from the rest: its
+    # counted series peaks at the worst counted window, its grey one at the worst of
+    # the windows under --min-requests; together they are levels[].max_window_ratio.
+    gi = [l["rollout_percent"] for l in report["levels"]].index(gate)
+    minr = report["config"]["min_requests"]
+    def worst_of(counted):
+        return max((w["drift"][gi]["ratio"] for w in report["windows"] if (w["requests"] >= minr) == counted), default=None)
+    counted = max(values_of("adapt_drift_ratio unless on(window) (adapt_window_counted == 0)"), default=None)
+    out(counted == worst_of(True), f"max counted adapt_drift_ratio {counted} = worst counted window {worst_of(True)}")
+    few = max(values_of("adapt_drift_ratio and on(window) (adapt_window_counted == 0)"), default=None)
+    out(few == worst_of(False), f"max uncounted adapt_drift_ratio {few} = worst window under --min-requests {worst_of(False)}")
+    out(max(x for x in (counted, few) if x is not None) == level["max_window_ratio"],
+        f"worst of both = report levels[{gate} %].max_window_ratio {level['max_window_ratio']}")
+    # Range queries repeat a sample over the lookback: compare the sets of values.
+    reqs = set(values_of("adapt_window_requests"))
+    want_reqs = {float(w["requests"]) for w in report["windows"]}
+    out(reqs == want_reqs, f"adapt_window_requests takes the {len(want_reqs)} distinct window sizes of report.json")
+    if "plan" in report:
+        levels = set(values_of("adapt_plan_rollout_percent"))
+        steps = {float(s["rollout_percent"]) for s in report["plan"]["steps"]} | {0.0}
+        out(levels and levels <= steps, f"adapt_plan_rollout_percent {sorted(levels)} within the plan's levels {sorted(steps)}")
     req = next(e for e in results if "adapt_requests_total{mode=\"shadow\"}" in e)
     last = api("/api/v1/query", query=substitute(req), time=end)["result"]
     got = sum(float(s["value"][1]) for s in last)
@@ -276,11 +305,14 @@ if mode == "backfill":
     got = sum(float(s["value"][1]) for s in drift_total)
     out(got == level["drift_events"],
         f"last adapt_drift_events_total {got:g} = report levels[{gate} %].drift_events {level['drift_events']}")
-    # The what-if panel: one series per reported level, each series' worst window = the report's.
+    # The what-if panel: one series per reported level, each series' worst window = the
+    # report's worst counted window (windows under --min-requests are left out, as the
+    # gate leaves them out; with --min-requests 1 that is levels[].max_window_ratio).
     whatif = next(e for e in results if "adapt_whatif_drift_ratio" in e)
     by_level = {int(s["metric"]["rollout"]): max(float(v) for _, v in s["values"]) for s in results[whatif]}
-    want = {l["rollout_percent"]: l["max_window_ratio"] for l in report["levels"]}
-    out(by_level == want, f"what-if max per rollout level {by_level} = report levels {want}")
+    want = {l["rollout_percent"]: max((w["drift"][i]["ratio"] for w in report["windows"] if w["requests"] >= minr), default=0.0)
+            for i, l in enumerate(report["levels"])}
+    out(by_level == want, f"what-if max per rollout level {by_level} = worst counted window per level {want}")
 sys.exit(1 if fails else 0)
 PY
 

@@ -11,6 +11,7 @@ pub mod config;
 pub mod diff;
 pub mod error;
 pub mod r#gen;
+pub mod metrics;
 pub mod orchestrator;
 pub mod policy;
 #[cfg(feature = "python")]

@@ -332,6 +332,7 @@ fn out_keeps_files_and_directories_it_did_not_write() {
         names,
         [
             "NOTES.md",
+            "gate.prom",
             "junit.xml",
             "metrics.om",
             "report.html",

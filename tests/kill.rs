@@ -199,7 +199,7 @@ fn interrupted_replay_leaves_old_or_new_outputs_never_torn() {
     let st = replay(&small, &old_dir).status().unwrap();
     assert!(st.code().is_some_and(|c| c <= 1), "{st:?}");
     let old = snapshot(&old_dir);
-    assert_eq!(old.len(), 6, "six output files");
+    assert_eq!(old.len(), 7, "seven output files");
     let new_dir = tmp.path().join("new");
     let st = replay(&large, &new_dir).status().unwrap();
     assert!(st.code().is_some_and(|c| c <= 1), "{st:?}");

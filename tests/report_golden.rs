@@ -323,3 +323,142 @@ fn bad_drift_details_path_fails_before_any_work() {
         "probe or temp file left: {leftovers:?}"
     );
 }
+
+/// The third conformance command line (1-minute windows, confidence 0.6, plan.yaml
+/// from every window start) into `out`.
+fn replay_plan(out: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_proof"))
+        .current_dir(conformance())
+        .args(["replay", "traffic.jsonl"])
+        .args(common::CASE_V2_PLAN_CONF60)
+        .args(["--quiet", "--out"])
+        .arg(out)
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn plan_report_md_and_junit_match_the_golden_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = replay_plan(&out);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    // The plan's verdict leads: the headline, then the plan section before the gate.
+    assert!(md.starts_with(
+        "## ❌ proof replay: Plan ROLLED BACK in 5 of 17 runs \\(first at step 3, 08:14Z\\); gate FAILED"
+    ));
+    assert!(md.find("### Rollout plan").unwrap() < md.find("| Gate | |").unwrap());
+    // 17 starts: 5 roll back in step 3 (100 %), 6 are promoted, 6 run out of traffic.
+    assert!(md.contains("| 17 | 6 | 5 | 6 | 1 / 2 |"), "{md}");
+    assert!(md.contains("| 3 | 100 % | until the end of the traffic | 5 |"));
+    // The earliest of the runs with the most drift (2 events) is the worst start.
+    assert!(md.contains(
+        "Worst start: 2026-11-05T08:00:00Z — rolled back at step 3 (100 %) at 2026-11-05T08:14:00Z"
+    ));
+    // z(0.6) ≈ 0.2533: 0 of n passes 5 % from n = 2 on (upper(0, 1) ≈ 0.060).
+    assert!(md.contains("Windows need ≥ 2 requests to show drift ≤ 5.00 % at confidence 0.6; 13 of 17 windows have that many."), "{md}");
+    assert!(md.contains("| Proven safe at confidence 0.6 | **23 %** |"));
+    golden("report_plan.md", md.as_bytes());
+    golden(
+        "junit_plan.xml",
+        &std::fs::read(out.join("junit.xml")).unwrap(),
+    );
+}
+
+#[test]
+fn junit_has_one_testcase_per_plan_run_failed_when_rolled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = replay_plan(&out);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let xml = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let plan = doc
+        .descendants()
+        .find(|n| n.attribute("name") == Some("proof.plan"))
+        .expect("a proof.plan suite");
+    let cases: Vec<_> = plan
+        .children()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    let runs = report["plan"]["runs"].as_array().unwrap();
+    assert_eq!(cases.len(), runs.len());
+    assert_eq!(cases.len(), 17);
+    for (c, run) in cases.iter().zip(runs) {
+        let start = run["start"].as_str().unwrap();
+        assert_eq!(
+            c.attribute("name").unwrap(),
+            format!("plan run from {start}")
+        );
+        let child = c.children().find(|n| n.is_element());
+        match run["outcome"].as_str().unwrap() {
+            "rolled_back" => {
+                let f = child.unwrap();
+                assert_eq!(f.tag_name().name(), "failure");
+                assert_eq!(f.attribute("type"), Some("RolledBack"));
+            }
+            "incomplete" => assert_eq!(child.unwrap().tag_name().name(), "skipped"),
+            _ => assert!(child.is_none(), "a promoted run passes"),
+        }
+    }
+    assert_eq!(
+        (plan.attribute("failures"), plan.attribute("skipped")),
+        (Some("5"), Some("6"))
+    );
+    // Root totals: 17 window cases (4 breached) + 2 record checks + 17 plan runs.
+    let root = doc.root_element();
+    assert_eq!(
+        (root.attribute("tests"), root.attribute("failures")),
+        (Some("36"), Some("9"))
+    );
+}
+
+#[test]
+fn evaluation_error_warnings_lead_report_md() {
+    // Without --list every rule reading a list errors (missing_var): the gate passes,
+    // but the summary must not look green, and the warnings come right after the
+    // headline, before any table.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_proof"))
+        .current_dir(conformance())
+        .args([
+            "replay",
+            "traffic.jsonl",
+            "--ir",
+            "demo.v1.ir.json",
+            "--candidate-ir",
+            "demo.v2.ir.json",
+        ])
+        .args(["--max-rejects", "3", "--quiet", "--out"])
+        .arg(&out)
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let lines: Vec<&str> = md.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        lines[0],
+        "## ⚠️ proof replay: Gate passed at 100 %: safe up to 100 % rollout"
+    );
+    assert!(lines[1].starts_with(
+        "> ⚠️ **Warning:** rule no\\_sanctions: missing\\_var on 100.0 % of the enforced path's records"
+    ), "{md}");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("> ⚠️ **Warning:**"))
+            .count(),
+        3
+    );
+    assert!(md.contains("### Evaluation errors"));
+    assert!(
+        md.contains("| enforced | `no_sanctions` | `missing_var` | 39 | 100.0 % |"),
+        "{md}"
+    );
+}

@@ -338,6 +338,14 @@ fn check_dom(dom: &str, r: &Value) {
             "Run FAILED: {} records rejected, more than --max-rejects {}; gate {gate_words}",
             r["records"]["rejected"], r["config"]["max_rejects"]
         )
+    } else if r["plan"].is_object() {
+        // With a plan its verdict leads (SPEC §9), checked by the plan test itself.
+        let h = r["summary"]["headline"].as_str().unwrap();
+        assert!(
+            h.starts_with("Plan ") && h.ends_with(&format!("; gate {gate_words}")),
+            "{h}"
+        );
+        h.to_string()
     } else {
         format!("Gate {gate_words}")
     };
@@ -792,4 +800,236 @@ fn text_from_inputs_cannot_inject_markup() {
     assert_eq!(rows(t)[1].1[1], evil_id);
     let (_, t) = element(&dom, "input-files", "</table>");
     assert_eq!(rows(t)[0].1[0], log.display().to_string());
+}
+
+/// The third conformance command line (SPEC §8, §9: 1-minute windows, confidence
+/// 0.6, plan.yaml from every start).
+fn replay_plan(out: &Path) -> (i32, Value) {
+    let o = Command::new(env!("CARGO_BIN_EXE_proof"))
+        .current_dir(conformance())
+        .args(["replay", "traffic.jsonl", "--quiet"])
+        .args(common::CASE_V2_PLAN_CONF60)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    let json = std::fs::read(out.join("report.json"))
+        .unwrap_or_else(|e| panic!("no report.json ({e}): {}", text(&o)));
+    (
+        o.status.code().unwrap_or(-1),
+        serde_json::from_slice(&json).unwrap(),
+    )
+}
+
+#[test]
+fn rollout_plan_section_shows_the_staircase_runs_and_bands() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let (code, report) = replay_plan(&out);
+    assert_eq!(code, 1);
+    let html = out.join("report.html");
+    check_self_contained(&std::fs::read_to_string(&html).unwrap());
+    let dom = dump_dom(&html);
+    check_dom(&dom, &report);
+    check_text_inside_charts(&html);
+    // The plan's verdict leads the headline and heads its section.
+    assert!(dom.contains(
+        ">Plan ROLLED BACK in 5 of 17 runs (first at step 3, 08:14Z); gate FAILED at 100 %: safe up to 23 % rollout</h1>"
+    ));
+    let (tag, v) = element(&dom, "plan-verdict", "</p>");
+    assert_eq!(attr(tag, "data-passed"), "false");
+    assert_eq!(
+        strip(v),
+        "plan ROLLED BACK in 5 of 17 runs (first at step 3, 08:14Z)"
+    );
+    assert!(dom.find("id=\"plan\"").unwrap() < dom.find("id=\"chart-drift-time\"").unwrap());
+
+    // One row per run, in start order, outcomes and impact as in report.json.
+    let runs = report["plan"]["runs"].as_array().unwrap();
+    let (_, t) = element(&dom, "plan-runs", "</table>");
+    let rows = rows(t);
+    assert_eq!(rows.len(), runs.len());
+    for ((tag, cells), run) in rows.iter().zip(runs) {
+        assert_eq!(attr(tag, "data-start"), run["start"].as_str().unwrap());
+        assert_eq!(attr(tag, "data-outcome"), run["outcome"].as_str().unwrap());
+        assert_eq!(cells[7], run["impact"]["events"].to_string());
+        assert_eq!(cells[8], run["impact"]["new_denials"].to_string());
+    }
+    // The worst start: the earliest of the runs with 2 drift events (08:00).
+    let worst: Vec<&String> = rows
+        .iter()
+        .filter(|(tag, _)| tag.contains("class=\"worst\""))
+        .map(|(_, c)| &c[0])
+        .collect();
+    assert_eq!(worst, ["2026-11-05T08:00:00Z (worst)"]);
+    let (tag, _) = element(&dom, "plan-worst", "</p>");
+    assert_eq!(attr(tag, "data-start"), "2026-11-05T08:00:00Z");
+    // Steps: all 5 rollbacks in step 3 (100 %).
+    let (_, t) = element(&dom, "plan-steps", "</table>");
+    let rolled: Vec<String> = rows_of(t, "data-rolled-back");
+    assert_eq!(rolled, ["0", "0", "5"]);
+
+    // The staircase: 10 % → 50 % → 100 % → 0 after the rollback at 08:14.
+    let (_, chart) = element(&dom, "chart-plan", "</svg>");
+    let stairs = chart.split("id=\"plan-staircase\"").nth(1).unwrap();
+    let d = attr(&stairs[..stairs.find('>').unwrap()], "d");
+    assert_eq!(d.matches('V').count(), 3, "three level changes: {d}");
+    assert!(
+        chart.contains("data-at=\"2026-11-05T08:14:00Z\""),
+        "rollback marker"
+    );
+    // Judged windows: 08:00 … 08:13 with records (12), each with its Wilson band; the
+    // two that breached (08:12, 08:13 at 100 %) are shaded.
+    assert_eq!(chart.matches("class=\"band\"").count(), 12);
+    assert_eq!(chart.matches("class=\"plan-breach\"").count(), 2);
+    assert!(chart.contains("data-start=\"2026-11-05T08:12:00Z\" data-level=\"100\" data-events=\"1\" data-breach=\"true\""));
+    // Gate-level bands in the drift chart: one per window (17).
+    let (_, chart) = element(&dom, "chart-drift-time", "</svg>");
+    assert_eq!(chart.matches("class=\"band\"").count(), 17);
+    // z(0.6)² ≈ 0.0642: 0 of 2 has upper ≈ 3.1 % ≤ 5 %, 0 of 1 has 6.0 %.
+    let (_, s) = element(&dom, "requests-to-pass", "</p>");
+    assert_eq!(
+        strip(s),
+        "Windows need ≥ 2 requests to show drift ≤ 5.00 % at confidence 0.6; 13 of 17 windows have that many."
+    );
+    let (tag, _) = element(&dom, "proven-safe", "</dd>");
+    assert_eq!(attr(tag, "data-value"), "23");
+}
+
+/// The values of `name` on every row of a table body.
+fn rows_of(table: &str, name: &str) -> Vec<String> {
+    rows(table)
+        .iter()
+        .map(|(tag, _)| attr(tag, name).to_string())
+        .collect()
+}
+
+#[test]
+fn long_ids_paths_and_rule_names_render_whole() {
+    // Request ids of 70 characters, a log named through `scenarios/../logs`, and a
+    // rule id longer than the cause chart shows in full.
+    let dir = tempfile::tempdir().unwrap();
+    let c = conformance();
+    let long_rule = "audit_score_of_the_supplier_within_the_last_two_years";
+    for name in ["demo.v1.ir.json", "demo.v2.ir.json"] {
+        let ir = std::fs::read_to_string(c.join(name)).unwrap();
+        let mut v: Value =
+            serde_json::from_str(&ir.replace("\"audit_score\"", &format!("\"{long_rule}\"")))
+                .unwrap();
+        v.as_object_mut().unwrap().remove("policy_hash");
+        std::fs::write(dir.path().join(name), serde_json::to_vec(&v).unwrap()).unwrap();
+    }
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    std::fs::create_dir_all(dir.path().join("scenarios")).unwrap();
+    let log = std::fs::read_to_string(c.join("traffic.jsonl")).unwrap();
+    let pad = "x".repeat(60);
+    std::fs::write(
+        dir.path().join("logs/t.jsonl"),
+        log.replace(
+            "\"request_id\":\"req-",
+            &format!("\"request_id\":\"req-{pad}-"),
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_proof"))
+        .current_dir(dir.path())
+        .args([
+            "replay",
+            "scenarios/../logs/t.jsonl",
+            "--ir",
+            "demo.v1.ir.json",
+            "--candidate-ir",
+            "demo.v2.ir.json",
+        ])
+        .arg("--list")
+        .arg(format!("sanctions={}", c.join("sanctions.csv").display()))
+        .arg("--list")
+        .arg(format!("high_risk={}", c.join("high_risk.txt").display()))
+        .args(["--max-rejects", "3", "--quiet", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let html = out.join("report.html");
+    let dom = dump_dom(&html);
+    // Paths shown normalised (report.json keeps them as given).
+    let (_, t) = element(&dom, "input-files", "</table>");
+    assert_eq!(rows(t)[0].1[0], "logs/t.jsonl");
+    let (_, t) = element(&dom, "examples", "</table>");
+    let ex = rows(t);
+    assert!(
+        ex.iter().all(|(_, c)| c[6].starts_with("logs/t.jsonl:")),
+        "{:?}",
+        ex[0]
+    );
+    assert!(ex[0].1[1].starts_with(&format!("req-{pad}-")));
+    // The examples are said to be taken as at 100 %.
+    assert!(dom.contains("drifting records as at 100 % (every record enforced"));
+    // The long rule name is shortened with an ellipsis, and nothing sticks out.
+    let (_, chart) = element(&dom, "chart-drift-cause", "</svg>");
+    assert!(chart.contains(&format!("{}…", &long_rule[..27])), "{chart}");
+    check_text_inside_charts(&html);
+
+    // Request ids lie on one line each, as Chromium lays the table out.
+    let copy = dir.path().join("measure.html");
+    let page = std::fs::read_to_string(&html).unwrap();
+    let script = r#"<script>
+const bad = [];
+for (const s of document.querySelectorAll('span.id')) {
+  if (s.getClientRects().length !== 1) bad.push(s.textContent);
+}
+const pre = document.createElement('pre');
+pre.id = 'wrapped';
+pre.textContent = 'checked ' + document.querySelectorAll('span.id').length + ';' + bad.join('; ');
+document.body.appendChild(pre);
+</script></body>"#;
+    std::fs::write(&copy, page.replace("</body>", script)).unwrap();
+    let dom = dump_dom(&copy);
+    let (_, got) = element(&dom, "wrapped", "</pre>");
+    assert!(
+        got.starts_with("checked ") && got.ends_with(';'),
+        "ids wrapped: {got}"
+    );
+    assert_ne!(got, "checked 0;");
+}
+
+#[test]
+fn evaluation_error_warnings_show_in_the_banner() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_proof"))
+        .current_dir(conformance())
+        .args([
+            "replay",
+            "traffic.jsonl",
+            "--ir",
+            "demo.v1.ir.json",
+            "--candidate-ir",
+            "demo.v2.ir.json",
+        ])
+        .args(["--max-rejects", "3", "--quiet", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let dom = dump_dom(&out.join("report.html"));
+    // The banner is amber, not green, and lists each warning inside it.
+    assert!(dom.contains("<header class=\"banner none\">"));
+    let (_, w) = element(&dom, "warnings", "</ul>");
+    let items: Vec<String> = w.split("<li>").skip(1).map(strip).collect();
+    assert_eq!(items.len(), 3);
+    assert!(items[0].starts_with(
+        "Warning: rule no_sanctions: missing_var on 100.0 % of the enforced path's records"
+    ));
+    assert!(dom.find("id=\"warnings\"").unwrap() < dom.find("</header>").unwrap());
+    let (_, t) = element(&dom, "evaluation-errors", "</table>");
+    // Every (path, rule, reason), warned or not: low_risk_country errors on 10 of 39
+    // shadow records (25.6 %, under the warning's half) and is listed all the same.
+    let r = rows(t);
+    assert_eq!(r.len(), 4);
+    assert_eq!(
+        r[3].1[..4],
+        ["shadow", "low_risk_country", "missing_var", "10"]
+    );
 }

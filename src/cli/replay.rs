@@ -157,9 +157,9 @@ pub struct ReplayArgs {
     /// Scenario file (YAML) with the same settings; flags override it [default: none].
     #[arg(long, value_name = "FILE")]
     pub scenario: Option<PathBuf>,
-    /// Output directory for report.json, windows.csv, metrics.om, report.html, report.md
-    /// and junit.xml [default: print report.json]. With $GITHUB_STEP_SUMMARY set, report.md
-    /// is also appended to that file.
+    /// Output directory for report.json, windows.csv, metrics.om, report.html, report.md,
+    /// junit.xml and gate.prom [default: print report.json]. With $GITHUB_STEP_SUMMARY set,
+    /// report.md is also appended to that file.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Write every drifting record (ts, request id, verdicts, kind, cause, bucket, source)

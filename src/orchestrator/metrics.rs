@@ -13,6 +13,7 @@ use prometheus::{
 
 use super::enforcer::EnforceOptions;
 use super::selector::Verdict;
+use crate::metrics::catalogue as C;
 
 /// Buckets of `adapt_selection_latency_seconds`: selection takes about a microsecond,
 /// so the low end is sub-microsecond.
@@ -119,41 +120,32 @@ impl AdaptMetrics {
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
         let m = AdaptMetrics {
             rollout_percent: Gauge::new(
-                "adapt_enforce_rollout_percent",
-                "Share of requests the candidate path decides for, in percent.",
+                C::ENFORCE_ROLLOUT_PERCENT.sample,
+                C::ENFORCE_ROLLOUT_PERCENT.help,
             )?,
             requests: IntCounterVec::new(
-                Opts::new("adapt_requests_total", "Requests evaluated, by path."),
-                &["mode", "policy_id"],
+                Opts::new(C::REQUESTS.sample, C::REQUESTS.help),
+                C::REQUESTS.labels,
             )?,
             drift_events: IntCounterVec::new(
-                Opts::new(
-                    "adapt_drift_events_total",
-                    "Enforced requests whose verdict differs from shadow.",
-                ),
-                &["policy_id"],
+                Opts::new(C::DRIFT_EVENTS.sample, C::DRIFT_EVENTS.help),
+                C::DRIFT_EVENTS.labels,
             )?,
             drift_ratio: GaugeVec::new(
-                Opts::new(
-                    "adapt_drift_ratio",
-                    "Drift events over requests in a sliding window.",
-                ),
-                &["window"],
+                Opts::new(C::DRIFT_RATIO.sample, C::DRIFT_RATIO.help),
+                C::DRIFT_RATIO.labels,
             )?,
             verdicts: IntCounterVec::new(
-                Opts::new("adapt_verdicts_total", "Verdicts, by path."),
-                &["mode", "verdict"],
+                Opts::new(C::VERDICTS.sample, C::VERDICTS.help),
+                C::VERDICTS.labels,
             )?,
             selection_latency: Histogram::with_opts(
-                HistogramOpts::new(
-                    "adapt_selection_latency_seconds",
-                    "Time to select, plan and run the rules of one request.",
-                )
-                .buckets(LATENCY_BUCKETS.to_vec()),
+                HistogramOpts::new(C::SELECTION_LATENCY.sample, C::SELECTION_LATENCY.help)
+                    .buckets(LATENCY_BUCKETS.to_vec()),
             )?,
             policy_info: GaugeVec::new(
-                Opts::new("adapt_policy_info", "Loaded policy (value 1)."),
-                &["path", "policy_id", "ir_hash"],
+                Opts::new(C::POLICY.sample, C::POLICY.help),
+                C::POLICY.labels,
             )?,
             registry: registry.clone(),
             info_current: Arc::default(),

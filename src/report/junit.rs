@@ -2,7 +2,8 @@
 //! other CI systems. Suite `proof.gate` has one testcase per window at the gate
 //! level: a breaching window is a `<failure>` with its numbers, a window below
 //! `--min-requests` is `<skipped>`. Suite `proof.records` holds the two input checks
-//! behind exit code 3. Times are 0: the file is identical across runs.
+//! behind exit code 3. With `--plan`, suite `proof.plan` has one testcase per
+//! simulated run: rolled back is a `<failure>`, incomplete `<skipped>`. Times are 0: the file is identical across runs.
 
 use std::fmt::Write;
 
@@ -229,9 +230,11 @@ pub fn render(r: &Report) -> String {
             },
         },
     ];
-    let total = gate_cases.len() + record_cases.len();
-    let failures = count(&gate_cases, failed) + count(&record_cases, failed);
-    let skips = count(&gate_cases, skipped);
+    let plan_cases = plan_cases(r);
+    let total = gate_cases.len() + record_cases.len() + plan_cases.len();
+    let failures =
+        count(&gate_cases, failed) + count(&record_cases, failed) + count(&plan_cases, failed);
+    let skips = count(&gate_cases, skipped) + count(&plan_cases, skipped);
 
     let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
@@ -272,8 +275,73 @@ pub fn render(r: &Report) -> String {
         ],
         &record_cases,
     );
+    if let Some(p) = &r.plan {
+        suite(
+            &mut o,
+            "proof.plan",
+            &[
+                ("start", p.start.clone()),
+                ("failure_limit", p.failure_limit.to_string()),
+                (
+                    "steps",
+                    p.steps
+                        .iter()
+                        .map(|s| s.rollout_percent.to_string())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
+                ("passed", p.passed.to_string()),
+            ],
+            &plan_cases,
+        );
+    }
     o.push_str("</testsuites>\n");
     o
+}
+
+/// One testcase per simulated run (SPEC §9): rolled back is a failure, incomplete is
+/// skipped (the traffic ended before the last step), promoted passes.
+fn plan_cases(r: &Report) -> Vec<Case> {
+    let Some(p) = &r.plan else {
+        return Vec::new();
+    };
+    p.runs
+        .iter()
+        .map(|run| {
+            let impact = format!(
+                "requests: {}\ndrift_events: {}\nnew_denials: {}\nmissed_denials: {}\nbreached_windows: {}\n",
+                run.impact.requests,
+                run.impact.events,
+                run.impact.new_denials,
+                run.impact.missed_denials,
+                run.breached_windows
+            );
+            let outcome = match run.outcome {
+                "rolled_back" => Outcome::Failure {
+                    ty: "RolledBack",
+                    message: format!(
+                        "rolled back at step {} ({} %) at {} after {} breached window(s): {} drifting decisions, {} new denials",
+                        run.step.unwrap_or(0),
+                        run.rollout_percent.unwrap_or(0),
+                        run.at.as_deref().unwrap_or("?"),
+                        run.breached_windows,
+                        run.impact.events,
+                        run.impact.new_denials
+                    ),
+                    body: format!("start: {}\nat: {}\n{impact}", run.start, run.at.as_deref().unwrap_or("")),
+                },
+                "incomplete" => Outcome::Skipped(format!(
+                    "the traffic ended before the last step ({} breached window(s) so far)",
+                    run.breached_windows
+                )),
+                _ => Outcome::Passed,
+            };
+            Case {
+                name: format!("plan run from {}", run.start),
+                outcome,
+            }
+        })
+        .collect()
 }
 
 impl Exporter for JunitExporter {

@@ -1,5 +1,6 @@
 //! `report.md`: a GitHub-flavoured Markdown summary for pull requests and CI job
-//! summaries (`$GITHUB_STEP_SUMMARY`): the headline, the gate's figures, the levels
+//! summaries (`$GITHUB_STEP_SUMMARY`): the headline (the plan's verdict first, with
+//! `--plan`), warnings, the rollout plan, the gate's figures, the levels
 //! table, the top causes, drift kinds, the worst windows and rejections. Every text
 //! that comes from inputs (ids, paths) is escaped; no wall-clock figures, so the
 //! file is identical across runs.
@@ -7,7 +8,7 @@
 use std::fmt::Write;
 
 use super::Exporter;
-use super::model::{Report, Window, WindowLevel, pct, ratio};
+use super::model::{self, Report, Window, WindowLevel, pct, ratio};
 use super::view::{self, WindowStatus};
 
 /// Writes report.md.
@@ -88,17 +89,80 @@ fn window_table(o: &mut String, r: &Report, rows: &[(&Window, &WindowLevel)]) {
     o.push('\n');
 }
 
+/// "### Rollout plan": the verdict, the steps with their rollbacks, the outcome
+/// counts and the worst start (SPEC §9). Nothing without `--plan`.
+fn plan_section(o: &mut String, r: &Report) {
+    let Some(p) = &r.plan else { return };
+    let s = &p.summary;
+    let _ = writeln!(
+        o,
+        "### Rollout plan\n\n**{}**\n",
+        text(&model::plan_words(r).unwrap_or_default())
+    );
+    let _ = writeln!(
+        o,
+        "Failure limit {} breached window(s); start {}.\n\n| Step | Rollout | Duration | Runs rolled back here |\n|--:|--:|---|--:|",
+        p.failure_limit,
+        code(&p.start)
+    );
+    for (i, st) in p.steps.iter().enumerate() {
+        let dur = st
+            .duration_seconds
+            .as_ref()
+            .and_then(serde_json::Number::as_f64)
+            .map_or_else(
+                || "until the end of the traffic".to_string(),
+                |sec| crate::policy::time::format_span((sec * 1000.0).round() as i64),
+            );
+        let _ = writeln!(
+            o,
+            "| {} | {} % | {dur} | {} |",
+            i + 1,
+            st.rollout_percent,
+            s.rolled_back_by_step.get(i).copied().unwrap_or(0)
+        );
+    }
+    let _ = writeln!(
+        o,
+        "\n| Runs | Promoted | Rolled back | Incomplete | Drift events per run (median / max) |\n|--:|--:|--:|--:|--:|\n| {} | {} | {} | {} | {} / {} |\n",
+        s.runs,
+        s.promoted,
+        s.rolled_back,
+        s.incomplete,
+        s.impact_events_median,
+        s.impact_events_max
+    );
+    if let Some(w) = view::worst_run(r).filter(|w| w.impact.events > 0) {
+        let how = match (w.outcome, w.step, w.rollout_percent, w.at.as_deref()) {
+            ("rolled_back", Some(st), Some(l), Some(at)) => {
+                format!("rolled back at step {st} ({l} %) at {}", text(at))
+            }
+            ("promoted", _, _, Some(at)) => format!("promoted at {}", text(at)),
+            _ => "still running when the traffic ended".into(),
+        };
+        let _ = writeln!(
+            o,
+            "Worst start: {} — {how}, after {} drifting decisions of {} requests ({} new denials, {} missed denials).\n",
+            text(&w.start),
+            w.impact.events,
+            w.impact.requests,
+            w.impact.new_denials,
+            w.impact.missed_denials
+        );
+    }
+}
+
 /// The Markdown text.
 pub fn render(r: &Report) -> String {
     let mut o = String::new();
     let g = &r.gate;
     let min = r.config.min_requests;
-    let mark = if g.exit_code == 3 {
-        "⚠️"
-    } else if g.passed {
-        "✅"
-    } else {
-        "❌"
+    // With a plan the plan decides the exit code (SPEC §9): the mark follows it.
+    let mark = match g.exit_code {
+        3 => "⚠️",
+        0 if !r.summary.warnings.is_empty() => "⚠️",
+        0 => "✅",
+        _ => "❌",
     };
     let _ = writeln!(o, "## {mark} proof replay: {}\n", text(&r.summary.headline));
     if g.exit_code == 3 {
@@ -108,13 +172,22 @@ pub fn render(r: &Report) -> String {
                 "> **Exit code 3:** the run fails whatever the gate says. Check the log files, \
                  the policy id and the rejected records.\n"
             );
-        } else {
+        } else if r.records.rejected > r.config.max_rejects {
             let _ = writeln!(
                 o,
                 "> **Exit code 3:** the run fails whatever the gate says; see Rejected records below.\n"
             );
+        } else {
+            let _ = writeln!(
+                o,
+                "> **Exit code 3:** the run fails whatever the gate says; see the warnings and Evaluation errors below.\n"
+            );
         }
     }
+    for w in &r.summary.warnings {
+        let _ = writeln!(o, "> ⚠️ **Warning:** {}\n", text(w));
+    }
+    plan_section(&mut o, r);
 
     // The numbers behind the headline.
     let gate_level = view::gate_pos(r).and_then(|i| r.levels.get(i));
@@ -185,7 +258,18 @@ pub fn render(r: &Report) -> String {
             code(&p.ir_hash)
         );
     }
+    if let Some(c) = g.confidence {
+        let _ = writeln!(
+            o,
+            "| Proven safe at confidence {c} | {} |",
+            g.proven_safe_rollout_percent
+                .map_or_else(|| "none".to_string(), |p| format!("**{p} %**"))
+        );
+    }
     let _ = writeln!(o, "| Exit code | {} |\n", g.exit_code);
+    if let Some(sentence) = view::pass_sentence(r) {
+        let _ = writeln!(o, "{}\n", text(&sentence));
+    }
 
     let _ = writeln!(o, "### Rollout levels\n");
     if min > 1 {
@@ -301,6 +385,25 @@ pub fn render(r: &Report) -> String {
         window_table(&mut o, r, &worst.too_few);
     }
 
+    if !r.evaluation_errors.is_empty() {
+        let _ = writeln!(
+            o,
+            "### Evaluation errors\n\n| Path | Rule | Reason | Records | Share of evaluated |\n|---|---|---|--:|--:|"
+        );
+        for e in &r.evaluation_errors {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} |",
+                e.path,
+                code(&e.rule),
+                code(e.reason),
+                e.records,
+                pct(e.ratio)
+            );
+        }
+        o.push('\n');
+    }
+
     if rec.rejected > 0 {
         let _ = writeln!(
             o,
@@ -311,7 +414,9 @@ pub fn render(r: &Report) -> String {
                 .rejections
                 .iter()
                 .find(|x| x.reason == *reason)
-                .map_or_else(String::new, |x| text(&format!("{}:{}", x.file, x.line)));
+                .map_or_else(String::new, |x| {
+                    text(&format!("{}:{}", view::shown_path(&x.file), x.line))
+                });
             let _ = writeln!(o, "| {} | {n} | {first} |", code(reason));
         }
         o.push('\n');

@@ -4,6 +4,7 @@
 
 pub mod csv;
 pub mod drift_details;
+pub mod gate_prom;
 pub mod html;
 pub mod json;
 pub mod junit;
@@ -34,6 +35,7 @@ pub fn exporters() -> Vec<Box<dyn Exporter>> {
         Box::new(html::HtmlExporter),
         Box::new(markdown::MarkdownExporter),
         Box::new(junit::JunitExporter),
+        Box::new(gate_prom::GatePromExporter),
     ]
 }
 

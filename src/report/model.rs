@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::orchestrator::{DriftKind, RolloutPercent, Verdict};
 use crate::policy::time::format_rfc3339_ms;
-use crate::replay::aggregate::{Aggregate, FileCounts, WindowAgg};
+use crate::replay::aggregate::{Aggregate, FileCounts};
 use crate::replay::gate::{self, GateResult, PlanResult};
 use crate::replay::record::Reason;
 
@@ -45,6 +45,15 @@ pub struct VerdictCounts {
 }
 
 impl VerdictCounts {
+    /// The count of one verdict.
+    pub fn of(&self, v: Verdict) -> u64 {
+        match v {
+            Verdict::Ok => self.ok,
+            Verdict::Warn => self.warn,
+            Verdict::Fail => self.fail,
+        }
+    }
+
     fn from(v: [u64; 3]) -> Self {
         VerdictCounts {
             ok: v[Verdict::Ok.index()],
@@ -333,15 +342,43 @@ pub struct WorstWindow {
     pub requests: u64,
 }
 
-/// Per-window series for metrics exporters (not part of report.json).
+/// Per-window figures for the exporters that draw or export time series (metrics.om,
+/// the HTML charts, the what-if curve); not part of report.json. Plain numbers, so no
+/// exporter aggregates again.
 #[derive(Debug, Clone)]
 pub struct WindowSeries {
     /// Window start, epoch ms.
     pub start_ms: i64,
     /// Window end, epoch ms.
     pub end_ms: i64,
-    /// Counts.
-    pub agg: WindowAgg,
+    /// Evaluated records.
+    pub requests: u64,
+    /// The window has at least `--min-requests` requests: the gate judges it.
+    pub counted: bool,
+    /// Shadow verdicts.
+    pub shadow: VerdictCounts,
+    /// Enforced verdicts of the records enforced at the gate level.
+    pub enforced_at_gate: VerdictCounts,
+    /// Cumulative drift by whole percent: `drift_by_percent[L]` = drifting records
+    /// with bucket < L × 100, for L in 0..=100 (101 entries).
+    pub drift_by_percent: Vec<u64>,
+    /// Selection latency histogram, `LATENCY_BUCKETS` plus +Inf (not cumulative).
+    pub latency_buckets: Vec<u64>,
+    /// Sum of selection latencies, nanoseconds.
+    pub latency_sum_ns: u64,
+    /// The plan's first run's level in this window (0 once rolled back); `None`
+    /// without `--plan` or before that run starts.
+    pub plan_rollout_percent: Option<u8>,
+}
+
+impl WindowSeries {
+    /// Drifting records enforced at `level`.
+    pub fn drift_at(&self, level: RolloutPercent) -> u64 {
+        self.drift_by_percent
+            .get(usize::from(level.get()))
+            .copied()
+            .unwrap_or(0)
+    }
 }
 
 /// The whole report.
@@ -656,13 +693,25 @@ impl Report {
                     .collect(),
             })
             .collect();
+        let plan_levels: BTreeMap<i64, u8> = judged
+            .plan
+            .as_ref()
+            .map(|p| p.first_run_levels.iter().map(|(w, l)| (w.0, *l)).collect())
+            .unwrap_or_default();
         let series = agg
             .windows
             .iter()
             .map(|(&start, w)| WindowSeries {
                 start_ms: start,
                 end_ms: start.saturating_add(g.window.ms()),
-                agg: w.clone(),
+                requests: w.requests,
+                counted: w.requests >= g.min_requests,
+                shadow: VerdictCounts::from(w.shadow),
+                enforced_at_gate: VerdictCounts::from(w.enforced_at(g.rollout)),
+                drift_by_percent: gate::cumulative(&w.drift_by_pct).to_vec(),
+                latency_buckets: w.latency_buckets.to_vec(),
+                latency_sum_ns: w.latency_sum_ns,
+                plan_rollout_percent: plan_levels.get(&start).copied(),
             })
             .collect();
         let levels = judged

@@ -1,12 +1,18 @@
 //! `metrics.om`: the replay as OpenMetrics text that `promtool tsdb
 //! create-blocks-from openmetrics` backfills (SPEC §6). One sample per series per
 //! window, timestamped at the window end (seconds); families contiguous; `# EOF` last.
-//! Counters are cumulative over the replay; the drift gauges are per window.
+//! Counters are cumulative over the replay; the drift gauges are per window. Beyond
+//! SPEC §6: `adapt_window_requests` and `adapt_window_counted` (so dashboards can show
+//! what the gate counts under `--min-requests`) and, with `--plan`,
+//! `adapt_plan_rollout_percent` (the first run's simulated level). Family names and
+//! HELP texts come from `metrics::catalogue`; the figures from the report model's
+//! per-window series, never from the aggregate.
 
 use std::fmt::Write;
 
 use super::Exporter;
 use super::model::{Report, ratio};
+use crate::metrics::{Family, catalogue as C, escape as esc, openmetrics_header};
 use crate::orchestrator::Verdict;
 use crate::orchestrator::metrics::LATENCY_BUCKETS;
 
@@ -22,19 +28,8 @@ fn ts(ms: i64) -> String {
     }
 }
 
-/// Escapes a label value (backslash, quote, newline).
-fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn family(out: &mut String, name: &str, kind: &str, help: &str, unit: Option<&str>) {
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-    if let Some(u) = unit {
-        let _ = writeln!(out, "# UNIT {name} {u}");
-    }
-    let _ = writeln!(out, "# HELP {name} {help}");
+fn family(out: &mut String, f: &Family) {
+    openmetrics_header(out, f.name, f.kind.as_str(), f.unit, f.replay_help());
 }
 
 impl Exporter for OpenMetricsExporter {
@@ -56,108 +51,85 @@ fn render(r: &Report) -> Vec<u8> {
     let cand = &r.inputs.candidate;
     let (bid, cid) = (esc(&base.policy_id), esc(&cand.policy_id));
 
-    family(
-        &mut o,
-        "adapt_enforce_rollout_percent",
-        "gauge",
-        "Share of requests the candidate path decides for, in percent (replay gate level).",
-        None,
-    );
+    let f = C::ENFORCE_ROLLOUT_PERCENT;
+    family(&mut o, &f);
     for s in &r.series {
-        let _ = writeln!(o, "adapt_enforce_rollout_percent {} {}", gate, ts(s.end_ms));
+        let _ = writeln!(o, "{} {} {}", f.sample, gate, ts(s.end_ms));
     }
 
-    family(
-        &mut o,
-        "adapt_requests",
-        "counter",
-        "Requests evaluated, by path.",
-        None,
-    );
+    let f = C::REQUESTS;
+    family(&mut o, &f);
     let mut n = 0u64;
     for s in &r.series {
-        n += s.agg.requests;
+        n += s.requests;
         let _ = writeln!(
             o,
-            "adapt_requests_total{{mode=\"shadow\",policy_id=\"{bid}\"}} {n} {}",
+            "{}{{mode=\"shadow\",policy_id=\"{bid}\"}} {n} {}",
+            f.sample,
             ts(s.end_ms)
         );
     }
     let mut n = 0u64;
     for s in &r.series {
-        n += s.agg.enforced_at(gate).iter().sum::<u64>();
+        let e = &s.enforced_at_gate;
+        n += e.ok + e.warn + e.fail;
         let _ = writeln!(
             o,
-            "adapt_requests_total{{mode=\"enforced\",policy_id=\"{cid}\"}} {n} {}",
+            "{}{{mode=\"enforced\",policy_id=\"{cid}\"}} {n} {}",
+            f.sample,
             ts(s.end_ms)
         );
     }
 
-    family(
-        &mut o,
-        "adapt_drift_events",
-        "counter",
-        "Enforced requests whose verdict differs from shadow, at the gate level.",
-        None,
-    );
+    let f = C::DRIFT_EVENTS;
+    family(&mut o, &f);
     let mut n = 0u64;
     for s in &r.series {
-        n += s.agg.drift_at(gate);
+        n += s.drift_at(gate);
         let _ = writeln!(
             o,
-            "adapt_drift_events_total{{policy_id=\"{cid}\"}} {n} {}",
+            "{}{{policy_id=\"{cid}\"}} {n} {}",
+            f.sample,
             ts(s.end_ms)
         );
     }
 
-    family(
-        &mut o,
-        "adapt_drift_ratio",
-        "gauge",
-        "Drift events over requests in the window, at the gate level.",
-        None,
-    );
+    let f = C::DRIFT_RATIO;
+    family(&mut o, &f);
     for s in &r.series {
-        let v = ratio(s.agg.drift_at(gate), s.agg.requests);
+        let v = ratio(s.drift_at(gate), s.requests);
         let _ = writeln!(
             o,
-            "adapt_drift_ratio{{window=\"{window}\"}} {v} {}",
+            "{}{{window=\"{window}\"}} {v} {}",
+            f.sample,
             ts(s.end_ms)
         );
     }
 
-    family(
-        &mut o,
-        "adapt_whatif_drift_ratio",
-        "gauge",
-        "Drift ratio in the window if the candidate were enforced at this rollout level.",
-        None,
-    );
+    let f = C::WHATIF_DRIFT_RATIO;
+    family(&mut o, &f);
     for l in &r.config.levels {
         for s in &r.series {
-            let v = ratio(s.agg.drift_at(*l), s.agg.requests);
+            let v = ratio(s.drift_at(*l), s.requests);
             let _ = writeln!(
                 o,
-                "adapt_whatif_drift_ratio{{window=\"{window}\",rollout=\"{l}\"}} {v} {}",
+                "{}{{window=\"{window}\",rollout=\"{l}\"}} {v} {}",
+                f.sample,
                 ts(s.end_ms)
             );
         }
     }
 
-    family(
-        &mut o,
-        "adapt_verdicts",
-        "counter",
-        "Verdicts by path (enforced: requests enforced at the gate level).",
-        None,
-    );
+    let f = C::VERDICTS;
+    family(&mut o, &f);
     for v in Verdict::ALL {
         let mut n = 0u64;
         for s in &r.series {
-            n += s.agg.shadow[v.index()];
+            n += s.shadow.of(v);
             let _ = writeln!(
                 o,
-                "adapt_verdicts_total{{mode=\"shadow\",verdict=\"{}\"}} {n} {}",
+                "{}{{mode=\"shadow\",verdict=\"{}\"}} {n} {}",
+                f.sample,
                 v.as_str(),
                 ts(s.end_ms)
             );
@@ -166,28 +138,25 @@ fn render(r: &Report) -> Vec<u8> {
     for v in Verdict::ALL {
         let mut n = 0u64;
         for s in &r.series {
-            n += s.agg.enforced_at(gate)[v.index()];
+            n += s.enforced_at_gate.of(v);
             let _ = writeln!(
                 o,
-                "adapt_verdicts_total{{mode=\"enforced\",verdict=\"{}\"}} {n} {}",
+                "{}{{mode=\"enforced\",verdict=\"{}\"}} {n} {}",
+                f.sample,
                 v.as_str(),
                 ts(s.end_ms)
             );
         }
     }
 
-    family(
-        &mut o,
-        "adapt_policy",
-        "info",
-        "Policies of the replay's shadow and enforced paths.",
-        None,
-    );
+    let f = C::POLICY;
+    family(&mut o, &f);
     for (path, p) in [("shadow", base), ("enforced", cand)] {
         for s in &r.series {
             let _ = writeln!(
                 o,
-                "adapt_policy_info{{path=\"{path}\",policy_id=\"{}\",ir_hash=\"{}\"}} 1 {}",
+                "{}{{path=\"{path}\",policy_id=\"{}\",ir_hash=\"{}\"}} 1 {}",
+                f.sample,
                 esc(&p.policy_id),
                 esc(&p.ir_hash),
                 ts(s.end_ms)
@@ -195,40 +164,60 @@ fn render(r: &Report) -> Vec<u8> {
         }
     }
 
-    family(
-        &mut o,
-        "adapt_selection_latency_seconds",
-        "histogram",
-        "Time to select, plan and run the rules of one request (both paths).",
-        Some("seconds"),
-    );
+    let f = C::SELECTION_LATENCY;
+    family(&mut o, &f);
+    let name = f.sample;
     let mut cum = [0u64; LATENCY_BUCKETS.len() + 1];
     let mut sum_ns = 0u64;
     for s in &r.series {
-        for (c, b) in cum.iter_mut().zip(&s.agg.latency_buckets) {
+        for (c, b) in cum.iter_mut().zip(&s.latency_buckets) {
             *c += b;
         }
-        sum_ns += s.agg.latency_sum_ns;
+        sum_ns += s.latency_sum_ns;
         let t = ts(s.end_ms);
         let mut running = 0u64;
         for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
             running += cum[i];
-            let _ = writeln!(
-                o,
-                "adapt_selection_latency_seconds_bucket{{le=\"{le}\"}} {running} {t}"
-            );
+            let _ = writeln!(o, "{name}_bucket{{le=\"{le}\"}} {running} {t}");
         }
         running += cum[LATENCY_BUCKETS.len()];
+        let _ = writeln!(o, "{name}_bucket{{le=\"+Inf\"}} {running} {t}");
+        let _ = writeln!(o, "{name}_count {running} {t}");
+        let _ = writeln!(o, "{name}_sum {} {t}", sum_ns as f64 * 1e-9);
+    }
+
+    let f = C::WINDOW_REQUESTS;
+    family(&mut o, &f);
+    for s in &r.series {
         let _ = writeln!(
             o,
-            "adapt_selection_latency_seconds_bucket{{le=\"+Inf\"}} {running} {t}"
+            "{}{{window=\"{window}\"}} {} {}",
+            f.sample,
+            s.requests,
+            ts(s.end_ms)
         );
-        let _ = writeln!(o, "adapt_selection_latency_seconds_count {running} {t}");
+    }
+
+    let f = C::WINDOW_COUNTED;
+    family(&mut o, &f);
+    for s in &r.series {
         let _ = writeln!(
             o,
-            "adapt_selection_latency_seconds_sum {} {t}",
-            sum_ns as f64 * 1e-9
+            "{}{{window=\"{window}\"}} {} {}",
+            f.sample,
+            u8::from(s.counted),
+            ts(s.end_ms)
         );
+    }
+
+    if r.plan_result.is_some() {
+        let f = C::PLAN_ROLLOUT_PERCENT;
+        family(&mut o, &f);
+        for s in &r.series {
+            if let Some(l) = s.plan_rollout_percent {
+                let _ = writeln!(o, "{} {l} {}", f.sample, ts(s.end_ms));
+            }
+        }
     }
     o.push_str("# EOF\n");
     o.into_bytes()
@@ -237,6 +226,7 @@ fn render(r: &Report) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::view::sample;
 
     #[test]
     fn timestamps_and_escaping() {
@@ -244,5 +234,43 @@ mod tests {
         assert_eq!(ts(1_500), "1.500");
         assert_eq!(ts(-1_500), "-1.500");
         assert_eq!(esc("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn window_requests_and_counted_flags_follow_min_requests() {
+        // The sample: windows of 4, 1 and 10 requests with --min-requests 2.
+        let text = String::from_utf8(render(&sample::report())).unwrap();
+        let lines = |name: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| {
+                    l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} "))
+                })
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(
+            lines("adapt_window_requests"),
+            [
+                "adapt_window_requests{window=\"1m\"} 4 60",
+                "adapt_window_requests{window=\"1m\"} 1 120",
+                "adapt_window_requests{window=\"1m\"} 10 180"
+            ]
+        );
+        assert_eq!(
+            lines("adapt_window_counted"),
+            [
+                "adapt_window_counted{window=\"1m\"} 1 60",
+                "adapt_window_counted{window=\"1m\"} 0 120",
+                "adapt_window_counted{window=\"1m\"} 1 180"
+            ]
+        );
+        // At the gate level (50 %): window 0 has buckets 500 (5 %) drifting → 1 of 4.
+        assert_eq!(
+            lines("adapt_drift_ratio")[0],
+            "adapt_drift_ratio{window=\"1m\"} 0.25 60"
+        );
+        // No plan: no plan family.
+        assert!(!text.contains("adapt_plan_rollout_percent"));
+        assert!(text.ends_with("# EOF\n"));
     }
 }

@@ -4,7 +4,8 @@
 //! `--min-requests` matters, the figures the gate uses (windows that count) are kept
 //! apart from report.json's figures over all windows.
 
-use super::model::{Report, Window, WindowLevel, ratio};
+use super::model::{PlanRunOut, Report, Window, WindowLevel, pct, ratio};
+use crate::replay::gate::Judgement;
 
 /// How one window fares at one level (SPEC §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,19 +135,159 @@ pub enum Windows {
 pub fn whatif_curve(r: &Report, which: Windows) -> Vec<f64> {
     let mut worst = vec![0.0f64; 101];
     for s in &r.series {
-        if which == Windows::Counted && s.agg.requests < r.config.min_requests {
+        if which == Windows::Counted && !s.counted {
             continue;
         }
-        let mut cum = 0u64;
-        for (p, w) in worst.iter_mut().enumerate().skip(1) {
-            cum += u64::from(s.agg.drift_by_pct[p - 1]);
-            let x = ratio(cum, s.agg.requests);
+        for (w, &cum) in worst.iter_mut().zip(&s.drift_by_percent).skip(1) {
+            let x = ratio(cum, s.requests);
             if x > *w {
                 *w = x;
             }
         }
     }
     worst
+}
+
+/// One window of the plan's first run, as the simulation judged it.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanWindow {
+    /// Index into `series` (and `windows`).
+    pub index: usize,
+    /// The run's level in this window.
+    pub level: u8,
+    /// The gate's judgement of the window at that level (point or Wilson rule).
+    pub judgement: Judgement,
+}
+
+/// The windows the plan's first run judged (SPEC §9): every window from its start at
+/// its step's level, up to and including the one that rolled it back. Empty without
+/// a plan or without a run.
+pub fn plan_windows(r: &Report) -> Vec<PlanWindow> {
+    let Some(run) = r.plan.as_ref().and_then(|p| p.runs.first()) else {
+        return Vec::new();
+    };
+    let rolled_back_at = r
+        .plan_result
+        .as_ref()
+        .and_then(|p| p.runs.first())
+        .filter(|_| run.outcome == "rolled_back")
+        .and_then(|x| x.at_ms);
+    r.series
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| rolled_back_at.is_none_or(|at| s.end_ms <= at))
+        .filter_map(|(index, s)| {
+            let level = s.plan_rollout_percent?;
+            let drift = s.drift_by_percent.get(usize::from(level)).copied()?;
+            Some(PlanWindow {
+                index,
+                level,
+                judgement: r.settings.judge(drift, s.requests),
+            })
+        })
+        .collect()
+}
+
+/// The run that would have hurt most: the most drift events, then the most new
+/// denials, then the earliest start.
+pub fn worst_run(r: &Report) -> Option<&PlanRunOut> {
+    r.plan.as_ref()?.runs.iter().reduce(|best, x| {
+        let key = |x: &PlanRunOut| (x.impact.events, x.impact.new_denials);
+        if key(x) > key(best) { x } else { best }
+    })
+}
+
+/// With `--confidence`: the fewest requests a window needs to pass at drift max
+/// (`requests_to_pass`), how many windows have that many, and the largest window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassNeeds {
+    /// Requests a window needs to show drift ≤ drift max (None: no count can).
+    pub requests: Option<u64>,
+    /// Windows with at least that many requests (and at least --min-requests).
+    pub windows_large_enough: usize,
+    /// The largest window's requests.
+    pub largest_window: u64,
+}
+
+/// The "requests to pass" figure, with confidence on.
+pub fn pass_needs(r: &Report) -> Option<PassNeeds> {
+    let c = r.settings.confidence?;
+    let need = c.requests_to_pass(r.config.drift_max);
+    let largest = r.windows.iter().map(|w| w.requests).max().unwrap_or(0);
+    let enough = r
+        .windows
+        .iter()
+        .filter(|w| counts(r, w) && need.is_some_and(|n| w.requests >= n))
+        .count();
+    Some(PassNeeds {
+        requests: need,
+        windows_large_enough: enough,
+        largest_window: largest,
+    })
+}
+
+/// The plain sentence about window size under `--confidence`: "windows need ≥ N
+/// requests to show drift ≤ X at C", and whether any window here has that many.
+pub fn pass_sentence(r: &Report) -> Option<String> {
+    let n = pass_needs(r)?;
+    let c = r.gate.confidence.unwrap_or(0.0);
+    let dm = pct(r.config.drift_max);
+    Some(match n.requests {
+        None => format!(
+            "No window can pass: a drift max of {dm} cannot be shown at confidence {c} with any number of requests."
+        ),
+        Some(need) if n.windows_large_enough == 0 => format!(
+            "Windows need ≥ {need} requests to show drift ≤ {dm} at confidence {c}; the largest window here has {}, so no window can pass and no rollout level can be proven safe. Use longer windows (--window) or a lower --confidence.",
+            n.largest_window
+        ),
+        Some(need) => format!(
+            "Windows need ≥ {need} requests to show drift ≤ {dm} at confidence {c}; {} of {} windows have that many.",
+            n.windows_large_enough,
+            r.windows.len()
+        ),
+    })
+}
+
+/// A path as people read it: `.` dropped and `dir/..` folded, lexically (no file
+/// system access), so `scenarios/../logs/a.jsonl` shows as `logs/a.jsonl`. A `..`
+/// that climbs above the start of a relative path is kept.
+pub fn shown_path(p: &str) -> String {
+    use std::path::{Component, Path, PathBuf};
+    let mut out = PathBuf::new();
+    let mut depth = 0usize;
+    for c in Path::new(p).components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if depth > 0 => {
+                out.pop();
+                depth -= 1;
+            }
+            Component::ParentDir => {
+                if !out.has_root() {
+                    out.push("..");
+                }
+            }
+            Component::Normal(x) => {
+                out.push(x);
+                depth += 1;
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        return ".".into();
+    }
+    out.to_string_lossy().into_owned()
+}
+
+/// `file:line` with the file shown normalised.
+pub fn shown_source(source: &str) -> String {
+    match source.rsplit_once(':') {
+        Some((file, line)) if line.chars().all(|c| c.is_ascii_digit()) => {
+            format!("{}:{line}", shown_path(file))
+        }
+        _ => shown_path(source),
+    }
 }
 
 /// A small hand-checked report for the exporters' unit tests.
@@ -254,6 +395,38 @@ pub(crate) mod sample {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pass_sentence_says_when_no_window_is_large_enough() {
+        // At 0.95 (z² ≈ 2.7055) 0 drifting of n passes drift max 0.1 from n = 25 on
+        // (2.7055 / 27.7055 ≈ 0.0977; n = 24 gives 0.1013): the sample's windows of
+        // 4, 1 and 10 requests are all too small.
+        let mut r = sample::report();
+        assert_eq!(pass_sentence(&r), None, "confidence off: no sentence");
+        r.settings.confidence = crate::replay::gate::Confidence::new(0.95);
+        r.gate.confidence = Some(0.95);
+        let n = pass_needs(&r).unwrap();
+        assert_eq!(n.requests, Some(25));
+        assert_eq!((n.windows_large_enough, n.largest_window), (0, 10));
+        assert!(
+            pass_sentence(&r).unwrap().starts_with(
+                "Windows need ≥ 25 requests to show drift ≤ 10.0 % at confidence 0.95; the largest window \
+                 here has 10, so no window can pass"
+            ),
+            "{:?}",
+            pass_sentence(&r)
+        );
+    }
+
+    #[test]
+    fn paths_are_shown_normalised() {
+        assert_eq!(shown_path("scenarios/../logs/a.jsonl"), "logs/a.jsonl");
+        assert_eq!(shown_path("./a/./b/../c"), "a/c");
+        assert_eq!(shown_path("../x/../../y"), "../../y");
+        assert_eq!(shown_path("/a/../../b"), "/b");
+        assert_eq!(shown_path("a/.."), ".");
+        assert_eq!(shown_source("s/../t.jsonl:41"), "t.jsonl:41");
+    }
 
     #[test]
     fn whatif_curve_steps_where_buckets_enter() {

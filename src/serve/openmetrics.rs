@@ -6,10 +6,14 @@
 //! become `info` families, histograms get their `+Inf` bucket, `_count` and `_sum`,
 //! and `# EOF` ends the exposition. Sample values and `le` labels are formatted as in
 //! the 0.0.4 output, so a series keeps its identity whichever format is scraped.
+//! Family names and HELP texts come from the registry, which takes them from
+//! `metrics::catalogue`; headers and escaping are `metrics`' own.
 
 use std::fmt::Write;
 
 use prometheus::proto::{LabelPair, MetricFamily, MetricType};
+
+use crate::metrics::escape as esc_label;
 
 /// Content type of the OpenMetrics exposition.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -31,16 +35,6 @@ pub fn wants_openmetrics(accept: &str) -> bool {
                 .is_some_and(|q| q <= 0.0)
         })
     })
-}
-
-fn esc_label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn esc_help(v: &str) -> String {
-    esc_label(v)
 }
 
 /// `{a="x",b="y"}` plus an optional extra pair (`le`); empty when there is no label.
@@ -72,17 +66,12 @@ fn num(v: f64) -> String {
     }
 }
 
+/// The family header, written by the one header writer replay's metrics.om uses too.
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-    if let Some(unit) = ["seconds", "bytes"]
+    let unit = ["seconds", "bytes"]
         .into_iter()
-        .find(|u| name.ends_with(&format!("_{u}")))
-    {
-        let _ = writeln!(out, "# UNIT {name} {unit}");
-    }
-    if !help.is_empty() {
-        let _ = writeln!(out, "# HELP {name} {}", esc_help(help));
-    }
+        .find(|u| name.ends_with(&format!("_{u}")));
+    crate::metrics::openmetrics_header(out, name, kind, unit, help);
 }
 
 /// Encodes gathered families as OpenMetrics text, `# EOF` last.
