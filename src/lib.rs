@@ -14,8 +14,6 @@ pub mod r#gen;
 pub mod metrics;
 pub mod orchestrator;
 pub mod policy;
-#[cfg(feature = "python")]
-pub mod python;
 pub mod replay;
 pub mod report;
 pub mod serve;

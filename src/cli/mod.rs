@@ -14,6 +14,10 @@ pub mod diff;
 pub mod generate;
 pub mod hash;
 pub mod merge;
+/// The Python front door (`proof_replay._native`): the replay flags as keyword
+/// arguments, built by maturin with the `python` feature.
+#[cfg(feature = "python")]
+pub mod python;
 pub mod replay;
 pub mod serve;
 pub mod tools;
