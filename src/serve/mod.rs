@@ -61,11 +61,7 @@ impl App {
     pub fn new(cfg: ServeConfig) -> Result<Arc<App>, ProofError> {
         let loaded = cfg.load_policy()?;
         let metrics = ServeMetrics::new().map_err(metrics_err)?;
-        for path in ["shadow", "enforced"] {
-            metrics
-                .adapt
-                .set_policy(path, loaded.policy_id(), loaded.ir_hash());
-        }
+        loaded.export_info(&metrics);
         metrics
             .adapt
             .rollout_percent
@@ -99,18 +95,13 @@ impl App {
             Reload::Unchanged => {}
             Reload::Swapped => {
                 let p = self.policy.get();
-                eprintln!(
-                    "proof serve: reloaded policy {} {}",
-                    p.policy_id(),
-                    p.ir_hash()
-                );
+                eprintln!("proof serve: reloaded policy {}", p.describe());
             }
             Reload::Refused(e) => {
                 let p = self.policy.get();
                 eprintln!(
-                    "proof serve: reload refused, still serving {} {}: {e}",
-                    p.policy_id(),
-                    p.ir_hash()
+                    "proof serve: reload refused, still serving {}: {e}",
+                    p.describe()
                 );
             }
         }
@@ -129,11 +120,23 @@ impl App {
         }
     }
 
-    /// The readiness answer: status code and JSON body.
+    /// The readiness answer: status code and JSON body. Without `--confidence` the gate
+    /// compares the 5-minute point ratio with `drift_max`; with it, the window's
+    /// one-sided Wilson lower bound (SPEC §8's breach rule, so `/readyz` and replay's
+    /// gate judge a window alike).
     pub fn readiness(&self) -> (StatusCode, Value) {
-        let r = self.windows.ratios();
+        let (r, counts) = self.windows.snapshot();
         let max = self.cfg.options.drift_max_ratio;
-        let breach = self.cfg.readiness_gate && r.drift_ratio_5m > max;
+        let bounds = match self.cfg.confidence {
+            Some(c) if counts.evaluated > 0 => Some(c.wilson(counts.drifting, counts.evaluated)),
+            _ => None,
+        };
+        let breach = self.cfg.readiness_gate
+            && match (self.cfg.confidence, bounds) {
+                (None, _) => r.drift_ratio_5m > max,
+                (Some(_), Some((lower, _))) => lower > max,
+                (Some(_), None) => false,
+            };
         let mut body = json!({
             "status": if breach { "not_ready" } else { "ready" },
             "success_ratio_1m": r.success_ratio_1m,
@@ -143,11 +146,24 @@ impl App {
             "drift_max": max,
             "readiness_gate": self.cfg.readiness_gate,
         });
+        if let Some(c) = self.cfg.confidence {
+            body["confidence"] = json!(c.level());
+            body["requests_5m"] = json!(counts.evaluated);
+            body["drift_events_5m"] = json!(counts.drifting);
+            body["drift_lower_5m"] = json!(bounds.map(|b| b.0));
+            body["drift_upper_5m"] = json!(bounds.map(|b| b.1));
+        }
         if breach {
-            body["reason"] = Value::String(format!(
-                "drift_ratio_5m {} > drift_max {max}",
-                r.drift_ratio_5m
-            ));
+            let reason = match (self.cfg.confidence, bounds) {
+                (Some(c), Some((lower, _))) => format!(
+                    "drift_lower_5m {lower} > drift_max {max} at confidence {} ({} of {} requests drifting)",
+                    c.level(),
+                    counts.drifting,
+                    counts.evaluated
+                ),
+                _ => format!("drift_ratio_5m {} > drift_max {max}", r.drift_ratio_5m),
+            };
+            body["reason"] = Value::String(reason);
             (StatusCode::SERVICE_UNAVAILABLE, body)
         } else {
             (StatusCode::OK, body)
@@ -409,12 +425,12 @@ fn adapt(app: &App, body: Result<Bytes, BytesRejection>) -> Response {
             &mut s,
         )
     });
-    let counters = loaded
-        .counters
-        .get_or_init(|| metrics::PolicyCounters::new(&app.metrics.adapt, loaded.policy_id()));
+    let counters = loaded.counters.get_or_init(|| {
+        metrics::PolicyCounters::new(&app.metrics.adapt, loaded.baseline_id(), loaded.policy_id())
+    });
     counters.observe(&Observation {
         options,
-        shadow_policy: loaded.policy_id(),
+        shadow_policy: loaded.baseline_id(),
         enforced_policy: loaded.policy_id(),
         shadow: out.shadow.verdict,
         enforced: out.enforced.verdict,
@@ -585,10 +601,9 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<i32> {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let loaded = app.policy.get();
         eprintln!(
-            "proof serve: policy {} {}, selector {}, enforce {}, rollout {} %, access control {}, {threads} threads",
-            loaded.policy_id(),
-            loaded.ir_hash(),
-            app.cfg.selector.as_str(),
+            "proof serve: policy {}, selector {}, enforce {}, rollout {} %, access control {}, {threads} threads",
+            loaded.describe(),
+            app.cfg.engine.selector.as_str(),
             app.cfg.options.enforce,
             app.cfg.options.rollout_percent,
             if app.access.is_some() { "on" } else { "off" }
