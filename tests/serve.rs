@@ -17,6 +17,11 @@ use proof::orchestrator::enforcer::bucket;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+/// A path under the crate root, as a string.
+fn root_path(p: &str) -> String {
+    common::root().join(p).display().to_string()
+}
+
 fn c(name: &str) -> String {
     conformance().join(name).display().to_string()
 }
@@ -1473,4 +1478,154 @@ fn readiness_gate_with_confidence_judges_the_wilson_lower_bound() {
     assert_eq!(status, 503, "{r}");
     let lower = r["drift_lower_5m"].as_f64().unwrap();
     assert!((lower - 0.22125).abs() < 1e-4, "{r}");
+}
+
+/// A record of about 980 KB that costs the engine about 0.2 s a path under
+/// fixtures/adversarial/budget.ir.json (36 `non_intersection` rules over two
+/// 50 000-element arrays; the evaluation budget lets every rule run).
+fn slow_record(id: &str) -> Vec<u8> {
+    let a: Vec<String> = (0..50_000).map(|i| format!("a{i}")).collect();
+    let b: Vec<String> = (0..50_000).map(|i| format!("b{i}")).collect();
+    let body = serde_json::to_vec(&json!({"ts": 1, "request_id": id, "context": {"a": a, "b": b}}))
+        .unwrap();
+    assert!(body.len() <= 1 << 20, "{} bytes", body.len());
+    body
+}
+
+#[test]
+fn content_length_over_the_limit_gets_413_at_once() {
+    let ir = c("demo.v1.ir.json");
+    // A body timeout of an hour: a 413 can only come from the announced length.
+    let server = Server::start(&["--ir", &ir, "--body-timeout", "1h"]);
+    let mut s = connect(server.addr, Duration::from_secs(30));
+    s.write_all(b"POST /v1/adapt HTTP/1.1\r\nHost: x\r\nContent-Length: 1048577\r\n\r\n")
+        .unwrap();
+    let r = read_one(&mut s);
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(r.json()["error"], "too_large");
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(closed_within(&mut s, Duration::from_secs(5)).is_some());
+    // Announcing exactly the limit is accepted: the server waits for the body.
+    let mut s = connect(server.addr, Duration::from_millis(300));
+    s.write_all(b"POST /v1/adapt HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let e = s.read(&mut buf).unwrap_err();
+    assert!(
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{e}"
+    );
+    let m = server.metrics();
+    assert_eq!(
+        sample(
+            &m,
+            r#"adapt_http_responses_total{code="413",route="/v1/adapt"}"#
+        ),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn shutdown_deadline_holds_while_requests_evaluate() {
+    let ir = root_path("fixtures/adversarial/budget.ir.json");
+    // One serving thread, so before evaluation left the event loop every slow
+    // request held the loop that also serves /healthz and keeps the deadline.
+    let mut server = Server::start(&[
+        "--ir",
+        &ir,
+        "--threads",
+        "1",
+        "--header-timeout",
+        "1h",
+        "--body-timeout",
+        "1h",
+        "--shutdown-timeout",
+        "300ms",
+    ]);
+    let first = server.adapt(&slow_record("slow-0"));
+    assert_eq!(first.status, 200, "{}", first.text());
+    // 40 slow requests: ~16 s of evaluation one after another.
+    const K: usize = 40;
+    let (sent_tx, sent_rx) = std::sync::mpsc::channel();
+    let clients: Vec<_> = (0..K)
+        .map(|i| {
+            let (addr, sent) = (server.addr, sent_tx.clone());
+            let body = slow_record(&format!("slow-{}", i + 1));
+            std::thread::spawn(move || {
+                let mut s = connect(addr, Duration::from_secs(60));
+                let head = format!(
+                    "POST /v1/adapt HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                s.write_all(head.as_bytes()).unwrap();
+                s.write_all(&body).unwrap();
+                sent.send(()).unwrap();
+                let mut raw = Vec::new();
+                let _ = s.read_to_end(&mut raw);
+                // Answered, or closed without an answer by the shutdown.
+                raw.starts_with(b"HTTP/1.1 200")
+            })
+        })
+        .collect();
+    for _ in 0..K {
+        sent_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server reads every body while others evaluate");
+    }
+    // The event loop stays free for other requests (generous bound: without the pool
+    // this waited for every evaluation queued before it).
+    let t0 = Instant::now();
+    assert_eq!(server.req("GET", "/healthz", &[], b"").status, 200);
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    let t0 = Instant::now();
+    sigterm(&server);
+    let status = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "still running 10 s after SIGTERM with a 300ms shutdown deadline"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    let answered = clients
+        .into_iter()
+        .map(|c| c.join().unwrap())
+        .filter(|&ok| ok)
+        .count();
+    until("the last log line", || {
+        server
+            .log()
+            .contains("proof serve: shut down")
+            .then_some(())
+    });
+    let log = server.log();
+    // "stopping: no new connections, up to 300ms for N open connections (M requests
+    // in flight)": every request left unanswered was open then.
+    let stopping = log
+        .lines()
+        .find_map(|l| l.strip_prefix("proof serve: stopping: no new connections, up to 300ms for "))
+        .unwrap_or_else(|| panic!("{log}"));
+    let nums: Vec<usize> = stopping
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let (open, in_flight) = (nums[0], nums[1]);
+    let unanswered = K - answered;
+    assert!(
+        unanswered >= 1,
+        "all {K} answered before the deadline: {log}"
+    );
+    assert!(
+        open >= unanswered && open <= K,
+        "{stopping}: {unanswered} unanswered"
+    );
+    assert!(in_flight >= 1 && in_flight <= open, "{stopping}");
+    assert!(log.contains("shutdown deadline passed"), "{log}");
 }

@@ -134,13 +134,13 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<i32> {
         drop(loaded);
         let reloader = tokio::spawn(reload_loop(app.clone()));
         tokio::spawn(accept_loop(listener, handoffs, stop_rx.clone(), limits.clone()));
-        let (l, span) = (limits.clone(), app.cfg.shutdown_timeout_ms);
+        let (l, a, span) = (limits.clone(), app.clone(), app.cfg.shutdown_timeout_ms);
         tokio::spawn(async move {
             shutdown_signal().await;
             eprintln!(
-                "proof serve: stopping: no new connections, up to {} for {} open ones",
+                "proof serve: stopping: no new connections, up to {} for {}",
                 crate::policy::time::format_span(span as i64),
-                l.open_now()
+                open(&l, &a)
             );
             let _ = stop_tx.send(true);
         });
@@ -151,9 +151,11 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<i32> {
         reloader.abort();
         served
     });
-    // Dropping a runtime drops its tasks: connections still open past the shutdown
-    // deadline are closed here.
-    drop(runtime);
+    // Shutting a runtime down drops its tasks: connections still open past the
+    // shutdown deadline are closed here. In the background: an evaluation still
+    // running in the pool is not waited for (dropping the runtime would join it), and
+    // ends with the process.
+    runtime.shutdown_background();
     for t in others {
         match t.join() {
             Ok(r) => r?,
@@ -238,7 +240,7 @@ async fn serve_on(
 ) -> anyhow::Result<()> {
     let grace = Duration::from_millis(app.cfg.shutdown_timeout_ms);
     let (mut s1, mut s2) = (stop.clone(), stop);
-    let service = router(app).into_make_service_with_connect_info::<Conn>();
+    let service = router(app.clone()).into_make_service_with_connect_info::<Conn>();
     let serve = axum::serve(handoff, service)
         .with_graceful_shutdown(async move { stopped(&mut s1).await })
         .into_future();
@@ -250,9 +252,9 @@ async fn serve_on(
         } => {
             if !limits.deadline_reported.swap(true, Ordering::Relaxed) {
                 eprintln!(
-                    "proof serve: shutdown deadline passed (--shutdown-timeout {}): closing {} open connections",
+                    "proof serve: shutdown deadline passed (--shutdown-timeout {}): closing {}",
                     crate::policy::time::format_span(grace.as_millis() as i64),
-                    limits.open_now()
+                    open(&limits, &app)
                 );
             }
         }
@@ -266,9 +268,22 @@ fn serve_shard(
     stop: tokio::sync::watch::Receiver<bool>,
     limits: Arc<Limits>,
 ) -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_current_thread()
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
-        .build()?
-        .block_on(serve_on(app, handoff, stop, limits))
+        .build()?;
+    let r = rt.block_on(serve_on(app, handoff, stop, limits));
+    // As for the main runtime: never join an evaluation past the deadline.
+    rt.shutdown_background();
+    r
+}
+
+/// "N open connections (M requests in flight)", for the shutdown messages.
+fn open(limits: &Limits, app: &App) -> String {
+    let (n, m) = (limits.open_now(), app.in_flight());
+    format!(
+        "{n} open connection{} ({m} request{} in flight)",
+        if n == 1 { "" } else { "s" },
+        if m == 1 { "" } else { "s" }
+    )
 }

@@ -29,6 +29,7 @@ mod routes;
 pub mod state;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
@@ -49,6 +50,11 @@ pub struct App {
     access: Option<(Swappable<AccessMap>, RbacMetrics)>,
     metrics: ServeMetrics,
     windows: Windows,
+    /// Requests being handled now (head read, answer not yet written).
+    in_flight: AtomicUsize,
+    /// Places in the evaluation pool (`--threads` of them) for bodies too large to
+    /// evaluate on a serving thread.
+    eval_slots: tokio::sync::Semaphore,
 }
 
 impl App {
@@ -72,6 +78,8 @@ impl App {
         let fp = loaded.fingerprint;
         Ok(Arc::new(App {
             windows: Windows::new(cfg.window_scale),
+            in_flight: AtomicUsize::new(0),
+            eval_slots: tokio::sync::Semaphore::new(cfg.threads.max(1)),
             policy: Swappable::new(loaded, fp),
             access,
             metrics,
@@ -82,6 +90,11 @@ impl App {
     /// The server's metrics.
     pub fn metrics(&self) -> &ServeMetrics {
         &self.metrics
+    }
+
+    /// Requests being handled now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
     }
 
     /// The readiness answer: status code and JSON body. Without `--confidence` the gate

@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
@@ -70,19 +71,37 @@ pub fn router(app: Arc<App>) -> Router {
             get(|| async { json_response(StatusCode::OK, &json!({"status": "ok"})) }),
         )
         .route("/readyz", get(readyz_handler))
-        .with_state(app)
+        .with_state(app.clone())
         // Outermost: from the end of a request's head to its answer the connection's
         // header/idle deadline is suspended (the work is the server's, not the client's).
-        .layer(middleware::from_fn(hold_deadline))
+        .layer(middleware::from_fn_with_state(app, hold_deadline))
 }
 
-/// Suspends the connection's socket deadline while the request is handled.
-async fn hold_deadline(req: Request, next: Next) -> Response {
+/// Suspends the connection's socket deadline while the request is handled, and
+/// counts it as in flight (for the shutdown messages).
+async fn hold_deadline(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let _busy = req
         .extensions()
         .get::<ConnectInfo<Conn>>()
         .map(|c| c.0.busy());
+    let _in_flight = InFlight::enter(&app);
     next.run(req).await
+}
+
+/// One request being handled; see [`App::in_flight`].
+struct InFlight(Arc<App>);
+
+impl InFlight {
+    fn enter(app: &Arc<App>) -> InFlight {
+        app.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(app.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 pub(super) fn count(app: &App, route: &str, r: &Response) {
@@ -94,11 +113,36 @@ thread_local! {
 }
 
 async fn adapt_handler(State(app): State<Arc<App>>, req: Request) -> Response {
+    let r = adapt_request(&app, req).await;
+    count(&app, ROUTE_ADAPT, &r);
+    r
+}
+
+/// Bodies up to this size are parsed and evaluated on the serving thread: at the
+/// sizes live callers send (load.sh's records are ~490 bytes) a thread hop would cost
+/// more than the work. Larger ones go to the evaluation pool, so a 1 MiB adversarial
+/// body never holds an event loop (its `/healthz`, its other connections, the shutdown
+/// deadline).
+pub const INLINE_BODY_BYTES: usize = 16 << 10;
+
+/// Reads the body under `--body-timeout` and the size limit, then decides it.
+async fn adapt_request(app: &Arc<App>, req: Request) -> Response {
+    // An announced length over the limit is refused before any body byte is awaited
+    // (it would otherwise sit out the body timeout and get 408).
+    if let Some(n) = announced_length(req.headers())
+        && n > MAX_BODY_BYTES as u64
+    {
+        let mut r = too_large();
+        // The body may be on its way: do not read it, do not reuse the connection.
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return r;
+    }
     // The socket deadline is suspended (`hold_deadline`); the body has its own.
     let limit = Duration::from_millis(app.cfg.body_timeout_ms);
-    let body = tokio::time::timeout(limit, Bytes::from_request(req, &())).await;
-    let r = match body {
-        Ok(body) => adapt(&app, body),
+    let body = match tokio::time::timeout(limit, Bytes::from_request(req, &())).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(rej)) => return refused(app, rej),
         Err(_) => {
             let mut r = error_response(
                 StatusCode::REQUEST_TIMEOUT,
@@ -112,38 +156,69 @@ async fn adapt_handler(State(app): State<Arc<App>>, req: Request) -> Response {
             // The rest of the body may still be on its way: do not reuse the connection.
             r.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            r
+            return r;
         }
     };
-    count(&app, ROUTE_ADAPT, &r);
-    r
+    if body.len() <= INLINE_BODY_BYTES {
+        return adapt(app, &body);
+    }
+    // At most --threads evaluations run in the pool at once; the others wait here
+    // without holding their event loop.
+    let Ok(_permit) = app.eval_slots.acquire().await else {
+        return internal(app, "the evaluation pool is closed");
+    };
+    let a = app.clone();
+    match tokio::task::spawn_blocking(move || adapt(&a, &body)).await {
+        Ok(r) => r,
+        Err(e) => internal(app, &format!("evaluation failed: {e}")),
+    }
 }
 
-/// Answers one `/v1/adapt` request whose body has been read (or refused).
+/// The `Content-Length` a request announces, if it is a valid one.
+fn announced_length(h: &HeaderMap) -> Option<u64> {
+    h.get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn too_large() -> Response {
+    error_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        None,
+        &format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+    )
+}
+
+/// A 500: counts against success, not as a drift observation.
+fn internal(app: &App, message: &str) -> Response {
+    app.windows.record(false, None);
+    error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", None, message)
+}
+
+/// The answer to a body axum refused to read (too large when sent chunked, a broken
+/// transfer).
+fn refused(app: &App, rej: BytesRejection) -> Response {
+    let status = rej.status();
+    if status.is_server_error() {
+        app.windows.record(false, None);
+    }
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        too_large()
+    } else {
+        error_response(status, "bad_body", None, &rej.body_text())
+    }
+}
+
+/// Answers one `/v1/adapt` request whose body has been read: parse, decide, count.
 ///
 /// Client errors (4xx) are kept out of the readiness windows: they say nothing about
 /// the server's health, so `success_ratio` is 2xx over 2xx + 5xx (docs/serve.md).
-fn adapt(app: &App, body: Result<Bytes, BytesRejection>) -> Response {
-    let body = match body {
-        Ok(b) => b,
-        Err(rej) => {
-            let status = rej.status();
-            if status.is_server_error() {
-                app.windows.record(false, None);
-            }
-            return if status == StatusCode::PAYLOAD_TOO_LARGE {
-                error_response(
-                    status,
-                    "too_large",
-                    None,
-                    &format!("the body is larger than {MAX_BODY_BYTES} bytes"),
-                )
-            } else {
-                error_response(status, "bad_body", None, &rej.body_text())
-            };
-        }
-    };
-    let rec = match parse_body(&body) {
+fn adapt(app: &App, body: &[u8]) -> Response {
+    let rec = match parse_body(body) {
         Ok(r) => r,
         Err(e) => return e.response(),
     };
@@ -190,16 +265,7 @@ fn adapt(app: &App, body: Result<Bytes, BytesRejection>) -> Response {
             )
                 .into_response()
         }
-        Err(e) => {
-            // Answered 500: counts against success, not as a drift observation.
-            app.windows.record(false, None);
-            error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                None,
-                &format!("encoding the answer: {e}"),
-            )
-        }
+        Err(e) => internal(app, &format!("encoding the answer: {e}")),
     }
 }
 
