@@ -17,6 +17,11 @@ use proof::orchestrator::enforcer::bucket;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+/// A path under the crate root, as a string.
+fn root_path(p: &str) -> String {
+    common::root().join(p).display().to_string()
+}
+
 fn c(name: &str) -> String {
     conformance().join(name).display().to_string()
 }
@@ -1313,4 +1318,314 @@ fn chunked_uploads_are_held_to_the_same_limit() {
     let r = chunked(&chunks);
     assert_eq!(r.status, 413, "{}", r.text());
     assert_eq!(r.json()["error"], "too_large");
+}
+
+#[test]
+fn hot_reload_watches_the_baseline_and_the_candidate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, cand) = (dir.path().join("v1.ir.json"), dir.path().join("v2.ir.json"));
+    let read = |n: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(conformance().join(n)).unwrap()).unwrap()
+    };
+    let (v1, v2) = (read("demo.v1.ir.json"), read("demo.v2.ir.json"));
+    std::fs::write(&base, serde_json::to_vec(&v1).unwrap()).unwrap();
+    std::fs::write(&cand, serde_json::to_vec(&v2).unwrap()).unwrap();
+    let (h1, h2) = (ir_hash_of(&v1), ir_hash_of(&v2));
+    let mut args = vec![
+        "--ir".to_string(),
+        base.display().to_string(),
+        "--candidate-ir".into(),
+        cand.display().to_string(),
+        "--reload-interval".into(),
+        "50ms".into(),
+        "--enforce".into(),
+        "--rollout".into(),
+        "100".into(),
+    ];
+    args.extend(lists());
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(&a);
+    assert!(
+        server.log().contains(&format!(
+            "policy baseline demo.v1 {h1}, candidate demo.v2 {h2}"
+        )),
+        "{}",
+        server.log()
+    );
+    let info = |id: &str, h: &str, path: &str| {
+        format!(r#"adapt_policy_info{{ir_hash="{h}",path="{path}",policy_id="{id}"}}"#)
+    };
+    let m = server.metrics();
+    assert_eq!(sample(&m, &info("demo.v1", &h1, "shadow")), Some(1.0));
+    assert_eq!(sample(&m, &info("demo.v2", &h2, "enforced")), Some(1.0));
+    // req-0006 of the conformance traffic: ok under v1, fail under v2
+    // (low_risk_country), as replay's drift details say.
+    let line = std::fs::read_to_string(conformance().join("traffic.jsonl"))
+        .unwrap()
+        .lines()
+        .find(|l| l.contains(r#""req-0006""#))
+        .unwrap()
+        .to_string();
+    let v = server.adapt(line.as_bytes()).json();
+    assert_eq!(
+        (&v["policy_id"], &v["drift_kind"], &v["drift_cause"]),
+        (
+            &json!("demo.v2"),
+            &json!("ok->fail"),
+            &json!("low_risk_country")
+        )
+    );
+    let m = server.metrics();
+    assert_eq!(
+        sample(
+            &m,
+            r#"adapt_requests_total{mode="shadow",policy_id="demo.v1"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            r#"adapt_requests_total{mode="enforced",policy_id="demo.v2"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&m, r#"adapt_drift_events_total{policy_id="demo.v2"}"#),
+        Some(1.0)
+    );
+
+    // The candidate file becomes v1: both paths agree, the drift is gone.
+    replace(&cand, &serde_json::to_vec(&v1).unwrap());
+    until("the candidate's new hash", || {
+        sample(&server.metrics(), &info("demo.v1", &h1, "enforced"))
+    });
+    let v = server.adapt(line.as_bytes()).json();
+    assert_eq!((&v["ir_hash"], &v["drift"]), (&json!(h1), &json!(false)));
+    // The baseline file becomes v2: the drift comes back the other way round.
+    replace(&base, &serde_json::to_vec(&v2).unwrap());
+    until("the baseline's new hash", || {
+        sample(&server.metrics(), &info("demo.v2", &h2, "shadow"))
+    });
+    let v = server.adapt(line.as_bytes()).json();
+    assert_eq!(
+        (&v["drift_kind"], &v["drift_cause"]),
+        (&json!("fail->ok"), &json!("low_risk_country"))
+    );
+    assert!(
+        server.log().contains(&format!(
+            "reloaded policy baseline demo.v2 {h2}, candidate demo.v1 {h1}"
+        )),
+        "{}",
+        server.log()
+    );
+}
+
+#[test]
+fn readiness_gate_with_confidence_judges_the_wilson_lower_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = gate_server(dir.path(), &["--confidence", "0.95"]);
+    let (status, r) = server.readyz();
+    assert_eq!(status, 200);
+    assert_eq!(
+        r,
+        json!({"status": "ready", "success_ratio_1m": 1.0, "success_ratio_5m": 1.0,
+               "drift_ratio_1m": 0.0, "drift_ratio_5m": 0.0, "drift_max": 0.1,
+               "readiness_gate": true, "confidence": 0.95, "requests_5m": 0,
+               "drift_events_5m": 0, "drift_lower_5m": null, "drift_upper_5m": null})
+    );
+    // One drifting request of one: the point ratio (1.0) is far above 0.1, but the
+    // lower bound at z = 1.6448536 is c − h = (1 + 1.35281)/(1 + 2.70562) − 1.64485 /
+    // 3.70562 × sqrt(0 + 0.67641) = 0.63493 − 0.36507 = 0.26987 > 0.1: not ready.
+    let drifting = ids(true, 3);
+    let clean = ids(false, 3);
+    server.adapt(&clean_record(&drifting[0]));
+    let (status, r) = server.readyz();
+    assert_eq!(status, 503, "{r}");
+    let lower = r["drift_lower_5m"].as_f64().unwrap();
+    assert!((lower - 0.26987).abs() < 1e-4, "{r}");
+    assert_eq!(r["drift_upper_5m"], 1.0);
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .ends_with("> drift_max 0.1 at confidence 0.95 (1 of 1 requests drifting)"),
+        "{r}"
+    );
+    // One of four: the point ratio 0.25 would breach 0.1, the lower bound does not:
+    // c = 2.35281 / 6.70562 = 0.35087, h = 1.64485 / 6.70562 × sqrt(0.75 + 0.67641)
+    // = 0.29296; lower = 0.05791 ≤ 0.1: ready.
+    for id in &clean {
+        server.adapt(&clean_record(id));
+    }
+    let (status, r) = server.readyz();
+    assert_eq!(
+        (status, r["drift_ratio_5m"].clone()),
+        (200, json!(0.25)),
+        "{r}"
+    );
+    let lower = r["drift_lower_5m"].as_f64().unwrap();
+    assert!((lower - 0.05791).abs() < 1e-4, "{r}");
+    assert_eq!(
+        (r["requests_5m"].clone(), r["drift_events_5m"].clone()),
+        (json!(4), json!(1))
+    );
+    // Three of six: c = 4.35281 / 8.70562 = 0.5, h = 1.64485 / 8.70562 × sqrt(1.5 +
+    // 0.67641) = 0.27875; lower = 0.22125 > 0.1: not ready again.
+    server.adapt(&clean_record(&drifting[1]));
+    server.adapt(&clean_record(&drifting[2]));
+    let (status, r) = server.readyz();
+    assert_eq!(status, 503, "{r}");
+    let lower = r["drift_lower_5m"].as_f64().unwrap();
+    assert!((lower - 0.22125).abs() < 1e-4, "{r}");
+}
+
+/// A record of about 980 KB that costs the engine about 0.2 s a path under
+/// fixtures/adversarial/budget.ir.json (36 `non_intersection` rules over two
+/// 50 000-element arrays; the evaluation budget lets every rule run).
+fn slow_record(id: &str) -> Vec<u8> {
+    let a: Vec<String> = (0..50_000).map(|i| format!("a{i}")).collect();
+    let b: Vec<String> = (0..50_000).map(|i| format!("b{i}")).collect();
+    let body = serde_json::to_vec(&json!({"ts": 1, "request_id": id, "context": {"a": a, "b": b}}))
+        .unwrap();
+    assert!(body.len() <= 1 << 20, "{} bytes", body.len());
+    body
+}
+
+#[test]
+fn content_length_over_the_limit_gets_413_at_once() {
+    let ir = c("demo.v1.ir.json");
+    // A body timeout of an hour: a 413 can only come from the announced length.
+    let server = Server::start(&["--ir", &ir, "--body-timeout", "1h"]);
+    let mut s = connect(server.addr, Duration::from_secs(30));
+    s.write_all(b"POST /v1/adapt HTTP/1.1\r\nHost: x\r\nContent-Length: 1048577\r\n\r\n")
+        .unwrap();
+    let r = read_one(&mut s);
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(r.json()["error"], "too_large");
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(closed_within(&mut s, Duration::from_secs(5)).is_some());
+    // Announcing exactly the limit is accepted: the server waits for the body.
+    let mut s = connect(server.addr, Duration::from_millis(300));
+    s.write_all(b"POST /v1/adapt HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let e = s.read(&mut buf).unwrap_err();
+    assert!(
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{e}"
+    );
+    let m = server.metrics();
+    assert_eq!(
+        sample(
+            &m,
+            r#"adapt_http_responses_total{code="413",route="/v1/adapt"}"#
+        ),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn shutdown_deadline_holds_while_requests_evaluate() {
+    let ir = root_path("fixtures/adversarial/budget.ir.json");
+    // One serving thread, so before evaluation left the event loop every slow
+    // request held the loop that also serves /healthz and keeps the deadline.
+    let mut server = Server::start(&[
+        "--ir",
+        &ir,
+        "--threads",
+        "1",
+        "--header-timeout",
+        "1h",
+        "--body-timeout",
+        "1h",
+        "--shutdown-timeout",
+        "300ms",
+    ]);
+    let first = server.adapt(&slow_record("slow-0"));
+    assert_eq!(first.status, 200, "{}", first.text());
+    // 40 slow requests: ~16 s of evaluation one after another.
+    const K: usize = 40;
+    let (sent_tx, sent_rx) = std::sync::mpsc::channel();
+    let clients: Vec<_> = (0..K)
+        .map(|i| {
+            let (addr, sent) = (server.addr, sent_tx.clone());
+            let body = slow_record(&format!("slow-{}", i + 1));
+            std::thread::spawn(move || {
+                let mut s = connect(addr, Duration::from_secs(60));
+                let head = format!(
+                    "POST /v1/adapt HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                s.write_all(head.as_bytes()).unwrap();
+                s.write_all(&body).unwrap();
+                sent.send(()).unwrap();
+                let mut raw = Vec::new();
+                let _ = s.read_to_end(&mut raw);
+                // Answered, or closed without an answer by the shutdown.
+                raw.starts_with(b"HTTP/1.1 200")
+            })
+        })
+        .collect();
+    for _ in 0..K {
+        sent_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server reads every body while others evaluate");
+    }
+    // The event loop stays free for other requests (generous bound: without the pool
+    // this waited for every evaluation queued before it).
+    let t0 = Instant::now();
+    assert_eq!(server.req("GET", "/healthz", &[], b"").status, 200);
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    let t0 = Instant::now();
+    sigterm(&server);
+    let status = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "still running 10 s after SIGTERM with a 300ms shutdown deadline"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    let answered = clients
+        .into_iter()
+        .map(|c| c.join().unwrap())
+        .filter(|&ok| ok)
+        .count();
+    until("the last log line", || {
+        server
+            .log()
+            .contains("proof serve: shut down")
+            .then_some(())
+    });
+    let log = server.log();
+    // "stopping: no new connections, up to 300ms for N open connections (M requests
+    // in flight)": every request left unanswered was open then.
+    let stopping = log
+        .lines()
+        .find_map(|l| l.strip_prefix("proof serve: stopping: no new connections, up to 300ms for "))
+        .unwrap_or_else(|| panic!("{log}"));
+    let nums: Vec<usize> = stopping
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let (open, in_flight) = (nums[0], nums[1]);
+    let unanswered = K - answered;
+    assert!(
+        unanswered >= 1,
+        "all {K} answered before the deadline: {log}"
+    );
+    assert!(
+        open >= unanswered && open <= K,
+        "{stopping}: {unanswered} unanswered"
+    );
+    assert!(in_flight >= 1 && in_flight <= open, "{stopping}");
+    assert!(log.contains("shutdown deadline passed"), "{log}");
 }

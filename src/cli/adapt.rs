@@ -1,9 +1,9 @@
 //! `proof adapt`: one context through the shadow and enforced paths (SPEC §7, the
-//! Week-6 B1 enforcer CLI). Prints the plan, both verdicts and drift as JSON and can
+//! Week-6 B1 enforcer CLI), with replay's candidate flags (`CandidateArgs`) so a live
+//! decision can be the one a replay planned. Prints the plan, both verdicts and drift as JSON and can
 //! write the enforcer's Prometheus metrics for node_exporter's textfile collector.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
@@ -11,13 +11,14 @@ use serde_json::Value;
 
 use super::PolicyArgs;
 use crate::error::ProofError;
+use crate::orchestrator::facade::EngineFiles;
 use crate::orchestrator::metrics::{AdaptMetrics, Observation, SlidingWindow};
 use crate::orchestrator::{
-    DecideOptions, EnforceOptions, EngineOptions, Request, RolloutPercent, Scratch, SelectorKind,
-    Weights, build_engine, decide,
+    DecideOptions, EnforceOptions, Request, RolloutPercent, Scratch, SelectorKind, decide,
 };
 use crate::policy::ListSpec;
 use crate::policy::hash::{jcs, sha256_hex};
+use crate::policy::locate::resolve_policy;
 use crate::replay::record;
 use crate::report::writer::write_atomic;
 
@@ -40,7 +41,7 @@ pub struct AdaptArgs {
     /// Drift ratio limit, 0.0..=1.0 (0.005 = 0.5 %).
     #[arg(long, value_name = "RATIO", default_value = "0.005", value_parser = super::parse_ratio)]
     pub drift_max: f64,
-    /// Selector of the enforced path (shadow always uses basic).
+    /// Selector of the enforced path (the candidate IR; shadow: --shadow-selector).
     #[arg(long, value_enum, default_value_t = SelectorKind::Basic)]
     pub selector: SelectorKind,
     /// Weights file (YAML or JSON) for --selector weighted: per-rule costs, optional budget
@@ -68,6 +69,72 @@ pub struct AdaptArgs {
     /// `proof serve` [default: none].
     #[arg(long, value_name = "FILE")]
     pub metrics_out: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub candidate: CandidateArgs,
+}
+
+/// Replay's candidate flags, shared by `adapt` and `serve` (SPEC §3): with none of them
+/// both paths evaluate the one IR, shadow under basic, and the salt is its policy id.
+#[derive(Debug, Clone, Args)]
+pub struct CandidateArgs {
+    /// Candidate (enforced) IR file, as in replay [default: the --policy/--ir IR].
+    #[arg(long, value_name = "FILE", conflicts_with = "candidate_policy")]
+    pub candidate_ir: Option<PathBuf>,
+    /// Candidate (enforced) policy id such as lksg.v2, looked up like --policy
+    /// [default: the --policy/--ir IR].
+    #[arg(long, value_name = "ID")]
+    pub candidate_policy: Option<String>,
+    /// Selector of the shadow path (the baseline IR).
+    #[arg(long, value_enum, default_value_t = SelectorKind::Basic)]
+    pub shadow_selector: SelectorKind,
+    /// Weights file of the shadow path; needs --shadow-selector weighted [default: none:
+    /// every rule at its op's default cost, no budget].
+    #[arg(long, value_name = "FILE")]
+    pub shadow_weights: Option<PathBuf>,
+    /// Salt of the rollout hash, any string; give replay's to sample the same requests
+    /// [default: the baseline policy id].
+    #[arg(long, value_name = "S")]
+    pub salt: Option<String>,
+}
+
+/// The engine files `--policy/--ir`, `--selector/--weights`, `--list` and the
+/// candidate flags name; selector/weights mismatches are usage errors.
+pub fn engine_files(
+    policy: &PolicyArgs,
+    selector: SelectorKind,
+    weights: Option<&PathBuf>,
+    lists: &[ListSpec],
+    candidate: &CandidateArgs,
+) -> Result<EngineFiles, ProofError> {
+    let baseline = policy
+        .path()?
+        .ok_or_else(|| ProofError::Usage("one of --policy ID or --ir FILE is required".into()))?;
+    if weights.is_some() && selector != SelectorKind::Weighted {
+        return Err(ProofError::Usage(
+            "--weights only applies with --selector weighted".into(),
+        ));
+    }
+    if candidate.shadow_weights.is_some() && candidate.shadow_selector != SelectorKind::Weighted {
+        return Err(ProofError::Usage(
+            "--shadow-weights only applies with --shadow-selector weighted".into(),
+        ));
+    }
+    let candidate_path = match (&candidate.candidate_ir, &candidate.candidate_policy) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(id)) => Some(resolve_policy(id, policy.policy_dir.as_deref())?),
+        (None, None) => None,
+    };
+    Ok(EngineFiles {
+        baseline,
+        candidate: candidate_path,
+        selector,
+        weights: weights.cloned(),
+        shadow_selector: candidate.shadow_selector,
+        shadow_weights: candidate.shadow_weights.clone(),
+        salt: candidate.salt.clone(),
+        lists: lists.to_vec(),
+    })
 }
 
 impl AdaptArgs {
@@ -113,26 +180,14 @@ pub fn read_context(path: &std::path::Path) -> Result<ContextInput, ProofError> 
 
 /// Runs `proof adapt`.
 pub fn run(args: AdaptArgs) -> anyhow::Result<i32> {
-    let path = args
-        .policy
-        .path()?
-        .ok_or_else(|| ProofError::Usage("one of --policy ID or --ir FILE is required".into()))?;
-    if args.weights.is_some() && args.selector != SelectorKind::Weighted {
-        return Err(
-            ProofError::Usage("--weights only applies with --selector weighted".into()).into(),
-        );
-    }
-    let lists = super::load_lists(&args.lists)?;
-    let policy = Arc::new(super::load_policy(&path, &lists)?);
-    let weights = match &args.weights {
-        Some(p) => Some((Weights::load(p)?, p.clone())),
-        None => None,
-    };
-    let engine = build_engine(EngineOptions {
-        policy: policy.clone(),
-        selector: args.selector,
-        weights: weights.as_ref().map(|(w, p)| (w, p.as_path())),
-    })?;
+    let engine = engine_files(
+        &args.policy,
+        args.selector,
+        args.weights.as_ref(),
+        &args.lists,
+        &args.candidate,
+    )?
+    .load()?;
     let input = read_context(&args.context)?;
     let request_id = match (&args.request_id, &input.request_id) {
         (Some(id), _) => id.clone(),
@@ -162,12 +217,13 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<i32> {
     if let Some(mpath) = &args.metrics_out {
         let metrics = AdaptMetrics::register(prometheus::default_registry())
             .context("registering metrics")?;
-        metrics.set_policy("shadow", &policy.policy_id, &policy.ir_hash);
-        metrics.set_policy("enforced", &policy.policy_id, &policy.ir_hash);
+        let (base, cand) = (&engine.shadow.policy, &engine.enforced.policy);
+        metrics.set_policy("shadow", &base.policy_id, &base.ir_hash);
+        metrics.set_policy("enforced", &cand.policy_id, &cand.ir_hash);
         metrics.observe(&Observation {
             options,
-            shadow_policy: &policy.policy_id,
-            enforced_policy: &policy.policy_id,
+            shadow_policy: &base.policy_id,
+            enforced_policy: &cand.policy_id,
             shadow: out.shadow.verdict,
             enforced: out.enforced.verdict,
             applied: out.enforced_applied,

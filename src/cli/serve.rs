@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::PolicyArgs;
+use super::adapt::{CandidateArgs, engine_files};
 use crate::error::ProofError;
 use crate::orchestrator::{EnforceOptions, RolloutPercent, SelectorKind};
 use crate::policy::ListSpec;
+use crate::replay::gate::Confidence;
 use crate::serve::ServeConfig;
 
 /// Flags of `proof serve`.
@@ -22,7 +24,7 @@ pub struct ServeArgs {
     /// loopback addresses are allowed.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
     pub listen: SocketAddr,
-    /// Selector of the enforced path (shadow always uses basic).
+    /// Selector of the enforced path (the candidate IR; shadow: --shadow-selector).
     #[arg(long, value_enum, default_value_t = SelectorKind::Basic)]
     pub selector: SelectorKind,
     /// Weights file (YAML or JSON) for --selector weighted: per-rule costs, optional budget
@@ -45,6 +47,14 @@ pub struct ServeArgs {
     /// Answer /readyz with 503 while the 5-minute drift ratio exceeds --drift-max.
     #[arg(long)]
     pub readiness_gate: bool,
+    /// Judge the readiness gate by the 5-minute window's one-sided Wilson lower bound at
+    /// this confidence, as replay's gate does (lower bound > --drift-max = not ready);
+    /// a decimal, 0.5..=0.9999 [default: off: the point ratio].
+    #[arg(long, value_name = "C", value_parser = Confidence::parse)]
+    pub confidence: Option<Confidence>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub candidate: CandidateArgs,
     /// Access map (YAML): bearer tokens as SHA-256 hex, each with scopes (see docs/serve.md)
     /// [default: none: every route open, loopback --listen only].
     #[arg(long, value_name = "FILE")]
@@ -110,19 +120,16 @@ fn parse_scale(s: &str) -> Result<f64, String> {
 impl ServeArgs {
     /// The server configuration these flags describe.
     pub fn config(&self) -> Result<ServeConfig, ProofError> {
-        let ir = self.policy.path()?.ok_or_else(|| {
-            ProofError::Usage("one of --policy ID or --ir FILE is required".into())
-        })?;
-        if self.weights.is_some() && self.selector != SelectorKind::Weighted {
-            return Err(ProofError::Usage(
-                "--weights only applies with --selector weighted".into(),
-            ));
-        }
+        let engine = engine_files(
+            &self.policy,
+            self.selector,
+            self.weights.as_ref(),
+            &self.lists,
+            &self.candidate,
+        )?;
         Ok(ServeConfig {
-            ir,
-            selector: self.selector,
-            weights: self.weights.clone(),
-            lists: self.lists.clone(),
+            engine,
+            confidence: self.confidence,
             options: EnforceOptions {
                 enforce: self.enforce,
                 rollout_percent: self.rollout,

@@ -1,12 +1,14 @@
-//! The engine facade for single requests (SPEC §7): building the engine `adapt` and
-//! `serve` share (one IR on both paths), and deciding one request into the output
-//! JSON both print. `replay` evaluates records through the same [`Engine`].
+//! The engine facade (SPEC §3, §7): building the engine all three front doors use
+//! ([`build_engine`]: baseline and candidate IR, each path's selector and weights, the
+//! salt), loading it from files for `adapt` and `serve` ([`EngineFiles`]), and deciding
+//! one request into the output JSON both print. `replay` builds its engine with the
+//! same [`build_engine`], so a record gets the same verdicts, bucket and drift cause.
 //!
 //! This module owns "what one request's answer is"; reading the request (a context
 //! file, a POST body) is `replay::record`'s, printing or sending it the caller's.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,43 +21,132 @@ use super::{
 };
 use crate::error::ProofError;
 use crate::policy::expr::Env;
-use crate::policy::{Policy, RuleOutcome};
+use crate::policy::{ListSpec, Lists, Policy, RuleOutcome};
 
-/// What the engine of `adapt` and `serve` is built from.
-#[derive(Debug, Clone)]
-pub struct EngineOptions<'a> {
-    /// The IR, on both paths.
-    pub policy: Arc<Policy>,
-    /// Selector of the enforced path (shadow always uses `basic`).
+/// One path's selector and weights (with the file they came from, named in errors).
+#[derive(Debug, Clone, Copy)]
+pub struct PathChoice<'a> {
+    /// `basic` or `weighted`.
     pub selector: SelectorKind,
-    /// Weights for the enforced path and the file they came from (named in errors).
+    /// Weights for `weighted`, and their file.
     pub weights: Option<(&'a Weights, &'a Path)>,
 }
 
-/// Builds the engine of `adapt`/`serve`: shadow = the IR under basic, enforced = the
-/// same IR under the chosen selector. Weights naming a rule the IR lacks are an error.
+impl PathChoice<'_> {
+    /// The `basic` selector without weights: the shadow path's default (SPEC §3).
+    pub const BASIC: PathChoice<'static> = PathChoice {
+        selector: SelectorKind::Basic,
+        weights: None,
+    };
+}
+
+/// What an engine is built from: the same for `adapt`, `serve` and `replay`.
+#[derive(Debug, Clone)]
+pub struct EngineOptions<'a> {
+    /// The baseline IR, evaluated on the shadow path.
+    pub baseline: Arc<Policy>,
+    /// The candidate IR, evaluated on the enforced path (SPEC §3 default: the baseline).
+    pub candidate: Arc<Policy>,
+    /// Selector and weights of the shadow path (default: basic).
+    pub shadow: PathChoice<'a>,
+    /// Selector and weights of the enforced path (`--selector`, `--weights`).
+    pub enforced: PathChoice<'a>,
+    /// Salt of the rollout hash; `None` = the baseline policy id (SPEC §3).
+    pub salt: Option<String>,
+}
+
+/// Builds the engine every front door uses (SPEC §3): shadow = the baseline under its
+/// selector, enforced = the candidate under its selector, salted with `salt` or the
+/// baseline's id. Weights naming a rule their path's IR lacks are an error (the
+/// enforced path's are checked first).
 pub fn build_engine(opts: EngineOptions<'_>) -> Result<Engine, ProofError> {
     let EngineOptions {
-        policy,
-        selector,
-        weights,
-    } = opts;
-    if let Some((w, p)) = weights {
-        w.check_against(&policy, p)?;
-    }
-    let shadow = PathSpec {
-        planner: Planner::new(&policy, SelectorKind::Basic, None),
-        policy: policy.clone(),
-    };
-    let enforced = PathSpec {
-        planner: Planner::new(&policy, selector, weights.map(|w| w.0)),
-        policy: policy.clone(),
-    };
-    Ok(Engine {
-        salt: policy.policy_id.clone(),
+        baseline,
+        candidate,
         shadow,
         enforced,
+        salt,
+    } = opts;
+    if let Some((w, p)) = enforced.weights {
+        w.check_against(&candidate, p)?;
+    }
+    if let Some((w, p)) = shadow.weights {
+        w.check_against(&baseline, p)?;
+    }
+    Ok(Engine {
+        salt: salt.unwrap_or_else(|| baseline.policy_id.clone()),
+        shadow: PathSpec {
+            planner: Planner::new(&baseline, shadow.selector, shadow.weights.map(|w| w.0)),
+            policy: baseline,
+        },
+        enforced: PathSpec {
+            planner: Planner::new(&candidate, enforced.selector, enforced.weights.map(|w| w.0)),
+            policy: candidate,
+        },
     })
+}
+
+/// The files an engine of `adapt` or `serve` is loaded from (their candidate flags are
+/// replay's, with the same defaults).
+#[derive(Debug, Clone)]
+pub struct EngineFiles {
+    /// Baseline IR file (`--policy`/`--ir`).
+    pub baseline: PathBuf,
+    /// Candidate IR file (`--candidate-ir`/`--candidate-policy`); `None` = the baseline.
+    pub candidate: Option<PathBuf>,
+    /// Enforced path's selector (`--selector`).
+    pub selector: SelectorKind,
+    /// Enforced path's weights file (`--weights`).
+    pub weights: Option<PathBuf>,
+    /// Shadow path's selector (`--shadow-selector`).
+    pub shadow_selector: SelectorKind,
+    /// Shadow path's weights file (`--shadow-weights`).
+    pub shadow_weights: Option<PathBuf>,
+    /// `--salt`; `None` = the baseline policy id.
+    pub salt: Option<String>,
+    /// `--list` bindings.
+    pub lists: Vec<ListSpec>,
+}
+
+impl EngineFiles {
+    /// Every file the engine is read from, in load order (what hot reload watches).
+    pub fn paths(&self) -> Vec<&Path> {
+        let mut v = vec![self.baseline.as_path()];
+        v.extend(self.candidate.as_deref());
+        v.extend(self.weights.as_deref());
+        v.extend(self.shadow_weights.as_deref());
+        v.extend(self.lists.iter().map(|l| l.path.as_path()));
+        v
+    }
+
+    /// Loads lists, both IRs and both weights files (in replay's order) and builds
+    /// the engine with [`build_engine`].
+    pub fn load(&self) -> Result<Engine, ProofError> {
+        let lists = Lists::load(&self.lists)?;
+        let baseline = Arc::new(Policy::load(&self.baseline, &lists)?);
+        let candidate = match &self.candidate {
+            Some(p) => Arc::new(Policy::load(p, &lists)?),
+            None => baseline.clone(),
+        };
+        fn load(p: Option<&Path>) -> Result<Option<(Weights, &Path)>, ProofError> {
+            p.map(|p| Weights::load(p).map(|w| (w, p))).transpose()
+        }
+        let weights = load(self.weights.as_deref())?;
+        let shadow_weights = load(self.shadow_weights.as_deref())?;
+        build_engine(EngineOptions {
+            baseline,
+            candidate,
+            shadow: PathChoice {
+                selector: self.shadow_selector,
+                weights: shadow_weights.as_ref().map(|(w, p)| (w, *p)),
+            },
+            enforced: PathChoice {
+                selector: self.selector,
+                weights: weights.as_ref().map(|(w, p)| (w, *p)),
+            },
+            salt: self.salt.clone(),
+        })
+    }
 }
 
 /// How one request is decided.

@@ -17,7 +17,8 @@ use super::pipeline::{self, Setup};
 use super::settings::Settings;
 use super::source::{Compression, Format, Input, expand_inputs};
 use crate::error::ProofError;
-use crate::orchestrator::{Engine, PathSpec, Planner, SelectorKind, Weights};
+use crate::orchestrator::facade::{EngineOptions, PathChoice, build_engine};
+use crate::orchestrator::{Engine, Planner, SelectorKind, Weights};
 use crate::policy::locate::{DEFAULT_POLICY_DIRS, resolve_policy};
 use crate::policy::{Lists, Policy};
 use crate::report::model::{
@@ -198,26 +199,25 @@ impl Job {
             "--shadow-weights",
             "--shadow-selector",
         )?;
-        if let (Some(w), Some(p)) = (&weights, &s.weights) {
-            w.check_against(&candidate, p)?;
-        }
-        if let (Some(w), Some(p)) = (&shadow_weights, &s.shadow_weights) {
-            w.check_against(&baseline, p)?;
-        }
+        let engine = build_engine(EngineOptions {
+            baseline: baseline.clone(),
+            candidate: candidate.clone(),
+            shadow: PathChoice {
+                selector: s.shadow_selector,
+                weights: shadow_weights.as_ref().zip(s.shadow_weights.as_deref()),
+            },
+            enforced: PathChoice {
+                selector: s.selector,
+                weights: weights.as_ref().zip(s.weights.as_deref()),
+            },
+            salt: s.salt.clone(),
+        })?;
         if let Some(p) = &s.plan {
             p.plan.check_window(s.window, &p.origin)?;
         }
-        let salt = s.salt.clone().unwrap_or_else(|| baseline.policy_id.clone());
-        let shadow = PathSpec {
-            planner: Planner::new(&baseline, s.shadow_selector, shadow_weights.as_ref()),
-            policy: baseline.clone(),
-        };
-        let enforced = PathSpec {
-            planner: Planner::new(&candidate, s.selector, weights.as_ref()),
-            policy: candidate.clone(),
-        };
-        let baseline_ref = policy_ref(&baseline, &shadow.planner, s.shadow_weights.as_ref());
-        let candidate_ref = policy_ref(&candidate, &enforced.planner, s.weights.as_ref());
+        let salt = engine.salt.clone();
+        let baseline_ref = policy_ref(&baseline, &engine.shadow.planner, s.shadow_weights.as_ref());
+        let candidate_ref = policy_ref(&candidate, &engine.enforced.planner, s.weights.as_ref());
         let gate = s.gate();
         // An empty key would be no better than the salt, so it counts as unset.
         let redact_key = std::env::var_os(REDACT_KEY_VAR)
@@ -231,18 +231,14 @@ impl Job {
             min_requests: s.min_requests,
             rollback_factor: s.rollback_factor,
             max_rejects: s.max_rejects,
-            salt: salt.clone(),
+            salt,
             redact_ids: s.redact_ids,
             redact_key_set: s.redact_ids && redact_key.is_some(),
             scenario: None,
             max_eval_error_ratio: s.max_eval_error_ratio,
         };
         Ok(Job {
-            engine: Engine {
-                shadow,
-                enforced,
-                salt,
-            },
+            engine,
             gate,
             lists,
             baseline: baseline_ref,

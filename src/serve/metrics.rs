@@ -119,15 +119,16 @@ pub struct PolicyCounters {
 }
 
 impl PolicyCounters {
-    /// Resolves the series of `policy_id` (shadow and enforced paths serve the same IR).
-    pub fn new(m: &AdaptMetrics, policy_id: &str) -> Self {
-        let modes = ["shadow", "enforced"];
+    /// Resolves the series of a baseline (shadow path) and a candidate (enforced path;
+    /// drift events count under its id, as in `AdaptMetrics::observe`).
+    pub fn new(m: &AdaptMetrics, shadow_policy: &str, enforced_policy: &str) -> Self {
+        let modes = [("shadow", shadow_policy), ("enforced", enforced_policy)];
         PolicyCounters {
-            requests: modes.map(|mode| m.requests.with_label_values(&[mode, policy_id])),
-            verdicts: modes.map(|mode| {
+            requests: modes.map(|(mode, id)| m.requests.with_label_values(&[mode, id])),
+            verdicts: modes.map(|(mode, _)| {
                 Verdict::ALL.map(|v| m.verdicts.with_label_values(&[mode, v.as_str()]))
             }),
-            drift: m.drift_events.with_label_values(&[policy_id]),
+            drift: m.drift_events.with_label_values(&[enforced_policy]),
             latency: m.selection_latency.clone(),
         }
     }
@@ -228,6 +229,16 @@ impl RbacMetrics {
     }
 }
 
+/// Evaluated and drifting requests in the five-minute window at one instant (the
+/// counts behind `drift_ratio_5m`, for the Wilson bounds of `--confidence`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DriftCounts {
+    /// Evaluated requests (answered 200).
+    pub evaluated: u64,
+    /// Drifting ones among them.
+    pub drifting: u64,
+}
+
 /// The readiness ratios at one instant.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Ratios {
@@ -298,17 +309,28 @@ impl Windows {
 
     /// The four ratios now.
     pub fn ratios(&self) -> Ratios {
+        self.snapshot().0
+    }
+
+    /// The four ratios and the five-minute window's counts, at one instant.
+    pub fn snapshot(&self) -> (Ratios, DriftCounts) {
         let now = self.now_ms();
         let mut w = self.lock();
+        let (n, k, _) = w.evaluated[1].totals(now);
+        let counts = DriftCounts {
+            evaluated: n,
+            drifting: k,
+        };
         let [a1, a5] = &mut w.answered;
         let (s1, s5) = (a1.success_ratio(now), a5.success_ratio(now));
         let [e1, e5] = &mut w.evaluated;
-        Ratios {
+        let r = Ratios {
             success_ratio_1m: s1,
             success_ratio_5m: s5,
             drift_ratio_1m: e1.drift_ratio(now),
             drift_ratio_5m: e5.drift_ratio(now),
-        }
+        };
+        (r, counts)
     }
 }
 

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
 use std::sync::{Arc, RwLock};
 
 use sha2::{Digest, Sha256};
@@ -12,26 +13,23 @@ use sha2::{Digest, Sha256};
 use super::metrics::{RbacMetrics, ServeMetrics};
 use super::rbac::AccessMap;
 use crate::error::ProofError;
-use crate::orchestrator::{
-    EnforceOptions, Engine, EngineOptions, SelectorKind, Weights, build_engine,
-};
-use crate::policy::{ListSpec, Lists, Policy};
+use crate::orchestrator::facade::EngineFiles;
+use crate::orchestrator::{EnforceOptions, Engine};
+use crate::replay::gate::confidence::Confidence;
 
 /// Everything `proof serve` was started with.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
-    /// The IR file (resolved from `--policy` once, at start).
-    pub ir: PathBuf,
-    /// Selector of the enforced path.
-    pub selector: SelectorKind,
-    /// Weights file for `--selector weighted`.
-    pub weights: Option<PathBuf>,
-    /// `--list` bindings.
-    pub lists: Vec<ListSpec>,
+    /// The files of both paths (policy ids resolved to paths once, at start), the
+    /// selectors and the salt: replay's engine, loaded the same way.
+    pub engine: EngineFiles,
     /// Enforcement switches.
     pub options: EnforceOptions,
     /// Answer 503 on /readyz while the 5-minute drift ratio exceeds `drift_max`.
     pub readiness_gate: bool,
+    /// `--confidence`: the readiness gate judges the 5-minute window's Wilson lower
+    /// bound instead of its point ratio (SPEC §8's breach rule).
+    pub confidence: Option<Confidence>,
     /// Access map file.
     pub rbac: Option<PathBuf>,
     /// Reload check period, milliseconds.
@@ -80,7 +78,7 @@ fn fingerprint<'a>(files: impl IntoIterator<Item = &'a Path>) -> Fingerprint {
 /// The policy side in force: engine plus what identifies it.
 #[derive(Debug)]
 pub struct Loaded {
-    /// Shadow = IR under basic, enforced = IR under the chosen selector.
+    /// Shadow = the baseline under its selector, enforced = the candidate under its.
     pub engine: Engine,
     /// Fingerprint of the IR, weights and list files it was built from.
     pub fingerprint: Fingerprint,
@@ -89,41 +87,62 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// The loaded policy's id.
+    /// The candidate (enforced) policy's id.
     pub fn policy_id(&self) -> &str {
         &self.engine.enforced.policy.policy_id
     }
 
-    /// The loaded policy's `ir_hash`.
+    /// The candidate (enforced) policy's `ir_hash`.
     pub fn ir_hash(&self) -> &str {
         &self.engine.enforced.policy.ir_hash
+    }
+
+    /// The baseline (shadow) policy's id.
+    pub fn baseline_id(&self) -> &str {
+        &self.engine.shadow.policy.policy_id
+    }
+
+    /// The baseline (shadow) policy's `ir_hash`.
+    pub fn baseline_hash(&self) -> &str {
+        &self.engine.shadow.policy.ir_hash
+    }
+
+    /// `id hash`, or `baseline id hash, candidate id hash` when the paths differ (for
+    /// stderr).
+    pub fn describe(&self) -> String {
+        if self.baseline_hash() == self.ir_hash() && self.baseline_id() == self.policy_id() {
+            format!("{} {}", self.policy_id(), self.ir_hash())
+        } else {
+            format!(
+                "baseline {} {}, candidate {} {}",
+                self.baseline_id(),
+                self.baseline_hash(),
+                self.policy_id(),
+                self.ir_hash()
+            )
+        }
+    }
+
+    /// Exports both paths' `adapt_policy_info`.
+    pub fn export_info(&self, m: &ServeMetrics) {
+        m.adapt
+            .set_policy("shadow", self.baseline_id(), self.baseline_hash());
+        m.adapt
+            .set_policy("enforced", self.policy_id(), self.ir_hash());
     }
 }
 
 impl ServeConfig {
     fn policy_files(&self) -> Vec<&Path> {
-        let mut v = vec![self.ir.as_path()];
-        v.extend(self.weights.as_deref());
-        v.extend(self.lists.iter().map(|l| l.path.as_path()));
-        v
+        self.engine.paths()
     }
 
-    /// Loads lists, IR and weights and builds the engine.
+    /// Loads lists, both IRs and both weights files and builds the engine.
     pub fn load_policy(&self) -> Result<Loaded, ProofError> {
         // Fingerprint first: if a file changes while it is being loaded, the next
         // tick sees a fingerprint that differs from this one and loads again.
         let fingerprint = fingerprint(self.policy_files());
-        let lists = Lists::load(&self.lists)?;
-        let policy = Arc::new(Policy::load(&self.ir, &lists)?);
-        let weights = match &self.weights {
-            Some(p) => Some((Weights::load(p)?, p.clone())),
-            None => None,
-        };
-        let engine = build_engine(EngineOptions {
-            policy,
-            selector: self.selector,
-            weights: weights.as_ref().map(|(w, p)| (w, p.as_path())),
-        })?;
+        let engine = self.engine.load()?;
         Ok(Loaded {
             engine,
             fingerprint,
@@ -195,9 +214,7 @@ pub fn reload_policy(cfg: &ServeConfig, slot: &Swappable<Loaded>, m: &ServeMetri
     }
     match cfg.load_policy() {
         Ok(new) => {
-            for path in ["shadow", "enforced"] {
-                m.adapt.set_policy(path, new.policy_id(), new.ir_hash());
-            }
+            new.export_info(m);
             // If the files moved on while loading, remember what was loaded so the
             // next tick loads the newer content.
             let loaded_fp = new.fingerprint;
