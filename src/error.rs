@@ -69,6 +69,10 @@ pub enum ProofError {
     /// An output could not be encoded (names the output).
     #[error("cannot encode {0}")]
     Encode(String),
+    /// The process could not set itself up (threads, signal handlers, metric
+    /// registration) or a worker died: not the user's input, still exit 2.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl ProofError {

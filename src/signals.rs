@@ -64,7 +64,7 @@ pub fn forget_on_interrupt(path: &Path) {
 pub fn install() -> Result<(), ProofError> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
-        .map_err(|e| ProofError::Usage(format!("cannot install signal handlers: {e}")))?;
+        .map_err(|e| ProofError::Internal(format!("cannot install signal handlers: {e}")))?;
     std::thread::Builder::new()
         .name("proof-signals".into())
         .spawn(move || {
@@ -83,6 +83,6 @@ pub fn install() -> Result<(), ProofError> {
                 std::process::exit(128 + sig);
             }
         })
-        .map_err(|e| ProofError::Usage(format!("cannot start the signal thread: {e}")))?;
+        .map_err(|e| ProofError::Internal(format!("cannot start the signal thread: {e}")))?;
     Ok(())
 }

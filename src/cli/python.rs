@@ -85,7 +85,7 @@ fn py_err(e: ProofError) -> PyErr {
         ProofError::Ir { .. } | ProofError::HashMismatch { .. } => IrError::new_err(msg),
         ProofError::Schema { .. } => SchemaError::new_err(msg),
         ProofError::Limit { .. } => LimitError::new_err(msg),
-        ProofError::Encode(_) => ProofError_::new_err(msg),
+        ProofError::Encode(_) | ProofError::Internal(_) => ProofError_::new_err(msg),
     };
     Python::attach(|py| {
         // Setting an int attribute on a fresh exception instance cannot fail.

@@ -149,5 +149,5 @@ impl App {
 }
 
 fn metrics_err(e: prometheus::Error) -> ProofError {
-    ProofError::Usage(format!("registering metrics: {e}"))
+    ProofError::Internal(format!("registering metrics: {e}"))
 }
