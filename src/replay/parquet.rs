@@ -17,6 +17,7 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Map, Number, Value};
 
+use super::extract::{EVERYTHING, PathTable};
 use super::record::{Reason, Record};
 use super::source::{contain_panics, open_parquet};
 use crate::error::{Location, ProofError};
@@ -365,6 +366,18 @@ impl<'a> Col<'a> {
 pub fn for_each_row(
     batch: &RecordBatch,
     cols: &ParquetColumns,
+    f: impl FnMut(Result<Record, Reason>),
+) {
+    for_each_row_with(batch, cols, &EVERYTHING, f)
+}
+
+/// [`for_each_row`] reading a JSON-string context through `table` (only the parts
+/// the policies can look up are built; the same strings are rejected). A struct
+/// context is converted whole.
+pub fn for_each_row_with(
+    batch: &RecordBatch,
+    cols: &ParquetColumns,
+    table: &PathTable,
     mut f: impl FnMut(Result<Record, Reason>),
 ) {
     let prepared = contain_panics(|| {
@@ -395,7 +408,7 @@ pub fn for_each_row(
         }
         let context = if ctx_is_json {
             let text = str_at(&ctx, i).unwrap_or_default();
-            match serde_json::from_str::<Value>(text) {
+            match table.read_str(text) {
                 Ok(Value::Object(m)) => m,
                 Ok(_) => return Err(Reason::MissingContext),
                 Err(_) => return Err(Reason::Malformed),

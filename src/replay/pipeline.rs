@@ -9,8 +9,9 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use super::aggregate::{Aggregate, Bounds, Origin, Outcome};
-use super::parquet::for_each_row;
-use super::record::{Reason, Record, parse_line};
+use super::extract::PathTable;
+use super::parquet::for_each_row_with;
+use super::record::{Reason, Record, parse_line_with};
 use super::source::{Chunk, Input, TOO_LONG, read_all};
 use super::window::WindowLen;
 use crate::error::ProofError;
@@ -79,7 +80,18 @@ pub fn absorb(
 }
 
 /// Processes one chunk into `acc`.
-pub fn process_chunk(mut acc: Aggregate, setup: &Setup, chunk: Chunk) -> Aggregate {
+pub fn process_chunk(acc: Aggregate, setup: &Setup, chunk: Chunk) -> Aggregate {
+    process_chunk_with(acc, setup, &PathTable::for_engine(&setup.engine), chunk)
+}
+
+/// [`process_chunk`] with the engine's [`PathTable`] compiled once by the caller:
+/// records are read keeping of their context only what the policies can look up.
+pub fn process_chunk_with(
+    mut acc: Aggregate,
+    setup: &Setup,
+    table: &PathTable,
+    chunk: Chunk,
+) -> Aggregate {
     if acc.windows.len() > setup.max_windows {
         // Already over the limit: stop growing; the caller reports the limit.
         return acc;
@@ -108,7 +120,13 @@ pub fn process_chunk(mut acc: Aggregate, setup: &Setup, chunk: Chunk) -> Aggrega
                 {
                     continue; // blank (JSON whitespace only; a form feed is not) lines are not records
                 }
-                absorb(&mut acc, setup, &mut scratch, origin, parse_line(line));
+                absorb(
+                    &mut acc,
+                    setup,
+                    &mut scratch,
+                    origin,
+                    parse_line_with(line, table),
+                );
             }
         }
         Chunk::Batch {
@@ -119,7 +137,7 @@ pub fn process_chunk(mut acc: Aggregate, setup: &Setup, chunk: Chunk) -> Aggrega
         } => {
             // Rows whose conversion panics (corrupt arrays) arrive as `malformed`.
             let mut line = first_row;
-            for_each_row(&batch, &columns, |rec| {
+            for_each_row_with(&batch, &columns, table, |rec| {
                 absorb(&mut acc, setup, &mut scratch, Origin { file, line }, rec);
                 line += 1;
             });
@@ -144,6 +162,7 @@ pub fn run(
         .map_err(|e| ProofError::Usage(format!("cannot start {threads} threads: {e}")))?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(threads * 2);
     let bounds = setup.bounds;
+    let table = PathTable::for_engine(&setup.engine);
     let (read_result, agg) = std::thread::scope(|s| {
         let reader = s.spawn(move || read_all(inputs, &tx, bytes_read));
         let agg = pool.install(|| {
@@ -153,7 +172,7 @@ pub fn run(
                     || Aggregate::new(bounds),
                     |acc, chunk| {
                         let before = acc.read;
-                        let acc = process_chunk(acc, setup, chunk);
+                        let acc = process_chunk_with(acc, setup, &table, chunk);
                         records_done
                             .fetch_add(acc.read - before, std::sync::atomic::Ordering::Relaxed);
                         acc

@@ -4,7 +4,10 @@
 //! are skipped without building values for them.
 
 use serde::Deserialize;
+use serde::de::DeserializeSeed;
 use serde_json::{Map, Value};
+
+use super::extract::{EVERYTHING, PathTable};
 
 use crate::policy::time::{check_epoch_ms, parse_rfc3339_ms};
 
@@ -121,8 +124,20 @@ impl<'de> Deserialize<'de> for Key {
 
 impl<'de> Deserialize<'de> for Fields {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Fields, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
+        FieldsSeed(&EVERYTHING).deserialize(d)
+    }
+}
+
+/// Reads [`Fields`] keeping of the context only what a [`PathTable`] names.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldsSeed<'t>(pub &'t PathTable);
+
+impl<'de> DeserializeSeed<'de> for FieldsSeed<'_> {
+    type Value = Fields;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Fields, D::Error> {
+        struct V<'t>(&'t PathTable);
+        impl<'de> serde::de::Visitor<'de> for V<'_> {
             type Value = Fields;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a JSON object: one log record")
@@ -143,6 +158,10 @@ impl<'de> Deserialize<'de> for Fields {
                     if slot.is_some() {
                         f.duplicate.get_or_insert(name);
                         m.next_value::<serde::de::IgnoredAny>()?;
+                    } else if name == "context" {
+                        // Only the parts the policies read are built (`replay::extract`);
+                        // the rest is still parsed, so the same bytes are rejected.
+                        *slot = Some(m.next_value_seed(self.0.context_seed())?);
                     } else {
                         // `null` is kept as a value: "present but null" reads as absent
                         // for ts and policy_id, and as a bad value elsewhere.
@@ -152,7 +171,7 @@ impl<'de> Deserialize<'de> for Fields {
                 Ok(f)
             }
         }
-        d.deserialize_map(V)
+        d.deserialize_map(V(self.0))
     }
 }
 
@@ -168,6 +187,12 @@ pub fn strip_bom(bytes: &[u8]) -> &[u8] {
 /// Reads the fields of one JSONL line (without its newline): the byte-level checks
 /// (length, an object, UTF-8) and the JSON parse, before the SPEC §4 field checks.
 pub fn parse_fields(line: &[u8]) -> Result<Fields, Reason> {
+    parse_fields_with(line, &EVERYTHING)
+}
+
+/// [`parse_fields`] keeping of the context only what `table` names: the same bytes
+/// are rejected for the same reasons (`replay::extract`).
+pub fn parse_fields_with(line: &[u8], table: &PathTable) -> Result<Fields, Reason> {
     if line.len() > MAX_RECORD_BYTES {
         return Err(Reason::TooLong);
     }
@@ -178,7 +203,12 @@ pub fn parse_fields(line: &[u8]) -> Result<Fields, Reason> {
     // Validate the whole line first: serde_json checks UTF-8 only in the strings it
     // keeps, so invalid bytes inside an ignored key would otherwise slip through.
     let text = std::str::from_utf8(line).map_err(|_| Reason::Malformed)?;
-    let f: Fields = serde_json::from_str(text).map_err(|_| Reason::Malformed)?;
+    // What `serde_json::from_str` does, with a seed: the value, then only whitespace.
+    let mut de = serde_json::Deserializer::from_str(text);
+    let f = FieldsSeed(table)
+        .deserialize(&mut de)
+        .and_then(|f| de.end().map(|()| f))
+        .map_err(|_| Reason::Malformed)?;
     if f.duplicate.is_some() {
         return Err(Reason::Malformed);
     }
@@ -342,7 +372,13 @@ pub fn explain(bytes: &[u8], reason: Reason) -> Rejection {
 
 /// Parses one JSONL line (without its newline).
 pub fn parse_line(line: &[u8]) -> Result<Record, Reason> {
-    let l = parse_fields(line)?;
+    parse_line_with(line, &EVERYTHING)
+}
+
+/// [`parse_line`] keeping of the context only what `table` names (replay's path:
+/// same verdicts and rejections, fewer values built).
+pub fn parse_line_with(line: &[u8], table: &PathTable) -> Result<Record, Reason> {
+    let l = parse_fields_with(line, table)?;
     check(l.ts, l.request_id, l.policy_id, l.context)
 }
 
