@@ -1450,7 +1450,8 @@ fn decided(engine: &Engine, ctx: &Map<String, Value>, now_ms: i64) -> String {
     format!("{ev:?} {:?}", engine.drift(&ev))
 }
 
-/// Mutated records read by the path table (replay's reader) and by the full
+/// Mutated records read by the path table (`parse_line_with`, and replay's reused
+/// `RecordBuf`, which carries one case's values into the next) and by the full
 /// `serde_json::Value` parse of `parse_line` give the same rejections, the same record
 /// fields and the same decisions on both paths, and so do Parquet context strings
 /// (`PathTable::read_str` against `serde_json::from_str`).
@@ -1465,6 +1466,7 @@ fn path_table_reader_agrees_with_full_parse() {
         .map(<[u8]>::to_vec)
         .collect();
     let splices = splices();
+    let buf = std::cell::RefCell::new(record::RecordBuf::default());
     let (accepted, rejected) = (AtomicU64::new(0), AtomicU64::new(0));
     let count = |ok: bool| {
         let c = if ok { &accepted } else { &rejected };
@@ -1502,6 +1504,34 @@ fn path_table_reader_agrees_with_full_parse() {
             let full = parse_line(&line);
             let lazy = record::parse_line_with(&line, &table);
             count(full.is_ok());
+            // The reused record of the pipeline, still holding the previous case's
+            // values: it must answer as a fresh parse does.
+            let mut buf = buf.borrow_mut();
+            let reused = buf.read(&line, &table);
+            match (&full, &reused) {
+                (Err(a), Err(b)) => prop_assert_eq!(a, b, "{}", String::from_utf8_lossy(&line)),
+                (Ok(a), Ok(b)) => {
+                    prop_assert_eq!(
+                        (a.ts_ms, a.request_id.as_str(), a.policy_id.as_deref()),
+                        (b.ts_ms, b.request_id, b.policy_id)
+                    );
+                    prop_assert_eq!(
+                        decided(&engine, &a.context, a.ts_ms),
+                        decided(&engine, b.context, b.ts_ms),
+                        "{}",
+                        String::from_utf8_lossy(&line)
+                    );
+                    // Exactly the values the path table keeps, nothing left over.
+                    prop_assert_eq!(&lazy.as_ref().unwrap().context, b.context);
+                }
+                _ => prop_assert!(
+                    false,
+                    "full {:?} vs reused record {:?}: {}",
+                    full.as_ref().map(|_| ()),
+                    reused.as_ref().map(|_| ()),
+                    String::from_utf8_lossy(&line)
+                ),
+            }
             match (&full, &lazy) {
                 (Err(a), Err(b)) => prop_assert_eq!(a, b, "{}", String::from_utf8_lossy(&line)),
                 (Ok(a), Ok(b)) => {

@@ -253,6 +253,250 @@ impl<'de> Visitor<'de> for Skip {
     }
 }
 
+/// Reads one value into a slot that held an earlier record's value, reusing its
+/// strings, arrays and object keys where the shapes agree (records of one log look
+/// alike, so a worker reaches a steady state with few allocations per record). The
+/// slot ends up holding exactly what [`ContextSeed`] (with the same node) would build:
+/// every string is rewritten, every array and object cut to what this input holds.
+pub struct InPlace<'v, 't> {
+    slot: &'v mut Value,
+    /// `None`: keep the whole value; else only these keys of an object.
+    keys: Option<&'t BTreeMap<String, Node>>,
+}
+
+impl<'v, 't> InPlace<'v, 't> {
+    /// The whole value into `slot` (the SPEC's reading of a JSON value).
+    pub fn whole(slot: &'v mut Value) -> InPlace<'v, 't> {
+        InPlace { slot, keys: None }
+    }
+
+    /// A context into `slot` under `table`.
+    pub fn context(slot: &'v mut Value, table: &'t PathTable) -> InPlace<'v, 't> {
+        InPlace {
+            slot,
+            keys: keys_of(&table.root),
+        }
+    }
+
+    fn set(self, v: Value) {
+        // A pruned node keeps objects only (see `Pruned`).
+        *self.slot = if self.keys.is_some() { Value::Null } else { v };
+    }
+}
+
+fn keys_of(node: &Node) -> Option<&BTreeMap<String, Node>> {
+    match node {
+        Node::All => None,
+        Node::Keys(k) => Some(k),
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for InPlace<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        // `Value::deserialize` is `deserialize_any` with a visitor: the same reading.
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for InPlace<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    // The scalars as serde_json's `Value` visitor builds them.
+    fn visit_bool<E>(self, b: bool) -> Result<(), E> {
+        self.set(Value::Bool(b));
+        Ok(())
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<(), E> {
+        self.set(Value::Number(n.into()));
+        Ok(())
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<(), E> {
+        self.set(Value::Number(n.into()));
+        Ok(())
+    }
+    fn visit_f64<E>(self, n: f64) -> Result<(), E> {
+        self.set(serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number));
+        Ok(())
+    }
+    fn visit_str<E>(self, s: &str) -> Result<(), E> {
+        match self.slot {
+            Value::String(old) if self.keys.is_none() => {
+                old.clear();
+                old.push_str(s);
+            }
+            _ => self.set(Value::String(s.to_owned())),
+        }
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.set(Value::Null);
+        Ok(())
+    }
+    fn visit_none<E>(self) -> Result<(), E> {
+        self.set(Value::Null);
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if self.keys.is_some() {
+            while seq.next_element::<Skip>()?.is_some() {}
+            *self.slot = Value::Null;
+            return Ok(());
+        }
+        let mut items = match std::mem::take(self.slot) {
+            Value::Array(v) => v,
+            _ => Vec::new(),
+        };
+        let mut n = 0;
+        loop {
+            if n < items.len() {
+                if seq
+                    .next_element_seed(InPlace::whole(&mut items[n]))?
+                    .is_none()
+                {
+                    break;
+                }
+            } else {
+                let mut v = Value::Null;
+                if seq.next_element_seed(InPlace::whole(&mut v))?.is_none() {
+                    break;
+                }
+                items.push(v);
+            }
+            n += 1;
+        }
+        items.truncate(n);
+        *self.slot = Value::Array(items);
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        if let Some(filter) = self.keys {
+            return pruned_map_in_place(self.slot, filter, map);
+        }
+        let mut old = match std::mem::take(self.slot) {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        let mut out = Map::new();
+        while let Some(hit) = map.next_key_seed(KeyInPlace {
+            keys: self.keys,
+            old: &mut old,
+            out: &out,
+        })? {
+            match hit {
+                Hit::Skip => {
+                    map.next_value::<Skip>()?;
+                }
+                // Named again: the later value replaces the earlier, as in `Map`.
+                Hit::Again(k, keys) => {
+                    let slot = out.get_mut(&k).expect("the key was just seen");
+                    map.next_value_seed(InPlace { slot, keys })?;
+                }
+                Hit::First(k, mut v, keys) => {
+                    map.next_value_seed(InPlace { slot: &mut v, keys })?;
+                    out.insert(k, v);
+                }
+            }
+        }
+        *self.slot = Value::Object(out);
+        Ok(())
+    }
+}
+
+/// An object under a pruned node, read into the object already in `slot`: each named
+/// key's value is read in place (a key named twice is read twice, so the last value
+/// stands), then keys this input did not name are dropped. The table's own key
+/// strings tell the keys apart, so the bookkeeping is a few pointer compares.
+fn pruned_map_in_place<'de, 't, A: MapAccess<'de>>(
+    slot: &mut Value,
+    filter: &'t BTreeMap<String, Node>,
+    mut map: A,
+) -> Result<(), A::Error> {
+    if !slot.is_object() {
+        *slot = Value::Object(Map::new());
+    }
+    let Value::Object(obj) = slot else {
+        unreachable!("just made an object")
+    };
+    // At most one entry per key of the table, however often the input repeats one.
+    let mut seen: smallvec::SmallVec<[&'t String; 16]> = smallvec::SmallVec::new();
+    while let Some(hit) = map.next_key_seed(KeySeed(filter))? {
+        let Some((k, node)) = hit else {
+            map.next_value::<Skip>()?;
+            continue;
+        };
+        if !seen.iter().any(|s| std::ptr::eq(*s, k)) {
+            seen.push(k);
+        }
+        let v = match obj.get_mut(k.as_str()) {
+            Some(v) => v,
+            None => obj.entry(k.clone()).or_insert(Value::Null),
+        };
+        map.next_value_seed(InPlace {
+            slot: v,
+            keys: keys_of(node),
+        })?;
+    }
+    // Every seen key is in `obj`; equal counts mean nothing else is.
+    if seen.len() != obj.len() {
+        obj.retain(|k, _| seen.iter().any(|s| s.as_str() == k));
+    }
+    Ok(())
+}
+
+/// What to do with the value of an object key read in place.
+enum Hit<'t> {
+    /// The table does not name it.
+    Skip,
+    /// Already read in this object.
+    Again(String, Option<&'t BTreeMap<String, Node>>),
+    /// First time in this object: the key (and the earlier record's value, if any) to
+    /// read into.
+    First(String, Value, Option<&'t BTreeMap<String, Node>>),
+}
+
+struct KeyInPlace<'a, 't> {
+    keys: Option<&'t BTreeMap<String, Node>>,
+    old: &'a mut Map<String, Value>,
+    out: &'a Map<String, Value>,
+}
+
+impl<'de, 't> DeserializeSeed<'de> for KeyInPlace<'_, 't> {
+    type Value = Hit<'t>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Hit<'t>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de, 't> Visitor<'de> for KeyInPlace<'_, 't> {
+    type Value = Hit<'t>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_str<E>(self, k: &str) -> Result<Hit<'t>, E> {
+        let child = match self.keys {
+            None => None,
+            Some(keys) => match keys.get(k) {
+                None => return Ok(Hit::Skip),
+                Some(node) => keys_of(node),
+            },
+        };
+        if self.out.contains_key(k) {
+            return Ok(Hit::Again(k.to_owned(), child));
+        }
+        Ok(match self.old.remove_entry(k) {
+            Some((k, v)) => Hit::First(k, v, child),
+            None => Hit::First(k.to_owned(), Value::Null, child),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

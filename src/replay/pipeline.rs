@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::aggregate::{Aggregate, Bounds, Origin, Outcome};
 use super::extract::PathTable;
 use super::parquet::for_each_row_with;
-use super::record::{Reason, Record, parse_line_with};
+use super::record::{Reason, Record, RecordBuf, RecordRef};
 use super::source::{Chunk, Input, TOO_LONG, read_all};
 use super::window::WindowLen;
 use crate::error::ProofError;
@@ -41,15 +41,28 @@ pub fn absorb(
     origin: Origin,
     rec: Result<Record, Reason>,
 ) {
+    absorb_ref(
+        acc,
+        setup,
+        scratch,
+        origin,
+        rec.as_ref().map(Record::as_ref).map_err(|r| *r),
+    )
+}
+
+/// [`absorb`] of a borrowed record (replay reads lines into a reused [`RecordBuf`]).
+pub fn absorb_ref(
+    acc: &mut Aggregate,
+    setup: &Setup,
+    scratch: &mut Scratch,
+    origin: Origin,
+    rec: Result<RecordRef<'_>, Reason>,
+) {
     let rec = match rec {
         Ok(r) => r,
         Err(reason) => return acc.reject(origin, reason),
     };
-    if rec
-        .policy_id
-        .as_deref()
-        .is_some_and(|p| p != setup.baseline_id)
-    {
+    if rec.policy_id.is_some_and(|p| p != setup.baseline_id) {
         return acc.skip(origin);
     }
     let window = setup.window.of(rec.ts_ms);
@@ -59,7 +72,7 @@ pub fn absorb(
         return acc.reject(origin, Reason::BadTs);
     }
     let env = Env {
-        ctx: &rec.context,
+        ctx: rec.context,
         now_ms: rec.ts_ms,
     };
     let t0 = Instant::now();
@@ -69,8 +82,8 @@ pub fn absorb(
         origin,
         ts_ms: rec.ts_ms,
         window,
-        request_id: &rec.request_id,
-        bucket: setup.engine.bucket(&rec.request_id),
+        request_id: rec.request_id,
+        bucket: setup.engine.bucket(rec.request_id),
         shadow: ev.shadow.verdict,
         enforced: ev.enforced.verdict,
         drift: setup.engine.drift_cause(&ev),
@@ -97,6 +110,8 @@ pub fn process_chunk_with(
         return acc;
     }
     let mut scratch = Scratch::default();
+    // One reusable record per chunk (a chunk is up to 1 MiB of lines).
+    let mut buf = RecordBuf::default();
     match chunk {
         Chunk::Lines {
             file,
@@ -120,13 +135,7 @@ pub fn process_chunk_with(
                 {
                     continue; // blank (JSON whitespace only; a form feed is not) lines are not records
                 }
-                absorb(
-                    &mut acc,
-                    setup,
-                    &mut scratch,
-                    origin,
-                    parse_line_with(line, table),
-                );
+                absorb_ref(&mut acc, setup, &mut scratch, origin, buf.read(line, table));
             }
         }
         Chunk::Batch {
