@@ -17,8 +17,10 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Map, Number, Value};
 
-use super::extract::{EVERYTHING, PathTable};
-use super::record::{Reason, Record};
+use serde::de::DeserializeSeed;
+
+use super::extract::{EVERYTHING, InPlace, PathTable};
+use super::record::{Reason, Record, RecordRef};
 use super::source::{contain_panics, open_parquet};
 use crate::error::{Location, ProofError};
 use crate::policy::time::{check_epoch_ms, format_rfc3339_ms, parse_rfc3339_ms};
@@ -429,5 +431,77 @@ pub fn for_each_row_with(
     };
     for i in 0..batch.num_rows() {
         f(contain_panics(|| row(i)).unwrap_or(Err(Reason::Malformed)));
+    }
+}
+
+/// [`for_each_row_with`] handing each row to `f` borrowed, for the pipeline: ids come
+/// straight from the string arrays, and a JSON-string context is read in place into
+/// one value reused across the batch (`replay::extract::InPlace`, the way of
+/// `record::RecordBuf`). The same rows are rejected for the same reasons. A struct
+/// context is converted whole, as in [`for_each_row`].
+pub fn for_each_row_ref(
+    batch: &RecordBatch,
+    cols: &ParquetColumns,
+    table: &PathTable,
+    mut f: impl FnMut(Result<RecordRef<'_>, Reason>),
+) {
+    let prepared = contain_panics(|| {
+        let ctx = plain(batch.column(cols.context));
+        (
+            plain(batch.column(cols.ts)),
+            plain(batch.column(cols.request_id)),
+            cols.policy_id.map(|p| plain(batch.column(p))),
+            is_string(ctx.data_type()),
+            ctx,
+        )
+    });
+    match prepared {
+        Ok((.., true, _)) => {}
+        _ => {
+            // A struct context (or columns that cannot be prepared): the owned path.
+            return for_each_row_with(batch, cols, table, |r| {
+                f(r.as_ref().map(Record::as_ref).map_err(|e| *e))
+            });
+        }
+    }
+    let Ok((ts, rid, pid, _, ctx)) = prepared else {
+        unreachable!("matched above")
+    };
+    let mut slot = Value::Null;
+    for i in 0..batch.num_rows() {
+        // The checks of `for_each_row_with`, in its order; only the conversion is
+        // guarded, `f` runs outside.
+        let checked = contain_panics(|| -> Result<(i64, &str, Option<&str>), Reason> {
+            let ts_ms = ts_at(&ts, i)?;
+            let request_id = match str_at(&rid, i) {
+                Some(s) if !s.is_empty() => s,
+                _ => return Err(Reason::MissingRequestId),
+            };
+            if ctx.is_null(i) {
+                return Err(Reason::MissingContext);
+            }
+            let text = str_at(&ctx, i).unwrap_or_default();
+            let mut de = serde_json::Deserializer::from_str(text);
+            InPlace::context(&mut slot, table)
+                .deserialize(&mut de)
+                .and_then(|()| de.end())
+                .map_err(|_| Reason::Malformed)?;
+            if !slot.is_object() {
+                return Err(Reason::MissingContext);
+            }
+            let policy_id = pid.as_ref().and_then(|p| str_at(p, i));
+            Ok((ts_ms, request_id, policy_id))
+        })
+        .unwrap_or(Err(Reason::Malformed));
+        match (checked, &slot) {
+            (Ok((ts_ms, request_id, policy_id)), Value::Object(context)) => f(Ok(RecordRef {
+                ts_ms,
+                request_id,
+                policy_id,
+                context,
+            })),
+            (Ok(_), _) => f(Err(Reason::MissingContext)),
+            (Err(e), _) => f(Err(e)),
+        }
     }
 }

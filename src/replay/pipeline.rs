@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use super::aggregate::{Aggregate, Bounds, Origin, Outcome};
 use super::extract::PathTable;
-use super::parquet::for_each_row_with;
+use super::parquet::for_each_row_ref;
 use super::record::{Reason, Record, RecordBuf, RecordRef};
 use super::source::{Chunk, Input, TOO_LONG, read_all};
 use super::window::WindowLen;
@@ -146,8 +146,8 @@ pub fn process_chunk_with(
         } => {
             // Rows whose conversion panics (corrupt arrays) arrive as `malformed`.
             let mut line = first_row;
-            for_each_row_with(&batch, &columns, table, |rec| {
-                absorb(&mut acc, setup, &mut scratch, Origin { file, line }, rec);
+            for_each_row_ref(&batch, &columns, table, |rec| {
+                absorb_ref(&mut acc, setup, &mut scratch, Origin { file, line }, rec);
                 line += 1;
             });
         }
