@@ -1,8 +1,8 @@
 //! One replay record, stage by stage (issue 15), so a regression shows where it is:
-//! `extract` (reading the JSONL line: the full `Value` parse of `parse_line` against
-//! the path-table read replay uses), `evaluate` (both paths), `bucket` (SHA-256
+//! `extract` (reading the JSONL line: the full `Value` parse of `parse_line`, the
+//! path-table read of `parse_line_with`, and the reused `RecordBuf` replay uses), `evaluate` (both paths), `bucket` (SHA-256
 //! rollout bucket), `aggregate` (`Aggregate::add` of one outcome) and `absorb` (all of
-//! it after the parse). lksg.v1 → lksg.v2 with the fixture lists, on the record of
+//! it after the parse, owned and borrowed). lksg.v1 → lksg.v2 with the fixture lists, on the record of
 //! `fixtures/contexts/context_ok.json` written as one JSONL line.
 //!
 //! A counting allocator wraps the system one: before the timings, the bench prints
@@ -19,8 +19,8 @@ use proof::policy::expr::Env;
 use proof::policy::{ListSpec, Lists, Policy};
 use proof::replay::aggregate::{Aggregate, Bounds, Origin, Outcome};
 use proof::replay::extract::PathTable;
-use proof::replay::pipeline::{Setup, absorb};
-use proof::replay::record::{parse_line, parse_line_with};
+use proof::replay::pipeline::{Setup, absorb, absorb_ref};
+use proof::replay::record::{RecordBuf, parse_line, parse_line_with};
 use proof::replay::window::WindowLen;
 use serde_json::Value;
 
@@ -127,6 +127,7 @@ fn bench(c: &mut Criterion) {
 
     // Allocations per record, stage by stage (printed, not asserted: a benchmark).
     let mut scratch2 = Scratch::default();
+    let mut buf = RecordBuf::default();
     let mut acc2 = Aggregate::new(setup.bounds);
     let counts = [
         (
@@ -142,18 +143,22 @@ fn bench(c: &mut Criterion) {
             allocs_per_call(|| drop(engine.evaluate(&env, &mut scratch2))),
         ),
         (
-            "bucket",
-            allocs_per_call(|| drop(engine.bucket(&rec.request_id))),
-        ),
-        (
-            "absorb (after the parse)",
+            "extract, reused RecordBuf (replay)",
             allocs_per_call(|| {
-                absorb(&mut acc2, &setup, &mut scratch2, origin, Ok(rec.clone()));
+                std::hint::black_box(buf.read(&line, &table).is_ok());
             }),
         ),
         (
-            "  of which the record clone",
-            allocs_per_call(|| drop(rec.clone())),
+            "bucket",
+            allocs_per_call(|| {
+                std::hint::black_box(engine.bucket(&rec.request_id));
+            }),
+        ),
+        (
+            "absorb_ref (after the parse)",
+            allocs_per_call(|| {
+                absorb_ref(&mut acc2, &setup, &mut scratch2, origin, Ok(rec.borrowed()));
+            }),
         ),
     ];
     for (stage, n) in counts {
@@ -165,6 +170,9 @@ fn bench(c: &mut Criterion) {
     });
     c.bench_function("extract: parse_line_with (path table)", |b| {
         b.iter(|| parse_line_with(std::hint::black_box(&line), &table).is_ok())
+    });
+    c.bench_function("extract: RecordBuf::read (replay, reused record)", |b| {
+        b.iter(|| buf.read(std::hint::black_box(&line), &table).is_ok())
     });
     c.bench_function("evaluate: both paths", |b| {
         b.iter(|| outcome(&engine.evaluate(std::hint::black_box(&env), &mut scratch)))
@@ -188,10 +196,16 @@ fn bench(c: &mut Criterion) {
             })
         })
     });
-    c.bench_function("record: parse_line_with + absorb", |b| {
+    c.bench_function("record: parse_line + absorb (owned, full parse)", |b| {
         b.iter(|| {
-            let r = parse_line_with(std::hint::black_box(&line), &table);
+            let r = parse_line(std::hint::black_box(&line));
             absorb(&mut acc, &setup, &mut scratch, origin, r);
+        })
+    });
+    c.bench_function("record: RecordBuf::read + absorb_ref (replay)", |b| {
+        b.iter(|| {
+            let r = buf.read(std::hint::black_box(&line), &table);
+            absorb_ref(&mut acc, &setup, &mut scratch, origin, r);
         })
     });
 }

@@ -460,7 +460,7 @@ pub fn for_each_row_ref(
         _ => {
             // A struct context (or columns that cannot be prepared): the owned path.
             return for_each_row_with(batch, cols, table, |r| {
-                f(r.as_ref().map(Record::as_ref).map_err(|e| *e))
+                f(r.as_ref().map(Record::borrowed).map_err(|e| *e))
             });
         }
     }

@@ -46,7 +46,7 @@ pub fn absorb(
         setup,
         scratch,
         origin,
-        rec.as_ref().map(Record::as_ref).map_err(|r| *r),
+        rec.as_ref().map(Record::borrowed).map_err(|r| *r),
     )
 }
 

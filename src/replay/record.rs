@@ -402,7 +402,7 @@ pub struct RecordRef<'a> {
 
 impl Record {
     /// Borrows the record.
-    pub fn as_ref(&self) -> RecordRef<'_> {
+    pub fn borrowed(&self) -> RecordRef<'_> {
         RecordRef {
             ts_ms: self.ts_ms,
             request_id: &self.request_id,
@@ -635,7 +635,7 @@ mod tests {
         for line in lines {
             let fresh = parse_line_with(line, &t);
             let reused = buf.read(line, &t);
-            assert_eq!(fresh.as_ref().map(Record::as_ref).map_err(|r| *r), reused);
+            assert_eq!(fresh.as_ref().map(Record::borrowed).map_err(|r| *r), reused);
         }
         // What the second line keeps: `c` named twice keeps its last value.
         let r = buf.read(lines[1], &t).unwrap();
