@@ -1388,3 +1388,198 @@ fn front_doors_agree_on_the_same_bytes() {
 fn fields_present(i: usize, fields: [&Option<Value>; 4]) -> bool {
     fields[i].is_some()
 }
+
+// ---------------------------------------------------------------------------------
+// 7. The path-table reader against a full parse (issue 15)
+// ---------------------------------------------------------------------------------
+
+/// Pieces spliced into a record after a `{` or `,`: keys the demo policies read and
+/// keys they do not, holding what a full parse rejects (1e400, a lone surrogate, bad
+/// escapes, control characters, invalid UTF-8, nesting at and past the limit) or
+/// reads in a special way (duplicates, escaped keys, -0, dotted names).
+fn splices() -> Vec<String> {
+    let deep = |n: usize| format!("\"deep\":{}{},", "[".repeat(n), "]".repeat(n));
+    let mut v: Vec<String> = [
+        r#""audit":{"score":1e400},"#,
+        r#""tier":1e400,"#,
+        r#""tier":[-1e999],"#,
+        r#""tier":{"a":1,"a":[2]},"#,
+        r#""supplier_hashes":["0xa4"],"#,
+        r#""supplier_hashes":"0xbad1","#,
+        r#""ubo_hashes":["0xu0"],"ubo_hashes":[],"#,
+        r#""audit":{"dates":["2026-01-01"],"dates":5},"#,
+        r#""audit":{"score":-0,"score":70},"#,
+        r#""audit":[1],"#,
+        r#""audit.score":7,"#,
+        r#""\u0061udit":{"score":99},"#,
+        r#""x":"\ud800","#,
+        r#""x":"\q","#,
+        r#""\ud800":1,"#,
+        r#""x":"\u00e9\n","#,
+        "\"x\":\"\u{1}\",",
+        r#""x":01,"#,
+        r#""countries":["CN","CN"],"#,
+        r#""countries":{"CN":1},"#,
+        r#""context":{},"#,
+        r#""audit":{"score":40,"dates":["2025-06-01"],"x":1e400},"#,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.push("\"x\":\"\u{ff}\",".into());
+    for n in [120, 124, 125, 126, 127, 130] {
+        v.push(deep(n));
+    }
+    v
+}
+
+/// Bytes with the invalid-UTF-8 splice made real (a Rust string cannot hold 0xFF).
+fn splice_bytes(s: &str) -> Vec<u8> {
+    s.replace('\u{ff}', "\u{0}")
+        .into_bytes()
+        .into_iter()
+        .map(|b| if b == 0 { 0xFF } else { b })
+        .collect()
+}
+
+/// Everything the engine decides on one record: both paths' results (verdicts, plan,
+/// rule states with their error causes) and the drift kind and cause.
+fn decided(engine: &Engine, ctx: &Map<String, Value>, now_ms: i64) -> String {
+    let mut scratch = Scratch::default();
+    let ev = engine.evaluate(&Env { ctx, now_ms }, &mut scratch);
+    format!("{ev:?} {:?}", engine.drift(&ev))
+}
+
+/// Mutated records read by the path table (`parse_line_with`, and replay's reused
+/// `RecordBuf`, which carries one case's values into the next) and by the full
+/// `serde_json::Value` parse of `parse_line` give the same rejections, the same record
+/// fields and the same decisions on both paths, and so do Parquet context strings
+/// (`PathTable::read_str` against `serde_json::from_str`).
+#[test]
+fn path_table_reader_agrees_with_full_parse() {
+    use proof::replay::extract::PathTable;
+    let engine = demo_engine(SelectorKind::Weighted);
+    let table = PathTable::for_engine(&engine);
+    let lines: Vec<Vec<u8>> = traffic()
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
+    let splices = splices();
+    let buf = std::cell::RefCell::new(record::RecordBuf::default());
+    let (accepted, rejected) = (AtomicU64::new(0), AtomicU64::new(0));
+    let count = |ok: bool| {
+        let c = if ok { &accepted } else { &rejected };
+        c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    };
+    fuzz(
+        (
+            any::<prop::sample::Index>(),
+            prop::collection::vec(
+                (any::<prop::sample::Index>(), any::<prop::sample::Index>()),
+                0..4,
+            ),
+            prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 0..2),
+        ),
+        |(which, inserts, edits)| {
+            let mut line = lines[which.index(lines.len())].clone();
+            for (at, what) in &inserts {
+                let spots: Vec<usize> = (1..line.len())
+                    .filter(|&i| matches!(line[i - 1], b'{' | b','))
+                    .collect();
+                if spots.is_empty() {
+                    break;
+                }
+                let i = spots[at.index(spots.len())];
+                let s = splice_bytes(&splices[what.index(splices.len())]);
+                // A splice before a closing brace loses its comma.
+                let s = if line[i] == b'}' {
+                    &s[..s.len() - 1]
+                } else {
+                    &s[..]
+                };
+                line.splice(i..i, s.iter().copied());
+            }
+            mutate(&mut line, &edits, None);
+            let full = parse_line(&line);
+            let lazy = record::parse_line_with(&line, &table);
+            count(full.is_ok());
+            // The reused record of the pipeline, still holding the previous case's
+            // values: it must answer as a fresh parse does.
+            let mut buf = buf.borrow_mut();
+            let reused = buf.read(&line, &table);
+            match (&full, &reused) {
+                (Err(a), Err(b)) => prop_assert_eq!(a, b, "{}", String::from_utf8_lossy(&line)),
+                (Ok(a), Ok(b)) => {
+                    prop_assert_eq!(
+                        (a.ts_ms, a.request_id.as_str(), a.policy_id.as_deref()),
+                        (b.ts_ms, b.request_id, b.policy_id)
+                    );
+                    prop_assert_eq!(
+                        decided(&engine, &a.context, a.ts_ms),
+                        decided(&engine, b.context, b.ts_ms),
+                        "{}",
+                        String::from_utf8_lossy(&line)
+                    );
+                    // Exactly the values the path table keeps, nothing left over.
+                    prop_assert_eq!(&lazy.as_ref().unwrap().context, b.context);
+                }
+                _ => prop_assert!(
+                    false,
+                    "full {:?} vs reused record {:?}: {}",
+                    full.as_ref().map(|_| ()),
+                    reused.as_ref().map(|_| ()),
+                    String::from_utf8_lossy(&line)
+                ),
+            }
+            match (&full, &lazy) {
+                (Err(a), Err(b)) => prop_assert_eq!(a, b, "{}", String::from_utf8_lossy(&line)),
+                (Ok(a), Ok(b)) => {
+                    prop_assert_eq!(
+                        (a.ts_ms, &a.request_id, &a.policy_id),
+                        (b.ts_ms, &b.request_id, &b.policy_id)
+                    );
+                    prop_assert_eq!(
+                        decided(&engine, &a.context, a.ts_ms),
+                        decided(&engine, &b.context, b.ts_ms),
+                        "{}",
+                        String::from_utf8_lossy(&line)
+                    );
+                }
+                _ => prop_assert!(
+                    false,
+                    "full {:?} vs path table {:?}: {}",
+                    full.as_ref().map(|_| ()),
+                    lazy.as_ref().map(|_| ()),
+                    String::from_utf8_lossy(&line)
+                ),
+            }
+            // The same bytes as a Parquet context string (the context's own text when
+            // the line still has one, else the whole line).
+            if let Ok(text) = std::str::from_utf8(&line) {
+                let ctx_text = text.find("\"context\":").map_or(text, |i| {
+                    &text[i + 10..text.len().saturating_sub(1).max(i + 10)]
+                });
+                for t in [text, ctx_text] {
+                    let full = serde_json::from_str::<Value>(t);
+                    let lazy = table.read_str(t);
+                    match (&full, &lazy) {
+                        (Ok(Value::Object(a)), Ok(Value::Object(b))) => {
+                            prop_assert_eq!(decided(&engine, a, 0), decided(&engine, b, 0), "{}", t)
+                        }
+                        (Ok(a), Ok(b)) => {
+                            prop_assert!(!a.is_object() && !b.is_object(), "{}", t)
+                        }
+                        (Err(_), Err(_)) => {}
+                        _ => prop_assert!(false, "{:?} vs {:?}: {}", full, lazy, t),
+                    }
+                }
+            }
+            Ok(())
+        },
+    );
+    // Both sides of the property were exercised.
+    let (accepted, rejected) = (accepted.into_inner(), rejected.into_inner());
+    eprintln!("{accepted} records accepted, {rejected} rejected");
+    assert!(accepted > 0 && rejected > 0);
+}

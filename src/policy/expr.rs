@@ -179,6 +179,16 @@ impl Expr {
         Ok(Expr::Lit(v.clone()))
     }
 
+    /// Calls `f` with the name of every context `var` this expression reads (bound
+    /// lists excluded), so a reader can keep just those parts of a record.
+    pub fn for_each_ctx_var<'e>(&'e self, f: &mut impl FnMut(&'e str)) {
+        match self {
+            Expr::Var(VarRef::Ctx { name, .. }) => f(name),
+            Expr::Call(_, args) => args.iter().for_each(|a| a.for_each_ctx_var(f)),
+            Expr::Lit(_) | Expr::TimeLit(..) | Expr::Var(VarRef::List(_)) => {}
+        }
+    }
+
     /// Evaluates against a record.
     pub fn eval<'a>(&'a self, env: &Env<'a>) -> EvalResult<'a> {
         match self {

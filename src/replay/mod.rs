@@ -5,6 +5,7 @@
 //! live in `report`.
 
 pub mod aggregate;
+pub mod extract;
 pub mod gate;
 pub mod job;
 pub mod parquet;

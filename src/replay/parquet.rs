@@ -17,7 +17,10 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Map, Number, Value};
 
-use super::record::{Reason, Record};
+use serde::de::DeserializeSeed;
+
+use super::extract::{EVERYTHING, InPlace, PathTable};
+use super::record::{Reason, Record, RecordRef};
 use super::source::{contain_panics, open_parquet};
 use crate::error::{Location, ProofError};
 use crate::policy::time::{check_epoch_ms, format_rfc3339_ms, parse_rfc3339_ms};
@@ -283,7 +286,8 @@ enum Col<'a> {
     Float64(&'a arrow::array::Float64Array),
     Utf8(&'a arrow::array::StringArray),
     List(&'a arrow::array::ListArray, Box<Col<'a>>),
-    Struct(&'a arrow::array::StructArray, Vec<(&'a str, Col<'a>)>),
+    /// The struct, its fields, and whether their names are all different.
+    Struct(&'a arrow::array::StructArray, Vec<(&'a str, Col<'a>)>, bool),
     /// Any other supported type, converted element by element with [`to_json`].
     Other(&'a dyn Array),
 }
@@ -301,12 +305,13 @@ impl<'a> Col<'a> {
             }
             DataType::Struct(fields) => {
                 let s = a.as_struct();
-                let children = fields
+                let children: Vec<_> = fields
                     .iter()
                     .zip(s.columns())
                     .map(|(f, c)| (f.name().as_str(), Col::new(c.as_ref())))
                     .collect();
-                Col::Struct(s, children)
+                let unique = children_unique(&children);
+                Col::Struct(s, children, unique)
             }
             _ => Col::Other(a),
         }
@@ -319,8 +324,80 @@ impl<'a> Col<'a> {
             Col::Float64(a) => *a,
             Col::Utf8(a) => *a,
             Col::List(a, _) => *a,
-            Col::Struct(a, _) => *a,
+            Col::Struct(a, ..) => *a,
             Col::Other(a) => *a,
+        }
+    }
+
+    /// [`Col::value`] written into `slot`, reusing the strings, arrays and object keys
+    /// an earlier row left there (the row loop keeps one slot per batch). The slot
+    /// ends up equal to `self.value(i)`.
+    fn value_into(&self, i: usize, slot: &mut Value) {
+        if self.array().is_null(i) {
+            *slot = Value::Null;
+            return;
+        }
+        match self {
+            Col::Utf8(a) => match slot {
+                Value::String(s) => {
+                    s.clear();
+                    s.push_str(a.value(i));
+                }
+                _ => *slot = Value::String(a.value(i).to_string()),
+            },
+            Col::List(a, child) => {
+                let off = a.value_offsets();
+                let (from, to) = (off[i] as usize, off[i + 1] as usize);
+                let mut items = match std::mem::take(slot) {
+                    Value::Array(v) => v,
+                    _ => Vec::new(),
+                };
+                items.truncate(to - from);
+                for (k, j) in (from..to).enumerate() {
+                    if k < items.len() {
+                        child.value_into(j, &mut items[k]);
+                    } else {
+                        let mut v = Value::Null;
+                        child.value_into(j, &mut v);
+                        items.push(v);
+                    }
+                }
+                *slot = Value::Array(items);
+            }
+            // Field names twice in one struct: a later null field must not remove an
+            // earlier one's value, so build it afresh.
+            Col::Struct(_, children, true) => {
+                let mut m = match std::mem::take(slot) {
+                    Value::Object(m) => m,
+                    _ => Map::new(),
+                };
+                let mut kept = 0;
+                for (name, c) in children {
+                    if c.array().is_null(i) {
+                        m.remove(*name);
+                        continue;
+                    }
+                    kept += 1;
+                    match m.get_mut(*name) {
+                        Some(v) => c.value_into(i, v),
+                        None => {
+                            let mut v = Value::Null;
+                            c.value_into(i, &mut v);
+                            m.insert((*name).to_string(), v);
+                        }
+                    }
+                }
+                if m.len() != kept {
+                    // Keys from a value of another shape: keep only this row's.
+                    m.retain(|k, _| {
+                        children
+                            .iter()
+                            .any(|(n, c)| *n == k.as_str() && !c.array().is_null(i))
+                    });
+                }
+                *slot = Value::Object(m);
+            }
+            _ => *slot = self.value(i),
         }
     }
 
@@ -339,7 +416,7 @@ impl<'a> Col<'a> {
                 let (from, to) = (off[i] as usize, off[i + 1] as usize);
                 Value::Array((from..to).map(|j| child.value(j)).collect())
             }
-            Col::Struct(_, children) => {
+            Col::Struct(_, children, _) => {
                 let mut m = Map::new();
                 for (name, c) in children {
                     if !c.array().is_null(i) {
@@ -351,6 +428,12 @@ impl<'a> Col<'a> {
             Col::Other(a) => to_json(*a, i),
         }
     }
+}
+
+/// True when no two fields of a struct share a name.
+fn children_unique(children: &[(&str, Col<'_>)]) -> bool {
+    let names: std::collections::HashSet<&str> = children.iter().map(|(n, _)| *n).collect();
+    names.len() == children.len()
 }
 
 /// Turns the rows of a batch, in order, into records or rejection reasons and hands
@@ -365,6 +448,18 @@ impl<'a> Col<'a> {
 pub fn for_each_row(
     batch: &RecordBatch,
     cols: &ParquetColumns,
+    f: impl FnMut(Result<Record, Reason>),
+) {
+    for_each_row_with(batch, cols, &EVERYTHING, f)
+}
+
+/// [`for_each_row`] reading a JSON-string context through `table` (only the parts
+/// the policies can look up are built; the same strings are rejected). A struct
+/// context is converted whole.
+pub fn for_each_row_with(
+    batch: &RecordBatch,
+    cols: &ParquetColumns,
+    table: &PathTable,
     mut f: impl FnMut(Result<Record, Reason>),
 ) {
     let prepared = contain_panics(|| {
@@ -395,7 +490,7 @@ pub fn for_each_row(
         }
         let context = if ctx_is_json {
             let text = str_at(&ctx, i).unwrap_or_default();
-            match serde_json::from_str::<Value>(text) {
+            match table.read_str(text) {
                 Ok(Value::Object(m)) => m,
                 Ok(_) => return Err(Reason::MissingContext),
                 Err(_) => return Err(Reason::Malformed),
@@ -416,5 +511,185 @@ pub fn for_each_row(
     };
     for i in 0..batch.num_rows() {
         f(contain_panics(|| row(i)).unwrap_or(Err(Reason::Malformed)));
+    }
+}
+
+/// [`for_each_row_with`] handing each row to `f` borrowed, for the pipeline: ids come
+/// straight from the string arrays, and a JSON-string context is read in place into
+/// one value reused across the batch (`replay::extract::InPlace`, the way of
+/// `record::RecordBuf`). A struct context is converted whole, as in
+/// [`for_each_row`], but into the same reused value. The same rows are rejected for
+/// the same reasons.
+pub fn for_each_row_ref(
+    batch: &RecordBatch,
+    cols: &ParquetColumns,
+    table: &PathTable,
+    mut f: impl FnMut(Result<RecordRef<'_>, Reason>),
+) {
+    let prepared = contain_panics(|| {
+        let ctx = plain(batch.column(cols.context));
+        (
+            plain(batch.column(cols.ts)),
+            plain(batch.column(cols.request_id)),
+            cols.policy_id.map(|p| plain(batch.column(p))),
+            is_string(ctx.data_type()),
+            ctx,
+        )
+    });
+    let Ok((ts, rid, pid, ctx_is_json, ctx)) = prepared else {
+        // Columns that cannot be prepared: the owned path rejects every row.
+        return for_each_row_with(batch, cols, table, |r| {
+            f(r.as_ref().map(Record::borrowed).map_err(|e| *e))
+        });
+    };
+    let ctx_col = if ctx_is_json {
+        None
+    } else {
+        Some(contain_panics(|| Col::new(ctx.as_ref())).unwrap_or(Col::Other(ctx.as_ref())))
+    };
+    let mut slot = Value::Null;
+    for i in 0..batch.num_rows() {
+        // The checks of `for_each_row_with`, in its order; only the conversion is
+        // guarded, `f` runs outside.
+        let checked = contain_panics(|| -> Result<(i64, &str, Option<&str>), Reason> {
+            let ts_ms = ts_at(&ts, i)?;
+            let request_id = match str_at(&rid, i) {
+                Some(s) if !s.is_empty() => s,
+                _ => return Err(Reason::MissingRequestId),
+            };
+            if ctx.is_null(i) {
+                return Err(Reason::MissingContext);
+            }
+            if let Some(col) = &ctx_col {
+                // A struct context, converted whole as in `for_each_row_with`.
+                col.value_into(i, &mut slot);
+            } else {
+                let text = str_at(&ctx, i).unwrap_or_default();
+                let mut de = serde_json::Deserializer::from_str(text);
+                InPlace::context(&mut slot, table)
+                    .deserialize(&mut de)
+                    .and_then(|()| de.end())
+                    .map_err(|_| Reason::Malformed)?;
+            }
+            if !slot.is_object() {
+                return Err(Reason::MissingContext);
+            }
+            let policy_id = pid.as_ref().and_then(|p| str_at(p, i));
+            Ok((ts_ms, request_id, policy_id))
+        })
+        .unwrap_or(Err(Reason::Malformed));
+        match (checked, &slot) {
+            (Ok((ts_ms, request_id, policy_id)), Value::Object(context)) => f(Ok(RecordRef {
+                ts_ms,
+                request_id,
+                policy_id,
+                context,
+            })),
+            (Ok(_), _) => f(Err(Reason::MissingContext)),
+            (Err(e), _) => f(Err(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::{Field, Fields, Schema};
+    use std::sync::Arc;
+
+    type Row = Result<(i64, String, Option<String>, Map<String, Value>), Reason>;
+
+    fn batch(lines: &str, context: DataType) -> RecordBatch {
+        let schema = Schema::new(vec![
+            Field::new("ts", DataType::Int64, true),
+            Field::new("request_id", DataType::Utf8, true),
+            Field::new("policy_id", DataType::Utf8, true),
+            Field::new("context", context, true),
+        ]);
+        arrow::json::ReaderBuilder::new(Arc::new(schema))
+            .build(std::io::Cursor::new(lines.as_bytes().to_vec()))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+    }
+
+    /// The owned rows and the reused-slot rows of one batch.
+    fn both(b: &RecordBatch, table: &PathTable) -> (Vec<Row>, Vec<Row>) {
+        let cols = ParquetColumns {
+            ts: 0,
+            request_id: 1,
+            policy_id: Some(2),
+            context: 3,
+        };
+        let (mut owned, mut reused) = (Vec::new(), Vec::new());
+        for_each_row_with(b, &cols, table, |r| {
+            owned.push(r.map(|r| (r.ts_ms, r.request_id, r.policy_id, r.context)))
+        });
+        for_each_row_ref(b, &cols, table, |r| {
+            reused.push(r.map(|r| {
+                (
+                    r.ts_ms,
+                    r.request_id.to_string(),
+                    r.policy_id.map(String::from),
+                    r.context.clone(),
+                )
+            }))
+        });
+        (owned, reused)
+    }
+
+    #[test]
+    fn reused_slot_rows_equal_owned_rows() {
+        let inner = Fields::from(vec![
+            Field::new("c", DataType::Int64, true),
+            Field::new("d", DataType::Float64, true),
+        ]);
+        let ctx = DataType::Struct(Fields::from(vec![
+            Field::new(
+                "a",
+                DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+                true,
+            ),
+            Field::new("b", DataType::Struct(inner), true),
+            Field::new("e", DataType::Boolean, true),
+            Field::new("s", DataType::Utf8, true),
+        ]));
+        let lines = r#"{"ts":1,"request_id":"r1","policy_id":"p","context":{"a":["x","y","z"],"b":{"c":1,"d":2.5},"e":true,"s":"a long string"}}
+{"ts":2,"request_id":"r2","context":{"a":["q"],"b":null,"s":"s"}}
+{"ts":3,"request_id":"","context":{"a":[]}}
+{"ts":4,"request_id":"r4","context":null}
+{"ts":5,"request_id":"r5","context":{"a":null,"b":{"c":null,"d":1.0},"e":false}}
+{"ts":6,"request_id":"r6","context":{"a":["1","2","3","4"],"b":{"c":7,"d":null},"s":null}}
+"#;
+        let (owned, reused) = both(&batch(lines, ctx), &EVERYTHING);
+        assert_eq!(owned.len(), 6);
+        assert_eq!(owned[2], Err(Reason::MissingRequestId));
+        assert_eq!(owned[3], Err(Reason::MissingContext));
+        assert_eq!(
+            Value::Object(owned[5].as_ref().unwrap().3.clone()),
+            serde_json::json!({"a":["1","2","3","4"],"b":{"c":7}})
+        );
+        assert_eq!(owned, reused);
+
+        // JSON-string contexts under a pruned table, rows of changing shapes.
+        let mut t = PathTable::empty();
+        t.add_var("a.b");
+        t.add_var("k");
+        let lines = r#"{"ts":1,"request_id":"r1","context":"{\"a\":{\"b\":[1,2,3],\"x\":1},\"k\":\"long value\",\"z\":0}"}
+{"ts":2,"request_id":"r2","context":"{\"a\":{\"b\":[\"y\"]},\"k\":{\"n\":1},\"k\":[true]}"}
+{"ts":3,"request_id":"r3","context":"[1,2]"}
+{"ts":4,"request_id":"r4","context":"{\"a\":{\"b\":1e400}}"}
+{"ts":5,"request_id":"r5","context":"{\"a\":7}"}
+{"ts":6,"request_id":"r6","context":"{}"}
+"#;
+        let (owned, reused) = both(&batch(lines, DataType::Utf8), &t);
+        assert_eq!(owned[2], Err(Reason::MissingContext));
+        assert_eq!(owned[3], Err(Reason::Malformed));
+        assert_eq!(
+            Value::Object(owned[1].as_ref().unwrap().3.clone()),
+            serde_json::json!({"a":{"b":["y"]},"k":[true]})
+        );
+        assert_eq!(owned, reused);
     }
 }

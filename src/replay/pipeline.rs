@@ -9,8 +9,9 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use super::aggregate::{Aggregate, Bounds, Origin, Outcome};
-use super::parquet::for_each_row;
-use super::record::{Reason, Record, parse_line};
+use super::extract::PathTable;
+use super::parquet::for_each_row_ref;
+use super::record::{Reason, Record, RecordBuf, RecordRef};
 use super::source::{Chunk, Input, TOO_LONG, read_all};
 use super::window::WindowLen;
 use crate::error::ProofError;
@@ -40,15 +41,28 @@ pub fn absorb(
     origin: Origin,
     rec: Result<Record, Reason>,
 ) {
+    absorb_ref(
+        acc,
+        setup,
+        scratch,
+        origin,
+        rec.as_ref().map(Record::borrowed).map_err(|r| *r),
+    )
+}
+
+/// [`absorb`] of a borrowed record (replay reads lines into a reused [`RecordBuf`]).
+pub fn absorb_ref(
+    acc: &mut Aggregate,
+    setup: &Setup,
+    scratch: &mut Scratch,
+    origin: Origin,
+    rec: Result<RecordRef<'_>, Reason>,
+) {
     let rec = match rec {
         Ok(r) => r,
         Err(reason) => return acc.reject(origin, reason),
     };
-    if rec
-        .policy_id
-        .as_deref()
-        .is_some_and(|p| p != setup.baseline_id)
-    {
+    if rec.policy_id.is_some_and(|p| p != setup.baseline_id) {
         return acc.skip(origin);
     }
     let window = setup.window.of(rec.ts_ms);
@@ -58,7 +72,7 @@ pub fn absorb(
         return acc.reject(origin, Reason::BadTs);
     }
     let env = Env {
-        ctx: &rec.context,
+        ctx: rec.context,
         now_ms: rec.ts_ms,
     };
     let t0 = Instant::now();
@@ -68,8 +82,8 @@ pub fn absorb(
         origin,
         ts_ms: rec.ts_ms,
         window,
-        request_id: &rec.request_id,
-        bucket: setup.engine.bucket(&rec.request_id),
+        request_id: rec.request_id,
+        bucket: setup.engine.bucket(rec.request_id),
         shadow: ev.shadow.verdict,
         enforced: ev.enforced.verdict,
         drift: setup.engine.drift_cause(&ev),
@@ -79,12 +93,25 @@ pub fn absorb(
 }
 
 /// Processes one chunk into `acc`.
-pub fn process_chunk(mut acc: Aggregate, setup: &Setup, chunk: Chunk) -> Aggregate {
+pub fn process_chunk(acc: Aggregate, setup: &Setup, chunk: Chunk) -> Aggregate {
+    process_chunk_with(acc, setup, &PathTable::for_engine(&setup.engine), chunk)
+}
+
+/// [`process_chunk`] with the engine's [`PathTable`] compiled once by the caller:
+/// records are read keeping of their context only what the policies can look up.
+pub fn process_chunk_with(
+    mut acc: Aggregate,
+    setup: &Setup,
+    table: &PathTable,
+    chunk: Chunk,
+) -> Aggregate {
     if acc.windows.len() > setup.max_windows {
         // Already over the limit: stop growing; the caller reports the limit.
         return acc;
     }
     let mut scratch = Scratch::default();
+    // One reusable record per chunk (a chunk is up to 1 MiB of lines).
+    let mut buf = RecordBuf::default();
     match chunk {
         Chunk::Lines {
             file,
@@ -108,7 +135,7 @@ pub fn process_chunk(mut acc: Aggregate, setup: &Setup, chunk: Chunk) -> Aggrega
                 {
                     continue; // blank (JSON whitespace only; a form feed is not) lines are not records
                 }
-                absorb(&mut acc, setup, &mut scratch, origin, parse_line(line));
+                absorb_ref(&mut acc, setup, &mut scratch, origin, buf.read(line, table));
             }
         }
         Chunk::Batch {
@@ -119,8 +146,8 @@ pub fn process_chunk(mut acc: Aggregate, setup: &Setup, chunk: Chunk) -> Aggrega
         } => {
             // Rows whose conversion panics (corrupt arrays) arrive as `malformed`.
             let mut line = first_row;
-            for_each_row(&batch, &columns, |rec| {
-                absorb(&mut acc, setup, &mut scratch, Origin { file, line }, rec);
+            for_each_row_ref(&batch, &columns, table, |rec| {
+                absorb_ref(&mut acc, setup, &mut scratch, Origin { file, line }, rec);
                 line += 1;
             });
         }
@@ -144,6 +171,7 @@ pub fn run(
         .map_err(|e| ProofError::Usage(format!("cannot start {threads} threads: {e}")))?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(threads * 2);
     let bounds = setup.bounds;
+    let table = PathTable::for_engine(&setup.engine);
     let (read_result, agg) = std::thread::scope(|s| {
         let reader = s.spawn(move || read_all(inputs, &tx, bytes_read));
         let agg = pool.install(|| {
@@ -153,7 +181,7 @@ pub fn run(
                     || Aggregate::new(bounds),
                     |acc, chunk| {
                         let before = acc.read;
-                        let acc = process_chunk(acc, setup, chunk);
+                        let acc = process_chunk_with(acc, setup, &table, chunk);
                         records_done
                             .fetch_add(acc.read - before, std::sync::atomic::Ordering::Relaxed);
                         acc

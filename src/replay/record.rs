@@ -4,7 +4,10 @@
 //! are skipped without building values for them.
 
 use serde::Deserialize;
+use serde::de::DeserializeSeed;
 use serde_json::{Map, Value};
+
+use super::extract::{EVERYTHING, InPlace, PathTable};
 
 use crate::policy::time::{check_epoch_ms, parse_rfc3339_ms};
 
@@ -121,8 +124,20 @@ impl<'de> Deserialize<'de> for Key {
 
 impl<'de> Deserialize<'de> for Fields {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Fields, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
+        FieldsSeed(&EVERYTHING).deserialize(d)
+    }
+}
+
+/// Reads [`Fields`] keeping of the context only what a [`PathTable`] names.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldsSeed<'t>(pub &'t PathTable);
+
+impl<'de> DeserializeSeed<'de> for FieldsSeed<'_> {
+    type Value = Fields;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Fields, D::Error> {
+        struct V<'t>(&'t PathTable);
+        impl<'de> serde::de::Visitor<'de> for V<'_> {
             type Value = Fields;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a JSON object: one log record")
@@ -143,6 +158,10 @@ impl<'de> Deserialize<'de> for Fields {
                     if slot.is_some() {
                         f.duplicate.get_or_insert(name);
                         m.next_value::<serde::de::IgnoredAny>()?;
+                    } else if name == "context" {
+                        // Only the parts the policies read are built (`replay::extract`);
+                        // the rest is still parsed, so the same bytes are rejected.
+                        *slot = Some(m.next_value_seed(self.0.context_seed())?);
                     } else {
                         // `null` is kept as a value: "present but null" reads as absent
                         // for ts and policy_id, and as a bad value elsewhere.
@@ -152,7 +171,7 @@ impl<'de> Deserialize<'de> for Fields {
                 Ok(f)
             }
         }
-        d.deserialize_map(V)
+        d.deserialize_map(V(self.0))
     }
 }
 
@@ -165,9 +184,8 @@ pub fn strip_bom(bytes: &[u8]) -> &[u8] {
     bytes.strip_prefix(BOM).unwrap_or(bytes)
 }
 
-/// Reads the fields of one JSONL line (without its newline): the byte-level checks
-/// (length, an object, UTF-8) and the JSON parse, before the SPEC §4 field checks.
-pub fn parse_fields(line: &[u8]) -> Result<Fields, Reason> {
+/// The byte-level checks of a line (length, an object, UTF-8), giving its text.
+fn line_text(line: &[u8]) -> Result<&str, Reason> {
     if line.len() > MAX_RECORD_BYTES {
         return Err(Reason::TooLong);
     }
@@ -177,8 +195,25 @@ pub fn parse_fields(line: &[u8]) -> Result<Fields, Reason> {
     }
     // Validate the whole line first: serde_json checks UTF-8 only in the strings it
     // keeps, so invalid bytes inside an ignored key would otherwise slip through.
-    let text = std::str::from_utf8(line).map_err(|_| Reason::Malformed)?;
-    let f: Fields = serde_json::from_str(text).map_err(|_| Reason::Malformed)?;
+    std::str::from_utf8(line).map_err(|_| Reason::Malformed)
+}
+
+/// Reads the fields of one JSONL line (without its newline): the byte-level checks
+/// (length, an object, UTF-8) and the JSON parse, before the SPEC §4 field checks.
+pub fn parse_fields(line: &[u8]) -> Result<Fields, Reason> {
+    parse_fields_with(line, &EVERYTHING)
+}
+
+/// [`parse_fields`] keeping of the context only what `table` names: the same bytes
+/// are rejected for the same reasons (`replay::extract`).
+pub fn parse_fields_with(line: &[u8], table: &PathTable) -> Result<Fields, Reason> {
+    let text = line_text(line)?;
+    // What `serde_json::from_str` does, with a seed: the value, then only whitespace.
+    let mut de = serde_json::Deserializer::from_str(text);
+    let f = FieldsSeed(table)
+        .deserialize(&mut de)
+        .and_then(|f| de.end().map(|()| f))
+        .map_err(|_| Reason::Malformed)?;
     if f.duplicate.is_some() {
         return Err(Reason::Malformed);
     }
@@ -342,8 +377,159 @@ pub fn explain(bytes: &[u8], reason: Reason) -> Rejection {
 
 /// Parses one JSONL line (without its newline).
 pub fn parse_line(line: &[u8]) -> Result<Record, Reason> {
-    let l = parse_fields(line)?;
+    parse_line_with(line, &EVERYTHING)
+}
+
+/// [`parse_line`] keeping of the context only what `table` names (replay's path:
+/// same verdicts and rejections, fewer values built).
+pub fn parse_line_with(line: &[u8], table: &PathTable) -> Result<Record, Reason> {
+    let l = parse_fields_with(line, table)?;
     check(l.ts, l.request_id, l.policy_id, l.context)
+}
+
+/// A record borrowed from a [`RecordBuf`]: what the pipeline evaluates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecordRef<'a> {
+    /// Epoch milliseconds (sub-millisecond digits truncated).
+    pub ts_ms: i64,
+    /// Non-empty request id.
+    pub request_id: &'a str,
+    /// Policy the record was served under, if it says.
+    pub policy_id: Option<&'a str>,
+    /// The context object (only the parts the path table names).
+    pub context: &'a Map<String, Value>,
+}
+
+impl Record {
+    /// Borrows the record.
+    pub fn borrowed(&self) -> RecordRef<'_> {
+        RecordRef {
+            ts_ms: self.ts_ms,
+            request_id: &self.request_id,
+            policy_id: self.policy_id.as_deref(),
+            context: &self.context,
+        }
+    }
+}
+
+/// One record field read in place: whether this record has it, and its value (which
+/// keeps the allocations of an earlier record's value when it does not).
+#[derive(Debug, Default)]
+struct Slot {
+    present: bool,
+    value: Value,
+}
+
+impl Slot {
+    fn get(&self) -> Option<&Value> {
+        self.present.then_some(&self.value)
+    }
+}
+
+/// A worker's reusable record: each line is read into the values of the one before
+/// (`replay::extract::InPlace`), so records of one shape need few allocations. It
+/// accepts and rejects exactly what [`parse_line_with`] does, with the same reasons.
+#[derive(Debug, Default)]
+pub struct RecordBuf {
+    ts: Slot,
+    request_id: Slot,
+    policy_id: Slot,
+    context: Slot,
+}
+
+impl RecordBuf {
+    /// Reads one JSONL line (without its newline) under `table`.
+    pub fn read(&mut self, line: &[u8], table: &PathTable) -> Result<RecordRef<'_>, Reason> {
+        let text = line_text(line)?;
+        for s in [
+            &mut self.ts,
+            &mut self.request_id,
+            &mut self.policy_id,
+            &mut self.context,
+        ] {
+            s.present = false;
+        }
+        let mut de = serde_json::Deserializer::from_str(text);
+        let duplicate = FieldsInPlace { buf: self, table }
+            .deserialize(&mut de)
+            .and_then(|d| de.end().map(|()| d))
+            .map_err(|_| Reason::Malformed)?;
+        if duplicate {
+            return Err(Reason::Malformed);
+        }
+        // The checks of [`check`], in its order, on borrowed values.
+        let ts_ms = parse_ts(self.ts.get())?;
+        let request_id = match self.request_id.get() {
+            Some(Value::String(s)) if !s.is_empty() => s,
+            _ => return Err(Reason::MissingRequestId),
+        };
+        let context = match self.context.get() {
+            Some(Value::Object(m)) => m,
+            _ => return Err(Reason::MissingContext),
+        };
+        let policy_id = match self.policy_id.get() {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.as_str()),
+            Some(_) => return Err(Reason::Malformed),
+        };
+        Ok(RecordRef {
+            ts_ms,
+            request_id,
+            policy_id,
+            context,
+        })
+    }
+}
+
+/// The [`Fields`] visitor, reading into a [`RecordBuf`]; yields whether a record
+/// field was named twice.
+struct FieldsInPlace<'b, 't> {
+    buf: &'b mut RecordBuf,
+    table: &'t PathTable,
+}
+
+impl<'de> DeserializeSeed<'de> for FieldsInPlace<'_, '_> {
+    type Value = bool;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FieldsInPlace<'_, '_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object: one log record")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<bool, A::Error> {
+        let mut duplicate = false;
+        while let Some(k) = m.next_key::<Key>()? {
+            let b = &mut *self.buf;
+            let slot = match k {
+                Key::Ts => &mut b.ts,
+                Key::RequestId => &mut b.request_id,
+                Key::PolicyId => &mut b.policy_id,
+                Key::Context => &mut b.context,
+                Key::Other => {
+                    m.next_value::<serde::de::IgnoredAny>()?;
+                    continue;
+                }
+            };
+            if slot.present {
+                duplicate = true;
+                m.next_value::<serde::de::IgnoredAny>()?;
+                continue;
+            }
+            slot.present = true;
+            if matches!(k, Key::Context) {
+                m.next_value_seed(InPlace::context(&mut slot.value, self.table))?;
+            } else {
+                m.next_value_seed(InPlace::whole(&mut slot.value))?;
+            }
+        }
+        Ok(duplicate)
+    }
 }
 
 /// The latest `ts` a record may carry: 9999-12-31T23:54:59.999Z. The last five
@@ -428,6 +614,34 @@ mod tests {
         assert_eq!(
             parse_line(br#"{"ts":1e3,"request_id":"r","context":{}}"#),
             Err(Reason::BadTs)
+        );
+    }
+
+    #[test]
+    fn a_reused_record_reads_each_line_as_a_fresh_parse() {
+        let mut t = PathTable::empty();
+        for v in ["a.b", "c", "d"] {
+            t.add_var(v);
+        }
+        let lines: [&[u8]; 6] = [
+            br#"{"ts":1,"request_id":"r-1","policy_id":"p","context":{"a":{"b":[1,"x"],"z":0},"c":{"k":"v","l":[]},"d":"long string","e":1}}"#,
+            br#"{"ts":2,"request_id":"r","context":{"a":{"b":["y"]},"c":{"l":[1,2,3]},"c":{"m":null}}}"#,
+            br#"{"ts":3,"request_id":"r","context":{"a":[1],"d":{"q":1e400}}}"#,
+            br#"{"ts":4,"request_id":"r","context":{"a":{"b":1,"b":{"c":2}},"d":-0}}"#,
+            br#"{"ts":5,"request_id":"","context":{}}"#,
+            br#"{"ts":6,"request_id":"r","context":{}}"#,
+        ];
+        let mut buf = RecordBuf::default();
+        for line in lines {
+            let fresh = parse_line_with(line, &t);
+            let reused = buf.read(line, &t);
+            assert_eq!(fresh.as_ref().map(Record::borrowed).map_err(|r| *r), reused);
+        }
+        // What the second line keeps: `c` named twice keeps its last value.
+        let r = buf.read(lines[1], &t).unwrap();
+        assert_eq!(
+            Value::Object(r.context.clone()),
+            serde_json::json!({"a":{"b":["y"]},"c":{"m":null}})
         );
     }
 

@@ -1,0 +1,214 @@
+//! One replay record, stage by stage (issue 15), so a regression shows where it is:
+//! `extract` (reading the JSONL line: the full `Value` parse of `parse_line`, the
+//! path-table read of `parse_line_with`, and the reused `RecordBuf` replay uses), `evaluate` (both paths), `bucket` (SHA-256
+//! rollout bucket), `aggregate` (`Aggregate::add` of one outcome) and `absorb` (all of
+//! it after the parse, owned and borrowed). lksg.v1 → lksg.v2 with the fixture lists, on the record of
+//! `fixtures/contexts/context_ok.json` written as one JSONL line.
+//!
+//! A counting allocator wraps the system one: before the timings, the bench prints
+//! the heap allocations each stage makes per record (steady state, after warm-up).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use proof::orchestrator::{Engine, PathSpec, Planner, Scratch, SelectorKind};
+use proof::policy::expr::Env;
+use proof::policy::{ListSpec, Lists, Policy};
+use proof::replay::aggregate::{Aggregate, Bounds, Origin, Outcome};
+use proof::replay::extract::PathTable;
+use proof::replay::pipeline::{Setup, absorb, absorb_ref};
+use proof::replay::record::{RecordBuf, parse_line, parse_line_with};
+use proof::replay::window::WindowLen;
+use serde_json::Value;
+
+/// The system allocator, counting allocations (reallocations included).
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Heap allocations per call of `f`, over 1000 calls after 100 of warm-up.
+fn allocs_per_call(mut f: impl FnMut()) -> f64 {
+    for _ in 0..100 {
+        f();
+    }
+    let before = ALLOCS.load(Ordering::Relaxed);
+    for _ in 0..1000 {
+        f();
+    }
+    (ALLOCS.load(Ordering::Relaxed) - before) as f64 / 1000.0
+}
+
+fn fixture(p: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+fn setup() -> (Setup, Vec<u8>) {
+    let specs: Vec<ListSpec> = [
+        "sanctions=fixtures/lists/sanctions.csv",
+        "ubo_watchlist=fixtures/lists/ubo_watchlist.txt",
+        "high_risk=fixtures/lists/high_risk_countries.txt",
+    ]
+    .iter()
+    .map(|s| {
+        let mut spec: ListSpec = s.parse().unwrap();
+        spec.path = fixture(spec.path.to_str().unwrap());
+        spec
+    })
+    .collect();
+    let lists = Lists::load(&specs).unwrap();
+    let v1 = Arc::new(Policy::load(&fixture("fixtures/policies/lksg.v1.ir.json"), &lists).unwrap());
+    let v2 = Arc::new(Policy::load(&fixture("fixtures/policies/lksg.v2.ir.json"), &lists).unwrap());
+    let engine = Engine {
+        shadow: PathSpec {
+            planner: Planner::new(&v1, SelectorKind::Basic, None),
+            policy: v1,
+        },
+        enforced: PathSpec {
+            planner: Planner::new(&v2, SelectorKind::Basic, None),
+            policy: v2,
+        },
+        salt: "lksg.v1".into(),
+    };
+    let setup = Setup {
+        engine,
+        window: WindowLen::from_ms(60_000).unwrap(),
+        bounds: Bounds {
+            examples: 3,
+            rejections: 5,
+            drift_details: false,
+        },
+        baseline_id: "lksg.v1".into(),
+        max_windows: 1_000_000,
+    };
+    let rec: Value = serde_json::from_slice(
+        &std::fs::read(fixture("fixtures/contexts/context_ok.json")).unwrap(),
+    )
+    .unwrap();
+    (setup, serde_json::to_vec(&rec).unwrap())
+}
+
+fn bench(c: &mut Criterion) {
+    let (setup, line) = setup();
+    let table = PathTable::for_engine(&setup.engine);
+    let rec = parse_line_with(&line, &table).unwrap();
+    let env = Env {
+        ctx: &rec.context,
+        now_ms: rec.ts_ms,
+    };
+    let engine = &setup.engine;
+    let mut scratch = Scratch::default();
+    let mut acc = Aggregate::new(setup.bounds);
+    let origin = Origin { file: 0, line: 1 };
+    let ev = engine.evaluate(&env, &mut scratch);
+    let outcome = |ev: &proof::orchestrator::Evaluation| {
+        let (shadow, enforced) = (ev.shadow.verdict, ev.enforced.verdict);
+        (shadow, enforced, engine.drift_cause(ev))
+    };
+
+    // Allocations per record, stage by stage (printed, not asserted: a benchmark).
+    let mut scratch2 = Scratch::default();
+    let mut buf = RecordBuf::default();
+    let mut acc2 = Aggregate::new(setup.bounds);
+    let counts = [
+        (
+            "extract, full parse",
+            allocs_per_call(|| drop(parse_line(&line))),
+        ),
+        (
+            "extract, path table",
+            allocs_per_call(|| drop(parse_line_with(&line, &table))),
+        ),
+        (
+            "evaluate both paths",
+            allocs_per_call(|| drop(engine.evaluate(&env, &mut scratch2))),
+        ),
+        (
+            "extract, reused RecordBuf (replay)",
+            allocs_per_call(|| {
+                std::hint::black_box(buf.read(&line, &table).is_ok());
+            }),
+        ),
+        (
+            "bucket",
+            allocs_per_call(|| {
+                std::hint::black_box(engine.bucket(&rec.request_id));
+            }),
+        ),
+        (
+            "absorb_ref (after the parse)",
+            allocs_per_call(|| {
+                absorb_ref(&mut acc2, &setup, &mut scratch2, origin, Ok(rec.borrowed()));
+            }),
+        ),
+    ];
+    for (stage, n) in counts {
+        eprintln!("allocations per record: {stage}: {n:.1}");
+    }
+
+    c.bench_function("extract: parse_line (full Value)", |b| {
+        b.iter(|| parse_line(std::hint::black_box(&line)).is_ok())
+    });
+    c.bench_function("extract: parse_line_with (path table)", |b| {
+        b.iter(|| parse_line_with(std::hint::black_box(&line), &table).is_ok())
+    });
+    c.bench_function("extract: RecordBuf::read (replay, reused record)", |b| {
+        b.iter(|| buf.read(std::hint::black_box(&line), &table).is_ok())
+    });
+    c.bench_function("evaluate: both paths", |b| {
+        b.iter(|| outcome(&engine.evaluate(std::hint::black_box(&env), &mut scratch)))
+    });
+    c.bench_function("bucket: SHA-256 rollout bucket", |b| {
+        b.iter(|| engine.bucket(std::hint::black_box(&rec.request_id)))
+    });
+    c.bench_function("aggregate: Aggregate::add", |b| {
+        b.iter(|| {
+            acc.add(&Outcome {
+                origin,
+                ts_ms: rec.ts_ms,
+                window: setup.window.of(rec.ts_ms),
+                request_id: &rec.request_id,
+                bucket: 42,
+                shadow: ev.shadow.verdict,
+                enforced: ev.enforced.verdict,
+                drift: engine.drift_cause(&ev),
+                latency_ns: 1_000,
+                states: [&ev.shadow.states, &ev.enforced.states],
+            })
+        })
+    });
+    c.bench_function("record: parse_line + absorb (owned, full parse)", |b| {
+        b.iter(|| {
+            let r = parse_line(std::hint::black_box(&line));
+            absorb(&mut acc, &setup, &mut scratch, origin, r);
+        })
+    });
+    c.bench_function("record: RecordBuf::read + absorb_ref (replay)", |b| {
+        b.iter(|| {
+            let r = buf.read(std::hint::black_box(&line), &table);
+            absorb_ref(&mut acc, &setup, &mut scratch, origin, r);
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
