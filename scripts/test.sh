@@ -25,8 +25,8 @@ echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
-echo "== cargo test --release (unit, integration, fuzz-style properties: ${PROOF_FUZZ_SECONDS:-40} s each)"
-PROOF_FUZZ_SECONDS=${PROOF_FUZZ_SECONDS:-40} cargo test --release
+echo "== cargo test --release (unit, integration, fuzz-style properties: ${PROOF_FUZZ_SECONDS:-20} s each)"
+PROOF_FUZZ_SECONDS=${PROOF_FUZZ_SECONDS:-20} cargo test --release
 echo "== conformance case (fixtures/conformance, SPEC reading by an independent implementation)"
 python3 fixtures/conformance/check.py target/release/proof
 echo "== Python package and Spark (tests/python: fixture day through Spark local[2])"

@@ -168,7 +168,7 @@ pub fn run(
         .num_threads(threads)
         .thread_name(|i| format!("proof-worker-{i}"))
         .build()
-        .map_err(|e| ProofError::Usage(format!("cannot start {threads} threads: {e}")))?;
+        .map_err(|e| ProofError::Internal(format!("cannot start {threads} threads: {e}")))?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(threads * 2);
     let bounds = setup.bounds;
     let table = PathTable::for_engine(&setup.engine);
@@ -191,7 +191,7 @@ pub fn run(
         });
         let read_result = reader
             .join()
-            .unwrap_or_else(|_| Err(ProofError::Usage("the reader thread panicked".into())));
+            .unwrap_or_else(|_| Err(ProofError::Internal("the reader thread panicked".into())));
         (read_result, agg)
     });
     read_result?;
@@ -201,11 +201,14 @@ pub fn run(
     agg.bounds = bounds;
     agg.finish();
     if agg.windows.len() > setup.max_windows {
-        return Err(ProofError::Usage(format!(
-            "more than {} windows: the logs span too long a time for --window {}; \
-             use a longer --window or raise --max-windows",
-            setup.max_windows, setup.window
-        )));
+        return Err(ProofError::Limit {
+            path: crate::error::Location::file(std::path::Path::new("--max-windows")),
+            msg: format!(
+                "more than {} windows: the logs span too long a time for --window {}; \
+                 use a longer --window or raise --max-windows",
+                setup.max_windows, setup.window
+            ),
+        });
     }
     Ok(agg)
 }
