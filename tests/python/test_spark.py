@@ -25,7 +25,8 @@ def test_jsonl_through_spark_equals_cli(spark, day, tmp_path):
     assert rep["gate"]["exit_code"] == code == 0
     # Every report file was written by the driver.
     names = sorted(p.name for p in (tmp_path / "spark_out").iterdir())
-    assert names == ["junit.xml", "metrics.om", "report.html", "report.json", "report.md", "windows.csv"]
+    assert names == ["gate.prom", "junit.xml", "metrics.om", "report.html", "report.json", "report.md",
+                     "windows.csv"]
     # windows.csv is a pure function of the fixed fields: byte-identical.
     assert (tmp_path / "spark_out" / "windows.csv").read_bytes() == (
         tmp_path / "cli_out" / "windows.csv"
