@@ -74,26 +74,7 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn golden(name: &str, got: &[u8]) {
-    let path = root().join("tests/golden").join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
-        std::fs::write(&path, got).unwrap();
-        return;
-    }
-    let want = std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; run UPDATE_GOLDEN=1 cargo test --release --test diff and review it",
-            path.display()
-        )
-    });
-    assert!(
-        want == got,
-        "{name} differs from {}; if the change is intended, rerun with UPDATE_GOLDEN=1 and review \
-         the diff.\n--- got ---\n{}",
-        path.display(),
-        String::from_utf8_lossy(got)
-    );
-}
+use common::golden;
 
 #[test]
 fn markdown_and_json_match_the_golden_files() {

@@ -100,3 +100,27 @@ pub const CONF_POLICIES: &[&str] = &[
     "--list",
     "high_risk=high_risk.txt",
 ];
+
+/// Compares `got` with tests/golden/NAME; `UPDATE_GOLDEN=1` rewrites the file instead
+/// (review the diff by eye before committing it).
+pub fn golden(name: &str, got: &[u8]) {
+    let path = root().join("tests/golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, got).unwrap();
+        return;
+    }
+    let want = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run UPDATE_GOLDEN=1 cargo test --release and review it",
+            path.display()
+        )
+    });
+    assert!(
+        want == got,
+        "{name} differs from {}; if the change is intended, rerun with UPDATE_GOLDEN=1 and review \
+         the diff.\n--- got ---\n{}",
+        path.display(),
+        String::from_utf8_lossy(got)
+    );
+}
