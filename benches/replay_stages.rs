@@ -9,14 +9,11 @@
 //! the heap allocations each stage makes per record (steady state, after warm-up).
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use proof::orchestrator::{Engine, PathSpec, Planner, Scratch, SelectorKind};
 use proof::policy::expr::Env;
-use proof::policy::{ListSpec, Lists, Policy};
 use proof::replay::aggregate::{Aggregate, Bounds, Origin, Outcome};
 use proof::replay::extract::PathTable;
 use proof::replay::pipeline::{Setup, absorb, absorb_ref};
@@ -58,26 +55,11 @@ fn allocs_per_call(mut f: impl FnMut()) -> f64 {
     (ALLOCS.load(Ordering::Relaxed) - before) as f64 / 1000.0
 }
 
-fn fixture(p: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
+mod common;
+use common::fixture;
 
 fn setup() -> (Setup, Vec<u8>) {
-    let specs: Vec<ListSpec> = [
-        "sanctions=fixtures/lists/sanctions.csv",
-        "ubo_watchlist=fixtures/lists/ubo_watchlist.txt",
-        "high_risk=fixtures/lists/high_risk_countries.txt",
-    ]
-    .iter()
-    .map(|s| {
-        let mut spec: ListSpec = s.parse().unwrap();
-        spec.path = fixture(spec.path.to_str().unwrap());
-        spec
-    })
-    .collect();
-    let lists = Lists::load(&specs).unwrap();
-    let v1 = Arc::new(Policy::load(&fixture("fixtures/policies/lksg.v1.ir.json"), &lists).unwrap());
-    let v2 = Arc::new(Policy::load(&fixture("fixtures/policies/lksg.v2.ir.json"), &lists).unwrap());
+    let (v1, v2) = common::lksg_policies();
     let engine = Engine {
         shadow: PathSpec {
             planner: Planner::new(&v1, SelectorKind::Basic, None),

@@ -4,18 +4,16 @@
 //! and `weighted`; `select + plan + run` adds evaluating every taken rule; `both paths`
 //! = what replay does per record.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use proof::orchestrator::{Engine, PathSpec, Planner, Scratch, SelectorKind, Weights};
+use proof::policy::Policy;
 use proof::policy::expr::Env;
-use proof::policy::{ListSpec, Lists, Policy};
 use serde_json::Value;
 
-fn fixture(p: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
+mod common;
+use common::fixture;
 
 fn setup() -> (
     Arc<Policy>,
@@ -24,21 +22,7 @@ fn setup() -> (
     serde_json::Map<String, Value>,
     i64,
 ) {
-    let specs: Vec<ListSpec> = [
-        "sanctions=fixtures/lists/sanctions.csv",
-        "ubo_watchlist=fixtures/lists/ubo_watchlist.txt",
-        "high_risk=fixtures/lists/high_risk_countries.txt",
-    ]
-    .iter()
-    .map(|s| {
-        let mut spec: ListSpec = s.parse().unwrap();
-        spec.path = fixture(spec.path.to_str().unwrap());
-        spec
-    })
-    .collect();
-    let lists = Lists::load(&specs).unwrap();
-    let v1 = Arc::new(Policy::load(&fixture("fixtures/policies/lksg.v1.ir.json"), &lists).unwrap());
-    let v2 = Arc::new(Policy::load(&fixture("fixtures/policies/lksg.v2.ir.json"), &lists).unwrap());
+    let (v1, v2) = common::lksg_policies();
     let w = Weights::load(&fixture("fixtures/weights/rule_weights.yaml")).unwrap();
     let rec: Value = serde_json::from_slice(
         &std::fs::read(fixture("fixtures/contexts/context_ok.json")).unwrap(),

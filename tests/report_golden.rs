@@ -402,21 +402,7 @@ fn evaluation_error_warnings_lead_report_md() {
     // headline, before any table.
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let o = Command::new(env!("CARGO_BIN_EXE_proof"))
-        .current_dir(conformance())
-        .args([
-            "replay",
-            "traffic.jsonl",
-            "--ir",
-            "demo.v1.ir.json",
-            "--candidate-ir",
-            "demo.v2.ir.json",
-        ])
-        .args(["--max-rejects", "3", "--quiet", "--out"])
-        .arg(&out)
-        .env_remove("GITHUB_STEP_SUMMARY")
-        .output()
-        .unwrap();
+    let o = common::replay_without_lists(&out);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     let lines: Vec<&str> = md.lines().filter(|l| !l.is_empty()).collect();

@@ -998,20 +998,7 @@ document.body.appendChild(pre);
 fn evaluation_error_warnings_show_in_the_banner() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let o = Command::new(env!("CARGO_BIN_EXE_proof"))
-        .current_dir(conformance())
-        .args([
-            "replay",
-            "traffic.jsonl",
-            "--ir",
-            "demo.v1.ir.json",
-            "--candidate-ir",
-            "demo.v2.ir.json",
-        ])
-        .args(["--max-rejects", "3", "--quiet", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = common::replay_without_lists(&out);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let dom = dump_dom(&out.join("report.html"));
     // The banner is amber, not green, and lists each warning inside it.

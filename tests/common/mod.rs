@@ -124,3 +124,23 @@ pub fn golden(name: &str, got: &[u8]) {
         String::from_utf8_lossy(got)
     );
 }
+
+/// `proof replay` of the conformance traffic, demo.v1 → demo.v2, with no `--list`:
+/// every rule reading a list errors (missing_var) on both paths; reports into `out`.
+pub fn replay_without_lists(out: &Path) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_proof"))
+        .current_dir(conformance())
+        .args([
+            "replay",
+            "traffic.jsonl",
+            "--ir",
+            "demo.v1.ir.json",
+            "--candidate-ir",
+            "demo.v2.ir.json",
+        ])
+        .args(["--max-rejects", "3", "--quiet", "--out"])
+        .arg(out)
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap()
+}
