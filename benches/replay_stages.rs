@@ -60,17 +60,17 @@ use common::fixture;
 
 fn setup() -> (Setup, Vec<u8>) {
     let (v1, v2) = common::lksg_policies();
-    let engine = Engine {
-        shadow: PathSpec {
+    let engine = Engine::new(
+        PathSpec {
             planner: Planner::new(&v1, SelectorKind::Basic, None),
             policy: v1,
         },
-        enforced: PathSpec {
+        PathSpec {
             planner: Planner::new(&v2, SelectorKind::Basic, None),
             policy: v2,
         },
-        salt: "lksg.v1".into(),
-    };
+        "lksg.v1".into(),
+    );
     let setup = Setup {
         engine,
         window: WindowLen::from_ms(60_000).unwrap(),
@@ -96,6 +96,7 @@ fn bench(c: &mut Criterion) {
     let env = Env {
         ctx: &rec.context,
         now_ms: rec.ts_ms,
+        vars: None,
     };
     let engine = &setup.engine;
     let mut scratch = Scratch::default();

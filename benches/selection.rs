@@ -38,6 +38,7 @@ fn bench(c: &mut Criterion) {
     let env = Env {
         ctx: &ctx,
         now_ms: ts,
+        vars: None,
     };
     let mut active = Vec::new();
     c.bench_function("lksg.v2 select (predicates + active mask)", |b| {
@@ -72,17 +73,17 @@ fn bench(c: &mut Criterion) {
                 .verdict
         })
     });
-    let engine = Engine {
-        shadow: PathSpec {
+    let engine = Engine::new(
+        PathSpec {
             planner: Planner::new(&v1, SelectorKind::Basic, None),
             policy: v1.clone(),
         },
-        enforced: PathSpec {
+        PathSpec {
             planner: basic.clone(),
             policy: v2.clone(),
         },
-        salt: "lksg.v1".into(),
-    };
+        "lksg.v1".into(),
+    );
     let mut scratch = Scratch::default();
     c.bench_function("lksg.v1 → lksg.v2 both paths + bucket", |b| {
         b.iter(|| {

@@ -31,6 +31,7 @@ fn bench(c: &mut Criterion) {
     let env = Env {
         ctx: &ctx,
         now_ms: 0,
+        vars: None,
     };
     let mut active = Vec::new();
     let mut group = c.benchmark_group("adversarial record");

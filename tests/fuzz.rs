@@ -521,7 +521,11 @@ fn random_policies_evaluate_any_context() {
             let basic = Planner::new(&p, SelectorKind::Basic, None);
             let weighted = Planner::new(&p, SelectorKind::Weighted, Some(&weights));
             for ctx in &ctxs {
-                let env = Env { ctx, now_ms: now };
+                let env = Env {
+                    ctx,
+                    now_ms: now,
+                    vars: None,
+                };
                 check_path(&p, &basic, &env);
                 check_path(&p, &weighted, &env);
             }
@@ -551,6 +555,7 @@ fn mutated_demo_ir() {
                         &Env {
                             ctx: &ctx,
                             now_ms: 1_793_866_200_000,
+                            vars: None,
                         },
                     );
                 }
@@ -575,17 +580,17 @@ fn demo_engine(selector: SelectorKind) -> Engine {
     let v2 =
         Arc::new(Policy::from_value(&demo_ir("demo.v2.ir.json"), Path::new("v2"), &lists).unwrap());
     let w = Weights::load(&fixture("fixtures/conformance/weights.yaml")).unwrap();
-    Engine {
-        shadow: PathSpec {
+    Engine::new(
+        PathSpec {
             planner: Planner::new(&v1, SelectorKind::Basic, None),
             policy: v1,
         },
-        enforced: PathSpec {
+        PathSpec {
             planner: Planner::new(&v2, selector, Some(&w)),
             policy: v2,
         },
-        salt: "demo.v1".into(),
-    }
+        "demo.v1".into(),
+    )
 }
 
 /// Contexts shaped like the demo traffic, with any value in any place.
@@ -653,6 +658,7 @@ fn engine_on_arbitrary_contexts() {
             let env = Env {
                 ctx: &ctx,
                 now_ms: now,
+                vars: None,
             };
             let mut scratch = Scratch::default();
             let ev = engine.evaluate(&env, &mut scratch);
@@ -1446,7 +1452,21 @@ fn splice_bytes(s: &str) -> Vec<u8> {
 /// rule states with their error causes) and the drift kind and cause.
 fn decided(engine: &Engine, ctx: &Map<String, Value>, now_ms: i64) -> String {
     let mut scratch = Scratch::default();
-    let ev = engine.evaluate(&Env { ctx, now_ms }, &mut scratch);
+    let ev = engine.evaluate(
+        &Env {
+            ctx,
+            now_ms,
+            vars: None,
+        },
+        &mut scratch,
+    );
+    format!("{ev:?} {:?}", engine.drift(&ev))
+}
+
+/// [`decided`] for a record as replay's readers leave it (context in slots).
+fn decided_ref(engine: &Engine, rec: record::RecordRef<'_>) -> String {
+    let mut scratch = Scratch::default();
+    let ev = proof::replay::pipeline::evaluate_ref(engine, &rec, &mut scratch);
     format!("{ev:?} {:?}", engine.drift(&ev))
 }
 
@@ -1457,7 +1477,8 @@ fn decided(engine: &Engine, ctx: &Map<String, Value>, now_ms: i64) -> String {
 /// (`PathTable::read_str` against `serde_json::from_str`).
 #[test]
 fn path_table_reader_agrees_with_full_parse() {
-    use proof::replay::extract::PathTable;
+    use proof::policy::expr::lookup_var;
+    use proof::replay::extract::{ContextSlots, PathTable};
     let engine = demo_engine(SelectorKind::Weighted);
     let table = PathTable::for_engine(&engine);
     let lines: Vec<Vec<u8>> = traffic()
@@ -1517,12 +1538,26 @@ fn path_table_reader_agrees_with_full_parse() {
                     );
                     prop_assert_eq!(
                         decided(&engine, &a.context, a.ts_ms),
-                        decided(&engine, b.context, b.ts_ms),
+                        decided_ref(&engine, *b),
                         "{}",
                         String::from_utf8_lossy(&line)
                     );
-                    // Exactly the values the path table keeps, nothing left over.
-                    prop_assert_eq!(&lazy.as_ref().unwrap().context, b.context);
+                    // Every var of both paths finds in the slots what a lookup in the
+                    // path table's object finds.
+                    let record::Ctx::Slots(slots, layout) = b.context else {
+                        panic!("an engine's table reads contexts into slots");
+                    };
+                    let kept = &lazy.as_ref().unwrap().context;
+                    for (path, p) in [&engine.shadow.policy, &engine.enforced.policy]
+                        .into_iter()
+                        .enumerate()
+                    {
+                        let mut got = smallvec::SmallVec::new();
+                        layout.resolve(path, slots, &mut got);
+                        let want: Vec<Option<&Value>> =
+                            p.vars.names().iter().map(|v| lookup_var(kept, v)).collect();
+                        prop_assert_eq!(&got[..], &want[..], "{}", String::from_utf8_lossy(&line));
+                    }
                 }
                 _ => prop_assert!(
                     false,
@@ -1560,9 +1595,33 @@ fn path_table_reader_agrees_with_full_parse() {
                 let ctx_text = text.find("\"context\":").map_or(text, |i| {
                     &text[i + 10..text.len().saturating_sub(1).max(i + 10)]
                 });
+                let layout = table.layout().expect("an engine's table has a layout");
+                let mut slots = ContextSlots::default();
                 for t in [text, ctx_text] {
                     let full = serde_json::from_str::<Value>(t);
                     let lazy = table.read_str(t);
+                    // The Parquet reader's slots: the same answer as the full parse.
+                    match (&full, layout.read_str(t, &mut slots)) {
+                        (Ok(Value::Object(a)), Ok(true)) => {
+                            let rec = record::RecordRef {
+                                ts_ms: 0,
+                                request_id: "r",
+                                policy_id: None,
+                                context: record::Ctx::Slots(&slots, layout),
+                            };
+                            prop_assert_eq!(
+                                decided(&engine, a, 0),
+                                decided_ref(&engine, rec),
+                                "{}",
+                                t
+                            )
+                        }
+                        (Ok(a), Ok(false)) => prop_assert!(!a.is_object(), "{}", t),
+                        (Err(_), Err(_)) => {}
+                        (a, b) => {
+                            prop_assert!(false, "{:?} vs slots {:?}: {}", a, b.map_err(|_| ()), t)
+                        }
+                    }
                     match (&full, &lazy) {
                         (Ok(Value::Object(a)), Ok(Value::Object(b))) => {
                             prop_assert_eq!(decided(&engine, a, 0), decided(&engine, b, 0), "{}", t)

@@ -38,6 +38,7 @@ fn outcomes(policy: &Policy, ctx: &Map<String, Value>) -> (Vec<(String, RuleStat
     let env = Env {
         ctx,
         now_ms: 1_793_866_200_000,
+        vars: None,
     };
     let mut active = Vec::new();
     let (r, used) = metered(u64::MAX, || planner.run(policy, &env, &mut active));
@@ -100,6 +101,7 @@ fn a_smaller_enclosing_budget_makes_the_rest_of_the_path_error_with_budget() {
     let env = Env {
         ctx: &ctx,
         now_ms: 0,
+        vars: None,
     };
     let mut active = Vec::new();
     // 250 000 units: all_in (120 000) and disjoint (240 000) fit, in_fn (300 001) does not.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::selector::{PathResult, Planner, RuleState, Verdict};
+use super::selector::{Kept, PathResult, Planner, RuleState, Share, Verdict};
 use crate::policy::Policy;
 use crate::policy::expr::Env;
 
@@ -228,6 +228,38 @@ pub struct Engine {
     pub enforced: PathSpec,
     /// Salt of the rollout hash (default: the baseline policy id).
     pub salt: String,
+    /// Rules both paths have (same op and operands), found once at construction.
+    share: Sharing,
+}
+
+/// Which rules of the two paths decide the same on every record.
+#[derive(Debug, Clone, Default)]
+struct Sharing {
+    /// Per shadow rule: the enforced path has it too.
+    keep: Vec<bool>,
+    /// Per enforced rule: the shadow rule with the same op and operands.
+    from: Vec<Option<usize>>,
+    /// True when some rule is shared.
+    any: bool,
+}
+
+impl Sharing {
+    fn of(shadow: &Policy, enforced: &Policy) -> Sharing {
+        let from: Vec<Option<usize>> = enforced
+            .rules
+            .iter()
+            .map(|e| shadow.rules.iter().position(|s| s.same_as(e)))
+            .collect();
+        let mut keep = vec![false; shadow.rules.len()];
+        for j in from.iter().flatten() {
+            keep[*j] = true;
+        }
+        Sharing {
+            any: from.iter().any(Option::is_some),
+            keep,
+            from,
+        }
+    }
 }
 
 /// Both paths' results for one record.
@@ -243,19 +275,76 @@ pub struct Evaluation {
 #[derive(Debug, Default)]
 pub struct Scratch {
     active: Vec<bool>,
+    kept: Vec<Option<Kept>>,
 }
 
 impl Engine {
-    /// Evaluates both paths on one record.
+    /// Both paths and the rollout salt. Rules the two policies have in common (same
+    /// op and operands, whatever their ids) are found here, so that a record
+    /// evaluates each of them once.
+    pub fn new(shadow: PathSpec, enforced: PathSpec, salt: String) -> Engine {
+        let share = Sharing::of(&shadow.policy, &enforced.policy);
+        Engine {
+            shadow,
+            enforced,
+            salt,
+            share,
+        }
+    }
+
+    /// Number of enforced-path rules whose outcome is taken from the shadow path's
+    /// identical rule when the shadow path ran it.
+    pub fn shared_rules(&self) -> usize {
+        self.share.from.iter().flatten().count()
+    }
+
+    /// Evaluates both paths on one record. A rule both paths have is evaluated once
+    /// (on the shadow path, when it runs there) and its outcome reused, charging the
+    /// same evaluation budget: the results are those of two separate runs.
     pub fn evaluate(&self, env: &Env<'_>, scratch: &mut Scratch) -> Evaluation {
-        let shadow = self
-            .shadow
-            .planner
-            .run(&self.shadow.policy, env, &mut scratch.active);
-        let enforced = self
-            .enforced
-            .planner
-            .run(&self.enforced.policy, env, &mut scratch.active);
+        self.evaluate_pair(env, env, scratch)
+    }
+
+    /// [`Engine::evaluate`] with one environment per path: the same record, with each
+    /// path's context vars resolved for its own policy ([`Env::vars`]).
+    pub fn evaluate_pair(
+        &self,
+        shadow_env: &Env<'_>,
+        enforced_env: &Env<'_>,
+        scratch: &mut Scratch,
+    ) -> Evaluation {
+        let env = shadow_env;
+        if !self.share.any {
+            let shadow = self
+                .shadow
+                .planner
+                .run(&self.shadow.policy, env, &mut scratch.active);
+            let enforced =
+                self.enforced
+                    .planner
+                    .run(&self.enforced.policy, enforced_env, &mut scratch.active);
+            return Evaluation { shadow, enforced };
+        }
+        scratch.kept.clear();
+        scratch.kept.resize(self.shadow.policy.rules.len(), None);
+        let shadow = self.shadow.planner.run_sharing(
+            &self.shadow.policy,
+            env,
+            &mut scratch.active,
+            Share::Keep {
+                keep: &self.share.keep,
+                out: &mut scratch.kept,
+            },
+        );
+        let enforced = self.enforced.planner.run_sharing(
+            &self.enforced.policy,
+            enforced_env,
+            &mut scratch.active,
+            Share::Reuse {
+                from: &self.share.from,
+                kept: &scratch.kept,
+            },
+        );
         Evaluation { shadow, enforced }
     }
 

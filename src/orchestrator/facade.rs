@@ -73,17 +73,18 @@ pub fn build_engine(opts: EngineOptions<'_>) -> Result<Engine, ProofError> {
     if let Some((w, p)) = shadow.weights {
         w.check_against(&baseline, p)?;
     }
-    Ok(Engine {
-        salt: salt.unwrap_or_else(|| baseline.policy_id.clone()),
-        shadow: PathSpec {
+    let salt = salt.unwrap_or_else(|| baseline.policy_id.clone());
+    Ok(Engine::new(
+        PathSpec {
             planner: Planner::new(&baseline, shadow.selector, shadow.weights.map(|w| w.0)),
             policy: baseline,
         },
-        enforced: PathSpec {
+        PathSpec {
             planner: Planner::new(&candidate, enforced.selector, enforced.weights.map(|w| w.0)),
             policy: candidate,
         },
-    })
+        salt,
+    ))
 }
 
 /// The files an engine of `adapt` or `serve` is loaded from (their candidate flags are
@@ -273,6 +274,7 @@ pub fn decide(
     let env = Env {
         ctx: req.context,
         now_ms: req.ts_ms,
+        vars: None,
     };
     let t0 = Instant::now();
     let ev = engine.evaluate(&env, scratch);

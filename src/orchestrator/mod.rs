@@ -11,4 +11,6 @@ pub use enforcer::{
     Cause, DriftKind, EnforceOptions, Engine, Evaluation, PathSpec, RolloutPercent, Scratch,
 };
 pub use facade::{DecideOptions, Decision, EngineOptions, Request, build_engine, decide};
-pub use selector::{PathResult, Plan, Planner, RuleState, SelectorKind, Verdict, Weights};
+pub use selector::{
+    Kept, PathResult, Plan, Planner, RuleState, SelectorKind, Share, Verdict, Weights,
+};

@@ -300,6 +300,74 @@ impl PathResult {
     }
 }
 
+/// A rule outcome one path of a record leaves for the other, with the evaluation
+/// budget units it cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kept {
+    /// The outcome.
+    pub outcome: RuleOutcome,
+    /// Units the evaluation charged (`policy::budget`).
+    pub units: u64,
+}
+
+/// How a path shares rule outcomes with the other path of the same record: the two
+/// policies of an engine usually have most rules in common (a candidate is a small
+/// change), and a rule with the same op and operands decides the same on both.
+#[derive(Debug)]
+pub enum Share<'m> {
+    /// Evaluate every rule.
+    None,
+    /// Evaluate every rule; keep the outcome of each rule `keep` marks in `out`
+    /// (indexed like the policy's rules).
+    Keep {
+        /// Rules the other path has too.
+        keep: &'m [bool],
+        /// Where their outcomes go.
+        out: &'m mut [Option<Kept>],
+    },
+    /// For rule `i` with `from[i] = Some(j)`, take `kept[j]` instead of evaluating,
+    /// when one was kept and its units still fit this path's budget.
+    Reuse {
+        /// The other path's rule with the same op and operands, per rule.
+        from: &'m [Option<usize>],
+        /// The other path's kept outcomes.
+        kept: &'m [Option<Kept>],
+    },
+}
+
+impl Share<'_> {
+    fn evaluate(&mut self, policy: &Policy, i: usize, env: &Env<'_>) -> RuleOutcome {
+        match self {
+            Share::None => policy.rules[i].evaluate(env),
+            Share::Keep { keep, out } => {
+                if !keep[i] {
+                    return policy.rules[i].evaluate(env);
+                }
+                let before = budget::meter().map_or(0, |m| m.0);
+                let outcome = policy.rules[i].evaluate(env);
+                // Kept only when no charge was refused: then the outcome is a function
+                // of the record alone, and re-running it charges the same units.
+                out[i] = match budget::meter() {
+                    Some((used, cap)) if used > cap => None,
+                    m => Some(Kept {
+                        outcome,
+                        units: m.map_or(0, |m| m.0) - before,
+                    }),
+                };
+                outcome
+            }
+            Share::Reuse { from, kept } => {
+                if let Some(k) = from[i].and_then(|j| kept[j])
+                    && budget::charge_if_fits(k.units)
+                {
+                    return k.outcome;
+                }
+                policy.rules[i].evaluate(env)
+            }
+        }
+    }
+}
+
 /// The plan for one record: steps taken and rules skipped, both in plan order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
@@ -400,7 +468,32 @@ impl Planner {
         .0
     }
 
+    /// [`Planner::run`], sharing rule outcomes with the other path of the same record
+    /// (see [`Share`]). The verdict, states and budget are those `run` gives.
+    pub fn run_sharing(
+        &self,
+        policy: &Policy,
+        env: &Env<'_>,
+        active: &mut Vec<bool>,
+        mut share: Share<'_>,
+    ) -> PathResult {
+        budget::metered(EVAL_BUDGET_UNITS, || {
+            self.run_inner(policy, env, active, &mut share)
+        })
+        .0
+    }
+
     fn run_unmetered(&self, policy: &Policy, env: &Env<'_>, active: &mut Vec<bool>) -> PathResult {
+        self.run_inner(policy, env, active, &mut Share::None)
+    }
+
+    fn run_inner(
+        &self,
+        policy: &Policy,
+        env: &Env<'_>,
+        active: &mut Vec<bool>,
+        share: &mut Share<'_>,
+    ) -> PathResult {
         let Plan { taken, skipped } = self.plan_unmetered(policy, env, active);
         let mut states: SmallVec<[RuleState; 16]> =
             SmallVec::from_elem(RuleState::Inactive, policy.rules.len());
@@ -409,7 +502,7 @@ impl Planner {
         }
         let mut failed = false;
         for &(i, _) in &taken {
-            let outcome = policy.rules[i].evaluate(env);
+            let outcome = share.evaluate(policy, i, env);
             failed |= outcome.is_bad();
             states[i] = RuleState::Ran(outcome);
         }
@@ -454,6 +547,7 @@ mod tests {
             &Env {
                 ctx: ctx.as_object().unwrap(),
                 now_ms: 0,
+                vars: None,
             },
             &mut scratch,
         )

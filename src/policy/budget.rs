@@ -81,6 +81,29 @@ pub fn charge(units: usize) -> Result<(), EvalError> {
     })
 }
 
+/// The running scope's meter as `(used, cap)`; `None` outside a metered scope.
+pub fn meter() -> Option<(u64, u64)> {
+    METER.with(|m| m.get().map(|m| (m.used, m.cap)))
+}
+
+/// Spends `units` only if the scope stays within its cap (always, outside a scope).
+/// A rule outcome computed on one path is reused on the other with this: when the
+/// units fit, evaluating again would have charged exactly them and decided the same.
+pub fn charge_if_fits(units: u64) -> bool {
+    METER.with(|m| match m.get() {
+        None => true,
+        Some(mut meter) => {
+            let used = meter.used.saturating_add(units);
+            if used > meter.cap {
+                return false;
+            }
+            meter.used = used;
+            m.set(Some(meter));
+            true
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +127,14 @@ mod tests {
         assert_eq!(inner, (Ok(()), 4));
         assert_eq!(after, Err(EvalError::Budget));
         assert_eq!(outer_used, 6);
+    }
+
+    #[test]
+    fn charge_if_fits_spends_only_within_the_cap() {
+        assert!(charge_if_fits(u64::MAX));
+        assert_eq!(meter(), None);
+        let ((a, b, m), used) = metered(10, || (charge_if_fits(7), charge_if_fits(4), meter()));
+        assert_eq!((a, b, m), (true, false, Some((7, 10))));
+        assert_eq!(used, 7);
     }
 }

@@ -95,6 +95,8 @@ pub enum VarRef {
         name: String,
         /// `name` split at dots (empty when there is no dot).
         path: Vec<String>,
+        /// Index of `name` in the policy's [`Vars`], for [`Env::vars`].
+        id: usize,
     },
 }
 
@@ -114,15 +116,47 @@ pub enum Expr {
 /// What an expression is evaluated against.
 #[derive(Debug, Clone, Copy)]
 pub struct Env<'a> {
-    /// The record's context object.
+    /// The record's context object (read when `vars` is `None`).
     pub ctx: &'a Map<String, Value>,
     /// The record's timestamp, epoch milliseconds (`now()`).
     pub now_ms: i64,
+    /// The values of the policy's context vars already looked up, indexed by
+    /// [`Vars`] id (`None` = not found): replay resolves them once per record from
+    /// the values it kept (`replay::extract`). `None`: look each name up in `ctx`.
+    pub vars: Option<&'a [Option<&'a Value>]>,
+}
+
+/// The distinct context `var` names of one policy, in order of first use; a
+/// [`VarRef::Ctx`] carries its name's index here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Vars(Vec<String>);
+
+impl Vars {
+    /// The id of `name`, adding it when new.
+    pub fn intern(&mut self, name: &str) -> usize {
+        match self.0.iter().position(|n| n == name) {
+            Some(i) => i,
+            None => {
+                self.0.push(name.to_string());
+                self.0.len() - 1
+            }
+        }
+    }
+
+    /// The names, indexed by id.
+    pub fn names(&self) -> &[String] {
+        &self.0
+    }
 }
 
 impl Expr {
     /// Compiles the JSON form. `at` names the place for error messages.
     pub fn compile(v: &Value, lists: &Lists, at: &str) -> Result<Expr, String> {
+        Expr::compile_in(v, lists, at, &mut Vars::default())
+    }
+
+    /// [`Expr::compile`], numbering context vars in the policy's `vars`.
+    pub fn compile_in(v: &Value, lists: &Lists, at: &str, vars: &mut Vars) -> Result<Expr, String> {
         let Value::Object(obj) = v else {
             if let Value::String(s) = v
                 && let Ok(t) = Val::Str(s).as_temporal()
@@ -147,6 +181,7 @@ impl Expr {
                 Vec::new()
             };
             return Ok(Expr::Var(VarRef::Ctx {
+                id: vars.intern(name),
                 name: name.clone(),
                 path,
             }));
@@ -170,7 +205,7 @@ impl Expr {
                 Some(Value::Array(a)) => a
                     .iter()
                     .enumerate()
-                    .map(|(i, a)| Expr::compile(a, lists, &format!("{at}.args[{i}]")))
+                    .map(|(i, a)| Expr::compile_in(a, lists, &format!("{at}.args[{i}]"), vars))
                     .collect::<Result<_, _>>()?,
                 Some(other) => return Err(format!("{at}: args must be an array, got {other}")),
             };
@@ -189,18 +224,50 @@ impl Expr {
         }
     }
 
+    /// True when both expressions compute the same thing on every record: the same
+    /// tree of calls over equal literals, the same context names and the same bound
+    /// lists. Conservative (`1` and `1.0` differ); used to share work between paths.
+    pub fn same_as(&self, other: &Expr) -> bool {
+        match (self, other) {
+            (Expr::Lit(a), Expr::Lit(b)) => a == b,
+            (Expr::TimeLit(a, _), Expr::TimeLit(b, _)) => a == b,
+            (Expr::Var(VarRef::List(a)), Expr::Var(VarRef::List(b))) => Arc::ptr_eq(a, b),
+            (Expr::Var(VarRef::Ctx { name: a, .. }), Expr::Var(VarRef::Ctx { name: b, .. })) => {
+                a == b
+            }
+            (Expr::Call(f, xs), Expr::Call(g, ys)) => {
+                f == g && xs.len() == ys.len() && xs.iter().zip(ys).all(|(x, y)| x.same_as(y))
+            }
+            _ => false,
+        }
+    }
+
     /// Evaluates against a record.
     pub fn eval<'a>(&'a self, env: &Env<'a>) -> EvalResult<'a> {
         match self {
             Expr::Lit(v) => Ok(Val::from_json(v)),
             Expr::TimeLit(s, t) => Ok(Val::TimeStr(s, *t)),
             Expr::Var(VarRef::List(l)) => Ok(Val::List(l)),
-            Expr::Var(VarRef::Ctx { name, path }) => lookup(env.ctx, name, path)
-                .map(Val::from_json)
-                .ok_or(EvalError::MissingVar),
+            Expr::Var(VarRef::Ctx { name, path, id }) => match env.vars {
+                Some(vars) => vars.get(*id).copied().flatten(),
+                None => lookup(env.ctx, name, path),
+            }
+            .map(Val::from_json)
+            .ok_or(EvalError::MissingVar),
             Expr::Call(f, args) => call(*f, args, env),
         }
     }
+}
+
+/// Looks `name` up in a context as a `var` does (SPEC §1: the whole name, then the
+/// dotted walk), bound lists aside.
+pub fn lookup_var<'a>(ctx: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    let path: Vec<String> = if name.contains('.') {
+        name.split('.').map(String::from).collect()
+    } else {
+        Vec::new()
+    };
+    lookup(ctx, name, &path)
 }
 
 fn lookup<'a>(ctx: &'a Map<String, Value>, name: &str, path: &[String]) -> Option<&'a Value> {
@@ -338,6 +405,7 @@ mod tests {
         let env = Env {
             ctx: &ctx,
             now_ms: 1_793_866_200_000, // 2026-11-05T08:10:00Z
+            vars: None,
         };
         e.eval(&env).map(|v| match v {
             Val::Null => Value::Null,
@@ -499,6 +567,33 @@ mod tests {
             eval(f("or", json!([true, {"var": "nope"}])), json!({})),
             Err(EvalError::MissingVar)
         );
+    }
+
+    #[test]
+    fn same_as_is_structural_and_conservative() {
+        let mut lists = Lists::default();
+        lists.insert("bad", vec!["0xbad".into()]);
+        let other = {
+            let mut l = Lists::default();
+            l.insert("bad", vec!["0xbad".into()]);
+            l
+        };
+        let c = |v: Value, l: &Lists| Expr::compile(&v, l, "t").unwrap();
+        let age = f(
+            "sub",
+            json!([f("now", json!([])), f("max", json!([{"var": "a.d"}]))]),
+        );
+        assert!(c(age.clone(), &lists).same_as(&c(age, &lists)));
+        assert!(c(json!({"var": "bad"}), &lists).same_as(&c(json!({"var": "bad"}), &lists)));
+        // Another binding of the same name may hold other values.
+        assert!(!c(json!({"var": "bad"}), &lists).same_as(&c(json!({"var": "bad"}), &other)));
+        assert!(!c(json!(1), &lists).same_as(&c(json!(1.0), &lists)));
+        assert!(!c(json!("P365D"), &lists).same_as(&c(json!("P730D"), &lists)));
+        assert!(
+            !c(f("max", json!([{"var": "x"}])), &lists)
+                .same_as(&c(f("min", json!([{"var": "x"}])), &lists))
+        );
+        assert!(!c(json!({"var": "x"}), &lists).same_as(&c(json!("x"), &lists)));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::expr::{Env, Expr};
+use super::expr::{Env, Expr, Vars};
 use super::hash::ir_hash;
 use super::lists::Lists;
 use super::ops::Op;
@@ -92,6 +92,12 @@ impl RuleOutcome {
 }
 
 impl Rule {
+    /// True when both rules decide the same on every record (same op, operands
+    /// [`Expr::same_as`]); their ids may differ.
+    pub fn same_as(&self, other: &Rule) -> bool {
+        self.op == other.op && self.lhs.same_as(&other.lhs) && self.rhs.same_as(&other.rhs)
+    }
+
     /// Evaluates both operands (always both) and applies the op.
     pub fn evaluate(&self, env: &Env<'_>) -> RuleOutcome {
         let (l, r) = (self.lhs.eval(env), self.rhs.eval(env));
@@ -138,6 +144,8 @@ pub struct Policy {
     pub predicates: Vec<Predicate>,
     /// For each rule, the predicates that activate it; empty = always active.
     pub activators: Vec<Vec<usize>>,
+    /// The context vars its rules and predicates read ([`Env::vars`] ids).
+    pub vars: Vars,
     index: HashMap<String, usize>,
 }
 
@@ -197,6 +205,7 @@ impl Policy {
         }
 
         let mut index = HashMap::new();
+        let mut vars = Vars::default();
         let mut rules = Vec::with_capacity(file.rules.len());
         for (i, r) in file.rules.iter().enumerate() {
             if !valid_id(&r.id) {
@@ -218,8 +227,10 @@ impl Policy {
             rules.push(Rule {
                 id: r.id.clone(),
                 op,
-                lhs: Expr::compile(&r.lhs, lists, &format!("{at}.lhs")).map_err(err)?,
-                rhs: Expr::compile(&r.rhs, lists, &format!("{at}.rhs")).map_err(err)?,
+                lhs: Expr::compile_in(&r.lhs, lists, &format!("{at}.lhs"), &mut vars)
+                    .map_err(err)?,
+                rhs: Expr::compile_in(&r.rhs, lists, &format!("{at}.rhs"), &mut vars)
+                    .map_err(err)?,
             });
         }
 
@@ -241,7 +252,8 @@ impl Policy {
                     )));
                 }
                 let expr =
-                    Expr::compile(&p.expr, lists, &format!("predicate '{}'", p.id)).map_err(err)?;
+                    Expr::compile_in(&p.expr, lists, &format!("predicate '{}'", p.id), &mut vars)
+                        .map_err(err)?;
                 predicates.push(Predicate {
                     id: p.id.clone(),
                     expr,
@@ -275,6 +287,7 @@ impl Policy {
             rules,
             predicates,
             activators,
+            vars,
             index,
         })
     }
@@ -377,6 +390,7 @@ mod tests {
         let env = Env {
             ctx: ctx.as_object().unwrap(),
             now_ms: 0,
+            vars: None,
         };
         p.active_rules(&env, &mut active);
         assert_eq!(active, [true, false]);
@@ -384,6 +398,7 @@ mod tests {
         let env = Env {
             ctx: ctx.as_object().unwrap(),
             now_ms: 0,
+            vars: None,
         };
         p.active_rules(&env, &mut active);
         assert_eq!(active, [true, true]);
@@ -392,6 +407,7 @@ mod tests {
         let env = Env {
             ctx: ctx.as_object().unwrap(),
             now_ms: 0,
+            vars: None,
         };
         p.active_rules(&env, &mut active);
         assert_eq!(active, [true, true]);
@@ -403,6 +419,7 @@ mod tests {
         let env = Env {
             ctx: ctx.as_object().unwrap(),
             now_ms: 0,
+            vars: None,
         };
         p.active_rules(&env, &mut active);
         assert_eq!(active, [true, true]);
@@ -419,6 +436,7 @@ mod tests {
             &Env {
                 ctx: ctx.as_object().unwrap(),
                 now_ms: 0,
+                vars: None,
             },
             &mut active,
         );

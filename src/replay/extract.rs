@@ -26,6 +26,9 @@ use crate::policy::Policy;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathTable {
     root: Node,
+    /// Slots for the kept values and each path's var lookups, when the table was
+    /// made for an engine ([`PathTable::for_engine`]).
+    layout: Option<Box<Layout>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,19 +42,24 @@ enum Node {
 
 /// The table that keeps every context whole: what [`crate::replay::record::parse_line`]
 /// and the other front doors read.
-pub const EVERYTHING: PathTable = PathTable { root: Node::All };
+pub const EVERYTHING: PathTable = PathTable {
+    root: Node::All,
+    layout: None,
+};
 
 impl PathTable {
     /// A table that keeps nothing yet.
     pub fn empty() -> PathTable {
         PathTable {
             root: Node::Keys(BTreeMap::new()),
+            layout: None,
         }
     }
 
     /// Keeps what a lookup of `var` may read: the key named `var` whole and, for a
     /// dotted name, the value at the end of the nested walk.
     pub fn add_var(&mut self, var: &str) {
+        self.layout = None;
         insert(&mut self.root, std::iter::once(var));
         if var.contains('.') {
             insert(&mut self.root, var.split('.'));
@@ -70,12 +78,39 @@ impl PathTable {
         }
     }
 
-    /// The table of both paths of an engine.
+    /// The table of both paths of an engine, with a slot per kept value and each
+    /// path's vars resolved to slots ([`PathTable::layout`]).
     pub fn for_engine(engine: &Engine) -> PathTable {
+        PathTable::for_vars([
+            engine.shadow.policy.vars.names(),
+            engine.enforced.policy.vars.names(),
+        ])
+    }
+
+    /// The table keeping what two paths' vars (indexed by their ids) can read, with
+    /// its slot layout.
+    pub fn for_vars(paths: [&[String]; 2]) -> PathTable {
         let mut t = PathTable::empty();
-        t.add_policy(&engine.shadow.policy);
-        t.add_policy(&engine.enforced.policy);
+        for v in paths.iter().flat_map(|p| p.iter()) {
+            t.add_var(v);
+        }
+        let mut n = 0;
+        let root = match &t.root {
+            Node::Keys(keys) => SlotNode::of(keys, &mut n),
+            Node::All => unreachable!("an empty table only gains keys"),
+        };
+        let plans = paths.map(|p| p.iter().map(|v| VarPlan::of(&root, v)).collect());
+        t.layout = Some(Box::new(Layout {
+            root,
+            slots: n,
+            plans,
+        }));
         t
+    }
+
+    /// The slot layout of a table made by [`PathTable::for_engine`].
+    pub fn layout(&self) -> Option<&Layout> {
+        self.layout.as_deref()
     }
 
     /// True when contexts are kept whole.
@@ -494,6 +529,276 @@ impl<'de, 't> Visitor<'de> for KeyInPlace<'_, 't> {
             Some((k, v)) => Hit::First(k, v, child),
             None => Hit::First(k.to_owned(), Value::Null, child),
         })
+    }
+}
+
+/// Where the kept parts of a context go when a record is read for an engine: one slot
+/// per value the table keeps whole, and for each path's vars the slots a lookup reads.
+/// A record is then read without building the context object at all, and a `var` is
+/// an index instead of a walk through string-keyed maps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    root: SlotNode,
+    slots: usize,
+    /// Per path (shadow, enforced): per var id of its policy, where to find it.
+    plans: [Vec<VarPlan>; 2],
+}
+
+/// An object level of the table: its kept keys, in the table's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SlotNode {
+    keys: Vec<(String, SlotKind)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SlotKind {
+    /// The whole value goes to this slot.
+    Leaf(usize),
+    /// An object whose named keys go to the slots `lo..hi` (numbered depth first).
+    Inner(SlotNode, usize, usize),
+}
+
+impl SlotNode {
+    fn of(keys: &BTreeMap<String, Node>, n: &mut usize) -> SlotNode {
+        let keys = keys
+            .iter()
+            .map(|(k, node)| {
+                let kind = match node {
+                    Node::All => {
+                        *n += 1;
+                        SlotKind::Leaf(*n - 1)
+                    }
+                    Node::Keys(inner) => {
+                        let lo = *n;
+                        let child = SlotNode::of(inner, n);
+                        SlotKind::Inner(child, lo, *n)
+                    }
+                };
+                (k.clone(), kind)
+            })
+            .collect();
+        SlotNode { keys }
+    }
+
+    fn get(&self, key: &str) -> Option<&SlotKind> {
+        // A handful of keys: a scan comparing lengths first beats a tree of string
+        // compares.
+        self.keys
+            .iter()
+            .find(|(k, _)| k.len() == key.len() && k.as_bytes() == key.as_bytes())
+            .map(|(_, kind)| kind)
+    }
+}
+
+/// How one var is looked up (SPEC §1): the slot of the key equal to the whole name,
+/// else the slot on the dotted walk plus what is left of the walk inside its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct VarPlan {
+    whole: Option<usize>,
+    nested: Option<(usize, Vec<String>)>,
+}
+
+impl VarPlan {
+    fn of(root: &SlotNode, var: &str) -> VarPlan {
+        let whole = match root.get(var) {
+            Some(SlotKind::Leaf(i)) => Some(*i),
+            _ => None,
+        };
+        let mut nested = None;
+        if var.contains('.') {
+            let segs: Vec<&str> = var.split('.').collect();
+            let mut node = root;
+            for (i, seg) in segs.iter().enumerate() {
+                match node.get(seg) {
+                    Some(SlotKind::Leaf(slot)) => {
+                        let rest = segs[i + 1..].iter().map(|s| s.to_string()).collect();
+                        nested = Some((*slot, rest));
+                        break;
+                    }
+                    Some(SlotKind::Inner(child, ..)) => node = child,
+                    None => break,
+                }
+            }
+        }
+        VarPlan { whole, nested }
+    }
+
+    fn resolve<'a>(&self, slots: &'a ContextSlots) -> Option<&'a Value> {
+        if let Some(i) = self.whole
+            && slots.present[i]
+        {
+            return Some(&slots.values[i]);
+        }
+        let (i, rest) = self.nested.as_ref()?;
+        if !slots.present[*i] {
+            return None;
+        }
+        let mut cur = &slots.values[*i];
+        for key in rest {
+            cur = cur.as_object()?.get(key)?;
+        }
+        Some(cur)
+    }
+}
+
+impl Layout {
+    /// Reads a JSON text (a Parquet context string) into `slots`, accepting and
+    /// rejecting what [`PathTable::read_str`] does; `Ok(false)`: not an object.
+    pub fn read_str(
+        &self,
+        text: &str,
+        slots: &mut ContextSlots,
+    ) -> Result<bool, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        slots.reset(self);
+        let object = slots.seed(self).deserialize(&mut de)?;
+        de.end()?;
+        Ok(object)
+    }
+
+    /// Number of slots.
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
+    /// Looks up every var of one path's policy (`path`: 0 shadow, 1 enforced) in a
+    /// record read into `slots`, into `out` (indexed by var id, as
+    /// [`crate::policy::expr::Env::vars`] wants them).
+    pub fn resolve<'a>(
+        &self,
+        path: usize,
+        slots: &'a ContextSlots,
+        out: &mut smallvec::SmallVec<[Option<&'a Value>; 16]>,
+    ) {
+        out.clear();
+        out.extend(self.plans[path].iter().map(|p| p.resolve(slots)));
+    }
+}
+
+/// One worker's slots: a context read under a [`Layout`]. Values keep their
+/// allocations from record to record, as [`InPlace`] does.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContextSlots {
+    values: Vec<Value>,
+    present: Vec<bool>,
+}
+
+impl ContextSlots {
+    /// Makes room for `layout` and marks every slot absent, before a record is read.
+    pub fn reset(&mut self, layout: &Layout) {
+        if self.values.len() != layout.slots {
+            self.values.resize(layout.slots, Value::Null);
+        }
+        self.present.clear();
+        self.present.resize(layout.slots, false);
+    }
+
+    /// The seed that reads one context value into the slots (after [`reset`]); it
+    /// yields whether the value was an object (else the record is `missing_context`).
+    /// It accepts and rejects exactly the texts [`PathTable::context_seed`] does, and
+    /// a var resolved from the slots finds what a lookup in that seed's object finds.
+    ///
+    /// [`reset`]: ContextSlots::reset
+    pub fn seed<'s>(&'s mut self, layout: &'s Layout) -> SlotsSeed<'s> {
+        SlotsSeed {
+            node: &layout.root,
+            slots: self,
+        }
+    }
+}
+
+/// Reads an object level into [`ContextSlots`] (see [`ContextSlots::seed`]).
+pub struct SlotsSeed<'s> {
+    node: &'s SlotNode,
+    slots: &'s mut ContextSlots,
+}
+
+impl<'de> DeserializeSeed<'de> for SlotsSeed<'_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SlotsSeed<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    // Anything but an object is read (and so checked) and leaves its slots absent:
+    // a lookup cannot descend into it.
+    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_unit<E>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_none<E>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(false)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        let SlotsSeed { node, slots } = self;
+        while let Some(kind) = map.next_key_seed(SlotKey(node))? {
+            match kind {
+                None => {
+                    map.next_value::<Skip>()?;
+                }
+                // Named twice: the later value replaces the earlier, as in `Map`.
+                Some(SlotKind::Leaf(i)) => {
+                    slots.present[*i] = true;
+                    map.next_value_seed(InPlace::whole(&mut slots.values[*i]))?;
+                }
+                Some(SlotKind::Inner(child, lo, hi)) => {
+                    // A later value of the key replaces everything an earlier one held.
+                    slots.present[*lo..*hi].fill(false);
+                    map.next_value_seed(SlotsSeed {
+                        node: child,
+                        slots: &mut *slots,
+                    })?;
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Reads an object key and finds it in one level of a [`Layout`].
+struct SlotKey<'t>(&'t SlotNode);
+
+impl<'de, 't> DeserializeSeed<'de> for SlotKey<'t> {
+    type Value = Option<&'t SlotKind>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de, 't> Visitor<'de> for SlotKey<'t> {
+    type Value = Option<&'t SlotKind>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_str<E>(self, k: &str) -> Result<Self::Value, E> {
+        Ok(self.0.get(k))
     }
 }
 

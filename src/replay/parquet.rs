@@ -19,8 +19,9 @@ use serde_json::{Map, Number, Value};
 
 use serde::de::DeserializeSeed;
 
+use super::extract::ContextSlots;
 use super::extract::{EVERYTHING, InPlace, PathTable};
-use super::record::{Reason, Record, RecordRef};
+use super::record::{Ctx, Reason, Record, RecordRef};
 use super::source::{contain_panics, open_parquet};
 use crate::error::{Location, ProofError};
 use crate::policy::time::{check_epoch_ms, format_rfc3339_ms, parse_rfc3339_ms};
@@ -548,6 +549,10 @@ pub fn for_each_row_ref(
         Some(contain_panics(|| Col::new(ctx.as_ref())).unwrap_or(Col::Other(ctx.as_ref())))
     };
     let mut slot = Value::Null;
+    // A JSON-string context under an engine's table is read into slots, as
+    // `RecordBuf` reads a JSONL context.
+    let layout = table.layout().filter(|_| ctx_col.is_none());
+    let mut slots = ContextSlots::default();
     for i in 0..batch.num_rows() {
         // The checks of `for_each_row_with`, in its order; only the conversion is
         // guarded, `f` runs outside.
@@ -563,6 +568,16 @@ pub fn for_each_row_ref(
             if let Some(col) = &ctx_col {
                 // A struct context, converted whole as in `for_each_row_with`.
                 col.value_into(i, &mut slot);
+            } else if let Some(layout) = layout {
+                let text = str_at(&ctx, i).unwrap_or_default();
+                let object = layout
+                    .read_str(text, &mut slots)
+                    .map_err(|_| Reason::Malformed)?;
+                if !object {
+                    return Err(Reason::MissingContext);
+                }
+                let policy_id = pid.as_ref().and_then(|p| str_at(p, i));
+                return Ok((ts_ms, request_id, policy_id));
             } else {
                 let text = str_at(&ctx, i).unwrap_or_default();
                 let mut de = serde_json::Deserializer::from_str(text);
@@ -579,11 +594,19 @@ pub fn for_each_row_ref(
         })
         .unwrap_or(Err(Reason::Malformed));
         match (checked, &slot) {
+            (Ok((ts_ms, request_id, policy_id)), _) if let Some(layout) = layout => {
+                f(Ok(RecordRef {
+                    ts_ms,
+                    request_id,
+                    policy_id,
+                    context: Ctx::Slots(&slots, layout),
+                }))
+            }
             (Ok((ts_ms, request_id, policy_id)), Value::Object(context)) => f(Ok(RecordRef {
                 ts_ms,
                 request_id,
                 policy_id,
-                context,
+                context: Ctx::Map(context),
             })),
             (Ok(_), _) => f(Err(Reason::MissingContext)),
             (Err(e), _) => f(Err(e)),
@@ -632,7 +655,10 @@ mod tests {
                     r.ts_ms,
                     r.request_id.to_string(),
                     r.policy_id.map(String::from),
-                    r.context.clone(),
+                    r.context
+                        .as_map()
+                        .expect("a table without a layout")
+                        .clone(),
                 )
             }))
         });

@@ -2,20 +2,22 @@
 //! evaluates them on both paths and folds them into mergeable [`Aggregate`]s. Memory
 //! is bounded by the channel (a few chunks) plus the per-window state.
 
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use rayon::prelude::*;
+use serde_json::{Map, Value};
+use smallvec::SmallVec;
 
 use super::aggregate::{Aggregate, Bounds, Origin, Outcome};
 use super::extract::PathTable;
 use super::parquet::for_each_row_ref;
-use super::record::{Reason, Record, RecordBuf, RecordRef};
+use super::record::{Ctx, Reason, Record, RecordBuf, RecordRef};
 use super::source::{Chunk, Input, TOO_LONG, read_all};
 use super::window::WindowLen;
 use crate::error::ProofError;
-use crate::orchestrator::{Engine, Scratch};
+use crate::orchestrator::{Engine, Evaluation, Scratch};
 use crate::policy::expr::Env;
 
 /// What the workers need to evaluate records.
@@ -71,12 +73,8 @@ pub fn absorb_ref(
         // not be written as RFC 3339: the timestamp is out of range for this --window.
         return acc.reject(origin, Reason::BadTs);
     }
-    let env = Env {
-        ctx: rec.context,
-        now_ms: rec.ts_ms,
-    };
     let t0 = Instant::now();
-    let ev = setup.engine.evaluate(&env, scratch);
+    let ev = evaluate_ref(&setup.engine, &rec, scratch);
     let latency_ns = t0.elapsed().as_nanos() as u64;
     acc.add(&Outcome {
         origin,
@@ -90,6 +88,34 @@ pub fn absorb_ref(
         latency_ns,
         states: [&ev.shadow.states, &ev.enforced.states],
     });
+}
+
+/// Evaluates both paths of an engine on a borrowed record. A context read into slots
+/// (`Ctx::Slots`) must come from a table made by `PathTable::for_engine(engine)`: its
+/// vars are resolved once per path and evaluated by index.
+pub fn evaluate_ref(engine: &Engine, rec: &RecordRef<'_>, scratch: &mut Scratch) -> Evaluation {
+    match rec.context {
+        Ctx::Map(ctx) => engine.evaluate(
+            &Env {
+                ctx,
+                now_ms: rec.ts_ms,
+                vars: None,
+            },
+            scratch,
+        ),
+        Ctx::Slots(slots, layout) => {
+            static EMPTY: LazyLock<Map<String, Value>> = LazyLock::new(Map::new);
+            let (mut s, mut e) = (SmallVec::new(), SmallVec::new());
+            layout.resolve(0, slots, &mut s);
+            layout.resolve(1, slots, &mut e);
+            let env = |vars| Env {
+                ctx: &EMPTY,
+                now_ms: rec.ts_ms,
+                vars: Some(vars),
+            };
+            engine.evaluate_pair(&env(&s), &env(&e), scratch)
+        }
+    }
 }
 
 /// Processes one chunk into `acc`.

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde::de::DeserializeSeed;
 use serde_json::{Map, Value};
 
-use super::extract::{EVERYTHING, InPlace, PathTable};
+use super::extract::{ContextSlots, EVERYTHING, InPlace, Layout, PathTable};
 
 use crate::policy::time::{check_epoch_ms, parse_rfc3339_ms};
 
@@ -396,8 +396,28 @@ pub struct RecordRef<'a> {
     pub request_id: &'a str,
     /// Policy the record was served under, if it says.
     pub policy_id: Option<&'a str>,
-    /// The context object (only the parts the path table names).
-    pub context: &'a Map<String, Value>,
+    /// The context (only the parts the path table names).
+    pub context: Ctx<'a>,
+}
+
+/// A record's context as a reader left it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Ctx<'a> {
+    /// An object (the parts the path table names, or all of it).
+    Map(&'a Map<String, Value>),
+    /// The kept values in the slots of an engine's table: read by a table made with
+    /// [`PathTable::for_engine`], for that engine only.
+    Slots(&'a ContextSlots, &'a Layout),
+}
+
+impl<'a> Ctx<'a> {
+    /// The object, when the context was read as one (a table without a slot layout).
+    pub fn as_map(&self) -> Option<&'a Map<String, Value>> {
+        match self {
+            Ctx::Map(m) => Some(m),
+            Ctx::Slots(..) => None,
+        }
+    }
 }
 
 impl Record {
@@ -407,7 +427,7 @@ impl Record {
             ts_ms: self.ts_ms,
             request_id: &self.request_id,
             policy_id: self.policy_id.as_deref(),
-            context: &self.context,
+            context: Ctx::Map(&self.context),
         }
     }
 }
@@ -435,11 +455,19 @@ pub struct RecordBuf {
     request_id: Slot,
     policy_id: Slot,
     context: Slot,
+    /// The context under a table with a slot layout (`context.value` is unused then).
+    slots: ContextSlots,
+    /// Whether that context was an object.
+    slots_object: bool,
 }
 
 impl RecordBuf {
     /// Reads one JSONL line (without its newline) under `table`.
-    pub fn read(&mut self, line: &[u8], table: &PathTable) -> Result<RecordRef<'_>, Reason> {
+    pub fn read<'a>(
+        &'a mut self,
+        line: &[u8],
+        table: &'a PathTable,
+    ) -> Result<RecordRef<'a>, Reason> {
         let text = line_text(line)?;
         for s in [
             &mut self.ts,
@@ -463,8 +491,9 @@ impl RecordBuf {
             Some(Value::String(s)) if !s.is_empty() => s,
             _ => return Err(Reason::MissingRequestId),
         };
-        let context = match self.context.get() {
-            Some(Value::Object(m)) => m,
+        let context = match (table.layout(), self.context.get()) {
+            (Some(layout), Some(_)) if self.slots_object => Ctx::Slots(&self.slots, layout),
+            (None, Some(Value::Object(m))) => Ctx::Map(m),
             _ => return Err(Reason::MissingContext),
         };
         let policy_id = match self.policy_id.get() {
@@ -523,7 +552,13 @@ impl<'de> serde::de::Visitor<'de> for FieldsInPlace<'_, '_> {
             }
             slot.present = true;
             if matches!(k, Key::Context) {
-                m.next_value_seed(InPlace::context(&mut slot.value, self.table))?;
+                match self.table.layout() {
+                    Some(layout) => {
+                        b.slots.reset(layout);
+                        b.slots_object = m.next_value_seed(b.slots.seed(layout))?;
+                    }
+                    None => m.next_value_seed(InPlace::context(&mut slot.value, self.table))?,
+                }
             } else {
                 m.next_value_seed(InPlace::whole(&mut slot.value))?;
             }
@@ -640,7 +675,7 @@ mod tests {
         // What the second line keeps: `c` named twice keeps its last value.
         let r = buf.read(lines[1], &t).unwrap();
         assert_eq!(
-            Value::Object(r.context.clone()),
+            Value::Object(r.context.as_map().unwrap().clone()),
             serde_json::json!({"a":{"b":["y"]},"c":{"m":null}})
         );
     }
