@@ -2,7 +2,7 @@
 -- written by hand in DuckDB SQL: the per-window result of windows.csv, plus per-window
 -- sums of the verdicts, drift kinds and drift causes that report.json carries.
 --
--- Reads the view `records(ts_ms, request_id, policy_id, ctx)` that a source_*.sql
+-- Reads the view `records(ts_ms, request_id, policy_id, ctx, has_ctx)` that a source_*.sql
 -- defines (ctx: a STRUCT of the context keys the policies name). compare.py replaces
 -- the @NAME@ markers: @SANCTIONS@, @UBO_WATCHLIST@, @HIGH_RISK@ (list files), @SALT@
 -- (default: the baseline policy id), @WINDOW_MS@ (default 5m = 300000).
@@ -35,8 +35,13 @@ WITH
 accepted AS (  -- SPEC §4: rejected (no ts, no request id, no context) and skipped records out
     SELECT * FROM records
     WHERE ts_ms IS NOT NULL AND request_id IS NOT NULL AND request_id <> ''
-      AND ctx IS NOT NULL
+      AND has_ctx
       AND (policy_id IS NULL OR policy_id = 'lksg.v1')
+),
+dated AS (  -- audit.dates read as timestamps (RFC 3339, or YYYY-MM-DD = 00:00Z), once
+    SELECT *, list_transform(ctx.audit.dates,
+        lambda d: floor(epoch_us(TRY_CAST(d AS TIMESTAMPTZ)) / 1000)::BIGINT) AS audit_ms
+    FROM accepted
 ),
 facts AS (  -- the values the rules read, once per record
     SELECT
@@ -54,43 +59,51 @@ facts AS (  -- the values the rules read, once per record
         ctx.audit.score AS score,
         ctx.controls AS controls,
         ctx.spend_eur AS spend,
-        -- max(audit.dates): every element read as a timestamp (YYYY-MM-DD = 00:00Z);
-        -- NULL (an error) when the list is missing or empty or an element does not parse
-        CASE WHEN len(ctx.audit.dates) > 0 THEN
-            list_max(list_transform(ctx.audit.dates,
-                lambda d: floor(epoch_us(TRY_CAST(d AS TIMESTAMPTZ)) / 1000)::BIGINT))
-        END AS audit_max_raw,
-        CASE WHEN len(ctx.audit.dates) > 0
-              AND list_count(list_transform(ctx.audit.dates,
-                    lambda d: TRY_CAST(d AS TIMESTAMPTZ))) = len(ctx.audit.dates)
-        THEN true ELSE false END AS audit_dates_ok
-    FROM accepted
+        sanctions_v, ubo_watchlist_v, high_risk_v,
+        -- max(audit.dates) in epoch ms: NULL (an error) when the list is missing or
+        -- empty or an element does not read as a timestamp
+        CASE WHEN len(audit_ms) > 0 AND list_count(audit_ms) = len(audit_ms)
+            THEN list_max(audit_ms) END AS audit_max
+    FROM dated,
+         -- each list as a column, for list_contains in lambdas (list_has_any against
+         -- the list is 4x slower: it hashes the list again for every record)
+         (SELECT v AS sanctions_v FROM sanctions),
+         (SELECT v AS ubo_watchlist_v FROM ubo_watchlist),
+         (SELECT v AS high_risk_v FROM high_risk)
 ),
 rules AS (  -- one flag per rule and path: true = bad (fail or error), never NULL
     SELECT
         window_ms, bucket,
         -- shared by both policies (same definition in v1 and v2)
-        coalesce(list_has_any(suppliers, (SELECT v FROM sanctions)), true) AS bad_no_sanctions,
+        -- non_membership / non_intersection: bad when an element is in the list, or
+        -- the value is missing (an error); an empty array passes
+        CASE WHEN suppliers IS NULL THEN true ELSE coalesce(list_bool_or(
+            list_transform(suppliers, lambda x: list_contains(sanctions_v, x))), false)
+        END AS bad_no_sanctions,
         coalesce(len(ubos) < 1, true) AS bad_ubo_known,
-        coalesce(list_has_any(countries, (SELECT v FROM high_risk)), true) AS bad_no_high_risk_country,
+        CASE WHEN countries IS NULL THEN true ELSE coalesce(list_bool_or(
+            list_transform(countries, lambda x: list_contains(high_risk_v, x))), false)
+        END AS bad_no_high_risk_country,
         coalesce(assessed IS DISTINCT FROM true, true) AS bad_risk_assessment_done,
         coalesce(grievance IS DISTINCT FROM true, true) AS bad_grievance_mechanism,
         -- audit_recency: max(audit.dates) >= now() - P1095D (v1) / - P730D (v2)
-        NOT coalesce(audit_dates_ok AND audit_max_raw >= ts_ms - 94608000000 /* P1095D, ms */, false)
+        NOT coalesce(audit_max >= ts_ms - 94608000000 /* P1095D, ms */, false)
             AS bad_v1_audit_recency,
-        NOT coalesce(audit_dates_ok AND audit_max_raw >= ts_ms - 63072000000 /* P730D */, false)
+        NOT coalesce(audit_max >= ts_ms - 63072000000 /* P730D */, false)
             AS bad_v2_audit_recency,
         -- audit_score_min: audit.score >= 50 (v1) / >= 60 (v2)
         coalesce(score < 50, true) AS bad_v1_audit_score_min,
         coalesce(score < 60, true) AS bad_v2_audit_score_min,
         -- v2 only
-        coalesce(list_has_any(ubos, (SELECT v FROM ubo_watchlist)), true) AS bad_ubo_screened,
+        CASE WHEN ubos IS NULL THEN true ELSE coalesce(list_bool_or(
+            list_transform(ubos, lambda x: list_contains(ubo_watchlist_v, x))), false)
+        END AS bad_ubo_screened,
         -- threshold: a non-empty array of booleans, (#true / len) >= 0.75
         NOT coalesce(len(controls) > 0 AND list_count(controls) = len(controls)
                      AND list_count(list_filter(controls, lambda c: c))::DOUBLE / len(controls)
                          >= 0.75::DOUBLE, false) AS bad_controls_threshold,
         -- v2 adaptivity; a predicate that errors counts as true (fail-closed)
-        NOT coalesce(audit_dates_ok AND NOT (ts_ms - audit_max_raw > 31536000000 /* P365D */), false)
+        coalesce(ts_ms - audit_max > 31536000000 /* P365D */, true)
             AS stale_audit,
         coalesce(len(suppliers) >= 5, true) AS many_suppliers,
         coalesce(spend >= 1000000::DOUBLE, true) AS high_spend

@@ -6,7 +6,7 @@ SELECT
     -- SPEC §4: integer epoch ms or an RFC 3339 string, digits below the ms truncated
     coalesce(TRY_CAST(ts AS BIGINT),
              floor(epoch_us(TRY_CAST(ts AS TIMESTAMPTZ)) / 1000)::BIGINT) AS ts_ms,
-    request_id, policy_id, context AS ctx
+    request_id, policy_id, context AS ctx, context IS NOT NULL AS has_ctx
 FROM read_ndjson(@INPUT@, columns = {
     ts: 'VARCHAR',
     request_id: 'VARCHAR',

@@ -14,5 +14,8 @@ SELECT
            "risk_assessment": {"completed": "BOOLEAN"},
            "spend_eur": "DOUBLE",
            "supplier_hashes": ["VARCHAR"],
-           "ubo_hashes": ["VARCHAR"]}') AS ctx
+           "ubo_hashes": ["VARCHAR"]}') AS ctx,
+       -- the filter reads the column, not the parsed struct (which DuckDB would
+       -- parse a second time for the filter)
+       context IS NOT NULL AS has_ctx
 FROM read_parquet(@INPUT@);
