@@ -204,6 +204,7 @@ def main():
         inputs.append(("Parquet, JSON-string context", Path(args.parquet).resolve(),
                        "source_parquet.sql"))
     table = []
+    load_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="proof-duckdb-") as tmp:
         for label, path, source_file in inputs:
             out = Path(tmp) / f"out-{len(table)}"
@@ -217,12 +218,13 @@ def main():
                     n_rows, requests = check(f"{label} ({path.name})", rows, names, out)
                     print(f"{label}: {path.name}: DuckDB equals proof on {n_rows} windows.csv "
                           f"rows ({requests} evaluated records) and the report.json totals",
-                          file=sys.stderr)
+                          file=sys.stderr, flush=True)
                 best_p = p if best_p is None else min(best_p, p)
                 best_d = d if best_d is None else min(best_d, d)
             table.append((label, best_p, best_d))
+    load_end = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"DuckDB {duckdb.__version__}, {args.threads} threads each, best of {args.runs} "
-          f"alternating runs, load average at the end {' '.join(os.getloadavg().__repr__()[1:-1].split(', '))}")
+          f"alternating runs; load average {load_start} at the start, {load_end} at the end")
     print()
     print("| input | proof | DuckDB | ratio |")
     print("|---|---|---|---|")

@@ -2,8 +2,8 @@
 -- from_json against the same explicit schema as source_jsonl.sql (the other way a
 -- DuckDB user would write it; compare.py --jsonl-reader text).
 -- Without this DuckDB pushes the filters of lksg.sql's `accepted` through the unnest
--- and parses every line once more for each field they read (6.1 s instead of 2.3 s on
--- the 1 M-record log).
+-- and parses every line once more for each field they read (5.4-6.2 s instead of
+-- 1.7-2.7 s on the 1 M-record log).
 SET disabled_optimizers = 'filter_pushdown';
 CREATE OR REPLACE TEMP VIEW records AS
 SELECT
