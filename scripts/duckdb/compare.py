@@ -19,6 +19,7 @@ import argparse
 import csv
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -84,8 +85,16 @@ def duckdb_script(source_sql, path):
     return source, main
 
 
+def cpu(who):
+    """User + system CPU seconds so far of this process or of its waited-for children."""
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
 def run_duckdb(duckdb, source, main, threads):
-    """One DuckDB run from a fresh in-memory database; returns (seconds, rows, names)."""
+    """One DuckDB run from a fresh in-memory database, in this process; returns
+    (seconds, CPU seconds, rows, column names)."""
+    c = cpu(resource.RUSAGE_SELF)
     t = time.perf_counter()
     con = duckdb.connect(config={"threads": threads})
     con.execute("SET TimeZone = 'UTC'")
@@ -94,7 +103,7 @@ def run_duckdb(duckdb, source, main, threads):
     rows = cur.fetchall()
     names = [d[0] for d in cur.description]
     con.close()
-    return time.perf_counter() - t, rows, names
+    return time.perf_counter() - t, cpu(resource.RUSAGE_SELF) - c, rows, names
 
 
 def proof_cmd(proof, path, threads, out):
@@ -107,13 +116,15 @@ def proof_cmd(proof, path, threads, out):
 
 
 def run_proof(cmd):
-    """One proof run; returns seconds (exit 1, a breached gate, is a result)."""
+    """One proof run; returns (seconds, CPU seconds); exit 1, a breached gate, is a
+    result."""
+    c = cpu(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     rc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL).returncode
     dt = time.perf_counter() - t
     if rc not in (0, 1):
         sys.exit(f"proof exited {rc}: {' '.join(cmd)}")
-    return dt
+    return dt, cpu(resource.RUSAGE_CHILDREN) - c
 
 
 def check(label, rows, names, out):
@@ -210,26 +221,27 @@ def main():
             out = Path(tmp) / f"out-{len(table)}"
             cmd = proof_cmd(proof, path, args.threads, out)
             source, sql = duckdb_script((HERE / source_file).read_text(), path)
-            best_p = best_d = None
+            best = None  # (proof s, DuckDB s, proof CPU s, DuckDB CPU s), each the minimum
             for i in range(args.runs):
-                p = run_proof(cmd)
-                d, rows, names = run_duckdb(duckdb, source, sql, args.threads)
+                p, p_cpu = run_proof(cmd)
+                d, d_cpu, rows, names = run_duckdb(duckdb, source, sql, args.threads)
                 if i == 0:
                     n_rows, requests = check(f"{label} ({path.name})", rows, names, out)
                     print(f"{label}: {path.name}: DuckDB equals proof on {n_rows} windows.csv "
                           f"rows ({requests} evaluated records) and the report.json totals",
                           file=sys.stderr, flush=True)
-                best_p = p if best_p is None else min(best_p, p)
-                best_d = d if best_d is None else min(best_d, d)
-            table.append((label, best_p, best_d))
+                now = (p, d, p_cpu, d_cpu)
+                best = now if best is None else tuple(map(min, best, now))
+            table.append((label, *best))
     load_end = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"DuckDB {duckdb.__version__}, {args.threads} threads each, best of {args.runs} "
           f"alternating runs; load average {load_start} at the start, {load_end} at the end")
     print()
-    print("| input | proof | DuckDB | ratio |")
-    print("|---|---|---|---|")
-    for label, p, d in table:
-        print(f"| {label} | {p:.2f} s | {d:.2f} s | {d / p:.1f}× |")
+    print("| input | proof | DuckDB | ratio | proof CPU | DuckDB CPU | CPU ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for label, p, d, pc, dc in table:
+        print(f"| {label} | {p:.2f} s | {d:.2f} s | {d / p:.1f}× "
+              f"| {pc:.2f} s | {dc:.2f} s | {dc / pc:.1f}× |")
 
 
 if __name__ == "__main__":
