@@ -157,8 +157,10 @@ def check(label, rows, names, out):
                 f"DuckDB {g[CSV_COLUMNS.index(col)]}"
             )
     if len(got) != len(want):
+        who, extra = ("proof", want) if len(want) > len(got) else ("DuckDB", got)
+        row = extra[min(len(got), len(want))]
         sys.exit(f"{label}: proof has {len(want)} windows.csv rows, DuckDB {len(got)}; "
-                 f"first unmatched row {(want if len(want) > len(got) else got)[len(got) if len(want) > len(got) else len(want)]}")
+                 f"the first row only {who} has: window {row[0]}, level {row[2]}")
 
     # Totals: every window row of a level repeats the per-window sums, so take level 0.
     first = [r for r in rows if r[ix["rollout_percent"]] == 0]
