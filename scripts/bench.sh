@@ -5,10 +5,12 @@
 #   N=200000 scripts/bench.sh   # smaller
 #   BIG=1 scripts/bench.sh      # also peak RSS on a >= 2 GB JSONL log (4.5 M records)
 #   RUNS=1 scripts/bench.sh     # one run per row instead of the best of three
+#   DUCKDB=1 scripts/bench.sh   # also proof vs the same job in DuckDB SQL (scripts/duckdb/):
+#                               # pip-installs duckdb into target/duckdb-venv, skips if it can't
 # The floor is one thread reading every line into a full serde_json::Value record
 # (`parse_line`); replay reads only what the policies name (replay::extract), so it
-# can beat the floor. No DuckDB comparison: the equivalent SQL of the lksg policies
-# is not in the repository (docs/performance.md).
+# can beat the floor. The DuckDB comparison (DUCKDB=1) checks that DuckDB's per-window
+# result equals windows.csv before it times anything; the project does not depend on it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-1000000}
@@ -83,4 +85,17 @@ if [ -n "${BIG:-}" ]; then
   gen "$B/t$G.jsonl" "$G"
   echo "Peak RSS on $(numfmt --to=iec "$(stat -c %s "$B/t$G.jsonl")") of JSONL ($G records):" \
     "$(rss "$B/t$G.jsonl") MB."
+fi
+if [ -n "${DUCKDB:-}" ]; then
+  V=target/duckdb-venv
+  DUCKDB_VERSION=${DUCKDB_VERSION:-2.0.1}
+  if { [ -x "$V/bin/python" ] || python3 -m venv "$V"; } &&
+     "$V/bin/pip" install -q --disable-pip-version-check --timeout 20 --retries 1 "duckdb==$DUCKDB_VERSION"; then
+    echo
+    "$V/bin/python" scripts/duckdb/compare.py --proof "$P" --input "$B/t$N.jsonl" \
+      --parquet "$B/t$N.jsonctx.parquet" --runs "$RUNS" --threads 2
+  else
+    echo
+    echo "DuckDB comparison skipped: could not pip-install duckdb==$DUCKDB_VERSION into $V"
+  fi
 fi
