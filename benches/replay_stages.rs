@@ -1,6 +1,7 @@
 //! One replay record, stage by stage (issue 15), so a regression shows where it is:
 //! `extract` (reading the JSONL line: the full `Value` parse of `parse_line`, the
-//! path-table read of `parse_line_with`, and the reused `RecordBuf` replay uses), `evaluate` (both paths), `bucket` (SHA-256
+//! path-table read of `parse_line_with`, and the reused `RecordBuf` replay uses), `evaluate` (both paths, with the
+//! context as an object and as replay's slots), `bucket` (SHA-256
 //! rollout bucket), `aggregate` (`Aggregate::add` of one outcome) and `absorb` (all of
 //! it after the parse, owned and borrowed). lksg.v1 → lksg.v2 with the fixture lists, on the record of
 //! `fixtures/contexts/context_ok.json` written as one JSONL line.
@@ -16,7 +17,7 @@ use proof::orchestrator::{Engine, PathSpec, Planner, Scratch, SelectorKind};
 use proof::policy::expr::Env;
 use proof::replay::aggregate::{Aggregate, Bounds, Origin, Outcome};
 use proof::replay::extract::PathTable;
-use proof::replay::pipeline::{Setup, absorb, absorb_ref};
+use proof::replay::pipeline::{Setup, absorb, absorb_ref, evaluate_ref};
 use proof::replay::record::{RecordBuf, parse_line, parse_line_with};
 use proof::replay::window::WindowLen;
 use serde_json::Value;
@@ -108,6 +109,10 @@ fn bench(c: &mut Criterion) {
         (shadow, enforced, engine.drift_cause(ev))
     };
 
+    // The record as replay's reader leaves it: context values in slots.
+    let mut slot_buf = RecordBuf::default();
+    let slot_rec = slot_buf.read(&line, &table).unwrap();
+
     // Allocations per record, stage by stage (printed, not asserted: a benchmark).
     let mut scratch2 = Scratch::default();
     let mut buf = RecordBuf::default();
@@ -124,6 +129,10 @@ fn bench(c: &mut Criterion) {
         (
             "evaluate both paths",
             allocs_per_call(|| drop(engine.evaluate(&env, &mut scratch2))),
+        ),
+        (
+            "evaluate both paths, vars from slots (replay)",
+            allocs_per_call(|| drop(evaluate_ref(engine, &slot_rec, &mut scratch2))),
         ),
         (
             "extract, reused RecordBuf (replay)",
@@ -159,6 +168,15 @@ fn bench(c: &mut Criterion) {
     });
     c.bench_function("evaluate: both paths", |b| {
         b.iter(|| outcome(&engine.evaluate(std::hint::black_box(&env), &mut scratch)))
+    });
+    c.bench_function("evaluate: both paths, vars from slots (replay)", |b| {
+        b.iter(|| {
+            outcome(&evaluate_ref(
+                engine,
+                std::hint::black_box(&slot_rec),
+                &mut scratch,
+            ))
+        })
     });
     c.bench_function("bucket: SHA-256 rollout bucket", |b| {
         b.iter(|| engine.bucket(std::hint::black_box(&rec.request_id)))

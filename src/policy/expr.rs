@@ -120,10 +120,90 @@ pub struct Env<'a> {
     pub ctx: &'a Map<String, Value>,
     /// The record's timestamp, epoch milliseconds (`now()`).
     pub now_ms: i64,
-    /// The values of the policy's context vars already looked up, indexed by
-    /// [`Vars`] id (`None` = not found): replay resolves them once per record from
-    /// the values it kept (`replay::extract`). `None`: look each name up in `ctx`.
-    pub vars: Option<&'a [Option<&'a Value>]>,
+    /// The policy's context vars already looked up (replay resolves them once per
+    /// record from the values it kept, `replay::extract`). `None`: look each name up
+    /// in `ctx`.
+    pub vars: Option<&'a Resolved<'a>>,
+}
+
+/// One record's context vars for one path, resolved ahead of evaluation.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolved<'a> {
+    /// Values indexed by [`Vars`] id (`None` = not found).
+    pub values: &'a [Option<&'a Value>],
+    /// Results both paths of the record may share.
+    pub memo: &'a Memo,
+}
+
+/// Per-record results of `max`/`min` over a context array, shared by every rule and
+/// predicate of both paths that reads the same array (`max(audit.dates)` is typical:
+/// each date string would otherwise be parsed once per use). A result is reused with
+/// the budget units its evaluation charged, so each use costs and decides what a
+/// fresh evaluation would.
+#[derive(Debug, Default)]
+pub struct Memo {
+    extremes: std::cell::RefCell<smallvec::SmallVec<[Extreme; 4]>>,
+}
+
+/// A `max`/`min` result: always a number or a time (`extreme_of`), so it borrows
+/// nothing and can be kept.
+#[derive(Debug, Clone, Copy)]
+struct Extreme {
+    array: *const Value,
+    len: usize,
+    want_max: bool,
+    units: usize,
+    result: Result<Kept, EvalError>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kept {
+    Num(f64),
+    Time(i64),
+    Dur(i64),
+}
+
+impl Memo {
+    fn extreme<'a>(&self, xs: &'a [Value], want_max: bool) -> EvalResult<'a> {
+        let back = |r: Result<Kept, EvalError>| {
+            r.map(|k| match k {
+                Kept::Num(n) => Val::Num(n),
+                Kept::Time(t) => Val::Time(t),
+                Kept::Dur(d) => Val::Dur(d),
+            })
+        };
+        let found = self
+            .extremes
+            .borrow()
+            .iter()
+            .find(|e| {
+                std::ptr::eq(e.array, xs.as_ptr()) && e.len == xs.len() && e.want_max == want_max
+            })
+            .copied();
+        if let Some(e) = found {
+            if e.units > 0 {
+                charge(e.units)?;
+            }
+            return back(e.result);
+        }
+        let (result, units) = extreme_counted(&Val::Arr(xs), want_max);
+        let kept = match result {
+            Ok(Val::Num(n)) => Ok(Kept::Num(n)),
+            Ok(Val::Time(t)) => Ok(Kept::Time(t)),
+            Ok(Val::Dur(d)) => Ok(Kept::Dur(d)),
+            // A refused charge depends on the path's meter, not on the array.
+            Err(EvalError::Budget) | Ok(_) => return result,
+            Err(e) => Err(e),
+        };
+        self.extremes.borrow_mut().push(Extreme {
+            array: xs.as_ptr(),
+            len: xs.len(),
+            want_max,
+            units,
+            result: kept,
+        });
+        result
+    }
 }
 
 /// The distinct context `var` names of one policy, in order of first use; a
@@ -249,7 +329,7 @@ impl Expr {
             Expr::TimeLit(s, t) => Ok(Val::TimeStr(s, *t)),
             Expr::Var(VarRef::List(l)) => Ok(Val::List(l)),
             Expr::Var(VarRef::Ctx { name, path, id }) => match env.vars {
-                Some(vars) => vars.get(*id).copied().flatten(),
+                Some(vars) => vars.values.get(*id).copied().flatten(),
                 None => lookup(env.ctx, name, path),
             }
             .map(Val::from_json)
@@ -307,8 +387,10 @@ fn call<'a>(f: Func, args: &'a [Expr], env: &Env<'a>) -> EvalResult<'a> {
         Func::Now => Ok(Val::Time(env.now_ms)),
         Func::Add => add_sub(&vals[0], &vals[1], false),
         Func::Sub => add_sub(&vals[0], &vals[1], true),
-        Func::Max => extreme(&vals[0], true),
-        Func::Min => extreme(&vals[0], false),
+        Func::Max | Func::Min => match (env.vars, vals[0]) {
+            (Some(r), Val::Arr(xs)) => r.memo.extreme(xs, f == Func::Max),
+            (_, xs) => extreme_counted(&xs, f == Func::Max).0,
+        },
         Func::Len => match vals[0].plain() {
             Val::Str(s) => Ok(Val::Num(s.chars().count() as f64)),
             v => v
@@ -368,12 +450,22 @@ fn add_sub<'a>(a: &Val<'a>, b: &Val<'a>, sub: bool) -> EvalResult<'a> {
     r.map(Temporal::into_val).ok_or(EvalError::Overflow)
 }
 
-fn extreme<'a>(xs: &Val<'a>, want_max: bool) -> EvalResult<'a> {
-    let arr = xs.as_array().ok_or(EvalError::Type)?;
+/// `max`/`min`, with the budget units it charged (0 when it failed before charging).
+fn extreme_counted<'a>(xs: &Val<'a>, want_max: bool) -> (EvalResult<'a>, usize) {
+    let Some(arr) = xs.as_array() else {
+        return (Err(EvalError::Type), 0);
+    };
     if arr.is_empty() {
-        return Err(EvalError::Empty);
+        return (Err(EvalError::Empty), 0);
     }
-    charge(arr.units())?;
+    let units = arr.units();
+    if let Err(e) = charge(units) {
+        return (Err(e), units);
+    }
+    (extreme_of(&arr, want_max), units)
+}
+
+fn extreme_of<'a>(arr: &super::value::ArrView<'a>, want_max: bool) -> EvalResult<'a> {
     let mut best = arr.get(0);
     if !matches!(best, Val::Num(_)) {
         best = best.as_temporal()?.into_val();
@@ -594,6 +686,54 @@ mod tests {
                 .same_as(&c(f("min", json!([{"var": "x"}])), &lists))
         );
         assert!(!c(json!({"var": "x"}), &lists).same_as(&c(json!("x"), &lists)));
+    }
+
+    #[test]
+    fn memo_reuses_max_with_its_budget_units() {
+        use super::super::budget::metered;
+        let lists = Lists::default();
+        let mut vars = Vars::default();
+        let e = Expr::compile_in(&f("max", json!([{"var": "d"}])), &lists, "t", &mut vars).unwrap();
+        let ctx = json!({"d": ["2025-06-01", "2026-03-01", "2024-01-01"]});
+        let d = &ctx["d"];
+        let memo = Memo::default();
+        let values = [Some(d)];
+        let r = Resolved {
+            values: &values,
+            memo: &memo,
+        };
+        let empty = Map::new();
+        let env = Env {
+            ctx: &empty,
+            now_ms: 0,
+            vars: Some(&r),
+        };
+        let time = |v: EvalResult<'_>| match v {
+            Ok(Val::Time(t)) => Ok(t),
+            other => Err(format!("{other:?}")),
+        };
+        // Computed once, then reused: the same value, the same 3 units each time.
+        let (both, used) = metered(100, || (time(e.eval(&env)), time(e.eval(&env))));
+        assert_eq!(both, (Ok(1_772_323_200_000), Ok(1_772_323_200_000)));
+        assert_eq!(used, 6);
+        assert_eq!(memo.extremes.borrow().len(), 1);
+        // A reuse that does not fit the budget fails as a fresh evaluation would.
+        let (r2, _) = metered(4, || (time(e.eval(&env)), time(e.eval(&env))));
+        assert_eq!(r2, (Ok(1_772_323_200_000), Err("Err(Budget)".into())));
+        // An error of the array itself is kept too, and charges what it charged.
+        let bad = json!(["2025-06-01", "not a date"]);
+        let values = [Some(&bad)];
+        let r = Resolved {
+            values: &values,
+            memo: &memo,
+        };
+        let env = Env {
+            vars: Some(&r),
+            ..env
+        };
+        let (errs, used) = metered(100, || (time(e.eval(&env)), time(e.eval(&env))));
+        assert_eq!(errs, (Err("Err(Type)".into()), Err("Err(Type)".into())));
+        assert_eq!(used, 4);
     }
 
     #[test]

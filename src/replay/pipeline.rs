@@ -18,7 +18,7 @@ use super::source::{Chunk, Input, TOO_LONG, read_all};
 use super::window::WindowLen;
 use crate::error::ProofError;
 use crate::orchestrator::{Engine, Evaluation, Scratch};
-use crate::policy::expr::Env;
+use crate::policy::expr::{Env, Memo, Resolved};
 
 /// What the workers need to evaluate records.
 #[derive(Debug, Clone)]
@@ -108,6 +108,17 @@ pub fn evaluate_ref(engine: &Engine, rec: &RecordRef<'_>, scratch: &mut Scratch)
             let (mut s, mut e) = (SmallVec::new(), SmallVec::new());
             layout.resolve(0, slots, &mut s);
             layout.resolve(1, slots, &mut e);
+            let memo = Memo::default();
+            let (s, e) = (
+                Resolved {
+                    values: &s,
+                    memo: &memo,
+                },
+                Resolved {
+                    values: &e,
+                    memo: &memo,
+                },
+            );
             let env = |vars| Env {
                 ctx: &EMPTY,
                 now_ms: rec.ts_ms,
