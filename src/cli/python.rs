@@ -25,7 +25,7 @@ use pyo3::types::PyBytes;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::replay::ReplayArgs;
-use crate::error::{Location, ProofError};
+use crate::error::ProofError;
 use crate::orchestrator::{Scratch, SelectorKind};
 use crate::policy::ListSpec;
 use crate::replay::aggregate::{Aggregate, Origin};
@@ -294,42 +294,8 @@ struct Resolved {
 
 /// Resolves the record columns of `schema` with the CLI's Parquet schema check, so
 /// a missing or mistyped column fails with the CLI's message, naming `source`.
-///
-/// `ParquetColumns` is built only from a Parquet file, so the schema is written as an
-/// empty Parquet file first (a few hundred bytes, once per distinct schema).
 fn resolve_schema(schema: &SchemaRef, source: &str) -> Result<Resolved, ProofError> {
-    let dir = tempfile::tempdir().map_err(|e| ProofError::io(Path::new(source), e))?;
-    let path = dir.path().join("schema.parquet");
-    let file = std::fs::File::create(&path).map_err(|e| ProofError::io(&path, e))?;
-    let enc = |e: &dyn std::fmt::Display| ProofError::Schema {
-        path: Location::file(Path::new(source)),
-        msg: format!("batch schema cannot be read: {e}"),
-    };
-    let w =
-        parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None).map_err(|e| enc(&e))?;
-    w.close().map_err(|e| enc(&e))?;
-    let columns = match ParquetColumns::open(&path) {
-        Ok((c, _)) => c,
-        Err(ProofError::Schema { msg, .. }) => {
-            return Err(ProofError::Schema {
-                path: Location::file(Path::new(source)),
-                msg,
-            });
-        }
-        Err(e) => return Err(e),
-    };
-    let find = |n: &str| schema.fields().iter().position(|f| f.name() == n);
-    // The same roots, in the same order, as the CLI's projection of the file.
-    let mut roots: Vec<usize> = [
-        find("ts"),
-        find("request_id"),
-        find("context"),
-        find("policy_id"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    roots.sort_unstable();
+    let (columns, roots) = ParquetColumns::from_schema(schema, Path::new(source))?;
     Ok(Resolved {
         schema: schema.clone(),
         columns,

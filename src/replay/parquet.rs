@@ -77,7 +77,18 @@ impl ParquetColumns {
         path: &Path,
     ) -> Result<(ParquetColumns, ParquetRecordBatchReaderBuilder<File>), ProofError> {
         let builder = open_parquet(path)?;
-        let schema = builder.schema().clone();
+        let (cols, roots) = ParquetColumns::from_schema(builder.schema(), path)?;
+        let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
+        Ok((cols, builder.with_projection(mask)))
+    }
+
+    /// Checks an Arrow schema (a Parquet file's, or a batch's from Python or Spark) for
+    /// the record columns; errors name `path`. Returns the columns' positions among
+    /// the projected ones, and the projected root columns in schema order.
+    pub fn from_schema(
+        schema: &arrow::datatypes::Schema,
+        path: &Path,
+    ) -> Result<(ParquetColumns, Vec<usize>), ProofError> {
         let err = |msg: String| ProofError::Schema {
             path: Location::file(path),
             msg,
@@ -165,8 +176,7 @@ impl ParquetColumns {
             policy_id: pid.map(pos),
             context: pos(ctx),
         };
-        let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
-        Ok((cols, builder.with_projection(mask)))
+        Ok((cols, roots))
     }
 }
 
