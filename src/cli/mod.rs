@@ -84,11 +84,12 @@ pub use crate::policy::locate::{DEFAULT_POLICY_DIRS, resolve_policy};
 /// Where the policy comes from: an id looked up in a directory, or a file.
 #[derive(Debug, Clone, Args, Default)]
 pub struct PolicyArgs {
-    /// Policy id such as lksg.v1 (no '/', not starting with '.'), looked up as
-    /// <policy-dir>/<ID>.ir.json (one of --policy or --ir is required).
+    /// Baseline policy id such as lksg.v1 (no '/', not starting with '.'), looked up
+    /// as <policy-dir>/<ID>.ir.json: the shadow path, and the enforced path too unless
+    /// a candidate is given (one of --policy or --ir is required).
     #[arg(long, value_name = "ID", conflicts_with = "ir")]
     pub policy: Option<String>,
-    /// Policy IR file (instead of --policy; one of the two is required).
+    /// Baseline policy IR file (instead of --policy; one of the two is required).
     #[arg(long, value_name = "FILE")]
     pub ir: Option<PathBuf>,
     /// Directory of <ID>.ir.json files [default: policies/, then fixtures/policies/].
