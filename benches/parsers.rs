@@ -7,8 +7,11 @@
 //!   which skips number conversion and the depth count, so it is not a valid reader);
 //! - read as replay does: `RecordBuf::read` under the engine's path table, values
 //!   kept in slots, everything else checked as a full parse checks it;
-//! - parse with `sonic-rs` into its DOM, and with `simd-json` into its tape (both
-//!   SIMD parsers; a tape is the cheapest thing simd-json builds).
+//! - parse with `sonic-rs` into its DOM and through serde into a `serde_json::Value`,
+//!   and with `simd-json` into its tape (both SIMD parsers; a tape is the cheapest
+//!   thing simd-json builds).
+//!
+//! Before the timings it prints where sonic-rs reads a text differently.
 //!
 //! docs/performance.md ("Parsers") reads the numbers and says why replay keeps
 //! serde_json. `sonic-rs` and `simd-json` are dev-dependencies of this bench only.
@@ -30,7 +33,33 @@ fn lines() -> Vec<String> {
     Generator::new(cfg).map(|r| to_jsonl(&r)).collect()
 }
 
+/// Where sonic-rs reads a text differently from serde_json (printed, not asserted).
+fn differences() {
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    for text in [
+        r#"{"x":-0}"#,
+        r#"{"x":1e400}"#,
+        r#"{"x":"\ud800"}"#,
+        deep.as_str(),
+    ] {
+        let short = |v: serde_json::Value| v.to_string().chars().take(24).collect::<String>();
+        let a = serde_json::from_str::<serde_json::Value>(text)
+            .map(short)
+            .map_err(|_| "error");
+        let b = sonic_rs::from_str::<serde_json::Value>(text)
+            .map(short)
+            .map_err(|_| "error");
+        let shown = if text.len() > 20 {
+            "200 nested arrays"
+        } else {
+            text
+        };
+        eprintln!("{shown}: serde_json {a:?}, sonic-rs {b:?}");
+    }
+}
+
 fn bench(c: &mut Criterion) {
+    differences();
     let lines = lines();
     let (v1, v2) = common::lksg_policies();
     let engine = Engine::new(
@@ -74,6 +103,14 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             for l in &lines {
                 let v: sonic_rs::Value = sonic_rs::from_str(l).unwrap();
+                std::hint::black_box(v);
+            }
+        })
+    });
+    g.bench_function("sonic-rs: serde into serde_json::Value", |b| {
+        b.iter(|| {
+            for l in &lines {
+                let v: serde_json::Value = sonic_rs::from_str(l).unwrap();
                 std::hint::black_box(v);
             }
         })
