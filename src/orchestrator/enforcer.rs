@@ -420,6 +420,46 @@ impl Engine {
 mod tests {
     use super::*;
 
+    fn lksg(candidate: Option<&str>) -> Engine {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let at = |p: &str| root.join(p);
+        super::super::facade::EngineFiles {
+            baseline: at("fixtures/policies/lksg.v1.ir.json"),
+            candidate: candidate.map(at),
+            selector: super::super::SelectorKind::Basic,
+            weights: None,
+            shadow_selector: super::super::SelectorKind::Basic,
+            shadow_weights: None,
+            salt: None,
+            lists: [
+                "sanctions=fixtures/lists/sanctions.csv",
+                "high_risk=fixtures/lists/high_risk_countries.txt",
+            ]
+            .iter()
+            .map(|s| {
+                let mut l: crate::policy::ListSpec = s.parse().unwrap();
+                l.path = at(l.path.to_str().unwrap());
+                l
+            })
+            .collect(),
+        }
+        .load()
+        .unwrap()
+    }
+
+    #[test]
+    fn rules_both_paths_have_are_found_once() {
+        // lksg.v2 keeps five of lksg.v1's seven rules as they are (the two set rules
+        // over bound lists among them); audit_recency and audit_score_min changed
+        // their constants, and ubo_screened / controls_threshold are new.
+        assert_eq!(
+            lksg(Some("fixtures/policies/lksg.v2.ir.json")).shared_rules(),
+            5
+        );
+        // Without a candidate both paths are one policy: every rule is shared.
+        assert_eq!(lksg(None).shared_rules(), 7);
+    }
+
     #[test]
     fn known_answer_buckets_from_the_conformance_page() {
         assert_eq!(bucket("demo.v1", "req-0000"), 7626);
