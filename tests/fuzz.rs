@@ -1428,6 +1428,13 @@ fn splices() -> Vec<String> {
         r#""countries":{"CN":1},"#,
         r#""context":{},"#,
         r#""audit":{"score":40,"dates":["2025-06-01"],"x":1e400},"#,
+        // A later value of an object key that lacks, or is not, what the earlier held.
+        r#""audit":{"dates":["2026-01-01"],"score":90},"audit":{"score":1},"#,
+        r#""audit":{"dates":["2026-01-01"]},"audit":5,"#,
+        r#""audit":{"dates":[]},"#,
+        r#""audit.dates":["2027-01-01"],"#,
+        r#""a\u0075dit.score":3,"#,
+        r#""audit":{"d\u0061tes":["2024-01-01","2026-06-01"]},"#,
     ]
     .iter()
     .map(|s| s.to_string())
