@@ -1428,6 +1428,13 @@ fn splices() -> Vec<String> {
         r#""countries":{"CN":1},"#,
         r#""context":{},"#,
         r#""audit":{"score":40,"dates":["2025-06-01"],"x":1e400},"#,
+        // A later value of an object key that lacks, or is not, what the earlier held.
+        r#""audit":{"dates":["2026-01-01"],"score":90},"audit":{"score":1},"#,
+        r#""audit":{"dates":["2026-01-01"]},"audit":5,"#,
+        r#""audit":{"dates":[]},"#,
+        r#""audit.dates":["2027-01-01"],"#,
+        r#""a\u0075dit.score":3,"#,
+        r#""audit":{"d\u0061tes":["2024-01-01","2026-06-01"]},"#,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -1641,4 +1648,375 @@ fn path_table_reader_agrees_with_full_parse() {
     let (accepted, rejected) = (accepted.into_inner(), rejected.into_inner());
     eprintln!("{accepted} records accepted, {rejected} rejected");
     assert!(accepted > 0 && rejected > 0);
+}
+
+// ---------------------------------------------------------------------------------
+// 8. Shared rules, context slots and the max/min memo against two separate runs
+// ---------------------------------------------------------------------------------
+
+/// Context keys a lookup may reach in awkward ways: dotted names with empty segments,
+/// a whole key that is also a prefix of a longer var, a bound list's name, and an
+/// escaped spelling of `a`.
+const REVIEW_KEYS: [&str; 15] = [
+    "a",
+    "b",
+    "c",
+    "a.b",
+    "a.b.c",
+    "a..b",
+    "",
+    ".a",
+    "a.",
+    "x",
+    "d",
+    "L",
+    "\\u0061",
+    "b.c",
+    "a\\u002eb",
+];
+
+/// JSON text of a value, with objects that may name a key twice.
+fn review_value(depth: u32) -> BoxedStrategy<String> {
+    let leaf = prop::sample::select(vec![
+        "1",
+        "2",
+        "-0",
+        "50",
+        "70",
+        "1.5",
+        "0",
+        "null",
+        "true",
+        "false",
+        "\"x\"",
+        "\"y\"",
+        "\"2026-01-01\"",
+        "\"2025-06-01T12:00:00Z\"",
+        "\"P1D\"",
+        "[]",
+        "[1,2,3]",
+        "[3,-0,0]",
+        "[\"2026-01-01\",\"2024-02-29\"]",
+        "[\"2026-01-01\",\"nope\"]",
+        "[true,false,true]",
+        "[\"x\",1]",
+        "[[1],[2]]",
+        "[\"P1D\",\"PT1H\"]",
+    ])
+    .prop_map(String::from);
+    if depth == 0 {
+        return leaf.boxed();
+    }
+    prop_oneof![
+        3 => leaf,
+        2 => review_object(depth - 1),
+        1 => prop::collection::vec(review_value(depth - 1), 0..3)
+            .prop_map(|v| format!("[{}]", v.join(","))),
+    ]
+    .boxed()
+}
+
+fn review_object(depth: u32) -> BoxedStrategy<String> {
+    prop::collection::vec(
+        (
+            prop::sample::select(REVIEW_KEYS.to_vec()),
+            review_value(depth),
+        ),
+        0..6,
+    )
+    .prop_map(|kv| {
+        let body: Vec<String> = kv.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+        format!("{{{}}}", body.join(","))
+    })
+    .boxed()
+}
+
+/// Rule bodies (op, lhs, rhs) over the awkward names, `max`/`min` of context arrays
+/// and of literal arrays, and a bound list `L`.
+fn review_rule_bodies() -> Vec<Value> {
+    let v = |n: &str| json!({"var": n});
+    let f = |name: &str, args: Value| json!({"func": name, "args": args});
+    vec![
+        json!(["eq", v("a"), 1]),
+        json!(["ge", v("a.b"), 50]),
+        json!(["membership", v("a.b.c"), ["x", 1]]),
+        json!(["non_membership", v("x"), v("L")]),
+        json!(["ge", f("max", json!([v("d")])), "2025-01-01"]),
+        json!(["lt", f("min", json!([v("d")])), 2]),
+        json!(["ge", f("max", json!([v("a..b")])), 1]),
+        json!(["range_min", f("len", json!([v(".a")])), 1]),
+        json!(["eq", v("a."), v("x")]),
+        json!(["non_intersection", v("x"), v("d")]),
+        json!(["threshold", v("a.b"), 0.5]),
+        json!(["eq", v(""), v("b.c")]),
+        json!([
+            "le",
+            f("max", json!([[1, 5, 3]])),
+            f("min", json!([v("d")]))
+        ]),
+        json!([
+            "gt",
+            f(
+                "sub",
+                json!([f("now", json!([])), f("max", json!([v("d")]))])
+            ),
+            "P30D"
+        ]),
+        json!([
+            "eq",
+            f("max", json!([v("b.c")])),
+            f("min", json!([v("b.c")]))
+        ]),
+        json!(["membership", v("d"), v("a.b.c")]),
+    ]
+}
+
+/// A policy of some of the bodies (by index), its rules named with `prefix`, with
+/// predicates over the same names activating some of them.
+fn review_policy(id: &str, prefix: &str, picks: &[(usize, bool)], lists: &Lists) -> Policy {
+    let bodies = review_rule_bodies();
+    let v = |n: &str| json!({"var": n});
+    let f = |name: &str, args: Value| json!({"func": name, "args": args});
+    let mut rules = Vec::new();
+    let mut gated = Vec::new();
+    for (k, (body, gate)) in picks.iter().enumerate() {
+        let b = &bodies[*body % bodies.len()];
+        let rid = format!("{prefix}{k}_{body}");
+        rules.push(json!({"id": rid, "op": b[0], "lhs": b[1], "rhs": b[2]}));
+        if *gate {
+            gated.push(rid);
+        }
+    }
+    let mut doc = json!({"ir_version": "1.0", "policy_id": id, "rules": rules});
+    if !gated.is_empty() {
+        let half = gated.len() / 2;
+        doc["adaptivity"] = json!({
+            "predicates": [
+                {"id": "recent", "expr": f("gt", json!([f("max", json!([v("d")])), "2025-06-01"]))},
+                {"id": "deep", "expr": f("in", json!([v("a.b.c"), v("d")]))},
+            ],
+            "activations": [
+                {"when": "recent", "rules": gated[..half]},
+                {"when": "deep", "rules": gated[half..]},
+            ]
+        });
+    }
+    Policy::from_value(&doc, Path::new(id), lists).unwrap()
+}
+
+/// Random baseline and candidate policies under weighted selectors with budgets and
+/// random record contexts: replay's evaluation (the line read into slots by a reused
+/// `RecordBuf` or a Parquet context string, vars by index, shared rules, the max/min
+/// memo) gives exactly the path results and drift cause of running each path on its
+/// own over a full `serde_json::Value` parse, also when a small evaluation budget
+/// (an enclosing meter) runs out part-way.
+#[test]
+fn shared_rules_slots_and_memo_agree_with_separate_runs() {
+    use proof::policy::budget::metered;
+    use proof::replay::extract::{ContextSlots, PathTable};
+    let mut lists = Lists::default();
+    lists.insert("L", vec!["x".into(), "y".into()]);
+    let buf = std::cell::RefCell::new(record::RecordBuf::default());
+    let picks = || prop::collection::vec((0usize..16, any::<bool>()), 0..7);
+    let weights = prop::collection::vec(0u64..12, 8);
+    fuzz(
+        (
+            (picks(), picks(), weights.clone(), weights),
+            (prop::option::of(0u64..40), prop::option::of(0u64..40)),
+            review_object(3),
+            prop_oneof![Just(u64::MAX), 0u64..30],
+            any::<bool>(),
+        ),
+        |((sp, ep, sw, ew), (sb, eb), ctx, cap, valid_before)| {
+            let base = Arc::new(review_policy("b.v1", "r", &sp, &lists));
+            // The candidate shares some bodies, under other ids, and repeats some.
+            let cand = Arc::new(review_policy("c.v1", "s", &ep, &lists));
+            let w = |p: &Policy, ws: &[u64], budget| Weights {
+                weights: p
+                    .rules
+                    .iter()
+                    .zip(ws.iter().cycle())
+                    .map(|(r, c)| (r.id.clone(), *c))
+                    .collect(),
+                budget,
+            };
+            let (bw, cw) = (w(&base, &sw, sb), w(&cand, &ew, eb));
+            let engine = Engine::new(
+                PathSpec {
+                    planner: Planner::new(&base, SelectorKind::Weighted, Some(&bw)),
+                    policy: base.clone(),
+                },
+                PathSpec {
+                    planner: Planner::new(&cand, SelectorKind::Weighted, Some(&cw)),
+                    policy: cand.clone(),
+                },
+                "b.v1".into(),
+            );
+            let table = PathTable::for_engine(&engine);
+            let line = format!(r#"{{"ts":1767225600000,"request_id":"r","context":{ctx}}}"#);
+            // The reference: each path on its own over the full parse.
+            let full = parse_line(line.as_bytes()).unwrap();
+            let env = Env {
+                ctx: &full.context,
+                now_ms: full.ts_ms,
+                vars: None,
+            };
+            let (want, _) = metered(cap, || {
+                let mut active = Vec::new();
+                let shadow = engine.shadow.planner.run(&base, &env, &mut active);
+                let enforced = engine.enforced.planner.run(&cand, &env, &mut active);
+                proof::orchestrator::Evaluation { shadow, enforced }
+            });
+            let want = format!("{want:?} {:?}", engine.drift(&want));
+            // `adapt` and `serve`: the object, shared rules, no slots and no memo.
+            let (got, _) = metered(cap, || engine.evaluate(&env, &mut Scratch::default()));
+            let got = format!("{got:?} {:?}", engine.drift(&got));
+            prop_assert_eq!(&want, &got, "object {}", line);
+            // Replay's reader, reused after a record that was read (or rejected) just
+            // before, so slots of another record are still in place.
+            let mut buf = buf.borrow_mut();
+            let before = if valid_before {
+                r#"{"ts":1,"request_id":"q","context":{"a":{"b":{"c":"x"}},"d":[1],"a.":7,"x":"x","":3,".a":[1]}}"#
+            } else {
+                r#"{"ts":1,"request_id":"q","context":{"a":{"b":{"c":"x"}},"d":[1],"a.":7,"x":1e400}}"#
+            };
+            let _ = buf.read(before.as_bytes(), &table);
+            let rec = buf.read(line.as_bytes(), &table).unwrap();
+            let (got, _) = metered(cap, || {
+                let mut scratch = Scratch::default();
+                pipeline::evaluate_ref(&engine, &rec, &mut scratch)
+            });
+            let got = format!("{got:?} {:?}", engine.drift(&got));
+            prop_assert_eq!(&want, &got, "JSONL {}", line);
+            // The same context as a Parquet JSON string, into reused slots.
+            let layout = table.layout().unwrap();
+            let mut slots = ContextSlots::default();
+            let _ = layout.read_str(
+                &before[before.find("\"context\":").unwrap() + 10..before.len() - 1],
+                &mut slots,
+            );
+            prop_assert!(layout.read_str(&ctx, &mut slots).unwrap());
+            let rec = record::RecordRef {
+                ts_ms: full.ts_ms,
+                request_id: "r",
+                policy_id: None,
+                context: record::Ctx::Slots(&slots, layout),
+            };
+            let (got, _) = metered(cap, || {
+                let mut scratch = Scratch::default();
+                pipeline::evaluate_ref(&engine, &rec, &mut scratch)
+            });
+            let got = format!("{got:?} {:?}", engine.drift(&got));
+            prop_assert_eq!(&want, &got, "Parquet {}", ctx);
+            Ok(())
+        },
+    );
+}
+
+/// The real per-path budget (`EVAL_BUDGET_UNITS`, no enclosing meter): a record whose
+/// big array runs the shadow path out of budget on its fourth rule, while the
+/// candidate has that rule (under another id, in another order) plus three of the
+/// others, or fewer. Replay's shared, slotted evaluation gives the results of two
+/// separate runs, with the exact budget errors.
+#[test]
+fn shared_rules_under_the_real_budget_equal_separate_runs() {
+    use proof::orchestrator::RuleState;
+    use proof::policy::RuleOutcome;
+    use proof::policy::value::EvalError;
+    use proof::replay::extract::PathTable;
+    // 1 100 000 elements: each rule below reads them all (n + 1 or n + 2 units), so
+    // three fit in 2^22 units and a fourth does not.
+    let n = 1_100_000;
+    let big = format!("[{}0]", "0,".repeat(n - 1));
+    let line = format!(r#"{{"ts":0,"request_id":"r","context":{{"big":{big},"k":1}}}}"#);
+    let bodies = [
+        json!({"op": "membership", "lhs": {"var": "big"}, "rhs": [0]}),
+        json!({"op": "membership", "lhs": {"var": "big"}, "rhs": [0, 1]}),
+        json!({"op": "non_membership", "lhs": {"var": "big"}, "rhs": [5]}),
+        json!({"op": "non_membership", "lhs": {"var": "big"}, "rhs": [6]}),
+        json!({"op": "eq", "lhs": {"var": "k"}, "rhs": 1}),
+    ];
+    let policy = |id: &str, rules: &[(&str, usize)]| {
+        let rules: Vec<Value> = rules
+            .iter()
+            .map(|(rid, b)| {
+                let mut r = bodies[*b].clone();
+                r["id"] = json!(rid);
+                r
+            })
+            .collect();
+        Arc::new(
+            Policy::from_value(
+                &json!({"ir_version": "1.0", "policy_id": id, "rules": rules}),
+                Path::new(id),
+                &Lists::default(),
+            )
+            .unwrap(),
+        )
+    };
+    // Basic order is by id: a, b, c, d, e.
+    let base = policy("b.v1", &[("a", 0), ("b", 1), ("c", 2), ("d", 3), ("e", 4)]);
+    let candidates = [
+        // Only the rule the shadow path could not afford, and a cheap one.
+        policy("c.v1", &[("z", 3), ("y", 4)]),
+        // The same four, the unaffordable one first.
+        policy("c.v1", &[("p", 3), ("q", 0), ("r", 1), ("s", 2)]),
+        // The same rules, ids and order: all but the fourth reused.
+        base.clone(),
+    ];
+    let full = parse_line(line.as_bytes()).unwrap();
+    let env = Env {
+        ctx: &full.context,
+        now_ms: 0,
+        vars: None,
+    };
+    let budget = RuleState::Ran(RuleOutcome::Error(EvalError::Budget));
+    for (k, cand) in candidates.into_iter().enumerate() {
+        let engine = Engine::new(
+            PathSpec {
+                planner: Planner::new(&base, SelectorKind::Basic, None),
+                policy: base.clone(),
+            },
+            PathSpec {
+                planner: Planner::new(&cand, SelectorKind::Basic, None),
+                policy: cand.clone(),
+            },
+            "b.v1".into(),
+        );
+        assert!(engine.shared_rules() > 0);
+        let mut active = Vec::new();
+        let want = proof::orchestrator::Evaluation {
+            shadow: engine.shadow.planner.run(&base, &env, &mut active),
+            enforced: engine.enforced.planner.run(&cand, &env, &mut active),
+        };
+        // The hand-checked answer: the shadow path's fourth rule (d) errors, and so does
+        // the candidate's fourth read of the array, whichever rule it is (and every
+        // rule after it).
+        assert_eq!(want.shadow.states[3], budget);
+        // Fail-closed: once a charge was refused, even the cheap `eq` (0 units) errors.
+        assert_eq!(want.shadow.states[4], budget);
+        let enforced_errors = want
+            .enforced
+            .states
+            .iter()
+            .filter(|s| **s == budget)
+            .count();
+        assert_eq!(enforced_errors, [0, 1, 2][k], "candidate {k}");
+        let want = format!("{want:?} {:?}", engine.drift(&want));
+        let got = engine.evaluate(&env, &mut Scratch::default());
+        assert_eq!(
+            want,
+            format!("{got:?} {:?}", engine.drift(&got)),
+            "candidate {k}"
+        );
+        let table = PathTable::for_engine(&engine);
+        let mut buf = record::RecordBuf::default();
+        let rec = buf.read(line.as_bytes(), &table).unwrap();
+        let got = pipeline::evaluate_ref(&engine, &rec, &mut Scratch::default());
+        assert_eq!(
+            want,
+            format!("{got:?} {:?}", engine.drift(&got)),
+            "candidate {k}"
+        );
+    }
 }

@@ -728,4 +728,85 @@ mod tests {
         );
         assert_eq!(owned, reused);
     }
+
+    #[test]
+    fn slot_rows_after_rejected_rows_find_what_the_owned_rows_hold() {
+        use crate::policy::expr::lookup_var;
+        let vars: [Vec<String>; 2] = [
+            vec!["a.b".into(), "k".into(), "a..b".into()],
+            vec!["a".into(), "a.b".into(), "".into()],
+        ];
+        let t = PathTable::for_vars([&vars[0], &vars[1]]);
+        let layout = t.layout().unwrap();
+        // Each rejected row follows a row that filled slots; the rows after it must not
+        // find any of them.
+        let lines = r#"{"ts":1,"request_id":"r1","context":"{\"a\":{\"b\":[1],\"\":{\"b\":2}},\"k\":\"v\",\"\":0}"}
+{"ts":2,"request_id":"r2","context":"{\"a\":{\"b\":5},\"k\":1e400}"}
+{"ts":3,"request_id":"r3","context":"{}"}
+{"ts":4,"request_id":"r4","context":"{\"a\":{\"b\":{\"c\":1}},\"a\":3,\"k\":[2]}"}
+{"ts":5,"request_id":"","context":"{\"k\":9}"}
+{"ts":6,"request_id":"r6","context":"{\"a.b\":4}"}
+{"ts":7,"request_id":"r7","context":"[]"}
+{"ts":8,"request_id":"r8","context":"{\"x\":1}"}
+"#;
+        let b = batch(lines, DataType::Utf8);
+        let cols = ParquetColumns {
+            ts: 0,
+            request_id: 1,
+            policy_id: Some(2),
+            context: 3,
+        };
+        let mut owned = Vec::new();
+        for_each_row_with(&b, &cols, &t, |r| owned.push(r));
+        let mut seen = Vec::new();
+        for_each_row_ref(&b, &cols, &t, |r| {
+            seen.push(r.map(|r| {
+                let Ctx::Slots(slots, l) = r.context else {
+                    panic!("a layout table reads JSON contexts into slots");
+                };
+                let mut out: [Vec<Option<Value>>; 2] = Default::default();
+                for (path, o) in out.iter_mut().enumerate() {
+                    let mut got = smallvec::SmallVec::new();
+                    l.resolve(path, slots, &mut got);
+                    *o = got.iter().map(|v| v.cloned()).collect();
+                }
+                (r.ts_ms, out)
+            }))
+        });
+        // Whole keys "a", "a.b", "a..b", "k" and "": `a` is kept whole, so the walks of
+        // "a.b" and "a..b" read inside its slot.
+        assert_eq!(layout.slots(), 5);
+        let want: Vec<_> = owned
+            .iter()
+            .map(|r| {
+                r.as_ref().map(|r| {
+                    let find = |vs: &[String]| {
+                        vs.iter()
+                            .map(|v| lookup_var(&r.context, v).cloned())
+                            .collect::<Vec<_>>()
+                    };
+                    (r.ts_ms, [find(&vars[0]), find(&vars[1])])
+                })
+            })
+            .map(|r| r.map_err(|e| *e))
+            .collect();
+        assert_eq!(want, seen);
+        assert_eq!(seen[1], Err(Reason::Malformed));
+        assert_eq!(seen[4], Err(Reason::MissingRequestId));
+        assert_eq!(seen[6], Err(Reason::MissingContext));
+        let none = || [vec![None; 3], vec![None; 3]];
+        assert_eq!(seen[2], Ok((3, none())));
+        assert_eq!(seen[7], Ok((8, none())));
+        // `a` named twice: its later value (not an object) hides the earlier `a.b`.
+        assert_eq!(
+            seen[3],
+            Ok((
+                4,
+                [
+                    vec![None, Some(serde_json::json!([2])), None],
+                    vec![Some(serde_json::json!(3)), None, None]
+                ]
+            ))
+        );
+    }
 }
