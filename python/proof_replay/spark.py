@@ -12,12 +12,10 @@ column); the driver merges them and writes the reports, and the process exits as
 ``proof replay`` would (0, 1, 2 or 3).
 
 Origins: a Parquet row is named by its file and 1-based row (Spark's
-``_metadata.row_index``), as the CLI names it. A JSONL line is named by its file
-and 1-based line when Spark reads the file from its start (files no larger than
-``spark.sql.files.maxPartitionBytes``, and compressed files, which Spark never
-splits); a line of a later split of a large file is named ``FILE@OFFSET`` with its
-line counted from that split's first line, because Spark does not tell how many
-lines come before a split.
+``_metadata.row_index``), a JSONL line by its file and 1-based line, as the CLI
+names them. Spark does not tell how many lines come before a split of a large JSONL
+file, so a first, counting pass over the text (no parsing) gives each split's first
+line. Parts of one file merge into one input, as in one run over the file.
 
 From a notebook: ``proof_replay.spark.replay(spark, paths, **settings)`` returns
 the report dict (and writes the reports when ``out=`` is given).
@@ -82,11 +80,14 @@ def _fold_parquet(spec: Any) -> Any:
     return fold
 
 
-def _fold_text(spec: Any) -> Any:
+def _fold_text(spec: Any, first_lines: Any) -> Any:
     def fold(batches: Iterator[Any]) -> Iterator[Any]:
         import pyarrow.compute as pc
 
         folder = _native.Folder.from_spec(spec.value)
+        # The next line of each split, from the counting pass (a split's lines can
+        # come in several batches).
+        next_line = dict(first_lines.value)
         for b in batches:
             files, starts = b.column("__proof_file"), b.column("__proof_start")
             key = pc.binary_join_element_wise(
@@ -94,13 +95,31 @@ def _fold_text(spec: Any) -> Any:
             )
             values = b.column("value")
             for start, end in _runs(key):
-                offset = starts[start].as_py()
-                path = _shown(files[start].as_py())
-                source = path if offset == 0 else f"{path}@{offset}"
-                folder.add_text(values.slice(start, end - start), source)
+                split = (files[start].as_py(), starts[start].as_py())
+                first = next_line[split]
+                folder.add_text(
+                    values.slice(start, end - start), _shown(split[0]), first_line=first
+                )
+                next_line[split] = first + (end - start)
         yield _partial_batch(folder.partial())
 
     return fold
+
+
+def _first_lines(df: Any) -> dict:
+    """{(file, split start): the split's first 1-based line}, from one counting pass
+    over the text: the lines of the splits before it in the same file, plus one."""
+    rows = df.groupBy("__proof_file", "__proof_start").count().collect()
+    by_file: dict = {}
+    for file, start, n in rows:
+        by_file.setdefault(file, []).append((start, n))
+    first = {}
+    for file, splits in by_file.items():
+        line = 1
+        for start, n in sorted(splits):
+            first[(file, start)] = line
+            line += n
+    return first
 
 
 def _is_parquet(path: str, fmt: str | None) -> bool:
@@ -149,7 +168,8 @@ def partials(spark: Any, paths: Sequence[str], argv: Sequence[str], fmt: str | N
             F.col("_metadata.file_path").alias("__proof_file"),
             F.col("_metadata.file_block_start").alias("__proof_start"),
         )
-        frames.append(df.mapInArrow(_fold_text(spec), _PARTIAL_SCHEMA))
+        first_lines = spark.sparkContext.broadcast(_first_lines(df))
+        frames.append(df.mapInArrow(_fold_text(spec, first_lines), _PARTIAL_SCHEMA))
     parts: list[bytes] = []
     for f in frames:
         parts += [bytes(r.partial) for r in f.collect()]

@@ -774,28 +774,58 @@ pub fn merge(parts: Vec<(String, Partial)>) -> Result<Partial, ProofError> {
     keyed.sort_by(|a, b| a.0.cmp(&b.0));
     let mut parts = keyed.into_iter().map(|(_, p)| p);
     let mut out = parts.next().expect("at least one part");
+    // Parts of one input (byte ranges or rows of a file, as Spark splits it) name
+    // the same file: it stays one input, with the parts' counts added, as in one run
+    // over the whole file.
+    let first = std::mem::take(&mut out.header.files);
+    let mut agg = std::mem::take(&mut out.agg);
+    renumber_files(&mut agg, &input_indices(&mut out.header.files, first));
+    out.agg = agg;
     for p in parts {
-        let offset = out.header.files.len() as u32;
-        out.header.files.extend(p.header.files);
         let mut agg = p.agg;
-        shift_files(&mut agg, offset);
+        renumber_files(
+            &mut agg,
+            &input_indices(&mut out.header.files, p.header.files),
+        );
         out.agg = out.agg.merge(agg);
     }
     out.agg.finish();
     Ok(out)
 }
 
-/// Renumbers a part's inputs after those of the parts merged before it.
-fn shift_files(a: &mut Aggregate, offset: u32) {
-    a.files = std::mem::take(&mut a.files)
-        .into_iter()
-        .map(|(k, f)| (k + offset, f))
-        .collect();
-    for (o, _) in &mut a.rejection_samples {
-        o.file += offset;
+/// Adds a part's inputs to the merged list (an input already there keeps its place)
+/// and returns where each of the part's inputs went.
+fn input_indices(merged: &mut Vec<PartFile>, part: Vec<PartFile>) -> Vec<u32> {
+    part.into_iter()
+        .map(|f| match merged.iter().position(|m| *m == f) {
+            Some(i) => i as u32,
+            None => {
+                merged.push(f);
+                (merged.len() - 1) as u32
+            }
+        })
+        .collect()
+}
+
+/// Renumbers a part's inputs to their places in the merged list (`to[i]` for input
+/// `i`). Inputs that land on one place have their counts added.
+fn renumber_files(a: &mut Aggregate, to: &[u32]) {
+    let at = |k: u32| to.get(k as usize).copied().unwrap_or(k);
+    let mut files: BTreeMap<u32, FileCounts> = BTreeMap::new();
+    for (k, f) in std::mem::take(&mut a.files) {
+        let mine = files.entry(at(k)).or_default();
+        mine.read += f.read;
+        mine.evaluated += f.evaluated;
+        mine.rejected += f.rejected;
+        mine.skipped += f.skipped;
     }
+    a.files = files;
+    for (o, _) in &mut a.rejection_samples {
+        o.file = at(o.file);
+    }
+    a.rejection_samples.sort();
     for e in a.examples.iter_mut().chain(a.drifts.iter_mut()) {
-        e.origin.file += offset;
+        e.origin.file = at(e.origin.file);
     }
 }
 

@@ -108,9 +108,13 @@ def day(tmp_path_factory) -> dict:
     bad = d / "bad_lines.jsonl"
     head = jsonl.read_bytes().splitlines()[:50]
     bad.write_bytes(b"\n".join(head[:20] + BAD_LINES + head[20:]) + b"\n")
+    # The whole day with the bad lines past line 40 000, in a later 4 MiB split.
+    day_lines = jsonl.read_bytes().splitlines()
+    bad_late = d / "bad_late.jsonl"
+    bad_late.write_bytes(b"\n".join(day_lines[:40_000] + BAD_LINES + day_lines[40_000:]) + b"\n")
     no_ctx = d / "no_context.parquet"
     pq.write_table(table.drop_columns(["context"]).slice(0, 100), no_ctx)
-    return {"jsonl": jsonl, "parquet": parquet, "no_context": no_ctx, "bad": bad}
+    return {"jsonl": jsonl, "parquet": parquet, "no_context": no_ctx, "bad": bad, "bad_late": bad_late}
 
 
 @pytest.fixture(scope="session")
@@ -123,7 +127,7 @@ def spark():
         .appName("proof-replay-tests")
         .config("spark.ui.enabled", "false")
         # Small splits: the ~20 MB day becomes several tasks, so the driver merges
-        # several partials and JSONL lines of later splits are named FILE@OFFSET.
+        # several partials and JSONL lines of later splits need the counting pass.
         .config("spark.sql.files.maxPartitionBytes", str(4 << 20))
         .config("spark.sql.shuffle.partitions", "2")
         .getOrCreate()

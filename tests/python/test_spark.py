@@ -34,14 +34,25 @@ def test_jsonl_through_spark_equals_cli(spark, day, tmp_path):
 
 
 def test_jsonl_split_into_several_tasks_names_lines(spark, day, tmp_path):
-    """The day spans several 4 MiB splits: several partials are merged, and the
-    first split's lines keep their file name while later ones are FILE@OFFSET."""
-    parts = prs.partials(spark, [str(day["jsonl"])], pr.flags(SETTINGS))
+    """The day spans several 4 MiB splits: several partials are merged into one input
+    with the CLI's counts, and lines of later splits are named by their line in the
+    file."""
+    parts = prs.partials(spark, [str(day["bad_late"])], pr.flags({**SETTINGS, "max_rejects": 10}))
     assert len(parts) >= 2
-    files = pr.report(pr.merge(parts), **SETTINGS)["inputs"]["files"]
-    assert files[0]["path"] == str(day["jsonl"])
-    assert all(f["path"].startswith(str(day["jsonl"]) + "@") for f in files[1:])
-    assert sum(f["read"] for f in files) == 60_000
+    rep = pr.report(pr.merge(parts), **{**SETTINGS, "max_rejects": 10})
+    cli, _ = cli_report(day["bad_late"], tmp_path, max_rejects=10)
+    counts = lambda r: [  # noqa: E731
+        (f["path"], f["read"], f["evaluated"], f["rejected"], f["skipped"]) for f in r["inputs"]["files"]
+    ]
+    assert counts(rep) == counts(cli) == [(str(day["bad_late"]), 60_006, 59_868, 6, 132)]
+    # The six bad lines follow line 40 000 (the blank one is not a record).
+    lines = lambda r: [(x["file"], x["line"], x["reason"]) for x in r["rejections"]]  # noqa: E731
+    f = str(day["bad_late"])
+    assert lines(rep) == lines(cli) == [
+        (f, 40_001, "malformed"), (f, 40_002, "bad_ts"), (f, 40_003, "missing_ts"),
+        (f, 40_005, "missing_request_id"), (f, 40_006, "missing_context"), (f, 40_007, "malformed"),
+    ]
+    assert fixed(rep) == fixed(cli)
 
 
 def test_rejections_and_reasons_are_the_clis(spark, day, tmp_path):
