@@ -239,8 +239,6 @@ struct Sharing {
     keep: Vec<bool>,
     /// Per enforced rule: the shadow rule with the same op and operands.
     from: Vec<Option<usize>>,
-    /// True when some rule is shared.
-    any: bool,
 }
 
 impl Sharing {
@@ -254,11 +252,7 @@ impl Sharing {
         for j in from.iter().flatten() {
             keep[*j] = true;
         }
-        Sharing {
-            any: from.iter().any(Option::is_some),
-            keep,
-            from,
-        }
+        Sharing { keep, from }
     }
 }
 
@@ -313,23 +307,11 @@ impl Engine {
         enforced_env: &Env<'_>,
         scratch: &mut Scratch,
     ) -> Evaluation {
-        let env = shadow_env;
-        if !self.share.any {
-            let shadow = self
-                .shadow
-                .planner
-                .run(&self.shadow.policy, env, &mut scratch.active);
-            let enforced =
-                self.enforced
-                    .planner
-                    .run(&self.enforced.policy, enforced_env, &mut scratch.active);
-            return Evaluation { shadow, enforced };
-        }
         scratch.kept.clear();
         scratch.kept.resize(self.shadow.policy.rules.len(), None);
         let shadow = self.shadow.planner.run_sharing(
             &self.shadow.policy,
-            env,
+            shadow_env,
             &mut scratch.active,
             Share::Keep {
                 keep: &self.share.keep,

@@ -575,28 +575,26 @@ pub fn for_each_row_ref(
             if ctx.is_null(i) {
                 return Err(Reason::MissingContext);
             }
-            if let Some(col) = &ctx_col {
+            let object = match (&ctx_col, layout) {
                 // A struct context, converted whole as in `for_each_row_with`.
-                col.value_into(i, &mut slot);
-            } else if let Some(layout) = layout {
-                let text = str_at(&ctx, i).unwrap_or_default();
-                let object = layout
-                    .read_str(text, &mut slots)
-                    .map_err(|_| Reason::Malformed)?;
-                if !object {
-                    return Err(Reason::MissingContext);
+                (Some(col), _) => {
+                    col.value_into(i, &mut slot);
+                    slot.is_object()
                 }
-                let policy_id = pid.as_ref().and_then(|p| str_at(p, i));
-                return Ok((ts_ms, request_id, policy_id));
-            } else {
-                let text = str_at(&ctx, i).unwrap_or_default();
-                let mut de = serde_json::Deserializer::from_str(text);
-                InPlace::context(&mut slot, table)
-                    .deserialize(&mut de)
-                    .and_then(|()| de.end())
-                    .map_err(|_| Reason::Malformed)?;
-            }
-            if !slot.is_object() {
+                (None, Some(layout)) => layout
+                    .read_str(str_at(&ctx, i).unwrap_or_default(), &mut slots)
+                    .map_err(|_| Reason::Malformed)?,
+                (None, None) => {
+                    let text = str_at(&ctx, i).unwrap_or_default();
+                    let mut de = serde_json::Deserializer::from_str(text);
+                    InPlace::context(&mut slot, table)
+                        .deserialize(&mut de)
+                        .and_then(|()| de.end())
+                        .map_err(|_| Reason::Malformed)?;
+                    slot.is_object()
+                }
+            };
+            if !object {
                 return Err(Reason::MissingContext);
             }
             let policy_id = pid.as_ref().and_then(|p| str_at(p, i));
