@@ -18,7 +18,6 @@
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use proof::r#gen::{GenConfig, Generator, jsonl::to_jsonl};
-use proof::orchestrator::{Engine, PathSpec, Planner, SelectorKind};
 use proof::replay::extract::PathTable;
 use proof::replay::record::RecordBuf;
 
@@ -61,18 +60,7 @@ fn differences() {
 fn bench(c: &mut Criterion) {
     differences();
     let lines = lines();
-    let (v1, v2) = common::lksg_policies();
-    let engine = Engine::new(
-        PathSpec {
-            planner: Planner::new(&v1, SelectorKind::Basic, None),
-            policy: v1,
-        },
-        PathSpec {
-            planner: Planner::new(&v2, SelectorKind::Basic, None),
-            policy: v2,
-        },
-        "lksg.v1".into(),
-    );
+    let engine = common::lksg_engine();
     let table = PathTable::for_engine(&engine);
     let mut g = c.benchmark_group("parse 2000 generated records");
     g.bench_function("serde_json: full Value", |b| {

@@ -13,7 +13,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use proof::orchestrator::{Engine, PathSpec, Planner, Scratch, SelectorKind};
+use proof::orchestrator::Scratch;
 use proof::policy::expr::Env;
 use proof::replay::aggregate::{Aggregate, Bounds, Origin, Outcome};
 use proof::replay::extract::PathTable;
@@ -60,18 +60,7 @@ mod common;
 use common::fixture;
 
 fn setup() -> (Setup, Vec<u8>) {
-    let (v1, v2) = common::lksg_policies();
-    let engine = Engine::new(
-        PathSpec {
-            planner: Planner::new(&v1, SelectorKind::Basic, None),
-            policy: v1,
-        },
-        PathSpec {
-            planner: Planner::new(&v2, SelectorKind::Basic, None),
-            policy: v2,
-        },
-        "lksg.v1".into(),
-    );
+    let engine = common::lksg_engine();
     let setup = Setup {
         engine,
         window: WindowLen::from_ms(60_000).unwrap(),

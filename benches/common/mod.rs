@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use proof::orchestrator::{Engine, PathSpec, Planner, SelectorKind};
 use proof::policy::{ListSpec, Lists, Policy};
 
 /// A path below the crate root.
@@ -30,4 +31,16 @@ pub fn lksg_policies() -> (Arc<Policy>, Arc<Policy>) {
         load("fixtures/policies/lksg.v1.ir.json"),
         load("fixtures/policies/lksg.v2.ir.json"),
     )
+}
+
+/// lksg.v1 (shadow) → lksg.v2 (enforced), basic selector on both paths, salt lksg.v1:
+/// the engine `scripts/bench.sh`'s replay runs.
+#[allow(dead_code)] // not every bench uses it
+pub fn lksg_engine() -> Engine {
+    let (v1, v2) = lksg_policies();
+    let path = |p: Arc<Policy>| PathSpec {
+        planner: Planner::new(&p, SelectorKind::Basic, None),
+        policy: p,
+    };
+    Engine::new(path(v1), path(v2), "lksg.v1".into())
 }

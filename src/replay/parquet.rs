@@ -464,6 +464,24 @@ pub fn for_each_row(
     for_each_row_with(batch, cols, &EVERYTHING, f)
 }
 
+/// The record columns of a batch with dictionaries decoded: ts, request id, policy
+/// id, whether the context is a JSON string, and the context. `Err` when a column
+/// cannot be decoded (every row of the batch is then rejected).
+type Prepared = (ArrayRef, ArrayRef, Option<ArrayRef>, bool, ArrayRef);
+
+fn prepare(batch: &RecordBatch, cols: &ParquetColumns) -> Result<Prepared, String> {
+    contain_panics(|| {
+        let ctx = plain(batch.column(cols.context));
+        (
+            plain(batch.column(cols.ts)),
+            plain(batch.column(cols.request_id)),
+            cols.policy_id.map(|p| plain(batch.column(p))),
+            is_string(ctx.data_type()),
+            ctx,
+        )
+    })
+}
+
 /// [`for_each_row`] reading a JSON-string context through `table` (only the parts
 /// the policies can look up are built; the same strings are rejected). A struct
 /// context is converted whole.
@@ -473,16 +491,7 @@ pub fn for_each_row_with(
     table: &PathTable,
     mut f: impl FnMut(Result<Record, Reason>),
 ) {
-    let prepared = contain_panics(|| {
-        let ctx = plain(batch.column(cols.context));
-        (
-            plain(batch.column(cols.ts)),
-            plain(batch.column(cols.request_id)),
-            cols.policy_id.map(|p| plain(batch.column(p))),
-            is_string(ctx.data_type()),
-            ctx,
-        )
-    });
+    let prepared = prepare(batch, cols);
     let Ok((ts, rid, pid, ctx_is_json, ctx)) = prepared else {
         for _ in 0..batch.num_rows() {
             f(Err(Reason::Malformed));
@@ -537,16 +546,7 @@ pub fn for_each_row_ref(
     table: &PathTable,
     mut f: impl FnMut(Result<RecordRef<'_>, Reason>),
 ) {
-    let prepared = contain_panics(|| {
-        let ctx = plain(batch.column(cols.context));
-        (
-            plain(batch.column(cols.ts)),
-            plain(batch.column(cols.request_id)),
-            cols.policy_id.map(|p| plain(batch.column(p))),
-            is_string(ctx.data_type()),
-            ctx,
-        )
-    });
+    let prepared = prepare(batch, cols);
     let Ok((ts, rid, pid, ctx_is_json, ctx)) = prepared else {
         // Columns that cannot be prepared: the owned path rejects every row.
         return for_each_row_with(batch, cols, table, |r| {
