@@ -258,6 +258,11 @@ impl Verdict {
     pub fn index(self) -> usize {
         self as usize
     }
+
+    /// The verdict of a lower-case name.
+    pub fn from_name(s: &str) -> Option<Verdict> {
+        Verdict::ALL.into_iter().find(|v| v.as_str() == s)
+    }
 }
 
 /// What happened to one rule on one path.

@@ -11,9 +11,9 @@ use serde::Serialize;
 
 use super::record::Reason;
 use super::window::WindowStart;
+use crate::engine::{BucketKey, Decision, Skip};
 use crate::orchestrator::metrics::LATENCY_BUCKETS;
-use crate::orchestrator::{Cause, DriftKind, RolloutPercent, RuleState, Verdict};
-use crate::policy::RuleOutcome;
+use crate::orchestrator::{DriftKind, RolloutPercent, Verdict};
 
 /// Number of whole-percent bucket groups (bucket / 100).
 pub const PERCENTS: usize = 100;
@@ -109,32 +109,6 @@ impl WindowAgg {
     }
 }
 
-/// What one evaluated record adds to the aggregate: the engine's answer placed in
-/// its window.
-#[derive(Debug, Clone, Copy)]
-pub struct Outcome<'a> {
-    /// Where it was read.
-    pub origin: Origin,
-    /// Record time.
-    pub ts_ms: i64,
-    /// Its window.
-    pub window: WindowStart,
-    /// Request id (kept only for examples).
-    pub request_id: &'a str,
-    /// Sampling bucket.
-    pub bucket: u16,
-    /// Shadow verdict.
-    pub shadow: Verdict,
-    /// Enforced verdict (as if enforcement applied).
-    pub enforced: Verdict,
-    /// Drift kind and cause, when the verdicts differ.
-    pub drift: Option<(DriftKind, Cause<'a>)>,
-    /// Selection latency of both paths, nanoseconds.
-    pub latency_ns: u64,
-    /// Rule states of the shadow and the enforced path (for evaluation errors).
-    pub states: [&'a [RuleState]; 2],
-}
-
 /// A drifting record kept as an example (no context values).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Example {
@@ -154,6 +128,21 @@ pub struct Example {
     pub kind: DriftKind,
     /// Cause.
     pub cause: String,
+}
+
+/// A record whose replayed baseline disagreed with what production answered.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Unfaithful {
+    /// Record time.
+    pub ts_ms: i64,
+    /// Where it was read.
+    pub origin: Origin,
+    /// Request id (redacted later if asked).
+    pub request_id: String,
+    /// What production answered.
+    pub recorded: Verdict,
+    /// What the replayed baseline answered.
+    pub replayed: Verdict,
 }
 
 /// Per-input counts.
@@ -178,10 +167,21 @@ pub struct Aggregate {
     pub read: u64,
     /// Records evaluated.
     pub evaluated: u64,
-    /// Records skipped (another policy id).
+    /// Records skipped.
     pub skipped: u64,
+    /// Skips by reason, indexed like `Skip::ALL`.
+    pub skipped_by: [u64; 4],
     /// Rejections by reason, indexed like `Reason::ALL`.
-    pub rejected: [u64; 6],
+    pub rejected: [u64; 8],
+    /// Evaluated records whose `--bucket-key` value was missing (SPEC §3).
+    pub bucket_key_missing: u64,
+    /// Records whose verdicts agree but whose decision values differ (SPEC §12).
+    pub changed: u64,
+    /// Fidelity (SPEC §11): records with a recorded verdict, by recorded × replayed
+    /// shadow verdict (indexed like `Verdict::ALL`).
+    pub fidelity: [[u64; 3]; 3],
+    /// Unfaithful records kept as examples, the earliest (ts, origin) kept.
+    pub unfaithful: Vec<Unfaithful>,
     /// First rejections by origin (bounded).
     pub rejection_samples: Vec<(Origin, Reason)>,
     /// Per-window state by window start.
@@ -263,47 +263,65 @@ impl Aggregate {
     }
 
     /// Counts a skipped record.
-    pub fn skip(&mut self, origin: Origin) {
+    pub fn skip(&mut self, origin: Origin, why: Skip) {
         self.read += 1;
         self.skipped += 1;
+        self.skipped_by[why.index()] += 1;
         let f = self.files.entry(origin.file).or_default();
         f.read += 1;
         f.skipped += 1;
     }
 
-    /// Counts an evaluated record.
-    pub fn add(&mut self, o: &Outcome<'_>) {
+    /// Counts an evaluated record, placed in its window and rollout bucket.
+    pub fn add(&mut self, origin: Origin, window: WindowStart, bucket: u16, d: &Decision<'_>) {
         self.read += 1;
         self.evaluated += 1;
-        let f = self.files.entry(o.origin.file).or_default();
+        let f = self.files.entry(origin.file).or_default();
         f.read += 1;
         f.evaluated += 1;
-        self.shadow[o.shadow.index()] += 1;
-        self.enforced[o.enforced.index()] += 1;
-        let pct = usize::from(o.bucket / 100);
-        let w = self.windows.entry(o.window.ms()).or_default();
+        self.shadow[d.shadow.index()] += 1;
+        self.enforced[d.enforced.index()] += 1;
+        if d.key == BucketKey::Missing {
+            self.bucket_key_missing += 1;
+        }
+        if d.changed {
+            self.changed += 1;
+        }
+        if let Some(recorded) = d.recorded {
+            self.fidelity[recorded.index()][d.shadow.index()] += 1;
+            if recorded != d.shadow && self.bounds.examples > 0 {
+                self.unfaithful.push(Unfaithful {
+                    ts_ms: d.ts_ms,
+                    origin,
+                    request_id: d.request_id.to_string(),
+                    recorded,
+                    replayed: d.shadow,
+                });
+                if self.unfaithful.len() >= 2 * self.bounds.examples {
+                    self.trim_examples(self.bounds.examples);
+                }
+            }
+        }
+        let pct = usize::from(bucket / 100);
+        let w = self.windows.entry(window.ms()).or_default();
         w.requests += 1;
-        w.shadow[o.shadow.index()] += 1;
-        w.enforced_by_pct[pct][o.enforced.index()] += 1;
-        let secs = o.latency_ns as f64 * 1e-9;
+        w.shadow[d.shadow.index()] += 1;
+        w.enforced_by_pct[pct][d.enforced.index()] += 1;
+        let secs = d.latency_ns as f64 * 1e-9;
         let slot = LATENCY_BUCKETS
             .iter()
             .position(|&b| secs <= b)
             .unwrap_or(LATENCY_BUCKETS.len());
         w.latency_buckets[slot] += 1;
-        w.latency_sum_ns += o.latency_ns;
-        let _ = self.latency.0.record(o.latency_ns.clamp(1, 60_000_000_000));
-        for (path, states) in o.states.iter().enumerate() {
-            for (rule, st) in states.iter().enumerate() {
-                if let RuleState::Ran(RuleOutcome::Error(e)) = st {
-                    *self
-                        .eval_errors
-                        .entry((path as u8, rule as u32, e.as_str()))
-                        .or_default() += 1;
-                }
-            }
+        w.latency_sum_ns += d.latency_ns;
+        let _ = self.latency.0.record(d.latency_ns.clamp(1, 60_000_000_000));
+        for e in d.errors {
+            *self
+                .eval_errors
+                .entry((e.path, e.rule, e.reason))
+                .or_default() += 1;
         }
-        let Some((kind, cause)) = o.drift else {
+        let Some((kind, cause)) = d.drift else {
             return;
         };
         w.drift_by_pct[pct] += 1;
@@ -313,7 +331,6 @@ impl Aggregate {
             w.missed_denials_by_pct[pct] += 1;
         }
         self.by_kind[kind.index()] += 1;
-        let cause = cause.as_str();
         match self.by_cause.get_mut(cause) {
             Some(n) => *n += 1,
             None => {
@@ -323,12 +340,12 @@ impl Aggregate {
         let b = self.bounds;
         if b.examples > 0 || b.drift_details {
             let ex = Example {
-                ts_ms: o.ts_ms,
-                origin: o.origin,
-                request_id: o.request_id.to_string(),
-                bucket: o.bucket,
-                shadow: o.shadow,
-                enforced: o.enforced,
+                ts_ms: d.ts_ms,
+                origin,
+                request_id: d.request_id.to_string(),
+                bucket,
+                shadow: d.shadow,
+                enforced: d.enforced,
                 kind,
                 cause: cause.to_string(),
             };
@@ -350,6 +367,10 @@ impl Aggregate {
             self.examples.sort();
             self.examples.truncate(n);
         }
+        if self.unfaithful.len() > n {
+            self.unfaithful.sort();
+            self.unfaithful.truncate(n);
+        }
     }
 
     /// Applies the sample bounds and puts the samples in their canonical (ts, origin)
@@ -358,6 +379,7 @@ impl Aggregate {
     pub fn finish(&mut self) {
         self.trim_examples(self.bounds.examples);
         self.examples.sort_unstable();
+        self.unfaithful.sort_unstable();
         self.drifts.sort_unstable();
         self.rejection_samples.sort();
         self.rejection_samples.truncate(self.bounds.rejections);
@@ -376,9 +398,20 @@ impl Aggregate {
         self.read += o.read;
         self.evaluated += o.evaluated;
         self.skipped += o.skipped;
+        for (a, b) in self.skipped_by.iter_mut().zip(o.skipped_by) {
+            *a += b;
+        }
         for (a, b) in self.rejected.iter_mut().zip(o.rejected) {
             *a += b;
         }
+        self.bucket_key_missing += o.bucket_key_missing;
+        self.changed += o.changed;
+        for (a, b) in self.fidelity.iter_mut().zip(o.fidelity) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
+        self.unfaithful.extend(o.unfaithful);
         self.rejection_samples.extend(o.rejection_samples);
         self.rejection_samples.sort();
         self.rejection_samples.truncate(bounds.rejections);
@@ -448,18 +481,23 @@ mod tests {
             (Verdict::Ok, Verdict::Ok)
         };
         let id = format!("r-{i}");
-        acc.add(&Outcome {
+        acc.add(
             origin,
-            ts_ms: ts,
-            window: WindowStart(0),
-            request_id: &id,
-            bucket: (i * 37 % 10_000) as u16,
-            shadow,
-            enforced,
-            drift: drifting.then_some((DriftKind::OkToFail, Cause::Rule("rule_a"))),
-            latency_ns: 10,
-            states: [&[], &[]],
-        });
+            WindowStart(0),
+            (i * 37 % 10_000) as u16,
+            &Decision {
+                ts_ms: ts,
+                request_id: &id,
+                key: BucketKey::RequestId,
+                shadow,
+                enforced,
+                recorded: Some(if i % 5 == 0 { Verdict::Fail } else { shadow }),
+                drift: drifting.then_some((DriftKind::OkToFail, "rule_a")),
+                changed: false,
+                errors: &[],
+                latency_ns: 10,
+            },
+        );
     }
 
     #[test]
@@ -487,6 +525,12 @@ mod tests {
         );
         assert_eq!(whole.examples, merged.examples);
         assert_eq!(whole.examples, whole.drifts[..2].to_vec());
+        // Every fifth record was recorded `fail` against a replayed `ok`.
+        assert_eq!(whole.fidelity, merged.fidelity);
+        assert_eq!(whole.fidelity[Verdict::Fail.index()][Verdict::Ok.index()], 6);
+        assert_eq!(whole.fidelity[Verdict::Ok.index()][Verdict::Ok.index()], 24);
+        assert_eq!(whole.unfaithful, merged.unfaithful);
+        assert_eq!(whole.unfaithful.len(), 2);
     }
 
     #[test]

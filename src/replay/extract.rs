@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+use crate::engine::KeyPath;
 use crate::orchestrator::Engine;
 use crate::policy::Policy;
 
@@ -90,9 +91,19 @@ impl PathTable {
     /// The table keeping what two paths' vars (indexed by their ids) can read, with
     /// its slot layout.
     pub fn for_vars(paths: [&[String]; 2]) -> PathTable {
+        PathTable::for_vars_and_key(paths, None)
+    }
+
+    /// [`PathTable::for_vars`] also keeping the value at a `--bucket-key` path (SPEC
+    /// §3: walked segment by segment, no whole-key lookup), found with
+    /// [`Layout::key`].
+    pub fn for_vars_and_key(paths: [&[String]; 2], key: Option<&KeyPath>) -> PathTable {
         let mut t = PathTable::empty();
         for v in paths.iter().flat_map(|p| p.iter()) {
             t.add_var(v);
+        }
+        if let Some(k) = key {
+            insert(&mut t.root, k.segments());
         }
         let mut n = 0;
         let root = match &t.root {
@@ -100,10 +111,12 @@ impl PathTable {
             Node::All => unreachable!("an empty table only gains keys"),
         };
         let plans = paths.map(|p| p.iter().map(|v| VarPlan::of(&root, v)).collect());
+        let key = key.map(|k| VarPlan::walk(&root, k));
         t.layout = Some(Box::new(Layout {
             root,
             slots: n,
             plans,
+            key,
         }));
         t
     }
@@ -542,6 +555,8 @@ pub struct Layout {
     slots: usize,
     /// Per path (shadow, enforced): per var id of its policy, where to find it.
     plans: [Vec<VarPlan>; 2],
+    /// Where the `--bucket-key` value is, when one was asked for.
+    key: Option<VarPlan>,
 }
 
 /// An object level of the table: its kept keys, in the table's order.
@@ -623,6 +638,19 @@ impl VarPlan {
         VarPlan { whole, nested }
     }
 
+    /// The plan of a `--bucket-key` path: only the segment walk (SPEC §3).
+    fn walk(root: &SlotNode, key: &KeyPath) -> VarPlan {
+        let plan = VarPlan::of(root, key.as_str());
+        if key.as_str().contains('.') {
+            VarPlan {
+                whole: None,
+                ..plan
+            }
+        } else {
+            plan
+        }
+    }
+
     fn resolve<'a>(&self, slots: &'a ContextSlots) -> Option<&'a Value> {
         if let Some(i) = self.whole
             && slots.present[i]
@@ -654,6 +682,11 @@ impl Layout {
         let object = slots.seed(self).deserialize(&mut de)?;
         de.end()?;
         Ok(object)
+    }
+
+    /// The value at the `--bucket-key` path of a record read into `slots`.
+    pub fn key<'a>(&self, slots: &'a ContextSlots) -> Option<&'a Value> {
+        self.key.as_ref()?.resolve(slots)
     }
 
     /// Number of slots.

@@ -14,11 +14,13 @@ use hmac::{KeyInit, Mac};
 use super::aggregate::{Aggregate, Bounds};
 use super::gate::GateSettings;
 use super::pipeline::{self, Setup};
-use super::settings::Settings;
+use super::settings::{Baseline, Settings};
 use super::source::{Compression, Format, Input, expand_inputs};
 use crate::error::ProofError;
+use crate::engine::Loaded;
+use crate::engine::ir::{IrEngine, IrOptions, lists_digest};
 use crate::orchestrator::facade::{EngineOptions, PathChoice, build_engine};
-use crate::orchestrator::{Engine, Planner, SelectorKind, Weights};
+use crate::orchestrator::{Planner, SelectorKind, Weights};
 use crate::policy::locate::{DEFAULT_POLICY_DIRS, resolve_policy};
 use crate::policy::{Lists, Policy};
 use crate::report::model::{
@@ -37,8 +39,8 @@ with the salt, which report.json shows; set PROOF_REDACT_KEY to make them ungues
 pub struct Job {
     /// The effective settings.
     pub settings: Settings,
-    /// Shadow and enforced paths.
-    pub engine: Engine,
+    /// The policy engine (the seam, `crate::engine`).
+    pub engine: Loaded,
     /// Gate settings.
     pub gate: GateSettings,
     /// Lists bound.
@@ -149,75 +151,11 @@ impl Job {
         if let Some(p) = &s.drift_details {
             check_drift_details(p)?;
         }
-        let by_id = |id: &str| resolve_policy(id, s.policy_dir.as_deref());
-        let baseline_path = match (&s.ir, &s.policy) {
-            (Some(p), _) => p.clone(),
-            (None, Some(id)) => by_id(id)?,
-            _ => {
-                return Err(usage(format!(
-                    "no baseline policy: give --policy ID (looked up in --policy-dir, default {}) or --ir FILE, or set it in --scenario",
-                    DEFAULT_POLICY_DIRS.join(", ")
-                )));
-            }
-        };
-        let candidate_path = match (&s.candidate_ir, &s.candidate_policy) {
-            (Some(p), _) => Some(p.clone()),
-            (None, Some(id)) => Some(by_id(id)?),
-            _ => None,
-        };
-        let lists = Lists::load(&s.lists)?;
-        let baseline = Arc::new(Policy::load(&baseline_path, &lists)?);
-        let candidate = match &candidate_path {
-            Some(p) => Arc::new(Policy::load(p, &lists)?),
-            None => baseline.clone(),
-        };
-        let mut warnings = Vec::new();
-        // `--policy ID` finds a file by name; if the file says it is another policy,
-        // every record naming ID would be skipped without a word.
-        for (flag, id, p) in [
-            ("--policy", &s.policy, &baseline),
-            ("--candidate-policy", &s.candidate_policy, &candidate),
-        ] {
-            if let Some(id) = id
-                && *id != p.policy_id
-                && (flag == "--policy" && s.ir.is_none()
-                    || flag == "--candidate-policy" && s.candidate_ir.is_none())
-            {
-                warnings.push(format!(
-                    "{flag} {id} resolved to {}, whose policy_id is {}; records are matched \
-                     against {} (records naming {id} are skipped)",
-                    p.path.display(),
-                    p.policy_id,
-                    p.policy_id
-                ));
-            }
-        }
-        let weights = load_weights(s.weights.as_ref(), s.selector, "--weights", "--selector")?;
-        let shadow_weights = load_weights(
-            s.shadow_weights.as_ref(),
-            s.shadow_selector,
-            "--shadow-weights",
-            "--shadow-selector",
-        )?;
-        let engine = build_engine(EngineOptions {
-            baseline: baseline.clone(),
-            candidate: candidate.clone(),
-            shadow: PathChoice {
-                selector: s.shadow_selector,
-                weights: shadow_weights.as_ref().zip(s.shadow_weights.as_deref()),
-            },
-            enforced: PathChoice {
-                selector: s.selector,
-                weights: weights.as_ref().zip(s.weights.as_deref()),
-            },
-            salt: s.salt.clone(),
-        })?;
         if let Some(p) = &s.plan {
             p.plan.check_window(s.window, &p.origin)?;
         }
-        let salt = engine.salt.clone();
-        let baseline_ref = policy_ref(&baseline, &engine.shadow.planner, s.shadow_weights.as_ref());
-        let candidate_ref = policy_ref(&candidate, &engine.enforced.planner, s.weights.as_ref());
+        let (engine, lists, baseline, candidate, warnings) = resolve_ir(s)?;
+        let salt = engine.salt().to_string();
         let gate = s.gate();
         // An empty key would be no better than the salt, so it counts as unset.
         let redact_key = std::env::var_os(REDACT_KEY_VAR)
@@ -241,8 +179,8 @@ impl Job {
             engine,
             gate,
             lists,
-            baseline: baseline_ref,
-            candidate: candidate_ref,
+            baseline,
+            candidate,
             redact_key: redact_key.unwrap_or_else(|| config.salt.as_bytes().to_vec()),
             config,
             settings,
@@ -259,20 +197,21 @@ impl Job {
         }
     }
 
-    /// What the workers need.
+    /// What the workers need besides the engine.
     pub fn setup(&self) -> Setup {
         Setup {
-            engine: self.engine.clone(),
+            salt: self.engine.salt().to_string(),
             window: self.gate.window,
             bounds: self.bounds(),
-            baseline_id: self.engine.shadow.policy.policy_id.clone(),
             max_windows: self.settings.max_windows,
         }
     }
 
-    /// The inputs the settings name, expanded.
+    /// The inputs the settings name, expanded (Parquet schemas checked against the
+    /// engine's columns).
     pub fn inputs(&self) -> Result<Vec<Input>, ProofError> {
-        expand_inputs(&self.settings.logs, self.settings.format)
+        let columns = |schema: &arrow::datatypes::Schema| self.engine.check_schema(schema);
+        expand_inputs(&self.settings.logs, self.settings.format, &columns)
     }
 
     /// Replays `inputs` into a finished aggregate, with a progress bar on a terminal
@@ -304,7 +243,9 @@ impl Job {
                     bar.finish_and_clear();
                 });
             }
-            let agg = pipeline::run(&setup, inputs, threads, &bytes_read, &records);
+            let agg = crate::with_engine!(&self.engine, e => {
+                pipeline::run(e, &setup, inputs, threads, &bytes_read, &records)
+            });
             done.store(true, Ordering::Relaxed);
             agg
         })?;
@@ -345,20 +286,8 @@ impl Job {
                 config: self.config.clone(),
                 show_id: &show_id,
                 rule_ids: [
-                    self.engine
-                        .shadow
-                        .policy
-                        .rules
-                        .iter()
-                        .map(|r| r.id.clone())
-                        .collect(),
-                    self.engine
-                        .enforced
-                        .policy
-                        .rules
-                        .iter()
-                        .map(|r| r.id.clone())
-                        .collect(),
+                    self.engine.about().baseline.rules.clone(),
+                    self.engine.about().candidate.rules.clone(),
                 ],
             },
         );
@@ -392,6 +321,159 @@ impl Job {
         let report = self.report(&agg, input_files(&inputs, &agg), wall);
         Ok((agg, report))
     }
+}
+
+/// What resolving an engine gives: the engine, the lists bound, both identities and
+/// warnings.
+type Resolved = (Loaded, Lists, PolicyRef, PolicyRef, Vec<String>);
+
+/// Resolves the IR engine (SPEC §1–§3, §11) from the settings.
+fn resolve_ir(s: &Settings) -> Result<Resolved, ProofError> {
+    let by_id = |id: &str| resolve_policy(id, s.policy_dir.as_deref());
+    let recorded = match &s.baseline {
+        Baseline::Replayed => None,
+        Baseline::Recorded(id) => Some(id.clone()),
+    };
+    let baseline_path = match (&s.ir, &s.policy, &recorded) {
+        (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+            return Err(usage(
+                "--baseline recorded takes the shadow verdicts from the records: give the \
+                 policy to test as --candidate-ir or --candidate-policy, and no --ir or --policy"
+                    .into(),
+            ));
+        }
+        (Some(p), _, None) => Some(p.clone()),
+        (None, Some(id), None) => Some(by_id(id)?),
+        (None, None, Some(_)) => None,
+        (None, None, None) => {
+            return Err(usage(format!(
+                "no baseline policy: give --policy ID (looked up in --policy-dir, default {}) \
+                 or --ir FILE, --baseline recorded with a candidate, or set it in --scenario",
+                DEFAULT_POLICY_DIRS.join(", ")
+            )));
+        }
+    };
+    let candidate_path = match (&s.candidate_ir, &s.candidate_policy) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(id)) => Some(by_id(id)?),
+        _ => None,
+    };
+    let lists = Lists::load(&s.lists)?;
+    let candidate = match &candidate_path {
+        Some(p) => Some(Arc::new(Policy::load(p, &lists)?)),
+        None => None,
+    };
+    let baseline = match (&baseline_path, &candidate) {
+        (Some(p), _) => Arc::new(Policy::load(p, &lists)?),
+        // A recorded baseline: the shadow path evaluates nothing of its own; the
+        // candidate stands in so both paths share every rule.
+        (None, Some(c)) => c.clone(),
+        (None, None) => {
+            return Err(usage(
+                "--baseline recorded needs the policy to test: give --candidate-ir FILE or \
+                 --candidate-policy ID"
+                    .into(),
+            ));
+        }
+    };
+    let candidate = candidate.unwrap_or_else(|| baseline.clone());
+    let mut warnings = Vec::new();
+    // `--policy ID` finds a file by name; if the file says it is another policy,
+    // every record naming ID would be skipped without a word.
+    for (flag, id, p) in [
+        ("--policy", &s.policy, &baseline),
+        ("--candidate-policy", &s.candidate_policy, &candidate),
+    ] {
+        if let Some(id) = id
+            && *id != p.policy_id
+            && (flag == "--policy" && s.ir.is_none()
+                || flag == "--candidate-policy" && s.candidate_ir.is_none())
+        {
+            warnings.push(format!(
+                "{flag} {id} resolved to {}, whose policy_id is {}; records are matched \
+                 against {} (records naming {id} are skipped)",
+                p.path.display(),
+                p.policy_id,
+                p.policy_id
+            ));
+        }
+    }
+    let weights = load_weights(s.weights.as_ref(), s.selector, "--weights", "--selector")?;
+    let shadow_weights = load_weights(
+        s.shadow_weights.as_ref(),
+        s.shadow_selector,
+        "--shadow-weights",
+        "--shadow-selector",
+    )?;
+    // SPEC §11: against a recorded baseline the salt defaults to the production
+    // policy's id when given, else the candidate's.
+    let salt = s.salt.clone().or_else(|| match &recorded {
+        Some(Some(id)) => Some(id.clone()),
+        Some(None) => Some(candidate.policy_id.clone()),
+        None => None,
+    });
+    let (shadow_choice, shadow_w) = match recorded {
+        Some(_) => (
+            PathChoice {
+                selector: s.selector,
+                weights: weights.as_ref().zip(s.weights.as_deref()),
+            },
+            s.weights.as_ref(),
+        ),
+        None => (
+            PathChoice {
+                selector: s.shadow_selector,
+                weights: shadow_weights.as_ref().zip(s.shadow_weights.as_deref()),
+            },
+            s.shadow_weights.as_ref(),
+        ),
+    };
+    let paths = build_engine(EngineOptions {
+        baseline: baseline.clone(),
+        candidate: candidate.clone(),
+        shadow: shadow_choice,
+        enforced: PathChoice {
+            selector: s.selector,
+            weights: weights.as_ref().zip(s.weights.as_deref()),
+        },
+        salt,
+    })?;
+    let mut baseline_ref = policy_ref(&baseline, &paths.shadow.planner, shadow_w);
+    if let Some(id) = &recorded {
+        baseline_ref = PolicyRef {
+            policy_id: id.clone().unwrap_or_else(|| "recorded".into()),
+            ir_hash: String::new(),
+            path: "(recorded verdicts)".into(),
+            selector: "recorded",
+            weights: None,
+            budget: None,
+        };
+    }
+    let candidate_ref = policy_ref(&candidate, &paths.enforced.planner, s.weights.as_ref());
+    let policy_filter = match &recorded {
+        None => Some(baseline.policy_id.clone()),
+        Some(id) => id.clone(),
+    };
+    let engine = IrEngine::new(
+        paths,
+        IrOptions {
+            policy_filter,
+            bucket_key: s.bucket_key.clone(),
+            recorded_baseline: recorded.is_some(),
+            lists_digest: lists_digest(&lists),
+        },
+        [
+            baseline.path.display().to_string(),
+            candidate.path.display().to_string(),
+        ],
+    );
+    Ok((
+        Loaded::Ir(engine),
+        lists,
+        baseline_ref,
+        candidate_ref,
+        warnings,
+    ))
 }
 
 /// The `inputs.files` entries of expanded inputs, with their counts.

@@ -24,6 +24,7 @@ use super::extract::{EVERYTHING, InPlace, PathTable};
 use super::record::{Ctx, Reason, Record, RecordRef};
 use super::source::{contain_panics, open_parquet};
 use crate::error::{Location, ProofError};
+use crate::orchestrator::Verdict;
 use crate::policy::time::{check_epoch_ms, format_rfc3339_ms, parse_rfc3339_ms};
 
 /// Positions of the record columns in a projected batch.
@@ -33,6 +34,7 @@ pub struct ParquetColumns {
     request_id: usize,
     policy_id: Option<usize>,
     context: usize,
+    verdict: Option<usize>,
 }
 
 fn is_string(dt: &DataType) -> bool {
@@ -69,6 +71,25 @@ fn supported(dt: &DataType) -> bool {
         Dictionary(_, v) => is_string(v),
         _ => false,
     }
+}
+
+/// An engine's check of a Parquet schema: the root columns it reads, in schema order,
+/// or what is wrong (`crate::engine::Engine::check_schema`).
+pub type Columns<'a> = &'a (dyn Fn(&arrow::datatypes::Schema) -> Result<Vec<usize>, String> + Sync);
+
+/// Opens a file, checks its schema with an engine's `columns` and projects the columns
+/// it reads.
+pub fn open_projected(
+    path: &Path,
+    columns: Columns<'_>,
+) -> Result<ParquetRecordBatchReaderBuilder<File>, ProofError> {
+    let builder = open_parquet(path)?;
+    let roots = columns(builder.schema()).map_err(|msg| ProofError::Schema {
+        path: Location::file(path),
+        msg,
+    })?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
+    Ok(builder.with_projection(mask))
 }
 
 impl ParquetColumns {
@@ -109,7 +130,7 @@ impl ParquetColumns {
         };
         // A record column given twice is ambiguous (which one did production log?), so
         // it is a schema error rather than a silent pick of the first.
-        for name in ["ts", "request_id", "policy_id", "context"] {
+        for name in ["ts", "request_id", "policy_id", "context", "verdict"] {
             let at: Vec<String> = schema
                 .fields()
                 .iter()
@@ -130,6 +151,7 @@ impl ParquetColumns {
         let rid = need("request_id", "string")?;
         let ctx = need("context", "JSON string or struct")?;
         let pid = find("policy_id");
+        let verdict = find("verdict");
         let dt = |i: usize| schema.field(i).data_type().clone();
         match dt(ts) {
             DataType::Timestamp(_, _) | DataType::Int64 => {}
@@ -154,6 +176,14 @@ impl ParquetColumns {
                 dt(p)
             )));
         }
+        if let Some(v) = verdict
+            && !is_string(&dt(v))
+        {
+            return Err(err(format!(
+                "column 'verdict' has type {}; expected string (ok, warn or fail)",
+                dt(v)
+            )));
+        }
         match dt(ctx) {
             ref d if is_string(d) => {}
             DataType::Struct(_) if supported(&dt(ctx)) => {}
@@ -164,7 +194,7 @@ impl ParquetColumns {
                 )));
             }
         }
-        let mut roots: Vec<usize> = [Some(ts), Some(rid), Some(ctx), pid]
+        let mut roots: Vec<usize> = [Some(ts), Some(rid), Some(ctx), pid, verdict]
             .into_iter()
             .flatten()
             .collect();
@@ -175,6 +205,7 @@ impl ParquetColumns {
             request_id: pos(rid),
             policy_id: pid.map(pos),
             context: pos(ctx),
+            verdict: verdict.map(pos),
         };
         Ok((cols, roots))
     }
@@ -465,9 +496,29 @@ pub fn for_each_row(
 }
 
 /// The record columns of a batch with dictionaries decoded: ts, request id, policy
-/// id, whether the context is a JSON string, and the context. `Err` when a column
-/// cannot be decoded (every row of the batch is then rejected).
-type Prepared = (ArrayRef, ArrayRef, Option<ArrayRef>, bool, ArrayRef);
+/// id, whether the context is a JSON string, the context and the verdict. `Err` when a
+/// column cannot be decoded (every row of the batch is then rejected).
+type Prepared = (
+    ArrayRef,
+    ArrayRef,
+    Option<ArrayRef>,
+    bool,
+    ArrayRef,
+    Option<ArrayRef>,
+);
+
+/// A row's recorded verdict (SPEC §11). A column cannot tell an absent value from a
+/// null one, so a null is "no verdict" (as a null `policy_id` is "no policy id"); any
+/// string but `ok`, `warn` or `fail` is `bad_verdict`.
+fn verdict_at(col: Option<&ArrayRef>, i: usize) -> Result<Option<Verdict>, Reason> {
+    let Some(col) = col.filter(|c| !c.is_null(i)) else {
+        return Ok(None);
+    };
+    str_at(col, i)
+        .and_then(Verdict::from_name)
+        .map(Some)
+        .ok_or(Reason::BadVerdict)
+}
 
 fn prepare(batch: &RecordBatch, cols: &ParquetColumns) -> Result<Prepared, String> {
     contain_panics(|| {
@@ -478,6 +529,7 @@ fn prepare(batch: &RecordBatch, cols: &ParquetColumns) -> Result<Prepared, Strin
             cols.policy_id.map(|p| plain(batch.column(p))),
             is_string(ctx.data_type()),
             ctx,
+            cols.verdict.map(|v| plain(batch.column(v))),
         )
     })
 }
@@ -492,7 +544,7 @@ pub fn for_each_row_with(
     mut f: impl FnMut(Result<Record, Reason>),
 ) {
     let prepared = prepare(batch, cols);
-    let Ok((ts, rid, pid, ctx_is_json, ctx)) = prepared else {
+    let Ok((ts, rid, pid, ctx_is_json, ctx, verdict)) = prepared else {
         for _ in 0..batch.num_rows() {
             f(Err(Reason::Malformed));
         }
@@ -521,12 +573,14 @@ pub fn for_each_row_with(
                 _ => return Err(Reason::MissingContext),
             }
         };
+        let verdict = verdict_at(verdict.as_ref(), i)?;
         let policy_id = pid.as_ref().and_then(|p| str_at(p, i)).map(String::from);
         Ok(Record {
             ts_ms,
             request_id,
             policy_id,
             context,
+            verdict,
         })
     };
     for i in 0..batch.num_rows() {
@@ -547,7 +601,7 @@ pub fn for_each_row_ref(
     mut f: impl FnMut(Result<RecordRef<'_>, Reason>),
 ) {
     let prepared = prepare(batch, cols);
-    let Ok((ts, rid, pid, ctx_is_json, ctx)) = prepared else {
+    let Ok((ts, rid, pid, ctx_is_json, ctx, verdict_col)) = prepared else {
         // Columns that cannot be prepared: the owned path rejects every row.
         return for_each_row_with(batch, cols, table, |r| {
             f(r.as_ref().map(Record::borrowed).map_err(|e| *e))
@@ -566,7 +620,8 @@ pub fn for_each_row_ref(
     for i in 0..batch.num_rows() {
         // The checks of `for_each_row_with`, in its order; only the conversion is
         // guarded, `f` runs outside.
-        let checked = contain_panics(|| -> Result<(i64, &str, Option<&str>), Reason> {
+        type Checked<'c> = (i64, &'c str, Option<&'c str>, Option<Verdict>);
+        let checked = contain_panics(|| -> Result<Checked<'_>, Reason> {
             let ts_ms = ts_at(&ts, i)?;
             let request_id = match str_at(&rid, i) {
                 Some(s) if !s.is_empty() => s,
@@ -597,25 +652,30 @@ pub fn for_each_row_ref(
             if !object {
                 return Err(Reason::MissingContext);
             }
+            let verdict = verdict_at(verdict_col.as_ref(), i)?;
             let policy_id = pid.as_ref().and_then(|p| str_at(p, i));
-            Ok((ts_ms, request_id, policy_id))
+            Ok((ts_ms, request_id, policy_id, verdict))
         })
         .unwrap_or(Err(Reason::Malformed));
         match (checked, &slot) {
-            (Ok((ts_ms, request_id, policy_id)), _) if let Some(layout) = layout => {
+            (Ok((ts_ms, request_id, policy_id, verdict)), _) if let Some(layout) = layout => {
                 f(Ok(RecordRef {
                     ts_ms,
                     request_id,
                     policy_id,
                     context: Ctx::Slots(&slots, layout),
+                    verdict,
                 }))
             }
-            (Ok((ts_ms, request_id, policy_id)), Value::Object(context)) => f(Ok(RecordRef {
-                ts_ms,
-                request_id,
-                policy_id,
-                context: Ctx::Map(context),
-            })),
+            (Ok((ts_ms, request_id, policy_id, verdict)), Value::Object(context)) => {
+                f(Ok(RecordRef {
+                    ts_ms,
+                    request_id,
+                    policy_id,
+                    context: Ctx::Map(context),
+                    verdict,
+                }))
+            }
             (Ok(_), _) => f(Err(Reason::MissingContext)),
             (Err(e), _) => f(Err(e)),
         }

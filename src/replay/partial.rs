@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::aggregate::{Aggregate, Bounds, Example, FileCounts, Origin, WindowAgg};
+use super::aggregate::{Aggregate, Bounds, Example, FileCounts, Origin, Unfaithful, WindowAgg};
 use super::job::{Job, input_files};
 use super::record::Reason;
 use super::settings::Settings;
@@ -32,8 +32,7 @@ use super::source::Input;
 use super::window::WindowLen;
 use crate::error::ProofError;
 use crate::orchestrator::metrics::LATENCY_BUCKETS;
-use crate::orchestrator::{DriftKind, Planner, Verdict};
-use crate::policy::{Lists, Policy};
+use crate::orchestrator::{DriftKind, Verdict};
 use crate::report::model::{
     ConfigOut, InputFile, Inputs, ListRef, PolicyRef, Report, ReportContext,
 };
@@ -41,9 +40,9 @@ use crate::report::model::{
 /// Magic bytes at the start of every partial.
 pub const MAGIC: &[u8; 14] = b"PROOF-PARTIAL\n";
 /// The binary layout's version.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// The header's schema tag.
-pub const SCHEMA: &str = "proof.partial/v1";
+pub const SCHEMA: &str = "proof.partial/v2";
 /// The sampling scheme of SPEC §3, named so a future scheme cannot be merged with it.
 pub const BUCKET_SCHEME: &str = "u64_be(sha256(salt:request_id)[0..8]) mod 10000";
 /// Largest partial read (a bound against reading a wrong multi-gigabyte file whole).
@@ -56,20 +55,19 @@ pub struct Fingerprint {
     pub schema: String,
     /// `proof` version that wrote the part.
     pub proof_version: String,
-    /// Baseline IR hash.
-    pub baseline_ir_hash: String,
-    /// Candidate IR hash.
-    pub candidate_ir_hash: String,
-    /// Shadow selector.
-    pub shadow_selector: String,
-    /// Candidate selector.
-    pub candidate_selector: String,
-    /// Digest of the shadow path's effective rule order, costs and budget.
-    pub shadow_weights: String,
-    /// Digest of the candidate path's effective rule order, costs and budget.
-    pub candidate_weights: String,
-    /// Digest of the bound lists (names and values).
-    pub lists: String,
+    /// The policy engine (`ir`, `opa`).
+    pub engine: String,
+    /// Baseline hash (an IR's `ir_hash`, a bundle's digest; empty when recorded).
+    pub baseline_hash: String,
+    /// Candidate hash.
+    pub candidate_hash: String,
+    /// The engine's other comparable settings (selectors, weights and lists digests,
+    /// the decision path), by name.
+    pub settings: BTreeMap<String, String>,
+    /// `replayed`, or `recorded` / `recorded=ID` (SPEC §11).
+    pub baseline: String,
+    /// `--bucket-key`, if given.
+    pub bucket_key: Option<String>,
     /// Sampling salt.
     pub salt: String,
     /// Window length, milliseconds.
@@ -80,21 +78,27 @@ pub struct Fingerprint {
 
 impl Fingerprint {
     /// `(field, value)` pairs, in a fixed order, for messages.
-    fn fields(&self) -> [(&'static str, String); 12] {
-        [
-            ("schema", self.schema.clone()),
-            ("proof_version", self.proof_version.clone()),
-            ("baseline_ir_hash", self.baseline_ir_hash.clone()),
-            ("candidate_ir_hash", self.candidate_ir_hash.clone()),
-            ("shadow_selector", self.shadow_selector.clone()),
-            ("candidate_selector", self.candidate_selector.clone()),
-            ("shadow_weights", self.shadow_weights.clone()),
-            ("candidate_weights", self.candidate_weights.clone()),
-            ("lists", self.lists.clone()),
-            ("salt", self.salt.clone()),
-            ("window_ms", self.window_ms.to_string()),
-            ("bucket_scheme", self.bucket_scheme.clone()),
-        ]
+    fn fields(&self) -> Vec<(String, String)> {
+        let mut v = vec![
+            ("schema".to_string(), self.schema.clone()),
+            ("proof_version".into(), self.proof_version.clone()),
+            ("engine".into(), self.engine.clone()),
+            ("baseline_hash".into(), self.baseline_hash.clone()),
+            ("candidate_hash".into(), self.candidate_hash.clone()),
+            ("baseline".into(), self.baseline.clone()),
+            (
+                "bucket_key".into(),
+                self.bucket_key.clone().unwrap_or_else(|| "(request_id)".into()),
+            ),
+            ("salt".into(), self.salt.clone()),
+            ("window_ms".into(), self.window_ms.to_string()),
+            ("bucket_scheme".into(), self.bucket_scheme.clone()),
+        ];
+        let names: std::collections::BTreeSet<&String> = self.settings.keys().collect();
+        for n in names {
+            v.push((format!("settings.{n}"), self.settings[n].clone()));
+        }
+        v
     }
 }
 
@@ -165,33 +169,6 @@ pub struct Partial {
     pub agg: Aggregate,
 }
 
-fn digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
-
-fn weights_digest(p: &Policy, planner: &Planner) -> String {
-    let order: Vec<(&str, u64)> = planner
-        .order
-        .iter()
-        .map(|&(i, c)| (p.rules[i].id.as_str(), c))
-        .collect();
-    let v = serde_json::json!({"order": order, "budget": planner.budget});
-    digest(v.to_string().as_bytes())
-}
-
-fn lists_digest(lists: &Lists) -> String {
-    let mut m = BTreeMap::new();
-    for (name, _, _) in lists.summary() {
-        if let Some(d) = lists.get(&name) {
-            let mut vals = d.values.clone();
-            vals.sort();
-            vals.dedup();
-            m.insert(name, vals);
-        }
-    }
-    digest(serde_json::to_string(&m).unwrap_or_default().as_bytes())
-}
-
 fn part_ref(r: &PolicyRef) -> PartRef {
     PartRef {
         policy_id: r.policy_id.clone(),
@@ -219,19 +196,23 @@ fn policy_ref(r: &PartRef) -> PolicyRef {
 
 /// The header of a job's part over `files`.
 pub fn header(job: &Job, files: Vec<PartFile>) -> Header {
-    let e = &job.engine;
+    let about = job.engine.about();
+    let s = &job.settings;
     Header {
         fingerprint: Fingerprint {
             schema: SCHEMA.into(),
             proof_version: env!("CARGO_PKG_VERSION").into(),
-            baseline_ir_hash: e.shadow.policy.ir_hash.clone(),
-            candidate_ir_hash: e.enforced.policy.ir_hash.clone(),
-            shadow_selector: e.shadow.planner.kind.as_str().into(),
-            candidate_selector: e.enforced.planner.kind.as_str().into(),
-            shadow_weights: weights_digest(&e.shadow.policy, &e.shadow.planner),
-            candidate_weights: weights_digest(&e.enforced.policy, &e.enforced.planner),
-            lists: lists_digest(&job.lists),
-            salt: e.salt.clone(),
+            engine: about.engine.into(),
+            baseline_hash: about.baseline.hash.clone(),
+            candidate_hash: about.candidate.hash.clone(),
+            settings: about
+                .settings
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            baseline: s.baseline.to_string(),
+            bucket_key: s.bucket_key.as_ref().map(|k| k.to_string()),
+            salt: job.engine.salt().to_string(),
             window_ms: job.gate.window.ms(),
             bucket_scheme: BUCKET_SCHEME.into(),
         },
@@ -247,15 +228,7 @@ pub fn header(job: &Job, files: Vec<PartFile>) -> Header {
                 values,
             })
             .collect(),
-        rule_ids: [
-            e.shadow.policy.rules.iter().map(|r| r.id.clone()).collect(),
-            e.enforced
-                .policy
-                .rules
-                .iter()
-                .map(|r| r.id.clone())
-                .collect(),
-        ],
+        rule_ids: [about.baseline.rules.clone(), about.candidate.rules.clone()],
         files,
     }
 }
@@ -475,6 +448,25 @@ fn encode_body(a: &Aggregate) -> Vec<u8> {
         e.s(reason);
         e.u(n);
     }
+    for &n in &a.skipped_by {
+        e.u(n);
+    }
+    e.u(a.bucket_key_missing);
+    e.u(a.changed);
+    for row in &a.fidelity {
+        for &n in row {
+            e.u(n);
+        }
+    }
+    e.u(a.unfaithful.len() as u64);
+    for x in &a.unfaithful {
+        e.i(x.ts_ms);
+        e.u(u64::from(x.origin.file));
+        e.u(x.origin.line);
+        e.s(&x.request_id);
+        e.u(x.recorded.index() as u64);
+        e.u(x.replayed.index() as u64);
+    }
     e.0
 }
 
@@ -581,11 +573,34 @@ fn decode_body(b: &[u8]) -> DecResult<Aggregate> {
         let reason = static_reason(&d.s()?).ok_or("an evaluation error has an unknown reason")?;
         a.eval_errors.insert((path, rule, reason), d.u()?);
     }
+    for n in a.skipped_by.iter_mut() {
+        *n = d.u()?;
+    }
+    a.bucket_key_missing = d.u()?;
+    a.changed = d.u()?;
+    for row in a.fidelity.iter_mut() {
+        for n in row.iter_mut() {
+            *n = d.u()?;
+        }
+    }
+    for _ in 0..d.len()? {
+        a.unfaithful.push(Unfaithful {
+            ts_ms: d.i()?,
+            origin: Origin {
+                file: d.u32()?,
+                line: d.u()?,
+            },
+            request_id: d.s()?,
+            recorded: d.pick(&Verdict::ALL)?,
+            replayed: d.pick(&Verdict::ALL)?,
+        });
+    }
     if !d.b.is_empty() {
         return Err("has bytes after its end");
     }
     // Counts that must agree, so a crafted file cannot make the report inconsistent.
     if a.read != a.evaluated + a.skipped + a.rejected_total()
+        || a.skipped != a.skipped_by.iter().sum::<u64>()
         || a.windows.values().map(|w| w.requests).sum::<u64>() != a.evaluated
     {
         return Err("its counts do not add up (read = evaluated + rejected + skipped)");
@@ -758,6 +773,13 @@ pub fn merge(parts: Vec<(String, Partial)>) -> Result<Partial, ProofError> {
                      lists, salt and window"
                 )));
             }
+        }
+        if first.header.fingerprint != p.header.fingerprint {
+            return Err(ProofError::Usage(format!(
+                "cannot merge {name} with {first_name}: their engine settings differ ({:?} vs \
+                 {:?}); every part must be replayed with the same engine settings",
+                p.header.fingerprint.settings, first.header.fingerprint.settings
+            )));
         }
     }
     let mut keyed: Vec<(Vec<u8>, Partial)> = parts

@@ -1,154 +1,64 @@
-//! The streaming replay: one reader thread produces chunks, a rayon pool parses and
-//! evaluates them on both paths and folds them into mergeable [`Aggregate`]s. Memory
-//! is bounded by the channel (a few chunks) plus the per-window state.
+//! The streaming replay: one reader thread produces chunks, a rayon pool hands each
+//! line or batch to its thread's engine [`Worker`] (the seam, `crate::engine`) and
+//! folds what it reads into mergeable [`Aggregate`]s: the window, the rollout bucket
+//! and every count are decided here, for every engine alike. Memory is bounded by the
+//! channel (a few chunks) plus the per-window state.
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, LazyLock};
-use std::time::Instant;
 
 use rayon::prelude::*;
-use serde_json::{Map, Value};
-use smallvec::SmallVec;
 
-use super::aggregate::{Aggregate, Bounds, Origin, Outcome};
-use super::extract::PathTable;
-use super::parquet::for_each_row_ref;
-use super::record::{Ctx, Reason, Record, RecordBuf, RecordRef};
+use super::aggregate::{Aggregate, Bounds, Origin};
+use super::record::Reason;
 use super::source::{Chunk, Input, TOO_LONG, read_all};
 use super::window::WindowLen;
+use crate::engine::{Engine, Read, Worker};
 use crate::error::ProofError;
-use crate::orchestrator::{Engine, Evaluation, Scratch};
-use crate::policy::expr::{Env, Memo, Resolved};
+use crate::orchestrator::enforcer::bucket;
 
-/// What the workers need to evaluate records.
+/// What the workers need besides the engine.
 #[derive(Debug, Clone)]
 pub struct Setup {
-    /// Shadow and enforced paths.
-    pub engine: Engine,
+    /// Salt of the rollout hash.
+    pub salt: String,
     /// Window length.
     pub window: WindowLen,
     /// Sample sizes.
     pub bounds: Bounds,
-    /// Policy id records must carry (if they carry one) to be evaluated.
-    pub baseline_id: String,
     /// Most windows held before the run stops with a limit error.
     pub max_windows: usize,
 }
 
-/// Counts one parsed record (or its rejection) into `acc`.
-pub fn absorb(
-    acc: &mut Aggregate,
-    setup: &Setup,
-    scratch: &mut Scratch,
-    origin: Origin,
-    rec: Result<Record, Reason>,
-) {
-    absorb_ref(
-        acc,
-        setup,
-        scratch,
-        origin,
-        rec.as_ref().map(Record::borrowed).map_err(|r| *r),
-    )
-}
-
-/// [`absorb`] of a borrowed record (replay reads lines into a reused [`RecordBuf`]).
-pub fn absorb_ref(
-    acc: &mut Aggregate,
-    setup: &Setup,
-    scratch: &mut Scratch,
-    origin: Origin,
-    rec: Result<RecordRef<'_>, Reason>,
-) {
-    let rec = match rec {
-        Ok(r) => r,
-        Err(reason) => return acc.reject(origin, reason),
+/// Counts what an engine read of one record into `acc`: the record's window and
+/// rollout bucket are placed here (SPEC §3, §5).
+pub fn absorb(acc: &mut Aggregate, setup: &Setup, origin: Origin, read: Read<'_>) {
+    let d = match read {
+        Read::Rejected(reason) => return acc.reject(origin, reason),
+        Read::Skipped(why) => return acc.skip(origin, why),
+        Read::Evaluated(d) => d,
     };
-    if rec.policy_id.is_some_and(|p| p != setup.baseline_id) {
-        return acc.skip(origin);
-    }
-    let window = setup.window.of(rec.ts_ms);
+    let window = setup.window.of(d.ts_ms);
     if !window.fits(setup.window) {
         // Its window's start or end would fall outside the years 0000..=9999 and could
         // not be written as RFC 3339: the timestamp is out of range for this --window.
         return acc.reject(origin, Reason::BadTs);
     }
-    let t0 = Instant::now();
-    let ev = evaluate_ref(&setup.engine, &rec, scratch);
-    let latency_ns = t0.elapsed().as_nanos() as u64;
-    acc.add(&Outcome {
-        origin,
-        ts_ms: rec.ts_ms,
-        window,
-        request_id: rec.request_id,
-        bucket: setup.engine.bucket(rec.request_id),
-        shadow: ev.shadow.verdict,
-        enforced: ev.enforced.verdict,
-        drift: setup.engine.drift_cause(&ev),
-        latency_ns,
-        states: [&ev.shadow.states, &ev.enforced.states],
-    });
+    let b = bucket(&setup.salt, d.key.text(d.request_id));
+    acc.add(origin, window, b, &d);
 }
 
-/// Evaluates both paths of an engine on a borrowed record. A context read into slots
-/// (`Ctx::Slots`) must come from a table made by `PathTable::for_engine(engine)`: its
-/// vars are resolved once per path and evaluated by index.
-pub fn evaluate_ref(engine: &Engine, rec: &RecordRef<'_>, scratch: &mut Scratch) -> Evaluation {
-    match rec.context {
-        Ctx::Map(ctx) => engine.evaluate(
-            &Env {
-                ctx,
-                now_ms: rec.ts_ms,
-                vars: None,
-            },
-            scratch,
-        ),
-        Ctx::Slots(slots, layout) => {
-            static EMPTY: LazyLock<Map<String, Value>> = LazyLock::new(Map::new);
-            let (mut s, mut e) = (SmallVec::new(), SmallVec::new());
-            layout.resolve(0, slots, &mut s);
-            layout.resolve(1, slots, &mut e);
-            let memo = Memo::default();
-            let (s, e) = (
-                Resolved {
-                    values: &s,
-                    memo: &memo,
-                },
-                Resolved {
-                    values: &e,
-                    memo: &memo,
-                },
-            );
-            let env = |vars| Env {
-                ctx: &EMPTY,
-                now_ms: rec.ts_ms,
-                vars: Some(vars),
-            };
-            engine.evaluate_pair(&env(&s), &env(&e), scratch)
-        }
-    }
-}
-
-/// Processes one chunk into `acc`.
-pub fn process_chunk(acc: Aggregate, setup: &Setup, chunk: Chunk) -> Aggregate {
-    process_chunk_with(acc, setup, &PathTable::for_engine(&setup.engine), chunk)
-}
-
-/// [`process_chunk`] with the engine's [`PathTable`] compiled once by the caller:
-/// records are read keeping of their context only what the policies can look up.
-pub fn process_chunk_with(
+/// Processes one chunk into `acc` with a thread's worker.
+pub fn process_chunk<W: Worker>(
     mut acc: Aggregate,
     setup: &Setup,
-    table: &PathTable,
+    worker: &mut W,
     chunk: Chunk,
 ) -> Aggregate {
     if acc.windows.len() > setup.max_windows {
         // Already over the limit: stop growing; the caller reports the limit.
         return acc;
     }
-    let mut scratch = Scratch::default();
-    // One reusable record per chunk (a chunk is up to 1 MiB of lines).
-    let mut buf = RecordBuf::default();
     match chunk {
         Chunk::Lines {
             file,
@@ -172,19 +82,17 @@ pub fn process_chunk_with(
                 {
                     continue; // blank (JSON whitespace only; a form feed is not) lines are not records
                 }
-                absorb_ref(&mut acc, setup, &mut scratch, origin, buf.read(line, table));
+                absorb(&mut acc, setup, origin, worker.line(line));
             }
         }
         Chunk::Batch {
             file,
             first_row,
             batch,
-            columns,
         } => {
-            // Rows whose conversion panics (corrupt arrays) arrive as `malformed`.
             let mut line = first_row;
-            for_each_row_ref(&batch, &columns, table, |rec| {
-                absorb_ref(&mut acc, setup, &mut scratch, Origin { file, line }, rec);
+            worker.batch(&batch, &mut |read| {
+                absorb(&mut acc, setup, Origin { file, line }, read);
                 line += 1;
             });
         }
@@ -193,7 +101,8 @@ pub fn process_chunk_with(
 }
 
 /// Runs the whole pipeline over `inputs` on `threads` worker threads.
-pub fn run(
+pub fn run<E: Engine>(
+    engine: &E,
     setup: &Setup,
     inputs: &[Input],
     threads: usize,
@@ -208,22 +117,23 @@ pub fn run(
         .map_err(|e| ProofError::Internal(format!("cannot start {threads} threads: {e}")))?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(threads * 2);
     let bounds = setup.bounds;
-    let table = PathTable::for_engine(&setup.engine);
+    let check = |schema: &arrow::datatypes::Schema| engine.check_schema(schema);
     let (read_result, agg) = std::thread::scope(|s| {
-        let reader = s.spawn(move || read_all(inputs, &tx, bytes_read));
+        let reader = s.spawn(move || read_all(inputs, &tx, bytes_read, &check));
         let agg = pool.install(|| {
             rx.into_iter()
                 .par_bridge()
                 .fold(
-                    || Aggregate::new(bounds),
-                    |acc, chunk| {
+                    || (Aggregate::new(bounds), engine.worker()),
+                    |(acc, mut worker), chunk| {
                         let before = acc.read;
-                        let acc = process_chunk_with(acc, setup, &table, chunk);
+                        let acc = process_chunk(acc, setup, &mut worker, chunk);
                         records_done
                             .fetch_add(acc.read - before, std::sync::atomic::Ordering::Relaxed);
-                        acc
+                        (acc, worker)
                     },
                 )
+                .map(|(acc, _)| acc)
                 .reduce(Aggregate::default, Aggregate::merge)
         });
         let read_result = reader

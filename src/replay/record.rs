@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use super::extract::{ContextSlots, EVERYTHING, InPlace, Layout, PathTable};
 
+use crate::orchestrator::Verdict;
 use crate::policy::time::{check_epoch_ms, parse_rfc3339_ms};
 
 /// Longest line or record accepted, in bytes (SPEC §4: 16 MiB).
@@ -25,6 +26,8 @@ pub struct Record {
     pub policy_id: Option<String>,
     /// The context object.
     pub context: Map<String, Value>,
+    /// The verdict production returned, if the record says (SPEC §11).
+    pub verdict: Option<Verdict>,
 }
 
 /// Why a record was rejected (SPEC §4, fixed names).
@@ -42,17 +45,23 @@ pub enum Reason {
     MissingContext,
     /// Longer than 16 MiB.
     TooLong,
+    /// A `verdict` that is not `"ok"`, `"warn"` or `"fail"` (SPEC §11).
+    BadVerdict,
+    /// An OPA event without a decision `path` (SPEC §12).
+    MissingPath,
 }
 
 impl Reason {
     /// Every reason, in report order.
-    pub const ALL: [Reason; 6] = [
+    pub const ALL: [Reason; 8] = [
         Reason::Malformed,
         Reason::MissingTs,
         Reason::BadTs,
         Reason::MissingRequestId,
         Reason::MissingContext,
         Reason::TooLong,
+        Reason::BadVerdict,
+        Reason::MissingPath,
     ];
 
     /// Fixed name.
@@ -64,6 +73,8 @@ impl Reason {
             Reason::MissingRequestId => "missing_request_id",
             Reason::MissingContext => "missing_context",
             Reason::TooLong => "too_long",
+            Reason::BadVerdict => "bad_verdict",
+            Reason::MissingPath => "missing_path",
         }
     }
 
@@ -86,6 +97,8 @@ pub struct Fields {
     pub policy_id: Option<Value>,
     /// `context`, unchecked.
     pub context: Option<Value>,
+    /// `verdict`, unchecked.
+    pub verdict: Option<Value>,
     /// The first record field named twice, if any: the record is then ambiguous
     /// (`malformed`), and explanations can name the field without parsing messages.
     pub duplicate: Option<&'static str>,
@@ -97,6 +110,7 @@ enum Key {
     RequestId,
     PolicyId,
     Context,
+    Verdict,
     Other,
 }
 
@@ -114,6 +128,7 @@ impl<'de> Deserialize<'de> for Key {
                     "request_id" => Key::RequestId,
                     "policy_id" => Key::PolicyId,
                     "context" => Key::Context,
+                    "verdict" => Key::Verdict,
                     _ => Key::Other,
                 })
             }
@@ -150,6 +165,7 @@ impl<'de> DeserializeSeed<'de> for FieldsSeed<'_> {
                         Key::RequestId => (&mut f.request_id, "request_id"),
                         Key::PolicyId => (&mut f.policy_id, "policy_id"),
                         Key::Context => (&mut f.context, "context"),
+                        Key::Verdict => (&mut f.verdict, "verdict"),
                         Key::Other => {
                             m.next_value::<serde::de::IgnoredAny>()?;
                             continue;
@@ -384,7 +400,7 @@ pub fn parse_line(line: &[u8]) -> Result<Record, Reason> {
 /// same verdicts and rejections, fewer values built).
 pub fn parse_line_with(line: &[u8], table: &PathTable) -> Result<Record, Reason> {
     let l = parse_fields_with(line, table)?;
-    check(l.ts, l.request_id, l.policy_id, l.context)
+    check(l.ts, l.request_id, l.policy_id, l.context, l.verdict)
 }
 
 /// A record borrowed from a [`RecordBuf`]: what the pipeline evaluates.
@@ -398,6 +414,8 @@ pub struct RecordRef<'a> {
     pub policy_id: Option<&'a str>,
     /// The context (only the parts the path table names).
     pub context: Ctx<'a>,
+    /// The verdict production returned, if the record says (SPEC §11).
+    pub verdict: Option<Verdict>,
 }
 
 /// A record's context as a reader left it.
@@ -428,6 +446,7 @@ impl Record {
             request_id: &self.request_id,
             policy_id: self.policy_id.as_deref(),
             context: Ctx::Map(&self.context),
+            verdict: self.verdict,
         }
     }
 }
@@ -455,6 +474,7 @@ pub struct RecordBuf {
     request_id: Slot,
     policy_id: Slot,
     context: Slot,
+    verdict: Slot,
     /// The context under a table with a slot layout (`context.value` is unused then).
     slots: ContextSlots,
     /// Whether that context was an object.
@@ -474,6 +494,7 @@ impl RecordBuf {
             &mut self.request_id,
             &mut self.policy_id,
             &mut self.context,
+            &mut self.verdict,
         ] {
             s.present = false;
         }
@@ -501,11 +522,13 @@ impl RecordBuf {
             Some(Value::String(s)) => Some(s.as_str()),
             Some(_) => return Err(Reason::Malformed),
         };
+        let verdict = parse_verdict(self.verdict.get())?;
         Ok(RecordRef {
             ts_ms,
             request_id,
             policy_id,
             context,
+            verdict,
         })
     }
 }
@@ -540,6 +563,7 @@ impl<'de> serde::de::Visitor<'de> for FieldsInPlace<'_, '_> {
                 Key::RequestId => &mut b.request_id,
                 Key::PolicyId => &mut b.policy_id,
                 Key::Context => &mut b.context,
+                Key::Verdict => &mut b.verdict,
                 Key::Other => {
                     m.next_value::<serde::de::IgnoredAny>()?;
                     continue;
@@ -600,12 +624,24 @@ fn parse_ts_unbounded(ts: Option<&Value>) -> Result<i64, Reason> {
     }
 }
 
-/// The SPEC §4 checks, in the order a reader meets them: ts, request id, context.
+/// Reads a `verdict` value (SPEC §11): absent is none; `"ok"`, `"warn"` or `"fail"` is
+/// the recorded verdict; anything else, `null` included, is `bad_verdict`.
+pub fn parse_verdict(v: Option<&Value>) -> Result<Option<Verdict>, Reason> {
+    match v {
+        None => Ok(None),
+        Some(Value::String(s)) => Verdict::from_name(s).map(Some).ok_or(Reason::BadVerdict),
+        Some(_) => Err(Reason::BadVerdict),
+    }
+}
+
+/// The SPEC §4 checks, in the order a reader meets them: ts, request id, context,
+/// verdict.
 pub fn check(
     ts: Option<Value>,
     request_id: Option<Value>,
     policy_id: Option<Value>,
     context: Option<Value>,
+    verdict: Option<Value>,
 ) -> Result<Record, Reason> {
     let ts_ms = parse_ts(ts.as_ref())?;
     let request_id = match request_id {
@@ -621,11 +657,13 @@ pub fn check(
         Some(Value::String(s)) => Some(s),
         Some(_) => return Err(Reason::Malformed),
     };
+    let verdict = parse_verdict(verdict.as_ref())?;
     Ok(Record {
         ts_ms,
         request_id,
         policy_id,
         context,
+        verdict,
     })
 }
 

@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 
+use crate::engine::KeyPath;
 use crate::orchestrator::{RolloutPercent, SelectorKind};
 use crate::policy::ListSpec;
 use crate::replay::gate::{Confidence, Plan};
@@ -100,6 +101,18 @@ pub struct Layer {
     pub max_eval_error_ratio: Option<f64>,
     /// Write the partial aggregate here (SPEC §10).
     pub partial_out: Option<PathBuf>,
+    /// `--bucket-key` (SPEC §3).
+    pub bucket_key: Option<KeyPath>,
+    /// `--baseline` (SPEC §11).
+    pub baseline: Option<Baseline>,
+    /// `--max-unfaithful-ratio` (SPEC §11).
+    pub max_unfaithful_ratio: Option<f64>,
+    /// `--bundle` (SPEC §12).
+    pub bundle: Option<PathBuf>,
+    /// `--candidate-bundle` (SPEC §12).
+    pub candidate_bundle: Option<PathBuf>,
+    /// `--decision` (SPEC §12).
+    pub decision: Option<String>,
 }
 
 /// The effective settings: flags over scenario over defaults.
@@ -165,6 +178,58 @@ pub struct Settings {
     pub max_eval_error_ratio: Option<f64>,
     /// Write the partial aggregate here.
     pub partial_out: Option<PathBuf>,
+    /// `--bucket-key` (SPEC §3).
+    pub bucket_key: Option<KeyPath>,
+    /// What the shadow path is (SPEC §11).
+    pub baseline: Baseline,
+    /// Exit 3 above this share of unfaithful records (SPEC §11).
+    pub max_unfaithful_ratio: f64,
+    /// Baseline OPA bundle (SPEC §12).
+    pub bundle: Option<PathBuf>,
+    /// Candidate OPA bundle (SPEC §12).
+    pub candidate_bundle: Option<PathBuf>,
+    /// Only OPA events of this decision path (SPEC §12).
+    pub decision: Option<String>,
+}
+
+/// Default `--max-unfaithful-ratio` (SPEC §11).
+pub const DEFAULT_MAX_UNFAITHFUL_RATIO: f64 = 0.001;
+
+/// What the shadow path of a replay is (SPEC §11).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Baseline {
+    /// The baseline policy (or bundle), replayed.
+    #[default]
+    Replayed,
+    /// What production answered, as the records carry it; with `=ID`, the production
+    /// policy's id (or bundle revision).
+    Recorded(Option<String>),
+}
+
+impl std::str::FromStr for Baseline {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Baseline, String> {
+        match s.split_once('=') {
+            None if s == "recorded" => Ok(Baseline::Recorded(None)),
+            None if s == "replayed" => Ok(Baseline::Replayed),
+            Some(("recorded", id)) if !id.is_empty() => Ok(Baseline::Recorded(Some(id.into()))),
+            _ => Err(format!(
+                "'{s}' is not a baseline: give recorded (the verdicts the records carry) or \
+                 recorded=ID (the production policy's id or bundle revision)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Baseline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Baseline::Replayed => f.write_str("replayed"),
+            Baseline::Recorded(None) => f.write_str("recorded"),
+            Baseline::Recorded(Some(id)) => write!(f, "recorded={id}"),
+        }
+    }
 }
 
 impl Layer {
@@ -172,8 +237,13 @@ impl Layer {
     pub fn combine(self, other: Layer) -> Layer {
         let mut lists = other.lists;
         lists.extend(self.lists);
-        let own_baseline = self.ir.is_some() || self.policy.is_some();
-        let own_candidate = self.candidate_ir.is_some() || self.candidate_policy.is_some();
+        let own_baseline = self.ir.is_some()
+            || self.policy.is_some()
+            || self.bundle.is_some()
+            || self.baseline.is_some();
+        let own_candidate = self.candidate_ir.is_some()
+            || self.candidate_policy.is_some()
+            || self.candidate_bundle.is_some();
         Layer {
             logs: if self.logs.is_empty() {
                 other.logs
@@ -222,6 +292,24 @@ impl Layer {
             redact_ids: self.redact_ids.or(other.redact_ids),
             max_eval_error_ratio: self.max_eval_error_ratio.or(other.max_eval_error_ratio),
             partial_out: self.partial_out.or(other.partial_out),
+            bucket_key: self.bucket_key.or(other.bucket_key),
+            baseline: if own_baseline {
+                self.baseline
+            } else {
+                other.baseline
+            },
+            max_unfaithful_ratio: self.max_unfaithful_ratio.or(other.max_unfaithful_ratio),
+            bundle: if own_baseline {
+                self.bundle
+            } else {
+                other.bundle
+            },
+            candidate_bundle: if own_candidate {
+                self.candidate_bundle
+            } else {
+                other.candidate_bundle
+            },
+            decision: self.decision.or(other.decision),
         }
     }
 
@@ -270,6 +358,14 @@ impl Layer {
             redact_ids: self.redact_ids.unwrap_or(false),
             max_eval_error_ratio: self.max_eval_error_ratio,
             partial_out: self.partial_out,
+            bucket_key: self.bucket_key,
+            baseline: self.baseline.unwrap_or_default(),
+            max_unfaithful_ratio: self
+                .max_unfaithful_ratio
+                .unwrap_or(DEFAULT_MAX_UNFAITHFUL_RATIO),
+            bundle: self.bundle,
+            candidate_bundle: self.candidate_bundle,
+            decision: self.decision,
         }
     }
 }
@@ -288,6 +384,7 @@ impl Settings {
             confidence: self.confidence,
             plan: self.plan.as_ref().map(|p| p.plan.clone()),
             max_eval_error_ratio: self.max_eval_error_ratio,
+            max_unfaithful_ratio: self.max_unfaithful_ratio,
         }
     }
 }

@@ -16,7 +16,7 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 
-use super::parquet::ParquetColumns;
+use super::parquet::{Columns, open_projected};
 use super::record::MAX_RECORD_BYTES;
 use crate::error::{Location, ProofError};
 
@@ -159,8 +159,6 @@ pub enum Chunk {
         first_row: u64,
         /// The rows.
         batch: RecordBatch,
-        /// Where the required columns are.
-        columns: Arc<ParquetColumns>,
     },
 }
 
@@ -273,8 +271,12 @@ fn sniff_compression(head: &[u8]) -> Compression {
 /// Expands files and directories (recursively, in name order) into inputs, detects
 /// format and compression, and checks every Parquet schema before any work starts.
 /// A file reached twice is read once; the warning saying so goes to stderr.
-pub fn expand_inputs(paths: &[PathBuf], forced: Option<Format>) -> Result<Vec<Input>, ProofError> {
-    let (inputs, warnings) = expand_inputs_with_warnings(paths, forced)?;
+pub fn expand_inputs(
+    paths: &[PathBuf],
+    forced: Option<Format>,
+    columns: Columns<'_>,
+) -> Result<Vec<Input>, ProofError> {
+    let (inputs, warnings) = expand_inputs_with_warnings(paths, forced, columns)?;
     for w in warnings {
         // Not behind --quiet: the run reads fewer files than it was given.
         eprintln!("proof: warning: {w}");
@@ -333,6 +335,7 @@ fn dedupe(files: Vec<PathBuf>, warnings: &mut Vec<String>) -> Vec<PathBuf> {
 pub fn expand_inputs_with_warnings(
     paths: &[PathBuf],
     forced: Option<Format>,
+    columns: Columns<'_>,
 ) -> Result<(Vec<Input>, Vec<String>), ProofError> {
     let mut warnings = Vec::new();
     let mut files = Vec::new();
@@ -412,7 +415,7 @@ pub fn expand_inputs_with_warnings(
                     file_kind(&meta)
                 )));
             }
-            parquet_guarded(&path, 0, || ParquetColumns::open(&path))?;
+            parquet_guarded(&path, 0, || open_projected(&path, columns))?;
         }
         inputs.push(Input {
             path,
@@ -454,11 +457,12 @@ pub fn read_all(
     inputs: &[Input],
     tx: &SyncSender<Chunk>,
     bytes_read: &Arc<AtomicU64>,
+    columns: Columns<'_>,
 ) -> Result<(), ProofError> {
     for (i, input) in inputs.iter().enumerate() {
         let file = i as u32;
         match input.format {
-            Format::Parquet => read_parquet(input, file, tx, bytes_read)?,
+            Format::Parquet => read_parquet(input, file, tx, bytes_read, columns)?,
             Format::Jsonl => {
                 let stdin = input.path.as_os_str() == "-";
                 // A second handle on the open file, to look at it again once read.
@@ -701,6 +705,7 @@ fn read_parquet(
     file: u32,
     tx: &SyncSender<Chunk>,
     bytes_read: &Arc<AtomicU64>,
+    columns: Columns<'_>,
 ) -> Result<(), ProofError> {
     let path = &input.path;
     // The reader opens the file itself: compare by path, before and after.
@@ -715,14 +720,13 @@ fn read_parquet(
         }
     };
     unchanged()?;
-    let (columns, builder) = parquet_guarded(path, 0, || ParquetColumns::open(path))
+    let builder = parquet_guarded(path, 0, || open_projected(path, columns))
         .map_err(|e| unchanged().err().unwrap_or(e))?;
     // The decoder reads column chunks, not a byte stream: progress advances by the
     // share of rows decoded, in bytes of the file, so the bar and its ETA move.
     let total_rows = builder.metadata().file_metadata().num_rows().max(1) as u64;
     let size = input.bytes.unwrap_or(0);
     let mut credited = 0u64;
-    let columns = Arc::new(columns);
     let mut reader = parquet_guarded(path, 0, || {
         builder
             .with_batch_size(PARQUET_BATCH)
@@ -749,7 +753,6 @@ fn read_parquet(
                 file,
                 first_row,
                 batch,
-                columns: columns.clone(),
             })
             .is_err()
         {

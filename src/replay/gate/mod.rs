@@ -37,6 +37,9 @@ pub struct GateSettings {
     pub plan: Option<Plan>,
     /// `--max-eval-error-ratio`: exit 3 when a rule errors on more records of a path.
     pub max_eval_error_ratio: Option<f64>,
+    /// `--max-unfaithful-ratio` (SPEC §11): exit 3 when more of the checked records
+    /// than this disagree with what production answered.
+    pub max_unfaithful_ratio: f64,
 }
 
 /// Ratio with 0 for an empty denominator.
@@ -148,18 +151,66 @@ pub struct RunFailure {
     pub nothing_evaluated: bool,
     /// A rule errored on more records of a path than `--max-eval-error-ratio`.
     pub eval_errors: bool,
+    /// The replayed baseline did not reproduce production (SPEC §11).
+    pub unfaithful: bool,
 }
 
 impl RunFailure {
     /// Whether the run fails with exit code 3.
     pub fn any(self) -> bool {
-        self.too_many_rejects || self.nothing_evaluated || self.eval_errors
+        self.too_many_rejects || self.nothing_evaluated || self.eval_errors || self.unfaithful
+    }
+}
+
+/// The fidelity check of SPEC §11: records with a recorded verdict, how many the
+/// replayed baseline reproduced, and the disagreements by `recorded->replayed` kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fidelity {
+    /// Evaluated records carrying a recorded verdict.
+    pub checked: u64,
+    /// Of those, replayed as production answered.
+    pub faithful: u64,
+    /// Of those, replayed otherwise.
+    pub unfaithful: u64,
+    /// Unfaithful records by kind (indexed like `DriftKind::ALL`, recorded first).
+    pub by_kind: [u64; 6],
+}
+
+impl Fidelity {
+    /// The check of an aggregate; `None` when no evaluated record carries a verdict.
+    pub fn of(agg: &Aggregate) -> Option<Fidelity> {
+        let mut f = Fidelity {
+            checked: 0,
+            faithful: 0,
+            unfaithful: 0,
+            by_kind: [0; 6],
+        };
+        for (r, row) in crate::orchestrator::Verdict::ALL.iter().zip(&agg.fidelity) {
+            for (p, &n) in crate::orchestrator::Verdict::ALL.iter().zip(row) {
+                f.checked += n;
+                match crate::orchestrator::DriftKind::of(*r, *p) {
+                    Some(k) => {
+                        f.unfaithful += n;
+                        f.by_kind[k.index()] += n;
+                    }
+                    None => f.faithful += n,
+                }
+            }
+        }
+        (f.checked > 0).then_some(f)
+    }
+
+    /// unfaithful / checked.
+    pub fn ratio(&self) -> f64 {
+        ratio(self.unfaithful, self.checked)
     }
 }
 
 /// Everything the gate decides.
 #[derive(Debug, Clone)]
 pub struct GateResult {
+    /// The fidelity check (SPEC §11), when a record carried a verdict.
+    pub fidelity: Option<Fidelity>,
     /// Every window with an evaluated record, ascending.
     pub windows: Vec<WindowResult>,
     /// One entry per reported level.
@@ -290,10 +341,12 @@ pub fn judge(agg: &Aggregate, g: &GateSettings) -> GateResult {
     };
     let plan = g.plan.as_ref().map(|p| p.simulate(agg, g));
     let passed = breached.is_empty();
+    let fidelity = Fidelity::of(agg);
     let failure = RunFailure {
         too_many_rejects: agg.rejected_total() > g.max_rejects,
         nothing_evaluated: evaluated == 0,
         eval_errors,
+        unfaithful: fidelity.is_some_and(|f| f.ratio() > g.max_unfaithful_ratio),
     };
     let fails = match &plan {
         Some(p) => !p.passed,
@@ -307,6 +360,7 @@ pub fn judge(agg: &Aggregate, g: &GateSettings) -> GateResult {
         0
     };
     GateResult {
+        fidelity,
         windows,
         levels,
         breached,
@@ -346,6 +400,7 @@ pub(crate) mod tests {
             confidence: confidence.map(|c| Confidence::new(c).unwrap()),
             plan: None,
             max_eval_error_ratio: None,
+            max_unfaithful_ratio: 0.001,
         }
     }
 
