@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod diff;
 pub mod error;
+pub mod files;
 pub mod r#gen;
 pub mod metrics;
 pub mod orchestrator;

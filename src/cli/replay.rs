@@ -291,7 +291,11 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         .or(scenario.out.as_deref())
         .map(report::writer::OutputDir::lock)
         .transpose()?;
-    let mut job = Job::resolve(args.layer()?.combine(scenario).finish())?;
+    let settings = args.layer()?.combine(scenario).finish();
+    let (mut inputs, outputs) = settings.io_paths();
+    inputs.extend(args.scenario.clone());
+    report::writer::refuse_clobber(&outputs, &inputs)?;
+    let mut job = Job::resolve(settings)?;
     job.config.scenario = args.scenario.as_ref().map(|p| p.display().to_string());
     if job.settings.redact_ids && !job.config.redact_key_set {
         // Not behind --quiet: the ids in the outputs can be recovered by anyone with
