@@ -123,7 +123,7 @@ pub fn parse_list(bytes: &[u8], path: &Path) -> Result<ListData, ProofError> {
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     // UTF-8 first, for both formats: the csv crate reports bad bytes at the line its
     // record starts on (line 1 for bad bytes on line 2), so count the line here.
-    let text = std::str::from_utf8(&bytes).map_err(|e| {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
         let line = bytes[..e.valid_up_to()]
             .iter()
             .filter(|&&b| b == b'\n')
