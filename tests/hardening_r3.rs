@@ -270,12 +270,15 @@ fn partial_out_or_drift_details_naming_an_input_is_refused_before_reading() {
             dir.path().join("logs/../demo.v1.ir.json"),
             "is the input",
         ),
-        ("--drift-details", dir.path().join("logs/traffic.jsonl"), ""),
+        (
+            "--drift-details",
+            dir.path().join("logs/traffic.jsonl"),
+            "is the input",
+        ),
         ("--drift-details", list.clone(), "is the input"),
     ];
     for (flag, target, what) in &cases {
         let t = target.to_str().unwrap();
-        // --drift-details wants a known extension; name the log by its own.
         let o = replay_in(dir.path(), &log, &ir, &list, &[flag, t]);
         let msg = text(&o);
         assert_eq!(o.status.code(), Some(2), "{flag} {t}: {msg}");
