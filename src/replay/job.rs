@@ -394,7 +394,10 @@ impl Job {
                 &self.baseline,
                 &self.candidate,
             );
-            let key = self.settings.redact_ids.then_some(self.redact_key.as_slice());
+            let key = self
+                .settings
+                .redact_ids
+                .then_some(self.redact_key.as_slice());
             super::partial::write(p, &id, &inputs, &agg, key)?;
         }
         let report = self.report(&agg, input_files(&inputs, &agg), wall);

@@ -31,8 +31,8 @@ use super::settings::Settings;
 use super::source::Input;
 use super::window::WindowLen;
 use crate::error::ProofError;
-use crate::policy::time::{MAX_TS_MS, MIN_TS_MS, check_epoch_ms};
 use crate::orchestrator::{DriftKind, Engine, Planner, Verdict};
+use crate::policy::time::{MAX_TS_MS, MIN_TS_MS, check_epoch_ms};
 use crate::policy::{Lists, Policy};
 use crate::report::model::{
     ConfigOut, InputFile, Inputs, ListRef, PolicyRef, Report, ReportContext,
@@ -720,8 +720,7 @@ fn check_counts(a: &Aggregate) -> DecResult<()> {
         || files(|f| f.evaluated) != Some(a.evaluated)
         || files(|f| f.rejected) != Some(rejected)
         || files(|f| f.skipped) != Some(a.skipped)
-        || a
-            .files
+        || a.files
             .values()
             .any(|f| sum([f.evaluated, f.rejected, f.skipped]) != Some(f.read))
     {
@@ -734,7 +733,11 @@ fn check_counts(a: &Aggregate) -> DecResult<()> {
         // Bounded by the window's requests (checked above), so these cannot overflow.
         for v in 0..3 {
             shadow[v] += w.shadow[v];
-            enforced[v] += w.enforced_by_pct.iter().map(|r| u64::from(r[v])).sum::<u64>();
+            enforced[v] += w
+                .enforced_by_pct
+                .iter()
+                .map(|r| u64::from(r[v]))
+                .sum::<u64>();
         }
         drift += w.drift_by_pct.iter().map(|&n| u64::from(n)).sum::<u64>();
     }
@@ -792,7 +795,9 @@ pub fn decode_limited(bytes: &[u8], name: &str, max_windows: usize) -> Result<Pa
     };
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
         if bytes.len() < MAGIC.len() && MAGIC.starts_with(bytes) && !bytes.is_empty() {
-            return Err(bad("truncated partial (the file ends early); write it again".into()));
+            return Err(bad(
+                "truncated partial (the file ends early); write it again".into(),
+            ));
         }
         return Err(not_a_partial(name));
     }
@@ -862,16 +867,22 @@ pub fn decode_limited(bytes: &[u8], name: &str, max_windows: usize) -> Result<Pa
         r: std::io::BufReader::new(decoder),
         left: declared,
     };
-    let agg = decode_body(&mut d, window, max_windows)
-        .map_err(|m| bad(format!("partial body {m}")))?;
+    let agg =
+        decode_body(&mut d, window, max_windows).map_err(|m| bad(format!("partial body {m}")))?;
     if header.body_bytes.is_some() && d.left != 0 {
-        return Err(bad("partial body is shorter than its header declares".into()));
+        return Err(bad(
+            "partial body is shorter than its header declares".into()
+        ));
     }
     let n_files = header.files.len();
     let origin_ok = |o: &Origin| (o.file as usize) < n_files;
     if agg.files.keys().any(|&k| k as usize >= n_files)
         || !agg.rejection_samples.iter().all(|(o, _)| origin_ok(o))
-        || !agg.examples.iter().chain(&agg.drifts).all(|e| origin_ok(&e.origin))
+        || !agg
+            .examples
+            .iter()
+            .chain(&agg.drifts)
+            .all(|e| origin_ok(&e.origin))
     {
         return Err(bad("partial body names an input its header lacks".into()));
     }
@@ -1083,7 +1094,8 @@ impl Merger {
             let Some(mine) = self.agg.windows.get(start) else {
                 continue;
             };
-            let u32s = |a: &[u32], b: &[u32]| a.iter().zip(b).all(|(x, y)| x.checked_add(*y).is_some());
+            let u32s =
+                |a: &[u32], b: &[u32]| a.iter().zip(b).all(|(x, y)| x.checked_add(*y).is_some());
             let ok = u32s(&mine.drift_by_pct, &w.drift_by_pct)
                 && mine
                     .enforced_by_pct
@@ -1288,7 +1300,10 @@ mod tests {
         for v in [0i64, -1, 1, i64::MIN, i64::MAX, -62_167_219_200_000] {
             e.i(v);
         }
-        let mut d = Dec { b: &e.0 };
+        let mut d = Dec {
+            r: &e.0[..],
+            left: e.0.len() as u64,
+        };
         for v in [0u64, 1, 127, 128, 300, u64::MAX] {
             assert_eq!(d.u().unwrap(), v);
         }

@@ -249,7 +249,11 @@ fn pick_document(mut docs: Vec<Value>) -> Result<Value, String> {
             Some("Rollout" | "Canary")
         )
     };
-    let found: Vec<String> = docs.iter().enumerate().map(|(i, d)| describe(i, d)).collect();
+    let found: Vec<String> = docs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| describe(i, d))
+        .collect();
     let plans: Vec<usize> = (0..docs.len()).filter(|&i| is_plan(&docs[i])).collect();
     match plans.as_slice() {
         [i] => {

@@ -182,8 +182,8 @@ impl Plan {
                 let ls = sums_of(step);
                 let here = ls.breaches[windows.end] - ls.breaches[windows.start];
                 if breached + here >= self.failure_limit {
-                    let nth = (ls.breaches[windows.start] + (self.failure_limit - breached) - 1)
-                        as usize;
+                    let nth =
+                        (ls.breaches[windows.start] + (self.failure_limit - breached) - 1) as usize;
                     let wi = ls.breach_at[nth];
                     add(&mut impact, ls.impact(windows.start..wi + 1));
                     breached = self.failure_limit;
@@ -249,7 +249,12 @@ impl Plan {
 
 /// The level of each window from the run's start on: its step's level (100 past
 /// every timed step: promoted), 0 after the rollback window.
-fn levels_over(spans: &Spans<'_>, run: &Run, starts: &[i64], w: WindowLen) -> Vec<(WindowStart, u8)> {
+fn levels_over(
+    spans: &Spans<'_>,
+    run: &Run,
+    starts: &[i64],
+    w: WindowLen,
+) -> Vec<(WindowStart, u8)> {
     let from = starts.partition_point(|&s| s < run.start.ms());
     let mut level = vec![100u8; starts.len() - from];
     for (k, windows) in spans.judged(run.start.ms(), starts) {
@@ -482,5 +487,4 @@ mod tests {
         assert_eq!(r.summary.runs, 0);
         assert_eq!(r.summary.rolled_back_by_step, [0, 0, 0]);
     }
-
 }
