@@ -241,11 +241,11 @@ fn runs_without_step(r: &Value) -> Value {
 
 #[test]
 fn a_flagger_canary_of_200_000_weights_over_short_traffic() {
-    // The traffic lasts 20 minutes: of 200 000 one-minute steps at 50 %, only the first
-    // 20 hold windows. The run is the one of a 30-step canary (issue 24 item 7: the
+    // The traffic lasts 20 minutes: of 200 000 one-minute steps at 100 %, only the
+    // first 20 hold windows. The run is the one of a 30-step canary (issue 24 item 7: the
     // simulation stops walking where the traffic ends).
     let canary = |n: usize| {
-        let weights = vec!["50"; n].join(", ");
+        let weights = vec!["100"; n].join(", ");
         format!(
             "kind: Canary\nspec:\n  analysis:\n    interval: 1m\n    threshold: 2\n    stepWeights: [{weights}]\n"
         )
@@ -290,9 +290,18 @@ fn ten_thousand_steps_from_every_start_equal_one_long_step() {
 #[test]
 fn argo_compound_durations_multi_document_manifests_and_large_json_plans() {
     // Argo's own duration grammar: 1h30m, 90s, 2m30s.
-    let argo = "kind: Rollout\nspec:\n  strategy:\n    canary:\n      steps:\n\
-                - setWeight: 10\n        - pause: {duration: 1h30m}\n\
-                - setWeight: 20\n        - pause: {duration: 90s}\n        - pause: {duration: 30s}\n";
+    let argo = concat!(
+        "kind: Rollout\n",
+        "spec:\n",
+        "  strategy:\n",
+        "    canary:\n",
+        "      steps:\n",
+        "        - setWeight: 10\n",
+        "        - pause: {duration: 1h30m}\n",
+        "        - setWeight: 20\n",
+        "        - pause: {duration: 90s}\n",
+        "        - pause: {duration: 30s}\n",
+    );
     let (code, r, err) = run_plan("argo.yaml", argo);
     assert_ne!(code, 2, "{err}");
     assert_eq!(
