@@ -57,7 +57,7 @@ fn shard(out: &Path, extra: &[&str]) {
 }
 
 fn json(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)))
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
 }
 
 /// Rewrites a partial through the library (the checksum is recomputed: it detects
