@@ -102,8 +102,15 @@ fn any_split_merged_in_any_order_equals_one_run() {
         compression: "none".into(),
         bytes: None,
     };
+    let id = partial::Identity::of(
+        &job.engine,
+        &job.lists,
+        job.gate.window,
+        &job.baseline,
+        &job.candidate,
+    );
     let whole = Partial {
-        header: partial::header(&job, vec![file.clone()]),
+        header: id.header(vec![file.clone()]),
         agg: fold(&job, &lines, |_| true),
     };
     let one_report = partial::report(&whole, &job.settings).unwrap();
@@ -140,7 +147,7 @@ fn any_split_merged_in_any_order_equals_one_run() {
                     .map(|&p| {
                         let agg = fold(&job, &lines, |i| owner[i] == p);
                         let part = Partial {
-                            header: partial::header(&job, vec![file.clone()]),
+                            header: id.header(vec![file.clone()]),
                             agg,
                         };
                         // Through the file format, as proof merge reads it.

@@ -552,7 +552,15 @@ impl Folder {
     fn partial(&self, py: Python<'_>) -> PyResult<Py<PyBytes>> {
         let mut agg = self.agg.clone();
         agg.finish();
-        let mut header = partial::header(&self.job, self.files.clone());
+        let job = &self.job;
+        let id = partial::Identity::of(
+            &job.engine,
+            &job.lists,
+            job.gate.window,
+            &job.baseline,
+            &job.candidate,
+        );
+        let mut header = id.header(self.files.clone());
         // Shipped files were written to a temporary directory: show the driver's paths.
         let show = |p: &mut String| {
             if let Some(d) = self.shown.get(p.as_str()) {
@@ -568,7 +576,11 @@ impl Folder {
         for l in &mut header.lists {
             show(&mut l.path);
         }
-        let bytes = partial::encode(&Partial { header, agg }).map_err(py_err)?;
+        let mut part = Partial { header, agg };
+        if job.settings.redact_ids {
+            partial::redact_ids(&mut part, &job.redact_key);
+        }
+        let bytes = partial::encode(&part).map_err(py_err)?;
         Ok(PyBytes::new(py, &bytes).unbind())
     }
 }

@@ -387,7 +387,18 @@ impl Job {
         let inputs = self.inputs()?;
         let (agg, wall) = self.aggregate(&inputs, quiet)?;
         if let Some(p) = &self.settings.partial_out {
-            super::partial::write(p, self, &inputs, &agg)?;
+            let id = super::partial::Identity::of(
+                &self.engine,
+                &self.lists,
+                self.gate.window,
+                &self.baseline,
+                &self.candidate,
+            );
+            let key = self
+                .settings
+                .redact_ids
+                .then_some(self.redact_key.as_slice());
+            super::partial::write(p, &id, &inputs, &agg, key)?;
         }
         let report = self.report(&agg, input_files(&inputs, &agg), wall);
         Ok((agg, report))
