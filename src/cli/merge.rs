@@ -69,6 +69,15 @@ pub fn run(args: MergeArgs) -> anyhow::Result<i32> {
         // Not behind --quiet: fewer parts are merged than were named.
         eprintln!("proof: warning: {w}");
     }
+    // An output naming a part would overwrite it (issue 24, item 5).
+    let mut outputs: Vec<(&str, &std::path::Path)> = Vec::new();
+    if let Some(p) = &args.partial_out {
+        outputs.push(("--partial-out", p));
+    }
+    if let Some(p) = &args.drift_details {
+        outputs.push(("--drift-details", p));
+    }
+    crate::report::writer::refuse_clobber(&outputs, &files)?;
     let stdin_uses = files.iter().filter(|p| p.as_os_str() == "-").count();
     if stdin_uses > 1 {
         anyhow::bail!("'-' (standard input) can be given once");
