@@ -10,36 +10,24 @@ use crate::error::ProofError;
 /// Largest configuration file read, in bytes.
 pub const MAX_CONFIG_BYTES: usize = 16 * 1024 * 1024;
 
+/// The limit of weights, scenario, plan and access-map files.
+pub const LIMIT: crate::files::Limit = crate::files::Limit {
+    bytes: MAX_CONFIG_BYTES as u64,
+    what: "config file",
+    why: "config::MAX_CONFIG_BYTES, fixed at build time: weights and scenarios are \
+          kilobytes, so this is most likely the wrong file",
+};
+
 /// Reads a configuration file, refusing one over [`MAX_CONFIG_BYTES`] before reading
 /// it whole (a wrong path to a multi-gigabyte log must not be slurped).
 pub fn read_config(path: &Path) -> Result<Vec<u8>, ProofError> {
-    use std::io::Read;
-    let f = std::fs::File::open(path).map_err(|e| ProofError::io(path, e))?;
-    let mut bytes = Vec::new();
-    f.take(MAX_CONFIG_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| ProofError::io(path, e))?;
-    if bytes.len() > MAX_CONFIG_BYTES {
-        return Err(too_big(path, "more than"));
-    }
-    Ok(bytes)
-}
-
-fn too_big(path: &Path, size: &str) -> ProofError {
-    ProofError::Limit {
-        path: crate::error::Location::file(path),
-        msg: format!(
-            "config file is {size} {MAX_CONFIG_BYTES} bytes; the limit is 16 MiB \
-             (config::MAX_CONFIG_BYTES, fixed at build time: weights and scenarios are \
-             kilobytes, so this is most likely the wrong file)"
-        ),
-    }
+    crate::files::read_limited(path, LIMIT)
 }
 
 /// Parses YAML from bytes; errors name `path` and, where known, the line.
 pub fn from_yaml<T: DeserializeOwned>(bytes: &[u8], path: &Path) -> Result<T, ProofError> {
     if bytes.len() > MAX_CONFIG_BYTES {
-        return Err(too_big(path, &bytes.len().to_string()));
+        return Err(LIMIT.exceeded(path, Some(bytes.len() as u64)));
     }
     let text = std::str::from_utf8(bytes)
         .map_err(|e| ProofError::config(path, 0, format!("not valid UTF-8: {e}")))?;

@@ -11,6 +11,7 @@ pub mod config;
 pub mod diff;
 pub mod engine;
 pub mod error;
+pub mod files;
 pub mod r#gen;
 pub mod metrics;
 pub mod orchestrator;

@@ -102,8 +102,9 @@ fn any_split_merged_in_any_order_equals_one_run() {
         compression: "none".into(),
         bytes: None,
     };
+    let id = job.identity();
     let whole = Partial {
-        header: partial::header(&job, vec![file.clone()]),
+        header: id.header(vec![file.clone()]),
         agg: fold(&job, &lines, |_| true),
     };
     let one_report = partial::report(&whole, &job.settings).unwrap();
@@ -140,7 +141,7 @@ fn any_split_merged_in_any_order_equals_one_run() {
                     .map(|&p| {
                         let agg = fold(&job, &lines, |i| owner[i] == p);
                         let part = Partial {
-                            header: partial::header(&job, vec![file.clone()]),
+                            header: id.header(vec![file.clone()]),
                             agg,
                         };
                         // Through the file format, as proof merge reads it.

@@ -220,3 +220,120 @@ fn bad_plans_and_levels_exit_2_naming_file_step_key_and_range() {
     assert_eq!(r["plan"]["runs"][0]["outcome"], "incomplete");
     assert_eq!(r["plan"]["runs"][0]["impact"]["requests"], 0);
 }
+
+/// The plan of `text` (written to a temp file named `name`), run over the traffic.
+fn run_plan(name: &str, text: &str) -> (i32, Value, String) {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join(name);
+    std::fs::write(&p, text).unwrap();
+    run(&["--plan", p.to_str().unwrap()])
+}
+
+/// Runs without the fields that number steps (`step`), for comparing plans whose steps
+/// differ in number but not in what they judge.
+fn runs_without_step(r: &Value) -> Value {
+    let mut runs = r["plan"]["runs"].clone();
+    for run in runs.as_array_mut().unwrap() {
+        run.as_object_mut().unwrap().remove("step");
+    }
+    runs
+}
+
+#[test]
+fn a_flagger_canary_of_200_000_weights_over_short_traffic() {
+    // The traffic lasts 20 minutes: of 200 000 one-minute steps at 100 %, only the
+    // first 20 hold windows. The run is the one of a 30-step canary (issue 24 item 7: the
+    // simulation stops walking where the traffic ends).
+    let canary = |n: usize| {
+        let weights = vec!["100"; n].join(", ");
+        format!(
+            "kind: Canary\nspec:\n  analysis:\n    interval: 1m\n    threshold: 2\n    stepWeights: [{weights}]\n"
+        )
+    };
+    let (code, long, err) = run_plan("long.yaml", &canary(200_000));
+    assert_eq!(code, 1, "{err}");
+    let (_, short, _) = run_plan("short.yaml", &canary(30));
+    assert_eq!(long["plan"]["runs"], short["plan"]["runs"]);
+    assert_eq!(long["plan"]["runs"][0]["outcome"], "rolled_back");
+    assert_eq!(long["plan"]["steps"].as_array().unwrap().len(), 200_001);
+    let by_step = long["plan"]["summary"]["rolled_back_by_step"]
+        .as_array()
+        .unwrap();
+    assert_eq!(by_step.len(), 200_001);
+    assert_eq!(by_step.iter().filter(|n| n.as_u64() != Some(0)).count(), 1);
+}
+
+#[test]
+fn ten_thousand_steps_from_every_start_equal_one_long_step() {
+    // 10 000 one-minute steps at 50 % judge every window as one 10 000-minute step at
+    // 50 % does: the same runs, from every start, whatever the step number.
+    let many: Vec<String> = (0..10_000)
+        .map(|_| "{rollout: 50, duration: 1m}".to_string())
+        .collect();
+    let (code, r, err) = run_plan(
+        "many.yaml",
+        &format!("steps: [{}]\nstart: every\n", many.join(", ")),
+    );
+    let (code1, one, _) = run_plan(
+        "one.yaml",
+        "steps: [{rollout: 50, duration: 10000m}]\nstart: every\n",
+    );
+    assert_eq!((code, code1), (code1, code), "{err}");
+    assert_eq!(r["plan"]["summary"]["runs"], 17);
+    assert_eq!(runs_without_step(&r), runs_without_step(&one));
+    assert_eq!(
+        r["plan"]["summary"]["impact_events_max"],
+        one["plan"]["summary"]["impact_events_max"]
+    );
+}
+
+#[test]
+fn argo_compound_durations_multi_document_manifests_and_large_json_plans() {
+    // Argo's own duration grammar: 1h30m, 90s, 2m30s.
+    let argo = concat!(
+        "kind: Rollout\n",
+        "spec:\n",
+        "  strategy:\n",
+        "    canary:\n",
+        "      steps:\n",
+        "        - setWeight: 10\n",
+        "        - pause: {duration: 1h30m}\n",
+        "        - setWeight: 20\n",
+        "        - pause: {duration: 90s}\n",
+        "        - pause: {duration: 30s}\n",
+    );
+    let (code, r, err) = run_plan("argo.yaml", argo);
+    assert_ne!(code, 2, "{err}");
+    assert_eq!(
+        r["plan"]["steps"],
+        json!([{"rollout_percent": 10, "duration_seconds": 5400},
+               {"rollout_percent": 20, "duration_seconds": 120},
+               {"rollout_percent": 100, "duration_seconds": null}])
+    );
+    // A Service, then the Rollout, as manifests are kept: the Rollout is the plan, the
+    // Service is named in a note.
+    let (code, r2, err) = run_plan(
+        "app.yaml",
+        &format!("apiVersion: v1\nkind: Service\nmetadata: {{name: verifier}}\n---\n{argo}"),
+    );
+    assert_ne!(code, 2, "{err}");
+    assert_eq!(r2["plan"], r["plan"]);
+    assert!(
+        err.contains("note") && err.contains("Service verifier"),
+        "{err}"
+    );
+    let (code, _, err) = run_plan("two.yaml", "kind: Service\n---\nkind: ConfigMap\n");
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("2 YAML documents") && err.contains("document 1 (Service)"),
+        "{err}"
+    );
+    // A large plain-JSON plan is JSON, not an alias bomb.
+    let steps: Vec<Value> = (0..300_000)
+        .map(|_| json!({"rollout": 50, "duration": "1m"}))
+        .collect();
+    let (code, r, err) = run_plan("big.json", &json!({ "steps": steps }).to_string());
+    assert_ne!(code, 2, "{err}");
+    assert!(!err.contains("alias"), "{err}");
+    assert_eq!(r["plan"]["steps"].as_array().unwrap().len(), 300_000);
+}

@@ -35,10 +35,16 @@ struct Server {
 
 impl Server {
     fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_proof"))
-            .arg("serve")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_proof"));
+        cmd.arg("serve")
             .args(["--listen", "127.0.0.1:0"])
-            .args(args)
+            .args(args);
+        Server::spawn(cmd)
+    }
+
+    /// Starts `cmd`, which runs `proof serve` (perhaps through a shell).
+    fn spawn(mut cmd: Command) -> Server {
+        let mut child = cmd
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env_remove("PROOF_POLICY_DIR")
             .stdin(Stdio::null())
@@ -1628,4 +1634,191 @@ fn shutdown_deadline_holds_while_requests_evaluate() {
     );
     assert!(in_flight >= 1 && in_flight <= open, "{stopping}");
     assert!(log.contains("shutdown deadline passed"), "{log}");
+}
+
+fn mkfifo(p: &Path) {
+    let ok = Command::new("mkfifo").arg(p).status().expect("mkfifo");
+    assert!(ok.success(), "mkfifo {}", p.display());
+}
+
+/// A record whose supplier (0xbad1) is on the conformance sanctions list.
+fn sanctioned_record(id: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "ts": "2026-11-05T08:00:00Z", "request_id": id, "policy_id": "demo.v1",
+        "context": {"supplier_hashes": ["0xbad1"], "ubo_hashes": ["0xu1"],
+                    "audit": {"score": 90, "dates": ["2026-10-01"]}, "countries": ["FR"]}
+    }))
+    .unwrap()
+}
+
+/// Issue 24, item 1: a list given through a FIFO is read once, at start, enforced,
+/// and named as not reloadable; reload ticks never read it again (it would be empty,
+/// or block). Before: the fingerprint read consumed the pipe and the load blocked on
+/// a second open (a named FIFO) or read it as empty (`<(cat …)`: fail-open).
+#[test]
+fn a_sanctions_list_through_a_fifo_is_enforced_and_not_reloaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("sanctions.csv");
+    mkfifo(&fifo);
+    let bytes = std::fs::read(conformance().join("sanctions.csv")).unwrap();
+    let writer = fifo.clone();
+    std::thread::spawn(move || {
+        let _ = std::fs::write(&writer, bytes);
+    });
+    let server = Server::start(&[
+        "--ir",
+        &c("demo.v1.ir.json"),
+        "--list",
+        &format!("sanctions={}", fifo.display()),
+        "--list",
+        &format!("high_risk={}", c("high_risk.txt")),
+        "--reload-interval",
+        "20ms",
+    ]);
+    let check = |id: &str| {
+        let v = server.adapt(&sanctioned_record(id)).json();
+        assert_eq!(v["shadow"]["verdict"], "fail", "{v}");
+        assert_eq!(v["shadow"]["failed_rules"], json!(["no_sanctions"]), "{v}");
+    };
+    check("fifo-1");
+    assert!(
+        server.log().contains(&format!(
+            "{} is a FIFO (pipe), not a regular file: read once at start and not reloadable",
+            fifo.display()
+        )),
+        "{}",
+        server.log()
+    );
+    let checks = sample(&server.metrics(), "adapt_policy_reload_checks_total").unwrap();
+    let m = until("ten more reload checks", || {
+        let m = server.metrics();
+        (sample(&m, "adapt_policy_reload_checks_total").unwrap() >= checks + 10.0).then_some(m)
+    });
+    assert_eq!(sample(&m, "adapt_policy_reload_errors_total"), Some(0.0));
+    assert_eq!(sample(&m, "adapt_policy_reload_hits_total"), Some(0.0));
+    check("fifo-2");
+}
+
+/// Item 1 as reported: `--list sanctions=<(cat sanctions.csv)` through a shell. Before,
+/// the list was served empty and a sanctioned supplier got `ok`.
+#[test]
+fn a_sanctions_list_through_process_substitution_is_enforced() {
+    if Command::new("bash").arg("-c").arg("true").status().is_err() {
+        eprintln!("no bash: skipped");
+        return;
+    }
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c")
+        .arg(
+            "exec \"$0\" serve --listen 127.0.0.1:0 --ir \"$1\" \
+             --list sanctions=<(cat \"$2\") --list high_risk=\"$3\" --reload-interval 20ms",
+        )
+        .arg(env!("CARGO_BIN_EXE_proof"))
+        .arg(c("demo.v1.ir.json"))
+        .arg(c("sanctions.csv"))
+        .arg(c("high_risk.txt"));
+    let server = Server::spawn(cmd);
+    let v = server.adapt(&sanctioned_record("subst-1")).json();
+    assert_eq!(v["shadow"]["verdict"], "fail", "{v}");
+    assert!(server.log().contains("not reloadable"), "{}", server.log());
+}
+
+/// Issue 24, item 4: a FIFO put where the access map or a list was is an error of
+/// that reload (counted, logged, the previous version kept), never a blocked read;
+/// reload keeps ticking, so a later revocation still takes effect. Before, the reload
+/// task blocked on the FIFO for good: a revoked token kept working.
+#[test]
+fn a_fifo_in_a_watched_path_is_a_reload_error_and_reload_keeps_ticking() {
+    let dir = tempfile::tempdir().unwrap();
+    let map = dir.path().join("rbac.yaml");
+    let token = |name: &str, tok: &str, scopes: &str| {
+        format!(
+            "  - name: {name}\n    sha256: {}\n    scopes: [{scopes}]\n",
+            sha_hex(tok)
+        )
+    };
+    let prom = token("prometheus", "prom-token", "metrics:read");
+    std::fs::write(
+        &map,
+        format!(
+            "tokens:\n{}{prom}",
+            token("gateway", "gw-token", "adapt:run")
+        ),
+    )
+    .unwrap();
+    let sanctions = dir.path().join("sanctions.csv");
+    std::fs::copy(conformance().join("sanctions.csv"), &sanctions).unwrap();
+    let server = Server::start(&[
+        "--ir",
+        &c("demo.v1.ir.json"),
+        "--list",
+        &format!("sanctions={}", sanctions.display()),
+        "--list",
+        &format!("high_risk={}", c("high_risk.txt")),
+        "--rbac",
+        map.to_str().unwrap(),
+        "--reload-interval",
+        "20ms",
+    ]);
+    let post = |tok: &str| {
+        let h = format!("Bearer {tok}");
+        server.req(
+            "POST",
+            "/v1/adapt",
+            &[("Authorization", h.as_str())],
+            &sanctioned_record("watched"),
+        )
+    };
+    let scrape = || {
+        let r = server.req(
+            "GET",
+            "/metrics",
+            &[("Authorization", "Bearer prom-token")],
+            b"",
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.text()
+    };
+    assert_eq!(post("gw-token").status, 200);
+
+    // FIFOs where the access map and the list were; nobody writes to them.
+    std::fs::remove_file(&map).unwrap();
+    mkfifo(&map);
+    std::fs::remove_file(&sanctions).unwrap();
+    mkfifo(&sanctions);
+    let m = until("both reload errors", || {
+        let m = scrape();
+        (sample(&m, "rbac_reload_errors_total") == Some(1.0)
+            && sample(&m, "adapt_policy_reload_errors_total") == Some(1.0))
+        .then_some(m)
+    });
+    let (rbac_checks, policy_checks) = (
+        sample(&m, "rbac_reload_checks_total").unwrap(),
+        sample(&m, "adapt_policy_reload_checks_total").unwrap(),
+    );
+    let m = until("more reload checks", || {
+        let m = scrape();
+        (sample(&m, "rbac_reload_checks_total").unwrap() >= rbac_checks + 5.0
+            && sample(&m, "adapt_policy_reload_checks_total").unwrap() >= policy_checks + 5.0)
+            .then_some(m)
+    });
+    // Refused once each, not on every tick; the old versions stay in force.
+    assert_eq!(sample(&m, "rbac_reload_errors_total"), Some(1.0));
+    assert_eq!(sample(&m, "adapt_policy_reload_errors_total"), Some(1.0));
+    let log = server.log();
+    assert!(
+        log.contains("access map reload refused, previous map kept")
+            && log.contains("reload refused, still serving")
+            && log.contains("is a FIFO (pipe), not a regular file"),
+        "{log}"
+    );
+    let r = post("gw-token");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["shadow"]["verdict"], "fail");
+
+    // Revoke the gateway: a regular file again, and reload picks it up.
+    replace(&map, format!("tokens:\n{prom}").as_bytes());
+    until("the revocation", || {
+        (post("gw-token").status == 401).then_some(())
+    });
 }

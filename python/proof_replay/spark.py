@@ -217,12 +217,60 @@ Runs `proof replay` on a SparkSession (--master default: spark-submit's, else lo
 and ignored. Without --out, report.json is printed. Exit codes as `proof replay`."""
 
 
+# What the job itself needs beyond the package (pyproject.toml's `spark` extra): Spark
+# runs pandas UDF machinery and Arrow on the driver and every executor.
+_NEEDS = (("pyspark", (3, 5)), ("pandas", (2, 2)), ("pyarrow", (14, 0)))
+
+
+def _version_of(name: str) -> str | None:
+    """The installed version of a distribution, or None."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _release(v: str) -> tuple[int, int]:
+    """(major, minor) of a version string such as 2.2.3 or 3.5.1.post1."""
+    import re
+
+    m = re.match(r"(\d+)(?:\.(\d+))?", v)
+    return (int(m.group(1)), int(m.group(2) or 0)) if m else (0, 0)
+
+
+def missing_dependencies(version_of=None) -> str | None:
+    """One line naming what the Spark job lacks (missing or too old), or None; checked
+    before Spark starts, so a fresh machine is told at once, not after a whole job."""
+    version_of = version_of or _version_of
+    problems = []
+    for name, need in _NEEDS:
+        have = version_of(name)
+        want = f"{name}>={need[0]}.{need[1]}"
+        if have is None:
+            problems.append(f"{want} (not installed)")
+        elif _release(have) < need:
+            problems.append(f"{want} (found {have})")
+    if not problems:
+        return None
+    return (
+        "the Spark job needs " + ", ".join(problems)
+        + "; install the package with its spark extra: pip install 'proof-replay[spark]' "
+        + "(from a checkout: pip install '.[spark]')"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in argv):
         print(USAGE)
         return 0
+    missing = missing_dependencies()
+    if missing is not None:
+        print(f"proof: error: {missing}", file=sys.stderr)
+        return 2
     try:
         master, rest = _split_master(argv)
         info = json.loads(_native.describe(rest))

@@ -148,6 +148,13 @@ impl AdaptArgs {
     }
 }
 
+/// `--context` holds one record: SPEC §4's record limit.
+pub const CONTEXT_LIMIT: crate::files::Limit = crate::files::Limit {
+    bytes: record::MAX_RECORD_BYTES as u64,
+    what: "context file",
+    why: "replay::record::MAX_RECORD_BYTES, the SPEC §4 record limit",
+};
+
 /// A context file read as a record: timestamp, request id and context.
 pub struct ContextInput {
     /// `now()` for the expressions.
@@ -162,7 +169,7 @@ pub struct ContextInput {
 /// with the record reader `replay` and `serve` use (`record::read_document`), so the
 /// same bytes get the same answer. A rejection is a config error naming the file.
 pub fn read_context(path: &std::path::Path) -> Result<ContextInput, ProofError> {
-    let bytes = std::fs::read(path).map_err(|e| ProofError::io(path, e))?;
+    let bytes = crate::files::read_limited(path, CONTEXT_LIMIT)?;
     let doc = record::read_document(&bytes, crate::policy::time::now_ms(), true).map_err(|r| {
         let r = record::explain(&bytes, r);
         let (line, column) = r.at.unwrap_or((0, 0));

@@ -23,7 +23,7 @@ pub struct HashArgs {
 /// Runs `proof hash`.
 pub fn run(args: HashArgs) -> anyhow::Result<i32> {
     for path in &args.files {
-        let bytes = std::fs::read(path).map_err(|e| ProofError::io(path, e))?;
+        let bytes = crate::files::read_limited(path, crate::policy::ir::IR_LIMIT)?;
         let mut v = crate::config::from_json_strict(&bytes, path)?;
         let h = ir_hash(&v)?;
         if args.write {

@@ -28,6 +28,14 @@ pub struct MergeArgs {
     /// the parts kept [default: 20].
     #[arg(long, value_name = "N")]
     pub examples: Option<usize>,
+    /// Write every drifting record of the parts to FILE, Parquet or JSONL by its
+    /// extension; every part must have been written with --drift-details [default: none].
+    #[arg(long, value_name = "FILE")]
+    pub drift_details: Option<PathBuf>,
+    /// Stop with an error beyond this many windows in all parts (memory bound); whole
+    /// number ≥ 0 [default: 100000].
+    #[arg(long, value_name = "N")]
+    pub max_windows: Option<usize>,
     /// Also write the merged partial to FILE (merge in stages) [default: none].
     #[arg(long, value_name = "FILE")]
     pub partial_out: Option<PathBuf>,
@@ -51,19 +59,43 @@ pub fn run(args: MergeArgs) -> anyhow::Result<i32> {
     let settings = Layer {
         examples: args.examples,
         redact_ids: args.redact_ids.then_some(true),
+        max_windows: args.max_windows,
+        drift_details: args.drift_details.clone(),
         ..args.gate.layer()?
     }
     .finish();
-    let files = partial::expand(&args.partials)?;
+    let (files, warnings) = partial::expand(&args.partials)?;
+    for w in warnings {
+        // Not behind --quiet: fewer parts are merged than were named.
+        eprintln!("proof: warning: {w}");
+    }
+    // An output naming a part would overwrite it (issue 24, item 5).
+    let mut outputs: Vec<(&str, &std::path::Path)> = Vec::new();
+    if let Some(p) = &args.partial_out {
+        outputs.push(("--partial-out", p));
+    }
+    if let Some(p) = &args.drift_details {
+        outputs.push(("--drift-details", p));
+    }
+    crate::report::writer::refuse_clobber(&outputs, &files)?;
     let stdin_uses = files.iter().filter(|p| p.as_os_str() == "-").count();
     if stdin_uses > 1 {
         anyhow::bail!("'-' (standard input) can be given once");
     }
-    let mut parts = Vec::with_capacity(files.len());
+    // One part at a time: read, fold, drop.
+    let mut merger = partial::Merger::new(settings.max_windows);
     for f in &files {
-        parts.push((f.display().to_string(), partial::read(f)?));
+        let part = partial::read(f, settings.max_windows)?;
+        merger.add(&f.display().to_string(), part)?;
     }
-    let merged = partial::merge(parts)?;
+    if let (Some(d), Some(part)) = (&settings.drift_details, merger.without_drift_details()) {
+        anyhow::bail!(
+            "--drift-details {}: {part} was written without --drift-details, so the drifting \
+             records of its traffic are not in it; replay every part with --drift-details",
+            d.display()
+        );
+    }
+    let merged = merger.finish()?;
     // Everything is checked before anything is written.
     let report = partial::report(&merged, &settings)?;
     if let Some(p) = &args.partial_out {

@@ -552,7 +552,9 @@ impl Folder {
     fn partial(&self, py: Python<'_>) -> PyResult<Py<PyBytes>> {
         let mut agg = self.agg.clone();
         agg.finish();
-        let mut header = partial::header(&self.job, self.files.clone());
+        let job = &self.job;
+        let id = job.identity();
+        let mut header = id.header(self.files.clone());
         // Shipped files were written to a temporary directory: show the driver's paths.
         let show = |p: &mut String| {
             if let Some(d) = self.shown.get(p.as_str()) {
@@ -568,7 +570,11 @@ impl Folder {
         for l in &mut header.lists {
             show(&mut l.path);
         }
-        let bytes = partial::encode(&Partial { header, agg }).map_err(py_err)?;
+        let mut part = Partial { header, agg };
+        if job.settings.redact_ids {
+            partial::redact_ids(&mut part, &job.redact_key);
+        }
+        let bytes = partial::encode(&part).map_err(py_err)?;
         Ok(PyBytes::new(py, &bytes).unbind())
     }
 }

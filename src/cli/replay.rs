@@ -291,7 +291,11 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         .or(scenario.out.as_deref())
         .map(report::writer::OutputDir::lock)
         .transpose()?;
-    let mut job = Job::resolve(args.layer()?.combine(scenario).finish())?;
+    let settings = args.layer()?.combine(scenario).finish();
+    let (mut inputs, outputs) = settings.io_paths();
+    inputs.extend(args.scenario.clone());
+    report::writer::refuse_clobber(&outputs, &inputs)?;
+    let mut job = Job::resolve(settings)?;
     job.config.scenario = args.scenario.as_ref().map(|p| p.display().to_string());
     if job.settings.redact_ids && !job.config.redact_key_set {
         // Not behind --quiet: the ids in the outputs can be recovered by anyone with
@@ -302,7 +306,14 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
     if let (Some(p), None) = (&job.settings.partial_out, &lock) {
         // A shard of a split job: its part is the product; the gate is judged by
         // `proof merge` over all the parts, so this run neither prints report.json
-        // nor fails on its share of the traffic.
+        // nor fails on its share of the traffic. Its drifting records are in the part
+        // (for `merge --drift-details`) and, when asked for, in their own file too.
+        if let Some(path) = &job.settings.drift_details {
+            let rows = report::drift_details::write(path, &report.drift_details)?;
+            if !args.quiet {
+                eprintln!("proof: {rows} drifting record(s) in {}", path.display());
+            }
+        }
         if !args.quiet {
             eprintln!(
                 "proof: partial aggregate of {} records in {} (judge it with proof merge)",

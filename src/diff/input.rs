@@ -211,6 +211,17 @@ pub struct FreeForm {
     pub settings: BTreeMap<&'static str, Value>,
 }
 
+/// Largest report.json `proof diff` reads: 256 MiB. Parsed, a report takes about 16
+/// times its size in memory, so this bounds one side near 4 GiB.
+pub const MAX_REPORT_BYTES: u64 = 256 << 20;
+
+const REPORT_LIMIT: crate::files::Limit = crate::files::Limit {
+    bytes: MAX_REPORT_BYTES,
+    what: "report",
+    why: "diff::input::MAX_REPORT_BYTES, fixed at build time: parsed, a report takes about 16 \
+          times its size in memory",
+};
+
 /// Settings of `config` compared between the two sides (reported, never refused).
 pub const COMPARED_SETTINGS: [&str; 4] = ["min_requests", "rollback_factor", "max_rejects", "salt"];
 
@@ -247,7 +258,7 @@ pub fn load(arg: &Path) -> Result<Side, ProofError> {
     } else {
         arg.to_path_buf()
     };
-    let bytes = std::fs::read(&path).map_err(|e| ProofError::io(&path, e))?;
+    let bytes = crate::files::read_limited(&path, REPORT_LIMIT)?;
     parse(&path, arg, &bytes)
 }
 

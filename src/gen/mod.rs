@@ -310,6 +310,7 @@ impl Iterator for Generator {
             request_id: format!("r-{:08}", i + 1),
             policy_id: Some(policy_id),
             context,
+            verdict: None,
         })
     }
 }

@@ -20,6 +20,7 @@ use super::{
     Verdict, Weights,
 };
 use crate::error::ProofError;
+use crate::files::FileSet;
 use crate::policy::expr::Env;
 use crate::policy::{ListSpec, Lists, Policy, RuleOutcome};
 
@@ -123,17 +124,27 @@ impl EngineFiles {
     /// Loads lists, both IRs and both weights files (in replay's order) and builds
     /// the engine with [`build_engine`].
     pub fn load(&self) -> Result<Engine, ProofError> {
-        let lists = Lists::load(&self.lists)?;
-        let baseline = Arc::new(Policy::load(&self.baseline, &lists)?);
+        self.load_from(&FileSet::new())
+    }
+
+    /// [`EngineFiles::load`] reading each file once through `files` (serve fingerprints
+    /// the bytes it loaded, and a pipe has no second read).
+    pub fn load_from(&self, files: &FileSet) -> Result<Engine, ProofError> {
+        let lists = Lists::load_from(&self.lists, files)?;
+        let baseline = Arc::new(Policy::load_from(&self.baseline, &lists, files)?);
         let candidate = match &self.candidate {
-            Some(p) => Arc::new(Policy::load(p, &lists)?),
+            Some(p) => Arc::new(Policy::load_from(p, &lists, files)?),
             None => baseline.clone(),
         };
-        fn load(p: Option<&Path>) -> Result<Option<(Weights, &Path)>, ProofError> {
-            p.map(|p| Weights::load(p).map(|w| (w, p))).transpose()
+        fn load<'p>(
+            p: Option<&'p Path>,
+            files: &FileSet,
+        ) -> Result<Option<(Weights, &'p Path)>, ProofError> {
+            let read = |p| Weights::parse(&files.read(p, crate::config::LIMIT)?, p);
+            p.map(|p| read(p).map(|w| (w, p))).transpose()
         }
-        let weights = load(self.weights.as_deref())?;
-        let shadow_weights = load(self.shadow_weights.as_deref())?;
+        let weights = load(self.weights.as_deref(), files)?;
+        let shadow_weights = load(self.shadow_weights.as_deref(), files)?;
         build_engine(EngineOptions {
             baseline,
             candidate,

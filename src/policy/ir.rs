@@ -21,6 +21,14 @@ use crate::error::ProofError;
 /// to a multi-gigabyte log from being slurped).
 pub const MAX_IR_BYTES: u64 = 64 * 1024 * 1024;
 
+/// [`MAX_IR_BYTES`] as the limit of every IR read (`--ir`, `proof hash`).
+pub const IR_LIMIT: crate::files::Limit = crate::files::Limit {
+    bytes: MAX_IR_BYTES,
+    what: "IR file",
+    why: "policy::ir::MAX_IR_BYTES, fixed at build time: a policy is kilobytes, so this \
+          is most likely the wrong file; to really raise it, change the constant and rebuild",
+};
+
 #[derive(Deserialize)]
 struct IrFile {
     ir_version: String,
@@ -159,21 +167,22 @@ fn valid_id(id: &str) -> bool {
 impl Policy {
     /// Reads, checks and compiles an IR file.
     pub fn load(path: &Path, lists: &Lists) -> Result<Policy, ProofError> {
-        let meta = std::fs::metadata(path).map_err(|e| ProofError::io(path, e))?;
-        if meta.len() > MAX_IR_BYTES {
-            return Err(ProofError::Limit {
-                path: crate::error::Location::file(path),
-                msg: format!(
-                    "IR file is {} bytes; the limit is {MAX_IR_BYTES} bytes (64 MiB, \
-                     policy::ir::MAX_IR_BYTES, fixed at build time: a policy is kilobytes, \
-                     so this is most likely the wrong file; to really raise it, change the \
-                     constant and rebuild)",
-                    meta.len()
-                ),
-            });
-        }
-        let bytes = std::fs::read(path).map_err(|e| ProofError::io(path, e))?;
-        let value = crate::config::from_json_strict(&bytes, path)?;
+        let bytes = crate::files::read_limited(path, IR_LIMIT)?;
+        Policy::parse(&bytes, path, lists)
+    }
+
+    /// [`Policy::load`] through a set of files read once each (`serve`, `adapt`).
+    pub fn load_from(
+        path: &Path,
+        lists: &Lists,
+        files: &crate::files::FileSet,
+    ) -> Result<Policy, ProofError> {
+        Policy::parse(&files.read(path, IR_LIMIT)?, path, lists)
+    }
+
+    /// Checks and compiles an IR from its bytes; `path` names errors.
+    pub fn parse(bytes: &[u8], path: &Path, lists: &Lists) -> Result<Policy, ProofError> {
+        let value = crate::config::from_json_strict(bytes, path)?;
         Policy::from_value(&value, path, lists)
     }
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::ProofError;
+use crate::files::{FileSet, Limit};
 
 /// One loaded list: values in file order plus a hash index for membership.
 #[derive(Debug, Default)]
@@ -59,11 +60,17 @@ impl std::str::FromStr for ListSpec {
 }
 
 impl Lists {
-    /// Loads every binding; the last binding of a name wins.
+    /// Loads every binding; the last binding of a name wins. A file bound to several
+    /// names is read once (a pipe has no second read).
     pub fn load(specs: &[ListSpec]) -> Result<Lists, ProofError> {
+        Lists::load_from(specs, &FileSet::new())
+    }
+
+    /// [`Lists::load`] through a set of files read once each (`serve`, `adapt`).
+    pub fn load_from(specs: &[ListSpec], files: &FileSet) -> Result<Lists, ProofError> {
         let mut lists = Lists::default();
         for spec in specs {
-            let data = load_list(&spec.path)?;
+            let data = parse_list(&files.read(&spec.path, LIST_LIMIT)?, &spec.path)?;
             lists
                 .map
                 .insert(spec.name.clone(), (spec.path.clone(), Arc::new(data)));
@@ -93,15 +100,30 @@ impl Lists {
     }
 }
 
+/// Largest list file read: 512 MiB (a sanctions list of a few million entries is tens
+/// of MiB; a list is held in memory twice, in file order and as a hash index).
+pub const MAX_LIST_BYTES: u64 = 512 << 20;
+
+/// [`MAX_LIST_BYTES`] as the limit of every list read.
+pub const LIST_LIMIT: Limit = Limit {
+    bytes: MAX_LIST_BYTES,
+    what: "list file",
+    why: "policy::lists::MAX_LIST_BYTES, fixed at build time: a list is held in memory",
+};
+
 /// Reads one list file.
 pub fn load_list(path: &Path) -> Result<ListData, ProofError> {
-    let bytes = std::fs::read(path).map_err(|e| ProofError::io(path, e))?;
+    parse_list(&crate::files::read_limited(path, LIST_LIMIT)?, path)
+}
+
+/// Parses the bytes of a list file; `path` decides the format and names errors.
+pub fn parse_list(bytes: &[u8], path: &Path) -> Result<ListData, ProofError> {
     let is_csv = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     // UTF-8 first, for both formats: the csv crate reports bad bytes at the line its
     // record starts on (line 1 for bad bytes on line 2), so count the line here.
-    let text = std::str::from_utf8(&bytes).map_err(|e| {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
         let line = bytes[..e.valid_up_to()]
             .iter()
             .filter(|&&b| b == b'\n')
@@ -114,7 +136,7 @@ pub fn load_list(path: &Path) -> Result<ListData, ProofError> {
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
-            .from_reader(bytes.as_slice());
+            .from_reader(bytes);
         for rec in rdr.records() {
             let rec = rec.map_err(|e| {
                 let line = e.position().map(|p| p.line()).unwrap_or(0);

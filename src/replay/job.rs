@@ -188,6 +188,22 @@ impl Job {
         })
     }
 
+    /// What identifies this job's partials (SPEC §10).
+    pub fn identity(&self) -> super::partial::Identity {
+        super::partial::Identity::of(
+            super::partial::Run {
+                about: self.engine.about(),
+                salt: self.engine.salt(),
+                window: self.gate.window,
+                baseline: &self.settings.baseline,
+                bucket_key: self.settings.bucket_key.as_ref(),
+            },
+            &self.lists,
+            &self.baseline,
+            &self.candidate,
+        )
+    }
+
     /// The sample bounds this job keeps.
     pub fn bounds(&self) -> Bounds {
         Bounds {
@@ -316,7 +332,12 @@ impl Job {
         let inputs = self.inputs()?;
         let (agg, wall) = self.aggregate(&inputs, quiet)?;
         if let Some(p) = &self.settings.partial_out {
-            super::partial::write(p, self, &inputs, &agg)?;
+            let id = self.identity();
+            let key = self
+                .settings
+                .redact_ids
+                .then_some(self.redact_key.as_slice());
+            super::partial::write(p, &id, &inputs, &agg, key)?;
         }
         let report = self.report(&agg, input_files(&inputs, &agg), wall);
         Ok((agg, report))

@@ -17,7 +17,7 @@
 //! The fingerprint holds everything that makes two parts comparable; `merge` refuses
 //! parts that differ in any of its fields and names the field and both values.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -25,14 +25,16 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::aggregate::{Aggregate, Bounds, Example, FileCounts, Origin, Unfaithful, WindowAgg};
-use super::job::{Job, input_files};
+use super::job::input_files;
 use super::record::Reason;
 use super::settings::Settings;
 use super::source::Input;
 use super::window::WindowLen;
 use crate::error::ProofError;
-use crate::orchestrator::metrics::LATENCY_BUCKETS;
+use crate::engine::About;
 use crate::orchestrator::{DriftKind, Verdict};
+use crate::policy::Lists;
+use crate::policy::time::{MAX_TS_MS, MIN_TS_MS, check_epoch_ms};
 use crate::report::model::{
     ConfigOut, InputFile, Inputs, ListRef, PolicyRef, Report, ReportContext,
 };
@@ -117,6 +119,13 @@ pub struct Header {
     pub rule_ids: [Vec<String>; 2],
     /// Inputs this part read, in origin order.
     pub files: Vec<PartFile>,
+    /// Size of the body once decompressed: a reader inflates no more (absent in parts
+    /// written before it was added; the zstd frame's declared size is used then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_bytes: Option<u64>,
+    /// Request ids in the body are already keyed hashes (`--redact-ids`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ids_redacted: bool,
 }
 
 /// A policy path's identity, as report.json shows it.
@@ -148,7 +157,7 @@ pub struct PartList {
 }
 
 /// An input (its counts are in the body).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PartFile {
     /// Path as given.
     pub path: String,
@@ -194,42 +203,86 @@ fn policy_ref(r: &PartRef) -> PolicyRef {
     }
 }
 
-/// The header of a job's part over `files`.
-pub fn header(job: &Job, files: Vec<PartFile>) -> Header {
-    let about = job.engine.about();
-    let s = &job.settings;
-    Header {
-        fingerprint: Fingerprint {
-            schema: SCHEMA.into(),
-            proof_version: env!("CARGO_PKG_VERSION").into(),
-            engine: about.engine.into(),
-            baseline_hash: about.baseline.hash.clone(),
-            candidate_hash: about.candidate.hash.clone(),
-            settings: about
-                .settings
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
+/// What identifies a run for its partial's fingerprint (SPEC §10).
+#[derive(Debug, Clone, Copy)]
+pub struct Run<'a> {
+    /// What the engine says about itself.
+    pub about: &'a About,
+    /// The rollout salt.
+    pub salt: &'a str,
+    /// Window length.
+    pub window: WindowLen,
+    /// `replayed`, `recorded` or `recorded=ID`.
+    pub baseline: &'a crate::replay::settings::Baseline,
+    /// `--bucket-key`.
+    pub bucket_key: Option<&'a crate::engine::KeyPath>,
+}
+
+/// What a part says about the run that made it: the header without its inputs.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// Must match across parts.
+    pub fingerprint: Fingerprint,
+    /// Shadow identity.
+    pub baseline: PartRef,
+    /// Candidate identity.
+    pub candidate: PartRef,
+    /// Bound lists.
+    pub lists: Vec<PartList>,
+    /// Rule ids of the shadow and the enforced policy.
+    pub rule_ids: [Vec<String>; 2],
+}
+
+impl Identity {
+    /// The identity of a run of `engine` with `lists`, `window` and the policies as
+    /// report.json shows them.
+    pub fn of(run: Run<'_>, lists: &Lists, baseline: &PolicyRef, candidate: &PolicyRef) -> Identity {
+        let about = run.about;
+        Identity {
+            fingerprint: Fingerprint {
+                schema: SCHEMA.into(),
+                proof_version: env!("CARGO_PKG_VERSION").into(),
+                engine: about.engine.into(),
+                baseline_hash: about.baseline.hash.clone(),
+                candidate_hash: about.candidate.hash.clone(),
+                settings: about
+                    .settings
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect(),
+                baseline: run.baseline.to_string(),
+                bucket_key: run.bucket_key.map(|k| k.to_string()),
+                salt: run.salt.to_string(),
+                window_ms: run.window.ms(),
+                bucket_scheme: BUCKET_SCHEME.into(),
+            },
+            baseline: part_ref(baseline),
+            candidate: part_ref(candidate),
+            lists: lists
+                .summary()
+                .into_iter()
+                .map(|(name, path, values)| PartList {
+                    name,
+                    path: path.display().to_string(),
+                    values,
+                })
                 .collect(),
-            baseline: s.baseline.to_string(),
-            bucket_key: s.bucket_key.as_ref().map(|k| k.to_string()),
-            salt: job.engine.salt().to_string(),
-            window_ms: job.gate.window.ms(),
-            bucket_scheme: BUCKET_SCHEME.into(),
-        },
-        baseline: part_ref(&job.baseline),
-        candidate: part_ref(&job.candidate),
-        lists: job
-            .lists
-            .summary()
-            .into_iter()
-            .map(|(name, path, values)| PartList {
-                name,
-                path: path.display().to_string(),
-                values,
-            })
-            .collect(),
-        rule_ids: [about.baseline.rules.clone(), about.candidate.rules.clone()],
-        files,
+            rule_ids: [about.baseline.rules.clone(), about.candidate.rules.clone()],
+        }
+    }
+
+    /// The header of a part over `files`.
+    pub fn header(&self, files: Vec<PartFile>) -> Header {
+        Header {
+            fingerprint: self.fingerprint.clone(),
+            baseline: self.baseline.clone(),
+            candidate: self.candidate.clone(),
+            lists: self.lists.clone(),
+            rule_ids: self.rule_ids.clone(),
+            files,
+            body_bytes: None,
+            ids_redacted: false,
+        }
     }
 }
 
@@ -282,18 +335,34 @@ impl Enc {
     }
 }
 
-struct Dec<'a> {
-    b: &'a [u8],
+/// Reads the body as it is decompressed: nothing is held but what it decodes to, so a
+/// body that inflates far past its size stops at its first inconsistency, and never
+/// reads more than `left` bytes (the size its header declares).
+struct Dec<R> {
+    r: R,
+    left: u64,
 }
 
 type DecResult<T> = Result<T, &'static str>;
 
-impl Dec<'_> {
+impl<R: std::io::BufRead> Dec<R> {
+    fn byte(&mut self) -> DecResult<u8> {
+        if self.left == 0 {
+            return Err("ends early");
+        }
+        let buf = self
+            .r
+            .fill_buf()
+            .map_err(|_| "does not decompress (corrupt zstd data)")?;
+        let &b = buf.first().ok_or("ends early")?;
+        self.r.consume(1);
+        self.left -= 1;
+        Ok(b)
+    }
     fn u(&mut self) -> DecResult<u64> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
-            let (&b, rest) = self.b.split_first().ok_or("ends early")?;
-            self.b = rest;
+            let b = self.byte()?;
             v |= u64::from(b & 0x7f) << shift;
             if b & 0x80 == 0 {
                 return Ok(v);
@@ -311,16 +380,23 @@ impl Dec<'_> {
     fn len(&mut self) -> DecResult<usize> {
         let n = self.u()?;
         // A length can never exceed the bytes left (every item takes at least one).
-        if n > self.b.len() as u64 {
+        if n > self.left {
             return Err("a length runs past the end");
         }
-        Ok(n as usize)
+        usize::try_from(n).map_err(|_| "a length runs past the end")
     }
     fn s(&mut self) -> DecResult<String> {
         let n = self.len()?;
-        let (s, rest) = self.b.split_at(n);
-        self.b = rest;
-        String::from_utf8(s.to_vec()).map_err(|_| "a string is not UTF-8")
+        let mut v = Vec::with_capacity(n.min(1 << 16));
+        (&mut self.r)
+            .take(n as u64)
+            .read_to_end(&mut v)
+            .map_err(|_| "does not decompress (corrupt zstd data)")?;
+        if v.len() != n {
+            return Err("ends early");
+        }
+        self.left -= n as u64;
+        String::from_utf8(v).map_err(|_| "a string is not UTF-8")
     }
     fn pick<T: Copy>(&mut self, all: &[T]) -> DecResult<T> {
         let i = self.u()? as usize;
@@ -328,7 +404,7 @@ impl Dec<'_> {
     }
     fn example(&mut self) -> DecResult<Example> {
         Ok(Example {
-            ts_ms: self.i()?,
+            ts_ms: check_epoch_ms(self.i()?).ok_or("an example's time is out of range")?,
             origin: Origin {
                 file: self.u32()?,
                 line: self.u()?,
@@ -343,6 +419,14 @@ impl Dec<'_> {
             kind: self.pick(&DriftKind::ALL)?,
             cause: self.s()?,
         })
+    }
+    /// True when the stream has no byte left.
+    fn at_end(&mut self) -> DecResult<bool> {
+        let buf = self
+            .r
+            .fill_buf()
+            .map_err(|_| "does not decompress (corrupt zstd data)")?;
+        Ok(buf.is_empty())
     }
 }
 
@@ -470,11 +554,14 @@ fn encode_body(a: &Aggregate) -> Vec<u8> {
     e.0
 }
 
-fn decode_body(b: &[u8]) -> DecResult<Aggregate> {
-    let mut d = Dec { b };
+fn decode_body<R: std::io::BufRead>(
+    d: &mut Dec<R>,
+    window: WindowLen,
+    max_windows: usize,
+) -> DecResult<Aggregate> {
     let mut a = Aggregate::new(Bounds {
-        examples: d.u()? as usize,
-        rejections: d.u()? as usize,
+        examples: usize::try_from(d.u()?).map_err(|_| "a bound is out of range")?,
+        rejections: usize::try_from(d.u()?).map_err(|_| "a bound is out of range")?,
         drift_details: d.u()? != 0,
     });
     a.read = d.u()?;
@@ -490,8 +577,17 @@ fn decode_body(b: &[u8]) -> DecResult<Aggregate> {
         };
         a.rejection_samples.push((o, d.pick(&Reason::ALL)?));
     }
-    for _ in 0..d.len()? {
+    let windows = d.len()?;
+    if windows > max_windows {
+        return Err("holds more windows than --max-windows allows; raise --max-windows");
+    }
+    // Window starts a report can print: inside RFC 3339's years, on the window grid.
+    let first = window.of(MIN_TS_MS).ms();
+    for _ in 0..windows {
         let start = d.i()?;
+        if !(first..=MAX_TS_MS).contains(&start) || window.of(start).ms() != start {
+            return Err("has a window start outside the years 0001-9999 or off the window grid");
+        }
         let mut w = WindowAgg {
             requests: d.u()?,
             ..WindowAgg::default()
@@ -517,6 +613,7 @@ fn decode_body(b: &[u8]) -> DecResult<Aggregate> {
             *n = d.u()?;
         }
         w.latency_sum_ns = d.u()?;
+        check_window(&w)?;
         if a.windows.insert(start, w).is_some() {
             return Err("a window appears twice");
         }
@@ -595,25 +692,106 @@ fn decode_body(b: &[u8]) -> DecResult<Aggregate> {
             replayed: d.pick(&Verdict::ALL)?,
         });
     }
-    if !d.b.is_empty() {
+    if !d.at_end()? {
         return Err("has bytes after its end");
     }
-    // Counts that must agree, so a crafted file cannot make the report inconsistent.
-    if a.read != a.evaluated + a.skipped + a.rejected_total()
-        || a.skipped != a.skipped_by.iter().sum::<u64>()
-        || a.windows.values().map(|w| w.requests).sum::<u64>() != a.evaluated
-    {
-        return Err("its counts do not add up (read = evaluated + rejected + skipped)");
-    }
-    let _ = LATENCY_BUCKETS;
+    check_counts(&a)?;
     Ok(a)
 }
 
-/// Encodes a partial.
+/// Sums in checked arithmetic: `None` on overflow.
+fn sum<I: IntoIterator<Item = u64>>(it: I) -> Option<u64> {
+    it.into_iter().try_fold(0u64, |a, b| a.checked_add(b))
+}
+
+/// One window's counts agree: each evaluated record has one shadow verdict, one
+/// enforced verdict in its bucket group and one latency bucket, and a group never
+/// drifts more than it holds.
+fn check_window(w: &WindowAgg) -> DecResult<()> {
+    let bad = "has a window whose counts do not add up (more drift than requests, or \
+               verdicts that do not sum to its requests)";
+    let r = Some(w.requests);
+    let enforced = sum(w.enforced_by_pct.iter().flatten().map(|&n| u64::from(n)));
+    if sum(w.shadow) != r || enforced != r || sum(w.latency_buckets) != r {
+        return Err(bad);
+    }
+    for p in 0..w.drift_by_pct.len() {
+        let held: u64 = w.enforced_by_pct[p].iter().map(|&n| u64::from(n)).sum();
+        let drift = u64::from(w.drift_by_pct[p]);
+        let split = u64::from(w.new_denials_by_pct[p]) + u64::from(w.missed_denials_by_pct[p]);
+        if drift > held || split > drift {
+            return Err(bad);
+        }
+    }
+    Ok(())
+}
+
+/// The totals a part declares agree with each other and with its windows and inputs,
+/// in checked arithmetic, so that a crafted file cannot make the report inconsistent
+/// (or wrap a sum around).
+fn check_counts(a: &Aggregate) -> DecResult<()> {
+    let bad = "its counts do not add up (read = evaluated + rejected + skipped, per input \
+               and per window)";
+    let rejected = sum(a.rejected).ok_or(bad)?;
+    if sum([a.evaluated, a.skipped, rejected]) != Some(a.read)
+        || sum(a.skipped_by) != Some(a.skipped)
+    {
+        return Err(bad);
+    }
+    let checked = sum(a.fidelity.iter().flatten().copied()).ok_or(bad)?;
+    if checked > a.evaluated || a.bucket_key_missing > a.evaluated || a.changed > a.evaluated {
+        return Err(bad);
+    }
+    if sum(a.windows.values().map(|w| w.requests)) != Some(a.evaluated) {
+        return Err(bad);
+    }
+    let files = |f: fn(&FileCounts) -> u64| sum(a.files.values().map(f));
+    if files(|f| f.read) != Some(a.read)
+        || files(|f| f.evaluated) != Some(a.evaluated)
+        || files(|f| f.rejected) != Some(rejected)
+        || files(|f| f.skipped) != Some(a.skipped)
+        || a.files
+            .values()
+            .any(|f| sum([f.evaluated, f.rejected, f.skipped]) != Some(f.read))
+    {
+        return Err(bad);
+    }
+    let mut shadow = [0u64; 3];
+    let mut enforced = [0u64; 3];
+    let mut drift = 0u64;
+    for w in a.windows.values() {
+        // Bounded by the window's requests (checked above), so these cannot overflow.
+        for v in 0..3 {
+            shadow[v] += w.shadow[v];
+            enforced[v] += w
+                .enforced_by_pct
+                .iter()
+                .map(|r| u64::from(r[v]))
+                .sum::<u64>();
+        }
+        drift += w.drift_by_pct.iter().map(|&n| u64::from(n)).sum::<u64>();
+    }
+    if shadow != a.shadow
+        || enforced != a.enforced
+        || sum(a.by_kind) != Some(drift)
+        || sum(a.by_cause.values().copied()) != Some(drift)
+        || a.latency.0.len() != a.evaluated
+        || a.eval_errors.values().any(|&n| n > a.evaluated)
+    {
+        return Err(bad);
+    }
+    Ok(())
+}
+
+/// Encodes a partial. The header declares the body's decompressed size, which bounds
+/// what a reader inflates.
 pub fn encode(p: &Partial) -> Result<Vec<u8>, ProofError> {
-    let header = serde_json::to_vec(&p.header)
+    let raw = encode_body(&p.agg);
+    let mut header = p.header.clone();
+    header.body_bytes = Some(raw.len() as u64);
+    let header = serde_json::to_vec(&header)
         .map_err(|e| ProofError::Encode(format!("partial header: {e}")))?;
-    let body = zstd::bulk::compress(&encode_body(&p.agg), 3)
+    let body = zstd::bulk::compress(&raw, 3)
         .map_err(|e| ProofError::Encode(format!("partial body: {e}")))?;
     let mut out = Vec::with_capacity(header.len() + body.len() + 80);
     out.extend_from_slice(MAGIC);
@@ -629,14 +807,29 @@ pub fn encode(p: &Partial) -> Result<Vec<u8>, ProofError> {
 
 /// Decodes a partial; `name` (a path or `-`) is named in every error.
 pub fn decode(bytes: &[u8], name: &str) -> Result<Partial, ProofError> {
+    decode_limited(bytes, name, usize::MAX)
+}
+
+fn not_a_partial(name: &str) -> ProofError {
+    ProofError::Config {
+        path: crate::error::Location::file(Path::new(name)),
+        msg: "not a proof partial (no PROOF-PARTIAL header); write one with `proof replay --partial-out FILE`".into(),
+    }
+}
+
+/// [`decode`], refusing a part of more than `max_windows` windows before it is built.
+pub fn decode_limited(bytes: &[u8], name: &str, max_windows: usize) -> Result<Partial, ProofError> {
     let bad = |msg: String| ProofError::Config {
         path: crate::error::Location::file(Path::new(name)),
         msg,
     };
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
-        return Err(bad(
-            "not a proof partial (no PROOF-PARTIAL header); write one with `proof replay --partial-out FILE`".into(),
-        ));
+        if bytes.len() < MAGIC.len() && MAGIC.starts_with(bytes) && !bytes.is_empty() {
+            return Err(bad(
+                "truncated partial (the file ends early); write it again".into(),
+            ));
+        }
+        return Err(not_a_partial(name));
     }
     let truncated = || bad("truncated partial (the file ends early); write it again".into());
     let rest = &bytes[MAGIC.len()..];
@@ -656,18 +849,21 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<Partial, ProofError> {
     }
     let (content, sum) = bytes.split_at(bytes.len() - 32);
     let mut r = &content[MAGIC.len() + 4..];
-    let take = |r: &mut &[u8]| -> Option<Vec<u8>> {
+    let take = |r: &mut &[u8]| -> Option<usize> {
         if r.len() < 8 {
             return None;
         }
         let n = u64::from_le_bytes(r[..8].try_into().expect("8 bytes"));
         let n = usize::try_from(n).ok().filter(|&n| n <= r.len() - 8)?;
-        let v = r[8..8 + n].to_vec();
-        *r = &r[8 + n..];
-        Some(v)
+        *r = &r[8..];
+        Some(n)
     };
-    let header = take(&mut r).ok_or_else(truncated)?;
-    let body = take(&mut r).ok_or_else(truncated)?;
+    let n = take(&mut r).ok_or_else(truncated)?;
+    let (header, after) = r.split_at(n);
+    r = after;
+    let m = take(&mut r).ok_or_else(truncated)?;
+    let (body, after) = r.split_at(m);
+    r = after;
     if !r.is_empty() || Sha256::digest(content).as_slice() != sum {
         return Err(bad(
             "corrupt or truncated partial (its SHA-256 check does not match); write it again"
@@ -675,67 +871,104 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<Partial, ProofError> {
         ));
     }
     let header: Header =
-        serde_json::from_slice(&header).map_err(|e| bad(format!("partial header: {e}")))?;
+        serde_json::from_slice(header).map_err(|e| bad(format!("partial header: {e}")))?;
     if header.fingerprint.schema != SCHEMA {
         return Err(bad(format!(
             "partial schema {}, expected {SCHEMA}",
             header.fingerprint.schema
         )));
     }
-    // zstd bounds the output; a bomb stops at the limit.
-    let mut raw = Vec::new();
-    zstd::stream::read::Decoder::new(&body[..])
-        .map_err(|e| bad(format!("partial body: {e}")))?
-        .take(MAX_PARTIAL_BYTES)
-        .read_to_end(&mut raw)
+    let window = WindowLen::from_ms(header.fingerprint.window_ms).ok_or_else(|| {
+        bad(format!(
+            "partial header: window_ms {} out of range",
+            header.fingerprint.window_ms
+        ))
+    })?;
+    // What is inflated is bounded by the size the header declares (older parts: the
+    // zstd frame's own declared size), never by what the data would grow to.
+    let declared = header
+        .body_bytes
+        .or_else(|| zstd::zstd_safe::get_frame_content_size(body).ok().flatten())
+        .unwrap_or(MAX_PARTIAL_BYTES)
+        .min(MAX_PARTIAL_BYTES);
+    let decoder = zstd::stream::read::Decoder::with_buffer(body)
         .map_err(|e| bad(format!("partial body: {e}")))?;
-    let agg = decode_body(&raw).map_err(|m| bad(format!("partial body {m}")))?;
-    if agg.files.keys().any(|&k| k as usize >= header.files.len()) {
+    let mut d = Dec {
+        r: std::io::BufReader::new(decoder),
+        left: declared,
+    };
+    let agg =
+        decode_body(&mut d, window, max_windows).map_err(|m| bad(format!("partial body {m}")))?;
+    if header.body_bytes.is_some() && d.left != 0 {
+        return Err(bad(
+            "partial body is shorter than its header declares".into()
+        ));
+    }
+    let n_files = header.files.len();
+    let origin_ok = |o: &Origin| (o.file as usize) < n_files;
+    if agg.files.keys().any(|&k| k as usize >= n_files)
+        || !agg.rejection_samples.iter().all(|(o, _)| origin_ok(o))
+        || !agg
+            .examples
+            .iter()
+            .chain(&agg.drifts)
+            .all(|e| origin_ok(&e.origin))
+    {
         return Err(bad("partial body names an input its header lacks".into()));
     }
     Ok(Partial { header, agg })
 }
 
-/// Reads and decodes a partial file (`-`: standard input).
-pub fn read(path: &Path) -> Result<Partial, ProofError> {
-    let mut bytes = Vec::new();
+/// Reads and decodes a partial file (`-`: standard input). The 14-byte magic is read
+/// and checked first, so a wrong file (a log, `/dev/zero`) is refused at once.
+pub fn read(path: &Path, max_windows: usize) -> Result<Partial, ProofError> {
     let name = path.display().to_string();
-    if path.as_os_str() == "-" {
-        std::io::stdin()
-            .lock()
-            .take(MAX_PARTIAL_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| ProofError::io(path, e))?;
+    let mut src: Box<dyn Read> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
     } else {
-        std::fs::File::open(path)
-            .and_then(|f| f.take(MAX_PARTIAL_BYTES + 1).read_to_end(&mut bytes))
-            .map_err(|e| ProofError::io(path, e))?;
+        Box::new(std::fs::File::open(path).map_err(|e| ProofError::io(path, e))?)
+    };
+    let mut bytes = Vec::new();
+    (&mut src)
+        .take(MAGIC.len() as u64)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ProofError::io(path, e))?;
+    if bytes.len() < MAGIC.len() {
+        return decode_limited(&bytes, &name, max_windows);
     }
+    if bytes[..] != MAGIC[..] {
+        return Err(not_a_partial(&name));
+    }
+    src.take(MAX_PARTIAL_BYTES + 1 - MAGIC.len() as u64)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ProofError::io(path, e))?;
     if bytes.len() as u64 > MAX_PARTIAL_BYTES {
         return Err(ProofError::Limit {
             path: crate::error::Location::file(path),
             msg: "a partial larger than 4 GiB is not read (is this the right file?)".into(),
         });
     }
-    decode(&bytes, &name)
+    decode_limited(&bytes, &name, max_windows)
 }
 
 /// Expands partial arguments: files as given, directories to their files in name
-/// order (hidden files skipped), `-` for standard input.
-pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ProofError> {
+/// order (hidden files skipped), `-` for standard input. An entry of a directory that
+/// is not a regular file (a dangling symlink — a shard not uploaded yet —, a FIFO, a
+/// subdirectory) is an error naming it: merging the other shards as if they were all
+/// would report part of the traffic as the whole. A file reached twice (named twice,
+/// or named and inside a named directory) is read once; the warnings say so.
+pub fn expand(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<String>), ProofError> {
     let mut out = Vec::new();
     for p in paths {
-        if p.is_dir() {
+        if p.as_os_str() != "-" && p.is_dir() {
             let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
                 .map_err(|e| ProofError::io(p, e))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|e| {
-                    e.is_file()
-                        && !e
-                            .file_name()
-                            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-                })
-                .collect();
+                .map(|e| e.map(|e| e.path()).map_err(|e| ProofError::io(p, e)))
+                .collect::<Result<_, _>>()?;
+            entries.retain(|e| {
+                !e.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            });
             entries.sort();
             if entries.is_empty() {
                 return Err(ProofError::Usage(format!(
@@ -743,36 +976,61 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ProofError> {
                     p.display()
                 )));
             }
+            for e in &entries {
+                // Follows symlinks: a dangling link is an error naming it.
+                let meta = std::fs::metadata(e).map_err(|err| ProofError::io(e, err))?;
+                if !meta.is_file() {
+                    return Err(ProofError::Usage(format!(
+                        "{}: not a regular file ({}); a directory of partials holds partial \
+                         files only — remove it, or name a FIFO or device explicitly",
+                        e.display(),
+                        super::source::file_kind(&meta)
+                    )));
+                }
+            }
             out.extend(entries);
         } else {
             out.push(p.clone());
         }
     }
-    Ok(out)
+    let mut warnings = Vec::new();
+    let out = super::source::dedupe(out, &mut warnings);
+    Ok((out, warnings))
 }
 
-/// Merges parts: refused (naming the field, both values and both parts) unless
-/// every fingerprint field matches. The result does not depend on the order of
-/// `parts`: they are put in a canonical order first (by inputs, then content).
-pub fn merge(parts: Vec<(String, Partial)>) -> Result<Partial, ProofError> {
-    let Some((first_name, first)) = parts.first() else {
-        return Err(ProofError::Usage("no partial to merge".into()));
-    };
-    for (name, p) in &parts[1..] {
-        for ((field, a), (_, b)) in first
-            .header
-            .fingerprint
-            .fields()
-            .into_iter()
-            .zip(p.header.fingerprint.fields())
-        {
-            if a != b {
-                return Err(ProofError::Usage(format!(
-                    "cannot merge {name} with {first_name}: they differ in {field} ({b} vs {a}); \
-                     every part must be replayed with the same policies, selectors, weights, \
-                     lists, salt and window"
-                )));
-            }
+/// Merges parts one at a time (read, fold, drop): memory holds the merged counts and
+/// one part, never every part at once. The result does not depend on the order of
+/// the parts: inputs get their final places (sorted) and samples their canonical
+/// order at [`Merger::finish`], and the header kept is the least by content.
+pub struct Merger {
+    max_windows: usize,
+    first: Option<(String, Fingerprint, bool)>,
+    header: Option<(Vec<u8>, Header)>,
+    files: Vec<PartFile>,
+    index: HashMap<PartFile, u32>,
+    agg: Aggregate,
+    examples: Vec<Example>,
+    drifts: Vec<Example>,
+    rejection_samples: Vec<(Origin, Reason)>,
+    /// Every part kept every drifting record (`--drift-details`); `Some(name)` names
+    /// the first that did not.
+    without_details: Option<String>,
+}
+
+impl Merger {
+    /// A merger refusing more than `max_windows` windows in all.
+    pub fn new(max_windows: usize) -> Merger {
+        Merger {
+            max_windows,
+            first: None,
+            header: None,
+            files: Vec::new(),
+            index: HashMap::new(),
+            agg: Aggregate::default(),
+            examples: Vec::new(),
+            drifts: Vec::new(),
+            rejection_samples: Vec::new(),
+            without_details: None,
         }
         if first.header.fingerprint != p.header.fingerprint {
             return Err(ProofError::Usage(format!(
@@ -782,60 +1040,159 @@ pub fn merge(parts: Vec<(String, Partial)>) -> Result<Partial, ProofError> {
             )));
         }
     }
-    let mut keyed: Vec<(Vec<u8>, Partial)> = parts
-        .into_iter()
-        .map(|(_, p)| {
-            let key = [
-                serde_json::to_vec(&p.header.files).unwrap_or_default(),
-                encode_body(&p.agg),
-            ]
-            .concat();
-            (key, p)
-        })
-        .collect();
-    keyed.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut parts = keyed.into_iter().map(|(_, p)| p);
-    let mut out = parts.next().expect("at least one part");
-    // Parts of one input (byte ranges or rows of a file, as Spark splits it) name
-    // the same file: it stays one input, with the parts' counts added, as in one run
-    // over the whole file.
-    let first = std::mem::take(&mut out.header.files);
-    let mut agg = std::mem::take(&mut out.agg);
-    renumber_files(&mut agg, &input_indices(&mut out.header.files, first));
-    out.agg = agg;
-    for p in parts {
-        let mut agg = p.agg;
-        renumber_files(
-            &mut agg,
-            &input_indices(&mut out.header.files, p.header.files),
-        );
-        out.agg = out.agg.merge(agg);
-    }
-    out.agg.finish();
-    Ok(out)
-}
 
-/// Adds a part's inputs to the merged list (an input already there keeps its place)
-/// and returns where each of the part's inputs went.
-fn input_indices(merged: &mut Vec<PartFile>, part: Vec<PartFile>) -> Vec<u32> {
-    part.into_iter()
-        .map(|f| match merged.iter().position(|m| *m == f) {
-            Some(i) => i as u32,
-            None => {
-                merged.push(f);
-                (merged.len() - 1) as u32
+    /// Folds one part in: refused (naming the field, both values and both parts)
+    /// unless its fingerprint matches the first part's, and when a sum would overflow
+    /// or the windows exceed the limit.
+    pub fn add(&mut self, name: &str, mut p: Partial) -> Result<(), ProofError> {
+        let fp = &p.header.fingerprint;
+        match &self.first {
+            None => self.first = Some((name.to_string(), fp.clone(), p.header.ids_redacted)),
+            Some((first_name, first, redacted)) => {
+                for ((field, a), (_, b)) in first.fields().into_iter().zip(fp.fields()) {
+                    if a != b {
+                        return Err(ProofError::Usage(format!(
+                            "cannot merge {name} with {first_name}: they differ in {field} ({b} vs {a}); \
+                             every part must be replayed with the same policies, selectors, weights, \
+                             lists, salt and window"
+                        )));
+                    }
+                }
+                if *redacted != p.header.ids_redacted {
+                    let says = |r: bool| if r { "redacted" } else { "raw" };
+                    return Err(ProofError::Usage(format!(
+                        "cannot merge {name} with {first_name}: request ids are {} in one and {} \
+                         in the other; write every part with --redact-ids, or none and pass \
+                         --redact-ids to merge",
+                        says(p.header.ids_redacted),
+                        says(*redacted)
+                    )));
+                }
             }
-        })
-        .collect()
+        }
+        if !p.agg.bounds.drift_details && self.without_details.is_none() {
+            self.without_details = Some(name.to_string());
+        }
+        self.check_sums(name, &p.agg)?;
+        // Inputs: a part's input already listed (another byte range of one file, as
+        // Spark splits it) keeps its place; hashing makes this O(1) per input.
+        let to: Vec<u32> = std::mem::take(&mut p.header.files)
+            .into_iter()
+            .map(|f| match self.index.get(&f) {
+                Some(&i) => i,
+                None => {
+                    let i = self.files.len() as u32;
+                    self.index.insert(f.clone(), i);
+                    self.files.push(f);
+                    i
+                }
+            })
+            .collect();
+        renumber(&mut p.agg, |k| to.get(k as usize).copied().unwrap_or(k));
+        // Samples are set aside and trimmed once, at the end, in their final order.
+        self.examples.append(&mut p.agg.examples);
+        self.drifts.append(&mut p.agg.drifts);
+        self.rejection_samples.append(&mut p.agg.rejection_samples);
+        let key = serde_json::to_vec(&(
+            &p.header.baseline,
+            &p.header.candidate,
+            &p.header.lists,
+            &p.header.rule_ids,
+        ))
+        .unwrap_or_default();
+        if self.header.as_ref().is_none_or(|(k, _)| key < *k) {
+            self.header = Some((key, p.header));
+        }
+        self.agg = std::mem::take(&mut self.agg).merge(p.agg);
+        if self.agg.windows.len() > self.max_windows {
+            return Err(ProofError::Limit {
+                path: crate::error::Location::file(Path::new("--max-windows")),
+                msg: format!(
+                    "more than {} windows in the parts merged so far (last: {name}); merge fewer \
+                     parts at a time or raise --max-windows",
+                    self.max_windows
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Refuses a part whose counts would overflow the merged sums.
+    fn check_sums(&self, name: &str, p: &Aggregate) -> Result<(), ProofError> {
+        let overflow = || {
+            ProofError::Usage(format!(
+                "{name}: its counts added to the other parts' overflow (a crafted or corrupt \
+                 partial?)"
+            ))
+        };
+        // Every other total of a part is bounded by its `read` (checked at decode).
+        self.agg.read.checked_add(p.read).ok_or_else(overflow)?;
+        for (start, w) in &p.windows {
+            let Some(mine) = self.agg.windows.get(start) else {
+                continue;
+            };
+            let u32s =
+                |a: &[u32], b: &[u32]| a.iter().zip(b).all(|(x, y)| x.checked_add(*y).is_some());
+            let ok = u32s(&mine.drift_by_pct, &w.drift_by_pct)
+                && mine
+                    .enforced_by_pct
+                    .iter()
+                    .zip(&w.enforced_by_pct)
+                    .all(|(a, b)| u32s(a, b))
+                && mine.latency_sum_ns.checked_add(w.latency_sum_ns).is_some();
+            if !ok {
+                return Err(overflow());
+            }
+        }
+        Ok(())
+    }
+
+    /// The merged partial: inputs sorted (their final places), samples in canonical
+    /// order and trimmed to the largest bounds the parts kept.
+    pub fn finish(self) -> Result<Partial, ProofError> {
+        let Some((_, mut header)) = self.header else {
+            return Err(ProofError::Usage("no partial to merge".into()));
+        };
+        let mut agg = self.agg;
+        agg.examples = self.examples;
+        agg.drifts = self.drifts;
+        agg.rejection_samples = self.rejection_samples;
+        let mut order: Vec<u32> = (0..self.files.len() as u32).collect();
+        order.sort_by(|&a, &b| self.files[a as usize].cmp(&self.files[b as usize]));
+        let mut place = vec![0u32; order.len()];
+        for (new, &old) in order.iter().enumerate() {
+            place[old as usize] = new as u32;
+        }
+        renumber(&mut agg, |k| place.get(k as usize).copied().unwrap_or(k));
+        let mut files = self.files;
+        files.sort();
+        header.files = files;
+        header.body_bytes = None;
+        agg.finish();
+        Ok(Partial { header, agg })
+    }
+
+    /// The first part that did not keep every drifting record, if any.
+    pub fn without_drift_details(&self) -> Option<&str> {
+        self.without_details.as_deref()
+    }
 }
 
-/// Renumbers a part's inputs to their places in the merged list (`to[i]` for input
-/// `i`). Inputs that land on one place have their counts added.
-fn renumber_files(a: &mut Aggregate, to: &[u32]) {
-    let at = |k: u32| to.get(k as usize).copied().unwrap_or(k);
+/// Merges parts (see [`Merger`]), with no window limit.
+pub fn merge(parts: Vec<(String, Partial)>) -> Result<Partial, ProofError> {
+    let mut m = Merger::new(usize::MAX);
+    for (name, p) in parts {
+        m.add(&name, p)?;
+    }
+    m.finish()
+}
+
+/// Moves a part's inputs to their places in the merged list (`to(i)` for input `i`).
+/// Inputs that land on one place have their counts added.
+fn renumber(a: &mut Aggregate, to: impl Fn(u32) -> u32) {
     let mut files: BTreeMap<u32, FileCounts> = BTreeMap::new();
     for (k, f) in std::mem::take(&mut a.files) {
-        let mine = files.entry(at(k)).or_default();
+        let mine = files.entry(to(k)).or_default();
         mine.read += f.read;
         mine.evaluated += f.evaluated;
         mine.rejected += f.rejected;
@@ -843,20 +1200,42 @@ fn renumber_files(a: &mut Aggregate, to: &[u32]) {
     }
     a.files = files;
     for (o, _) in &mut a.rejection_samples {
-        o.file = at(o.file);
+        o.file = to(o.file);
     }
-    a.rejection_samples.sort();
     for e in a.examples.iter_mut().chain(a.drifts.iter_mut()) {
-        e.origin.file = at(e.origin.file);
+        e.origin.file = to(e.origin.file);
     }
 }
 
-/// Writes a job's part over `inputs` to `path`, atomically.
-pub fn write(path: &Path, job: &Job, inputs: &[Input], agg: &Aggregate) -> Result<(), ProofError> {
-    let p = Partial {
-        header: header(job, part_files(inputs, agg)),
+/// Replaces the request ids a part carries (examples, drift details) by their keyed
+/// hash (`--redact-ids`), so that no raw id leaves the process in a partial.
+/// Rejection samples carry origins only.
+pub fn redact_ids(p: &mut Partial, key: &[u8]) {
+    if p.header.ids_redacted {
+        return;
+    }
+    for e in p.agg.examples.iter_mut().chain(p.agg.drifts.iter_mut()) {
+        e.request_id = super::job::redact(key, &e.request_id);
+    }
+    p.header.ids_redacted = true;
+}
+
+/// Writes a part over `inputs` to `path`, atomically; with `redact_key`
+/// (`--redact-ids`), request ids are replaced by their keyed hash first.
+pub fn write(
+    path: &Path,
+    id: &Identity,
+    inputs: &[Input],
+    agg: &Aggregate,
+    redact_key: Option<&[u8]>,
+) -> Result<(), ProofError> {
+    let mut p = Partial {
+        header: id.header(part_files(inputs, agg)),
         agg: agg.clone(),
     };
+    if let Some(key) = redact_key {
+        redact_ids(&mut p, key);
+    }
     crate::report::writer::write_atomic(path, &encode(&p)?)
 }
 
@@ -892,9 +1271,11 @@ pub fn report(p: &Partial, settings: &Settings) -> Result<Report, ProofError> {
     let key = redact_key
         .clone()
         .unwrap_or_else(|| fp.salt.as_bytes().to_vec());
-    let redact_ids = settings.redact_ids;
+    // Ids a part redacted when it was written are shown as they are (never hashed twice).
+    let redact_ids = settings.redact_ids || p.header.ids_redacted;
+    let hash_here = settings.redact_ids && !p.header.ids_redacted;
     let show_id = |id: &str| {
-        if redact_ids {
+        if hash_here {
             super::job::redact(&key, id)
         } else {
             id.to_string()
@@ -956,7 +1337,10 @@ mod tests {
         for v in [0i64, -1, 1, i64::MIN, i64::MAX, -62_167_219_200_000] {
             e.i(v);
         }
-        let mut d = Dec { b: &e.0 };
+        let mut d = Dec {
+            r: &e.0[..],
+            left: e.0.len() as u64,
+        };
         for v in [0u64, 1, 127, 128, 300, u64::MAX] {
             assert_eq!(d.u().unwrap(), v);
         }

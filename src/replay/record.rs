@@ -281,7 +281,8 @@ pub fn read_document(bytes: &[u8], now_ms: i64, context_file: bool) -> Result<Do
     } else {
         Some(Value::from("-"))
     };
-    let rec = check(ts, request_id, f.policy_id, f.context)?;
+    // serve and adapt answer for themselves: a recorded verdict is replay's (§11).
+    let rec = check(ts, request_id, f.policy_id, f.context, None)?;
     Ok(Document {
         ts_ms: rec.ts_ms,
         request_id: has_id.then_some(rec.request_id),
@@ -328,6 +329,10 @@ pub fn explain(bytes: &[u8], reason: Reason) -> Rejection {
         }
         Reason::MissingRequestId => return field_msg("request_id", "expected a non-empty string"),
         Reason::MissingContext => return field_msg("context", "expected a JSON object"),
+        Reason::BadVerdict => {
+            return field_msg("verdict", "expected \"ok\", \"warn\" or \"fail\" (or no verdict)");
+        }
+        Reason::MissingPath => return field_msg("path", "expected a decision path such as a/b/allow"),
         Reason::TooLong => {
             return Rejection {
                 reason,

@@ -133,6 +133,24 @@ pub struct Scenario {
     /// Write the partial aggregate here (SPEC §10).
     #[serde(default, alias = "partial-out")]
     pub partial_out: Option<PathBuf>,
+    /// Rollout key path (SPEC §3).
+    #[serde(default, alias = "bucket-key")]
+    pub bucket_key: Option<String>,
+    /// `recorded` or `recorded=ID` (SPEC §11).
+    #[serde(default)]
+    pub baseline: Option<String>,
+    /// Unfaithful share that fails the run (SPEC §11).
+    #[serde(default, alias = "max-unfaithful-ratio")]
+    pub max_unfaithful_ratio: Option<Scalar>,
+    /// Baseline OPA bundle (SPEC §12).
+    #[serde(default)]
+    pub bundle: Option<PathBuf>,
+    /// Candidate OPA bundle (SPEC §12).
+    #[serde(default, alias = "candidate-bundle")]
+    pub candidate_bundle: Option<PathBuf>,
+    /// OPA decision path (SPEC §12).
+    #[serde(default)]
+    pub decision: Option<String>,
 }
 
 impl Scenario {
@@ -241,6 +259,24 @@ impl Scenario {
                 })
                 .transpose()?,
             partial_out: self.partial_out.map(fix),
+            bucket_key: self
+                .bucket_key
+                .map(|k| k.parse().map_err(|e| bad("bucket_key", e)))
+                .transpose()?,
+            baseline: self
+                .baseline
+                .map(|b| b.parse().map_err(|e| bad("baseline", e)))
+                .transpose()?,
+            max_unfaithful_ratio: self
+                .max_unfaithful_ratio
+                .map(|r| {
+                    crate::orchestrator::enforcer::parse_ratio(&r.as_arg())
+                        .map_err(|e| bad("max_unfaithful_ratio", e))
+                })
+                .transpose()?,
+            bundle: self.bundle.map(fix),
+            candidate_bundle: self.candidate_bundle.map(fix),
+            decision: self.decision,
         })
     }
 }

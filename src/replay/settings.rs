@@ -5,7 +5,7 @@
 //! loader names the file and key — so a new setting is one field here and one line in
 //! each reader.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::engine::KeyPath;
 use crate::orchestrator::{RolloutPercent, SelectorKind};
@@ -371,6 +371,34 @@ impl Layer {
 }
 
 impl Settings {
+    /// The files this run reads (logs, IRs, weights, lists) and the outputs it writes
+    /// as `(flag, path)`: what `report::writer::refuse_clobber` compares.
+    pub fn io_paths(&self) -> (Vec<PathBuf>, Vec<(&'static str, &Path)>) {
+        let by_id = |id: &Option<String>| {
+            id.as_deref().and_then(|id| {
+                crate::policy::locate::resolve_policy(id, self.policy_dir.as_deref()).ok()
+            })
+        };
+        let mut inputs = self.logs.clone();
+        inputs.extend(self.ir.iter().chain(&self.candidate_ir).cloned());
+        inputs.extend(
+            by_id(&self.policy)
+                .into_iter()
+                .chain(by_id(&self.candidate_policy)),
+        );
+        inputs.extend(self.weights.iter().chain(&self.shadow_weights).cloned());
+        inputs.extend(self.lists.iter().map(|l| l.path.clone()));
+        let outputs = [
+            ("--out", &self.out),
+            ("--partial-out", &self.partial_out),
+            ("--drift-details", &self.drift_details),
+        ]
+        .into_iter()
+        .filter_map(|(flag, p)| p.as_deref().map(|p| (flag, p)))
+        .collect();
+        (inputs, outputs)
+    }
+
     /// The gate settings these settings describe.
     pub fn gate(&self) -> crate::replay::gate::GateSettings {
         crate::replay::gate::GateSettings {

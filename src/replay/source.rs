@@ -221,7 +221,7 @@ fn walk(
 }
 
 /// What kind of file a non-regular file is, for messages.
-fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+pub(crate) fn file_kind(meta: &std::fs::Metadata) -> &'static str {
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt;
@@ -307,7 +307,7 @@ fn file_identity(path: &Path) -> Option<(u64, u64, PathBuf)> {
 /// Drops every file that is the same file as an earlier one (named twice, through a
 /// symlink, or both named and inside a named directory), keeping the first, and says
 /// which were dropped.
-fn dedupe(files: Vec<PathBuf>, warnings: &mut Vec<String>) -> Vec<PathBuf> {
+pub(crate) fn dedupe(files: Vec<PathBuf>, warnings: &mut Vec<String>) -> Vec<PathBuf> {
     let mut first: std::collections::HashMap<(u64, u64, PathBuf), PathBuf> =
         std::collections::HashMap::new();
     let mut kept = Vec::with_capacity(files.len());

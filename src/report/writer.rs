@@ -83,6 +83,54 @@ pub struct OutputLock {
     _file: File,
 }
 
+/// Refuses (exit 2) an output that would overwrite or remove an input, before any
+/// input is read: a file output (`--partial-out`, `--drift-details`) that is an input
+/// file — the same path once canonicalised, or the same device and inode (a symlink or
+/// hard link to it) — or a file inside an input directory; a directory output (`--out`,
+/// replaced as a whole) that holds an input. `outputs` are `(flag, path)`; inputs that
+/// do not exist (or `-`) are left to the reader to report.
+pub fn refuse_clobber(outputs: &[(&str, &Path)], inputs: &[PathBuf]) -> Result<(), ProofError> {
+    use std::os::unix::fs::MetadataExt;
+    let inputs: Vec<(PathBuf, std::fs::Metadata)> = inputs
+        .iter()
+        .filter(|p| p.as_os_str() != "-")
+        .filter_map(|p| Some((std::fs::canonicalize(p).ok()?, std::fs::metadata(p).ok()?)))
+        .collect();
+    for &(flag, out) in outputs {
+        let Ok(meta) = std::fs::metadata(out) else {
+            continue; // nothing there yet: nothing to overwrite
+        };
+        let Ok(canon) = std::fs::canonicalize(out) else {
+            continue;
+        };
+        let hit = inputs.iter().find(|(p, m)| {
+            if meta.is_dir() {
+                p.starts_with(&canon)
+            } else {
+                *p == canon
+                    || (m.dev(), m.ino()) == (meta.dev(), meta.ino())
+                    || (m.is_dir() && canon.starts_with(p))
+            }
+        });
+        if let Some((p, _)) = hit {
+            let what = if meta.is_dir() {
+                "holds the input"
+            } else if canon.starts_with(p) && canon != *p {
+                "is inside the input directory"
+            } else {
+                "is the input"
+            };
+            return Err(usage(format!(
+                "{flag} {}: {what} {}; writing it would destroy what this run reads. \
+                 Give the output another path; nothing was read or written",
+                out.display(),
+                p.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// What kind of non-directory `meta` is, for messages.
 fn kind(meta: &std::fs::Metadata) -> &'static str {
     #[cfg(unix)]

@@ -58,6 +58,7 @@ pub fn parse_body(body: &[u8]) -> Result<record::Record, BodyError> {
         request_id,
         policy_id: doc.policy_id,
         context: doc.context,
+        verdict: None,
     })
 }
 

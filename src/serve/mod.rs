@@ -60,27 +60,40 @@ pub struct App {
 impl App {
     /// Loads everything the configuration names; errors are exit code 2.
     pub fn new(cfg: ServeConfig) -> Result<Arc<App>, ProofError> {
-        let loaded = cfg.load_policy()?;
+        // Stamps before reads (see `state::reload_policy`); each file is read once.
+        let (policy_stamp, access_stamp) = (cfg.policy_stamp(), cfg.access_stamp());
+        let files = crate::files::FileSet::new();
+        let loaded = cfg.load_policy(&files)?;
         let metrics = ServeMetrics::new().map_err(metrics_err)?;
         loaded.export_info(&metrics);
         metrics
             .adapt
             .rollout_percent
             .set(f64::from(cfg.options.rollout_percent.get()));
-        let access = match cfg.load_access()? {
+        let access_files = crate::files::FileSet::new();
+        let access = match cfg.load_access(&access_files)? {
             Some(map) => {
                 let rm = RbacMetrics::register(&metrics.registry).map_err(metrics_err)?;
                 rm.set_etag(&map.etag);
-                Some((Swappable::new(map, state::access_fingerprint(&cfg)), rm))
+                let pinned = access_files.pinned();
+                Some((Swappable::new(map, access_stamp, pinned), rm))
             }
             None => None,
         };
-        let fp = loaded.fingerprint;
+        // A pipe or device cannot be read twice: what it gave now stays in force.
+        for (p, kind) in files.streams().into_iter().chain(access_files.streams()) {
+            eprintln!(
+                "proof serve: {} is {kind}, not a regular file: read once at start and not \
+                 reloadable (hot reload keeps these bytes; restart to change it)",
+                p.display()
+            );
+        }
+        let pinned = files.pinned();
         Ok(Arc::new(App {
             windows: Windows::new(cfg.window_scale),
             in_flight: AtomicUsize::new(0),
             eval_slots: tokio::sync::Semaphore::new(cfg.threads.max(1)),
-            policy: Swappable::new(loaded, fp),
+            policy: Swappable::new(loaded, policy_stamp, pinned),
             access,
             metrics,
             cfg,

@@ -1,6 +1,7 @@
-//! Hot reload: every `--reload-interval`, a blocking task re-reads the policy files
-//! (both IRs, both weights files, the lists) and the access map, and `state` swaps
-//! in what changed and loads; what happened is said on stderr.
+//! Hot reload: every `--reload-interval`, a blocking task looks at the metadata of the
+//! policy files (both IRs, both weights files, the lists) and the access map, re-reads
+//! those whose metadata changed, and `state` swaps in what changed and loads; what
+//! happened is said on stderr. A read never blocks (`files::FileSet::for_reload`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,7 @@ impl App {
     /// One reload check of the policy files and the access map (blocking I/O).
     pub fn reload_tick(&self) {
         match state::reload_policy(&self.cfg, &self.policy, &self.metrics) {
-            Reload::Unchanged => {}
+            Reload::Unchanged | Reload::SameContent => {}
             Reload::Swapped => {
                 let p = self.policy.get();
                 eprintln!("proof serve: reloaded policy {}", p.describe());
@@ -27,7 +28,7 @@ impl App {
         }
         if let Some((slot, rm)) = &self.access {
             match state::reload_access(&self.cfg, slot, rm) {
-                Reload::Unchanged => {}
+                Reload::Unchanged | Reload::SameContent => {}
                 Reload::Swapped => eprintln!(
                     "proof serve: reloaded access map ({} tokens, etag {})",
                     slot.get().len(),

@@ -8,11 +8,10 @@ use std::path::{Path, PathBuf};
 
 use std::sync::{Arc, RwLock};
 
-use sha2::{Digest, Sha256};
-
 use super::metrics::{RbacMetrics, ServeMetrics};
 use super::rbac::AccessMap;
 use crate::error::ProofError;
+use crate::files::{self, FileSet, Pinned};
 use crate::orchestrator::facade::EngineFiles;
 use crate::orchestrator::{EnforceOptions, Engine};
 use crate::replay::gate::confidence::Confidence;
@@ -50,37 +49,16 @@ pub struct ServeConfig {
     pub max_connections: usize,
 }
 
-/// SHA-256 over the bytes of a set of files (or over the error that kept one from
-/// being read, so an unreadable file is one stable state, refused once).
-pub type Fingerprint = [u8; 32];
-
-fn fingerprint<'a>(files: impl IntoIterator<Item = &'a Path>) -> Fingerprint {
-    let mut h = Sha256::new();
-    for p in files {
-        let os = p.as_os_str().as_encoded_bytes();
-        h.update((os.len() as u64).to_be_bytes());
-        h.update(os);
-        match std::fs::read(p) {
-            Ok(b) => {
-                h.update([1]);
-                h.update((b.len() as u64).to_be_bytes());
-                h.update(&b);
-            }
-            Err(e) => {
-                h.update([0]);
-                h.update(e.kind().to_string().as_bytes());
-            }
-        }
-    }
-    h.finalize().into()
-}
+/// SHA-256 over the bytes of a set of files ([`FileSet::fingerprint`]) or over their
+/// metadata ([`files::stamp`]).
+pub type Fingerprint = files::Fingerprint;
 
 /// The policy side in force: engine plus what identifies it.
 #[derive(Debug)]
 pub struct Loaded {
     /// Shadow = the baseline under its selector, enforced = the candidate under its.
     pub engine: Engine,
-    /// Fingerprint of the IR, weights and list files it was built from.
+    /// Fingerprint of the bytes of the IR, weights and list files it was built from.
     pub fingerprint: Fingerprint,
     /// This policy's metric series, resolved on first use.
     pub counters: std::sync::OnceLock<super::metrics::PolicyCounters>,
@@ -137,39 +115,51 @@ impl ServeConfig {
         self.engine.paths()
     }
 
-    /// Loads lists, both IRs and both weights files and builds the engine.
-    pub fn load_policy(&self) -> Result<Loaded, ProofError> {
-        // Fingerprint first: if a file changes while it is being loaded, the next
-        // tick sees a fingerprint that differs from this one and loads again.
-        let fingerprint = fingerprint(self.policy_files());
-        let engine = self.engine.load()?;
+    /// Loads lists, both IRs and both weights files through `files` (each read once)
+    /// and builds the engine; the fingerprint is that of the bytes loaded.
+    pub fn load_policy(&self, files: &FileSet) -> Result<Loaded, ProofError> {
+        let engine = self.engine.load_from(files)?;
         Ok(Loaded {
             engine,
-            fingerprint,
+            fingerprint: files.fingerprint(),
             counters: Default::default(),
         })
     }
 
-    /// Loads the access map, if one is configured.
-    pub fn load_access(&self) -> Result<Option<AccessMap>, ProofError> {
+    /// Loads the access map through `files`, if one is configured.
+    pub fn load_access(&self, files: &FileSet) -> Result<Option<AccessMap>, ProofError> {
         let Some(p) = &self.rbac else { return Ok(None) };
-        let bytes = std::fs::read(p).map_err(|e| ProofError::io(p, e))?;
+        let bytes = files.read(p, crate::config::LIMIT)?;
         AccessMap::parse(&bytes, p).map(Some)
+    }
+
+    /// Metadata stamp of the policy files (what a reload tick compares first).
+    pub fn policy_stamp(&self) -> Fingerprint {
+        files::stamp(self.policy_files())
+    }
+
+    /// Metadata stamp of the access map file.
+    pub fn access_stamp(&self) -> Fingerprint {
+        files::stamp(self.rbac.as_deref())
     }
 }
 
-/// A value swapped atomically, plus the fingerprint last looked at.
+/// A value swapped atomically, the metadata stamp of its files last looked at, and
+/// its files that were not regular files at start (never read again).
 pub struct Swappable<T> {
     current: RwLock<Arc<T>>,
     last_seen: std::sync::Mutex<Fingerprint>,
+    pinned: Pinned,
 }
 
 impl<T> Swappable<T> {
-    /// Starts with `v`, whose content has fingerprint `fp`.
-    pub fn new(v: T, fp: Fingerprint) -> Self {
+    /// Starts with `v`, loaded from files whose metadata had stamp `stamp` (taken
+    /// before they were read) and of which `pinned` were not regular files.
+    pub fn new(v: T, stamp: Fingerprint, pinned: Pinned) -> Self {
         Swappable {
             current: RwLock::new(Arc::new(v)),
-            last_seen: std::sync::Mutex::new(fp),
+            last_seen: std::sync::Mutex::new(stamp),
+            pinned,
         }
     }
 
@@ -197,28 +187,30 @@ impl<T> Swappable<T> {
 /// Outcome of one reload check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reload {
-    /// Same content as last time.
+    /// Same metadata as last time: nothing was read.
     Unchanged,
+    /// The metadata changed but the content is the one in force (read, not swapped).
+    SameContent,
     /// New content swapped in.
     Swapped,
     /// New content refused; the message names the file and the problem.
     Refused(String),
 }
 
-/// Re-checks the policy files; swaps in a valid change, counts everything.
+/// Re-checks the policy files; swaps in a valid change, counts everything. Files are
+/// read only when their metadata changed, and never block: a file that is not a
+/// regular file is this reload's error (files that were not at start are pinned).
 pub fn reload_policy(cfg: &ServeConfig, slot: &Swappable<Loaded>, m: &ServeMetrics) -> Reload {
     m.reload_checks.inc();
-    let fp = fingerprint(cfg.policy_files());
-    if !slot.changed(fp) || fp == slot.get().fingerprint {
+    // Stamp first: if a file changes while it is being read, the next tick sees a
+    // stamp that differs from this one and reads again.
+    if !slot.changed(cfg.policy_stamp()) {
         return Reload::Unchanged;
     }
-    match cfg.load_policy() {
+    match cfg.load_policy(&FileSet::for_reload(slot.pinned.clone())) {
+        Ok(new) if new.fingerprint == slot.get().fingerprint => Reload::SameContent,
         Ok(new) => {
             new.export_info(m);
-            // If the files moved on while loading, remember what was loaded so the
-            // next tick loads the newer content.
-            let loaded_fp = new.fingerprint;
-            slot.changed(loaded_fp);
             slot.set(new);
             m.reload_hits.inc();
             Reload::Swapped
@@ -230,20 +222,19 @@ pub fn reload_policy(cfg: &ServeConfig, slot: &Swappable<Loaded>, m: &ServeMetri
     }
 }
 
-/// Re-checks the access map; swaps in a valid change, counts everything.
+/// Re-checks the access map as [`reload_policy`] does the policy files.
 pub fn reload_access(cfg: &ServeConfig, slot: &Swappable<AccessMap>, m: &RbacMetrics) -> Reload {
-    let Some(p) = &cfg.rbac else {
-        return Reload::Unchanged;
-    };
-    m.reload_checks.inc();
-    let fp = fingerprint([p.as_path()]);
-    if !slot.changed(fp) {
+    if cfg.rbac.is_none() {
         return Reload::Unchanged;
     }
-    match cfg.load_access() {
+    m.reload_checks.inc();
+    if !slot.changed(cfg.access_stamp()) {
+        return Reload::Unchanged;
+    }
+    match cfg.load_access(&FileSet::for_reload(slot.pinned.clone())) {
         Ok(Some(map)) => {
             if map.etag == slot.get().etag {
-                return Reload::Unchanged;
+                return Reload::SameContent;
             }
             m.set_etag(&map.etag);
             slot.set(map);
@@ -258,10 +249,73 @@ pub fn reload_access(cfg: &ServeConfig, slot: &Swappable<AccessMap>, m: &RbacMet
     }
 }
 
-/// Fingerprint of the access map file as loaded at start.
-pub fn access_fingerprint(cfg: &ServeConfig) -> Fingerprint {
-    match &cfg.rbac {
-        Some(p) => fingerprint([p.as_path()]),
-        None => [0; 32],
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::orchestrator::SelectorKind;
+
+    fn config(dir: &Path) -> ServeConfig {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/conformance");
+        let list = dir.join("sanctions.csv");
+        std::fs::copy(root.join("sanctions.csv"), &list).unwrap();
+        ServeConfig {
+            engine: EngineFiles {
+                baseline: root.join("demo.v1.ir.json"),
+                candidate: None,
+                selector: SelectorKind::Basic,
+                weights: None,
+                shadow_selector: SelectorKind::Basic,
+                shadow_weights: None,
+                salt: None,
+                lists: vec![
+                    format!("sanctions={}", list.display()).parse().unwrap(),
+                    format!("high_risk={}", root.join("high_risk.txt").display())
+                        .parse()
+                        .unwrap(),
+                ],
+            },
+            options: Default::default(),
+            readiness_gate: false,
+            confidence: None,
+            rbac: None,
+            reload_interval_ms: 1000,
+            listen: "127.0.0.1:0".parse().unwrap(),
+            window_scale: 1.0,
+            threads: 1,
+            header_timeout_ms: 1000,
+            body_timeout_ms: 1000,
+            shutdown_timeout_ms: 1000,
+            max_connections: 1,
+        }
+    }
+
+    /// Issue 24, item 12: a tick over unchanged files reads nothing (the metadata
+    /// stamp is the same); new metadata over the same bytes is read but not swapped.
+    #[test]
+    fn unchanged_files_are_not_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        let m = ServeMetrics::new().unwrap();
+        let stamp = cfg.policy_stamp();
+        let files = FileSet::new();
+        let slot = Swappable::new(cfg.load_policy(&files).unwrap(), stamp, files.pinned());
+        for _ in 0..3 {
+            assert_eq!(reload_policy(&cfg, &slot, &m), Reload::Unchanged);
+        }
+        // The same bytes under a new inode: read once, found equal, not swapped.
+        let list = dir.path().join("sanctions.csv");
+        let tmp = dir.path().join("sanctions.tmp");
+        std::fs::copy(&list, &tmp).unwrap();
+        std::fs::rename(&tmp, &list).unwrap();
+        assert_eq!(reload_policy(&cfg, &slot, &m), Reload::SameContent);
+        assert_eq!(reload_policy(&cfg, &slot, &m), Reload::Unchanged);
+        // New bytes: swapped.
+        let tmp = dir.path().join("sanctions.tmp");
+        std::fs::write(&tmp, "supplier_hash\n0xbad9\n").unwrap();
+        std::fs::rename(&tmp, &list).unwrap();
+        assert_eq!(reload_policy(&cfg, &slot, &m), Reload::Swapped);
+        assert_eq!(reload_policy(&cfg, &slot, &m), Reload::Unchanged);
+        assert_eq!(m.reload_checks.get(), 7);
+        assert_eq!(m.reload_hits.get(), 1);
     }
 }
