@@ -3,6 +3,8 @@
 //! and writes the reports (SPEC §6). The flags are one settings layer over a
 //! `--scenario` file's (`replay::settings`); the work is `replay::job`.
 
+use crate::engine::KeyPath;
+use crate::replay::settings::Baseline;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -66,6 +68,10 @@ pub struct GateArgs {
     /// path's evaluated records, 0.0..=1.0 [default: off; the bundled scenario sets it].
     #[arg(long, value_name = "RATIO", value_parser = super::parse_ratio)]
     pub max_eval_error_ratio: Option<f64>,
+    /// Exit 3 when more than this share of the records carrying a recorded `verdict` is
+    /// replayed otherwise by the baseline (SPEC §11), 0.0..=1.0 [default: 0.001].
+    #[arg(long, value_name = "RATIO", value_parser = super::parse_ratio)]
+    pub max_unfaithful_ratio: Option<f64>,
 }
 
 impl GateArgs {
@@ -89,6 +95,7 @@ impl GateArgs {
             confidence: self.confidence,
             plan,
             max_eval_error_ratio: self.max_eval_error_ratio,
+            max_unfaithful_ratio: self.max_unfaithful_ratio,
             ..Layer::default()
         })
     }
@@ -135,6 +142,17 @@ pub struct ReplayArgs {
     /// every rule at its op's default cost, no budget].
     #[arg(long, value_name = "FILE")]
     pub shadow_weights: Option<PathBuf>,
+    /// The shadow verdict is what production answered, as each record's `verdict`
+    /// carries it (SPEC §11): `recorded`, or `recorded=ID` to keep only records of policy
+    /// ID (and salt with it). No baseline policy is replayed; give the candidate
+    /// [default: the baseline policy, replayed].
+    #[arg(long, value_name = "recorded[=ID]", value_parser = parse_baseline)]
+    pub baseline: Option<Baseline>,
+    /// Sticky rollouts (SPEC §3): hash the context value at this dotted PATH (a tenant,
+    /// a user) into the rollout bucket instead of the request id; records without it
+    /// fall back to their request id and are counted [default: the request id].
+    #[arg(long, value_name = "PATH", value_parser = parse_key_path)]
+    pub bucket_key: Option<KeyPath>,
     /// Bind a reference list: NAME=FILE (CSV: first column; else one value a line).
     /// Repeatable; adds to the scenario's lists [default: none].
     #[arg(long = "list", value_name = "NAME=FILE")]
@@ -185,6 +203,14 @@ pub struct ReplayArgs {
     pub quiet: bool,
 }
 
+fn parse_baseline(s: &str) -> Result<Baseline, String> {
+    s.parse()
+}
+
+fn parse_key_path(s: &str) -> Result<KeyPath, String> {
+    s.parse()
+}
+
 impl ReplayArgs {
     /// The flags as a settings layer.
     pub fn layer(&self) -> Result<Layer, ProofError> {
@@ -210,6 +236,8 @@ impl ReplayArgs {
             drift_details: self.drift_details.clone(),
             redact_ids: self.redact_ids.then_some(true),
             partial_out: self.partial_out.clone(),
+            baseline: self.baseline.clone(),
+            bucket_key: self.bucket_key.clone(),
             ..self.gate.layer()?
         })
     }

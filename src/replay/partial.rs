@@ -1032,13 +1032,6 @@ impl Merger {
             rejection_samples: Vec::new(),
             without_details: None,
         }
-        if first.header.fingerprint != p.header.fingerprint {
-            return Err(ProofError::Usage(format!(
-                "cannot merge {name} with {first_name}: their engine settings differ ({:?} vs \
-                 {:?}); every part must be replayed with the same engine settings",
-                p.header.fingerprint.settings, first.header.fingerprint.settings
-            )));
-        }
     }
 
     /// Folds one part in: refused (naming the field, both values and both parts)
@@ -1057,6 +1050,13 @@ impl Merger {
                              lists, salt and window"
                         )));
                     }
+                }
+                if first != fp {
+                    return Err(ProofError::Usage(format!(
+                        "cannot merge {name} with {first_name}: their engine settings differ \
+                         ({:?} vs {:?}); every part must be replayed with the same engine settings",
+                        fp.settings, first.settings
+                    )));
                 }
                 if *redacted != p.header.ids_redacted {
                     let says = |r: bool| if r { "redacted" } else { "raw" };

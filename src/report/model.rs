@@ -3,6 +3,7 @@
 //! the serde names here; everything is derived from integer counts, so the model is
 //! identical across runs and thread counts (except `latency`).
 
+use crate::engine::Skip;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -31,6 +32,11 @@ pub struct Records {
     pub skipped: u64,
     /// Non-zero reasons only.
     pub rejected_by_reason: BTreeMap<&'static str, u64>,
+    /// Skips by reason, non-zero reasons only (SPEC §12).
+    pub skipped_by_reason: BTreeMap<&'static str, u64>,
+    /// Evaluated records whose `--bucket-key` value was missing (SPEC §3; 0 without
+    /// the flag).
+    pub bucket_key_missing: u64,
 }
 
 /// Verdict counts of one path.
@@ -92,6 +98,37 @@ pub struct Drift {
     pub by_kind: BTreeMap<&'static str, u64>,
     /// By events descending, then cause.
     pub by_cause: Vec<CauseCount>,
+    /// Records whose verdicts agree but whose decision values differ (SPEC §12; 0 for
+    /// the IR, whose decision is its verdict).
+    pub changed_values: u64,
+}
+
+/// `fidelity` (fixed, SPEC §11): how much of production the replayed baseline reproduced.
+#[derive(Debug, Clone, Serialize)]
+pub struct FidelityOut {
+    /// Evaluated records carrying a recorded verdict.
+    pub checked: u64,
+    /// Replayed as production answered.
+    pub faithful: u64,
+    /// Replayed otherwise.
+    pub unfaithful: u64,
+    /// Unfaithful records by `recorded->replayed`, non-zero kinds only.
+    pub by_kind: BTreeMap<&'static str, u64>,
+}
+
+/// A record the replayed baseline did not reproduce (free form).
+#[derive(Debug, Clone, Serialize)]
+pub struct UnfaithfulOut {
+    /// RFC 3339 UTC.
+    pub ts: String,
+    /// Request id (redacted with `--redact-ids`).
+    pub request_id: String,
+    /// What production answered.
+    pub recorded: &'static str,
+    /// What the replayed baseline answered.
+    pub replayed: &'static str,
+    /// Where it was read: input path and line.
+    pub source: String,
 }
 
 /// One entry of `levels` (fixed).
@@ -394,6 +431,8 @@ pub struct Report {
     pub verdicts: Verdicts,
     /// Drift as at 100 %.
     pub drift: Drift,
+    /// The fidelity check (SPEC §11); null when no evaluated record carried a verdict.
+    pub fidelity: Option<FidelityOut>,
     /// Per level.
     pub levels: Vec<Level>,
     /// Per window.
@@ -411,6 +450,8 @@ pub struct Report {
     pub config: ConfigOut,
     /// Drift examples.
     pub examples: Vec<ExampleOut>,
+    /// Records the replayed baseline did not reproduce (SPEC §11), the earliest.
+    pub unfaithful_examples: Vec<UnfaithfulOut>,
     /// First rejected records.
     pub rejections: Vec<RejectionOut>,
     /// Latency and timings (not reproducible).
@@ -609,6 +650,12 @@ impl Report {
                 .filter(|r| agg.rejected[r.index()] > 0)
                 .map(|r| (r.as_str(), agg.rejected[r.index()]))
                 .collect(),
+            skipped_by_reason: Skip::ALL
+                .iter()
+                .filter(|k| agg.skipped_by[k.index()] > 0)
+                .map(|k| (k.as_str(), agg.skipped_by[k.index()]))
+                .collect(),
+            bucket_key_missing: agg.bucket_key_missing,
         };
         let events: u64 = agg.by_kind.iter().sum();
         let mut by_cause: Vec<CauseCount> = agg
@@ -629,6 +676,7 @@ impl Report {
                 .map(|k| (k.as_str(), agg.by_kind[k.index()]))
                 .collect(),
             by_cause,
+            changed_values: agg.changed,
         };
 
         let judged: GateResult = gate::judge(agg, g);
@@ -763,6 +811,37 @@ impl Report {
             ),
         };
         let examples = agg.examples.iter().map(to_out).collect();
+        let source = |o: &crate::replay::aggregate::Origin| {
+            format!(
+                "{}:{}",
+                ctx.inputs
+                    .files
+                    .get(o.file as usize)
+                    .map_or("?", |f| f.path.as_str()),
+                o.line
+            )
+        };
+        let unfaithful_examples = agg
+            .unfaithful
+            .iter()
+            .map(|u| UnfaithfulOut {
+                ts: format_rfc3339_ms(u.ts_ms),
+                request_id: (ctx.show_id)(&u.request_id),
+                recorded: u.recorded.as_str(),
+                replayed: u.replayed.as_str(),
+                source: source(&u.origin),
+            })
+            .collect();
+        let fidelity = judged.fidelity.map(|f| FidelityOut {
+            checked: f.checked,
+            faithful: f.faithful,
+            unfaithful: f.unfaithful,
+            by_kind: DriftKind::ALL
+                .iter()
+                .filter(|k| f.by_kind[k.index()] > 0)
+                .map(|k| (k.as_str(), f.by_kind[k.index()]))
+                .collect(),
+        });
         let drift_details = agg.drifts.iter().map(|e| (e.ts_ms, to_out(e))).collect();
         let rejections = agg
             .rejection_samples
@@ -793,6 +872,7 @@ impl Report {
                 enforced: VerdictCounts::from(agg.enforced),
             },
             drift,
+            fidelity,
             levels,
             windows,
             gate,
@@ -801,6 +881,7 @@ impl Report {
             inputs: ctx.inputs,
             config: ctx.config,
             examples,
+            unfaithful_examples,
             rejections,
             latency: LatencyOut::default(),
             series,
