@@ -2,8 +2,8 @@
 //! `extract` (reading the JSONL line: the full `Value` parse of `parse_line`, the
 //! path-table read of `parse_line_with`, and the reused `RecordBuf` replay uses), `evaluate` (both paths, with the
 //! context as an object and as replay's slots), `bucket` (SHA-256
-//! rollout bucket), `aggregate` (`Aggregate::add` of one outcome) and `absorb` (all of
-//! it after the parse, owned and borrowed). lksg.v1 → lksg.v2 with the fixture lists, on the record of
+//! rollout bucket), `aggregate` (`Aggregate::add` of one decision) and the IR engine's
+//! worker (`Worker::line`: read, evaluate, key) folded by `absorb`. lksg.v1 → lksg.v2 with the fixture lists, on the record of
 //! `fixtures/contexts/context_ok.json` written as one JSONL line.
 //!
 //! A counting allocator wraps the system one: before the timings, the bench prints
@@ -13,11 +13,12 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use proof::engine::ir::{IrEngine, IrOptions, evaluate_ref};
+use proof::engine::{BucketKey, Decision, Engine as _, Worker as _};
 use proof::orchestrator::Scratch;
 use proof::policy::expr::Env;
-use proof::replay::aggregate::{Aggregate, Bounds, Origin, Outcome};
-use proof::replay::extract::PathTable;
-use proof::replay::pipeline::{Setup, absorb, absorb_ref, evaluate_ref};
+use proof::replay::aggregate::{Aggregate, Bounds, Origin};
+use proof::replay::pipeline::{Setup, absorb};
 use proof::replay::record::{RecordBuf, parse_line, parse_line_with};
 use proof::replay::window::WindowLen;
 use serde_json::Value;
@@ -59,36 +60,43 @@ fn allocs_per_call(mut f: impl FnMut()) -> f64 {
 mod common;
 use common::fixture;
 
-fn setup() -> (Setup, Vec<u8>) {
-    let engine = common::lksg_engine();
+fn setup() -> (Setup, IrEngine, Vec<u8>) {
+    let paths = common::lksg_engine();
+    let ir = IrEngine::new(
+        paths,
+        IrOptions {
+            policy_filter: Some("lksg.v1".into()),
+            ..IrOptions::default()
+        },
+        [String::new(), String::new()],
+    );
     let setup = Setup {
-        engine,
+        salt: "lksg.v1".into(),
         window: WindowLen::from_ms(60_000).unwrap(),
         bounds: Bounds {
             examples: 3,
             rejections: 5,
             drift_details: false,
         },
-        baseline_id: "lksg.v1".into(),
         max_windows: 1_000_000,
     };
     let rec: Value = serde_json::from_slice(
         &std::fs::read(fixture("fixtures/contexts/context_ok.json")).unwrap(),
     )
     .unwrap();
-    (setup, serde_json::to_vec(&rec).unwrap())
+    (setup, ir, serde_json::to_vec(&rec).unwrap())
 }
 
 fn bench(c: &mut Criterion) {
-    let (setup, line) = setup();
-    let table = PathTable::for_engine(&setup.engine);
+    let (setup, ir, line) = setup();
+    let table = ir.table().clone();
     let rec = parse_line_with(&line, &table).unwrap();
     let env = Env {
         ctx: &rec.context,
         now_ms: rec.ts_ms,
         vars: None,
     };
-    let engine = &setup.engine;
+    let engine = &ir.paths;
     let mut scratch = Scratch::default();
     let mut acc = Aggregate::new(setup.bounds);
     let origin = Origin { file: 0, line: 1 };
@@ -106,6 +114,7 @@ fn bench(c: &mut Criterion) {
     let mut scratch2 = Scratch::default();
     let mut buf = RecordBuf::default();
     let mut acc2 = Aggregate::new(setup.bounds);
+    let mut worker = ir.worker();
     let counts = [
         (
             "extract, full parse",
@@ -136,9 +145,9 @@ fn bench(c: &mut Criterion) {
             }),
         ),
         (
-            "absorb_ref (after the parse)",
+            "read + evaluate + absorb (replay's worker)",
             allocs_per_call(|| {
-                absorb_ref(&mut acc2, &setup, &mut scratch2, origin, Ok(rec.borrowed()));
+                absorb(&mut acc2, &setup, origin, worker.line(&line));
             }),
         ),
     ];
@@ -170,32 +179,37 @@ fn bench(c: &mut Criterion) {
     c.bench_function("bucket: SHA-256 rollout bucket", |b| {
         b.iter(|| engine.bucket(std::hint::black_box(&rec.request_id)))
     });
+    let drift = engine.drift_cause(&ev);
+    let decision = Decision {
+        ts_ms: rec.ts_ms,
+        request_id: &rec.request_id,
+        key: BucketKey::RequestId,
+        shadow: ev.shadow.verdict,
+        enforced: ev.enforced.verdict,
+        recorded: None,
+        drift: drift.map(|(k, c)| (k, c.as_str())),
+        changed: false,
+        errors: &[],
+        latency_ns: 1_000,
+    };
     c.bench_function("aggregate: Aggregate::add", |b| {
         b.iter(|| {
-            acc.add(&Outcome {
+            acc.add(
                 origin,
-                ts_ms: rec.ts_ms,
-                window: setup.window.of(rec.ts_ms),
-                request_id: &rec.request_id,
-                bucket: 42,
-                shadow: ev.shadow.verdict,
-                enforced: ev.enforced.verdict,
-                drift: engine.drift_cause(&ev),
-                latency_ns: 1_000,
-                states: [&ev.shadow.states, &ev.enforced.states],
-            })
+                setup.window.of(rec.ts_ms),
+                42,
+                std::hint::black_box(&decision),
+            )
         })
     });
-    c.bench_function("record: parse_line + absorb (owned, full parse)", |b| {
+    c.bench_function("record: worker.line + absorb (replay)", |b| {
         b.iter(|| {
-            let r = parse_line(std::hint::black_box(&line));
-            absorb(&mut acc, &setup, &mut scratch, origin, r);
-        })
-    });
-    c.bench_function("record: RecordBuf::read + absorb_ref (replay)", |b| {
-        b.iter(|| {
-            let r = buf.read(std::hint::black_box(&line), &table);
-            absorb_ref(&mut acc, &setup, &mut scratch, origin, r);
+            absorb(
+                &mut acc,
+                &setup,
+                origin,
+                worker.line(std::hint::black_box(&line)),
+            );
         })
     });
 }

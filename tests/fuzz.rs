@@ -18,14 +18,15 @@ use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestR
 use serde_json::{Map, Value, json};
 use std::time::{Duration, Instant};
 
+use proof::engine::ir::{IrEngine, IrOptions};
+use proof::engine::{BucketKey, Decision, Skip};
 use proof::orchestrator::{
-    Cause, DriftKind, Engine, PathSpec, Planner, RolloutPercent, Scratch, SelectorKind, Verdict,
-    Weights,
+    DriftKind, Engine, PathSpec, Planner, RolloutPercent, Scratch, SelectorKind, Verdict, Weights,
 };
 use proof::policy::expr::Env;
 use proof::policy::time::{MAX_TS_MS, MIN_TS_MS};
 use proof::policy::{ListSpec, Lists, Policy};
-use proof::replay::aggregate::{Aggregate, Bounds, Origin, Outcome as RecordOutcome};
+use proof::replay::aggregate::{Aggregate, Bounds, Origin};
 use proof::replay::pipeline::{self, Setup};
 use proof::replay::record::{self, Reason, parse_line};
 use proof::replay::scenario::Scenario;
@@ -386,6 +387,7 @@ fn parse_line_agrees_with_field_checks() {
                 m.remove("request_id"),
                 m.remove("policy_id"),
                 m.remove("context"),
+                m.remove("verdict"),
             );
             prop_assert_eq!(parse_line(&line), expected);
             Ok(())
@@ -776,24 +778,38 @@ fn scenario_load() {
 // 5. Inputs through the real pipeline: JSONL (plain, gzip, zstd) and Parquet bytes
 // ---------------------------------------------------------------------------------
 
+fn demo_ir_engine() -> IrEngine {
+    IrEngine::new(
+        demo_engine(SelectorKind::Basic),
+        IrOptions {
+            policy_filter: Some("demo.v1".into()),
+            ..IrOptions::default()
+        },
+        [String::new(), String::new()],
+    )
+}
+
 fn demo_setup() -> Setup {
     Setup {
-        engine: demo_engine(SelectorKind::Basic),
+        salt: "demo.v1".into(),
         window: WindowLen::from_ms(300_000).unwrap(),
         bounds: Bounds {
             examples: 3,
             rejections: 5,
             drift_details: false,
         },
-        baseline_id: "demo.v1".into(),
         max_windows: 100_000,
     }
 }
 
 /// Expands and replays one file; on success the accounting must balance.
 fn replay_file(path: &Path) -> Result<Aggregate, String> {
-    let inputs = expand_inputs(&[path.to_path_buf()], None).map_err(|e| e.to_string())?;
+    let ir = demo_ir_engine();
+    let columns =
+        |schema: &arrow::datatypes::Schema| proof::engine::Engine::check_schema(&ir, schema);
+    let inputs = expand_inputs(&[path.to_path_buf()], None, &columns).map_err(|e| e.to_string())?;
     let agg = pipeline::run(
+        &ir,
         &demo_setup(),
         &inputs,
         2,
@@ -1008,23 +1024,28 @@ fn feed(acc: &mut Aggregate, k: u64, o: &Outcome, window_ms: i64) {
             shadow,
             enforced,
         } => {
-            let drift = DriftKind::of(shadow, enforced).map(|kind| (kind, Cause::Rule("rule_x")));
+            let drift = DriftKind::of(shadow, enforced).map(|kind| (kind, "rule_x"));
             let id = format!("r{k}");
-            acc.add(&RecordOutcome {
+            acc.add(
                 origin,
-                ts_ms: window * window_ms,
-                window: WindowStart(window * window_ms),
-                request_id: &id,
+                WindowStart(window * window_ms),
                 bucket,
-                shadow,
-                enforced,
-                drift,
-                latency_ns: 1000,
-                states: [&[], &[]],
-            });
+                &Decision {
+                    ts_ms: window * window_ms,
+                    request_id: &id,
+                    key: BucketKey::RequestId,
+                    shadow,
+                    enforced,
+                    recorded: None,
+                    drift,
+                    changed: false,
+                    errors: &[],
+                    latency_ns: 1000,
+                },
+            );
         }
         Outcome::Reject(r) => acc.reject(origin, r),
-        Outcome::Skip => acc.skip(origin),
+        Outcome::Skip => acc.skip(origin, Skip::OtherPolicy),
     }
 }
 
@@ -1120,6 +1141,7 @@ fn report_levels_and_gate() {
                 confidence: None,
                 plan: None,
                 max_eval_error_ratio: None,
+                max_unfaithful_ratio: 0.001,
             };
             let mut whole = Aggregate::new(b);
             for (k, o) in outcomes.iter().enumerate() {
@@ -1350,7 +1372,7 @@ fn front_doors_agree_on_the_same_bytes() {
                 if duplicated {
                     Err(Reason::Malformed)
                 } else {
-                    record::check(ts, rid, pid.clone(), ctx).map(|_| ())
+                    record::check(ts, rid, pid.clone(), ctx, None).map(|_| ())
                 }
             };
             let ts_or_now = if no(&ts) { now.clone() } else { ts.clone() };
@@ -1473,7 +1495,7 @@ fn decided(engine: &Engine, ctx: &Map<String, Value>, now_ms: i64) -> String {
 /// [`decided`] for a record as replay's readers leave it (context in slots).
 fn decided_ref(engine: &Engine, rec: record::RecordRef<'_>) -> String {
     let mut scratch = Scratch::default();
-    let ev = proof::replay::pipeline::evaluate_ref(engine, &rec, &mut scratch);
+    let ev = proof::engine::ir::evaluate_ref(engine, &rec, &mut scratch);
     format!("{ev:?} {:?}", engine.drift(&ev))
 }
 
@@ -1615,6 +1637,7 @@ fn path_table_reader_agrees_with_full_parse() {
                                 request_id: "r",
                                 policy_id: None,
                                 context: record::Ctx::Slots(&slots, layout),
+                                verdict: None,
                             };
                             prop_assert_eq!(
                                 decided(&engine, a, 0),
@@ -1884,7 +1907,7 @@ fn shared_rules_slots_and_memo_agree_with_separate_runs() {
             let rec = buf.read(line.as_bytes(), &table).unwrap();
             let (got, _) = metered(cap, || {
                 let mut scratch = Scratch::default();
-                pipeline::evaluate_ref(&engine, &rec, &mut scratch)
+                proof::engine::ir::evaluate_ref(&engine, &rec, &mut scratch)
             });
             let got = format!("{got:?} {:?}", engine.drift(&got));
             prop_assert_eq!(&want, &got, "JSONL {}", line);
@@ -1901,10 +1924,11 @@ fn shared_rules_slots_and_memo_agree_with_separate_runs() {
                 request_id: "r",
                 policy_id: None,
                 context: record::Ctx::Slots(&slots, layout),
+                verdict: None,
             };
             let (got, _) = metered(cap, || {
                 let mut scratch = Scratch::default();
-                pipeline::evaluate_ref(&engine, &rec, &mut scratch)
+                proof::engine::ir::evaluate_ref(&engine, &rec, &mut scratch)
             });
             let got = format!("{got:?} {:?}", engine.drift(&got));
             prop_assert_eq!(&want, &got, "Parquet {}", ctx);
@@ -2012,7 +2036,7 @@ fn shared_rules_under_the_real_budget_equal_separate_runs() {
         let table = PathTable::for_engine(&engine);
         let mut buf = record::RecordBuf::default();
         let rec = buf.read(line.as_bytes(), &table).unwrap();
-        let got = pipeline::evaluate_ref(&engine, &rec, &mut Scratch::default());
+        let got = proof::engine::ir::evaluate_ref(&engine, &rec, &mut Scratch::default());
         assert_eq!(
             want,
             format!("{got:?} {:?}", engine.drift(&got)),

@@ -9,14 +9,13 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
 
-use proof::orchestrator::Scratch;
+use proof::engine::{Engine, Worker};
 use proof::policy::ListSpec;
 use proof::replay::aggregate::{Aggregate, Origin};
 use proof::replay::gate::{Confidence, Plan};
 use proof::replay::job::Job;
 use proof::replay::partial::{self, PartFile, Partial};
 use proof::replay::pipeline::absorb;
-use proof::replay::record::parse_line;
 use proof::replay::settings::{Layer, PlanSetting, Settings};
 use proof::replay::window::WindowLen;
 
@@ -58,22 +57,18 @@ fn settings() -> Settings {
 fn fold(job: &Job, lines: &[&str], keep: impl Fn(usize) -> bool) -> Aggregate {
     let setup = job.setup();
     let mut acc = Aggregate::new(setup.bounds);
-    let mut scratch = Scratch::default();
-    for (i, line) in lines.iter().enumerate() {
-        if keep(i) && !line.trim().is_empty() {
-            let origin = Origin {
-                file: 0,
-                line: i as u64 + 1,
-            };
-            absorb(
-                &mut acc,
-                &setup,
-                &mut scratch,
-                origin,
-                parse_line(line.as_bytes()),
-            );
+    proof::with_engine!(&job.engine, e => {
+        let mut worker = e.worker();
+        for (i, line) in lines.iter().enumerate() {
+            if keep(i) && !line.trim().is_empty() {
+                let origin = Origin {
+                    file: 0,
+                    line: i as u64 + 1,
+                };
+                absorb(&mut acc, &setup, origin, worker.line(line.as_bytes()));
+            }
         }
-    }
+    });
     acc.finish();
     acc
 }

@@ -15,12 +15,12 @@ use arrow::datatypes::Schema;
 use serde_json::{Map, Value};
 use smallvec::SmallVec;
 
-use super::key::{bucket_key, BucketKey, KeyPath};
+use super::key::{BucketKey, KeyPath, bucket_key};
 use super::{About, Decision, EvalError, PathAbout, Read, Skip};
-use crate::orchestrator::{DriftKind, Engine as Paths, Evaluation, RuleState, Scratch, Verdict};
 use crate::orchestrator::Planner;
-use crate::policy::{Lists, Policy, RuleOutcome};
+use crate::orchestrator::{DriftKind, Engine as Paths, Evaluation, RuleState, Scratch, Verdict};
 use crate::policy::expr::{Env, Memo, Resolved};
+use crate::policy::{Lists, Policy, RuleOutcome};
 use crate::replay::extract::PathTable;
 use crate::replay::parquet::{ParquetColumns, for_each_row_ref};
 use crate::replay::record::{Ctx, RecordBuf, RecordRef};
@@ -220,9 +220,7 @@ fn decide<'a>(e: &'a IrEngine, rec: RecordRef<'a>, st: &'a mut State) -> Read<'a
         ),
         None => (
             ev.shadow.verdict,
-            e.paths
-                .drift_cause(&ev)
-                .map(|(k, c)| (k, c.as_str())),
+            e.paths.drift_cause(&ev).map(|(k, c)| (k, c.as_str())),
         ),
     };
     let key = match &e.opts.bucket_key {
@@ -241,7 +239,11 @@ fn decide<'a>(e: &'a IrEngine, rec: RecordRef<'a>, st: &'a mut State) -> Read<'a
         key,
         shadow,
         enforced: ev.enforced.verdict,
-        recorded: if recorded.is_some() { None } else { rec.verdict },
+        recorded: if recorded.is_some() {
+            None
+        } else {
+            rec.verdict
+        },
         drift,
         changed: false,
         errors: &st.errors,

@@ -491,7 +491,7 @@ mod tests {
                 key: BucketKey::RequestId,
                 shadow,
                 enforced,
-                recorded: Some(if i % 5 == 0 { Verdict::Fail } else { shadow }),
+                recorded: Some(if i.is_multiple_of(5) { Verdict::Fail } else { shadow }),
                 drift: drifting.then_some((DriftKind::OkToFail, "rule_a")),
                 changed: false,
                 errors: &[],
@@ -527,7 +527,10 @@ mod tests {
         assert_eq!(whole.examples, whole.drifts[..2].to_vec());
         // Every fifth record was recorded `fail` against a replayed `ok`.
         assert_eq!(whole.fidelity, merged.fidelity);
-        assert_eq!(whole.fidelity[Verdict::Fail.index()][Verdict::Ok.index()], 6);
+        assert_eq!(
+            whole.fidelity[Verdict::Fail.index()][Verdict::Ok.index()],
+            6
+        );
         assert_eq!(whole.fidelity[Verdict::Ok.index()][Verdict::Ok.index()], 24);
         assert_eq!(whole.unfaithful, merged.unfaithful);
         assert_eq!(whole.unfaithful.len(), 2);

@@ -712,6 +712,7 @@ mod tests {
             request_id: 1,
             policy_id: Some(2),
             context: 3,
+            verdict: None,
         };
         let (mut owned, mut reused) = (Vec::new(), Vec::new());
         for_each_row_with(b, &cols, table, |r| {
@@ -813,6 +814,7 @@ mod tests {
             request_id: 1,
             policy_id: Some(2),
             context: 3,
+            verdict: None,
         };
         let mut owned = Vec::new();
         for_each_row_with(&b, &cols, &t, |r| owned.push(r));

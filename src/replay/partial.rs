@@ -30,8 +30,8 @@ use super::record::Reason;
 use super::settings::Settings;
 use super::source::Input;
 use super::window::WindowLen;
-use crate::error::ProofError;
 use crate::engine::About;
+use crate::error::ProofError;
 use crate::orchestrator::{DriftKind, Verdict};
 use crate::policy::Lists;
 use crate::policy::time::{MAX_TS_MS, MIN_TS_MS, check_epoch_ms};
@@ -90,7 +90,9 @@ impl Fingerprint {
             ("baseline".into(), self.baseline.clone()),
             (
                 "bucket_key".into(),
-                self.bucket_key.clone().unwrap_or_else(|| "(request_id)".into()),
+                self.bucket_key
+                    .clone()
+                    .unwrap_or_else(|| "(request_id)".into()),
             ),
             ("salt".into(), self.salt.clone()),
             ("window_ms".into(), self.window_ms.to_string()),
@@ -236,7 +238,12 @@ pub struct Identity {
 impl Identity {
     /// The identity of a run of `engine` with `lists`, `window` and the policies as
     /// report.json shows them.
-    pub fn of(run: Run<'_>, lists: &Lists, baseline: &PolicyRef, candidate: &PolicyRef) -> Identity {
+    pub fn of(
+        run: Run<'_>,
+        lists: &Lists,
+        baseline: &PolicyRef,
+        candidate: &PolicyRef,
+    ) -> Identity {
         let about = run.about;
         Identity {
             fingerprint: Fingerprint {

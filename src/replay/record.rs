@@ -330,9 +330,14 @@ pub fn explain(bytes: &[u8], reason: Reason) -> Rejection {
         Reason::MissingRequestId => return field_msg("request_id", "expected a non-empty string"),
         Reason::MissingContext => return field_msg("context", "expected a JSON object"),
         Reason::BadVerdict => {
-            return field_msg("verdict", "expected \"ok\", \"warn\" or \"fail\" (or no verdict)");
+            return field_msg(
+                "verdict",
+                "expected \"ok\", \"warn\" or \"fail\" (or no verdict)",
+            );
         }
-        Reason::MissingPath => return field_msg("path", "expected a decision path such as a/b/allow"),
+        Reason::MissingPath => {
+            return field_msg("path", "expected a decision path such as a/b/allow");
+        }
         Reason::TooLong => {
             return Rejection {
                 reason,

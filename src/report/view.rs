@@ -293,9 +293,9 @@ pub fn shown_source(source: &str) -> String {
 /// A small hand-checked report for the exporters' unit tests.
 #[cfg(test)]
 pub(crate) mod sample {
-    use crate::orchestrator::Cause;
+    use crate::engine::{BucketKey, Decision};
     use crate::orchestrator::{DriftKind, RolloutPercent, Verdict};
-    use crate::replay::aggregate::{Aggregate, Bounds, Origin, Outcome};
+    use crate::replay::aggregate::{Aggregate, Bounds, Origin};
     use crate::replay::window::{WindowLen, WindowStart};
     use crate::report::model::{ConfigOut, GateSettings, Inputs, PolicyRef, Report, ReportContext};
 
@@ -316,6 +316,7 @@ pub(crate) mod sample {
             confidence: None,
             plan: None,
             max_eval_error_ratio: None,
+            max_unfaithful_ratio: 0.001,
         };
         let b = Bounds {
             examples: 10,
@@ -337,18 +338,23 @@ pub(crate) mod sample {
                 let enforced = if drift { Verdict::Fail } else { Verdict::Ok };
                 let origin = Origin { file: 0, line };
                 let id = format!("r{line}");
-                agg.add(&Outcome {
+                agg.add(
                     origin,
-                    ts_ms: w + k as i64,
-                    window: WindowStart(w),
-                    request_id: &id,
+                    WindowStart(w),
                     bucket,
-                    shadow: Verdict::Ok,
-                    enforced,
-                    drift: drift.then_some((DriftKind::OkToFail, Cause::Rule("rule<a>"))),
-                    latency_ns: 1000,
-                    states: [&[], &[]],
-                });
+                    &Decision {
+                        ts_ms: w + k as i64,
+                        request_id: &id,
+                        key: BucketKey::RequestId,
+                        shadow: Verdict::Ok,
+                        enforced,
+                        recorded: None,
+                        drift: drift.then_some((DriftKind::OkToFail, "rule<a>")),
+                        changed: false,
+                        errors: &[],
+                        latency_ns: 1000,
+                    },
+                );
             }
         }
         agg.finish();
