@@ -25,6 +25,8 @@ echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
+echo "== cargo clippy --lib --features python -- -D warnings (the Python front door)"
+cargo clippy --lib --features python -- -D warnings
 echo "== cargo test --release (unit, integration, fuzz-style properties: ${PROOF_FUZZ_SECONDS:-20} s each)"
 PROOF_FUZZ_SECONDS=${PROOF_FUZZ_SECONDS:-20} cargo test --release
 echo "== conformance case (fixtures/conformance, SPEC reading by an independent implementation)"

@@ -139,7 +139,8 @@ fn states_range(value_name: &str, help: &str) -> bool {
         "SPAN" => help.contains("unit ms, s, m, h or d") || help.contains("Range 1ms..="),
         "TIME" => help.contains("RFC 3339"),
         "ADDR" => help.contains("IP:PORT"),
-        "ID" | "S" => any(&["any string", "such as"]),
+        "ID" | "S" | "PATH" => any(&["any string", "such as"]),
+        "MODE" => help.contains("`recorded`"),
         _ => false,
     }
 }

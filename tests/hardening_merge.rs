@@ -226,6 +226,7 @@ fn crafted_counts_are_refused() {
         let extra = u64::MAX / 2 + 1 - p.agg.read;
         p.agg.read += extra;
         p.agg.skipped += extra;
+        p.agg.skipped_by[0] += extra;
         p.agg.files.values_mut().next().unwrap().read += extra;
         p.agg.files.values_mut().next().unwrap().skipped += extra;
     });

@@ -124,7 +124,8 @@ fn struct_context_microsecond_timestamps_and_null_rows() {
     assert_eq!(
         r["records"],
         json!({"read": 4, "evaluated": 2, "rejected": 2, "skipped": 0,
-               "rejected_by_reason": {"missing_ts": 1, "missing_request_id": 1}})
+               "rejected_by_reason": {"missing_ts": 1, "missing_request_id": 1},
+               "skipped_by_reason": {}, "bucket_key_missing": 0})
     );
     // a2: amount 70 → ok on v1, fail on v2 (amount_ok): the same drift as the JSONL fixture.
     assert_eq!(
@@ -220,7 +221,8 @@ fn string_and_int64_timestamps() {
         assert_eq!(
             r["records"],
             json!({"read": 3, "evaluated": 2, "rejected": 1, "skipped": 0,
-                   "rejected_by_reason": {"bad_ts": 1}}),
+                   "rejected_by_reason": {"bad_ts": 1},
+                   "skipped_by_reason": {}, "bucket_key_missing": 0}),
             "{}",
             p.display()
         );

@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{CASE_V1_WEIGHTED_R25, CASE_V2_BASIC_R50, CASE_V2_PLAN_CONF60, root};
+use common::{
+    CASE_V1_WEIGHTED_R25, CASE_V2_BASIC_R50, CASE_V2_FIDELITY_SCORE_R25, CASE_V2_PLAN_CONF60, root,
+};
 
 use std::path::Path;
 use std::process::Command;
@@ -52,7 +54,8 @@ fn accounting_verdicts_and_drift_by_hand() {
     assert_eq!(
         r["records"],
         json!({"read": 13, "evaluated": 7, "rejected": 5, "skipped": 1, "rejected_by_reason": {
-            "malformed": 1, "missing_ts": 1, "bad_ts": 1, "missing_request_id": 1, "missing_context": 1}})
+            "malformed": 1, "missing_ts": 1, "bad_ts": 1, "missing_request_id": 1, "missing_context": 1},
+            "skipped_by_reason": {"other_policy": 1}, "bucket_key_missing": 0})
     );
     assert_eq!(
         r["verdicts"],
@@ -395,10 +398,20 @@ fn conformance_case_matches_expected_fixed_fields() {
         ("expected_v2_basic_r50.json", 1, CASE_V2_BASIC_R50),
         ("expected_v1_weighted_r25.json", 3, CASE_V1_WEIGHTED_R25),
         ("expected_v2_plan_conf60.json", 1, CASE_V2_PLAN_CONF60),
+        (
+            "expected_v2_fidelity_score_r25.json",
+            0,
+            CASE_V2_FIDELITY_SCORE_R25,
+        ),
     ];
     for (expected, exit, args) in cases {
         let out = tempfile::tempdir().unwrap();
-        let mut a = vec!["replay", "traffic.jsonl"];
+        let log = if expected.contains("fidelity") {
+            "traffic_verdicts.jsonl"
+        } else {
+            "traffic.jsonl"
+        };
+        let mut a = vec!["replay", log];
         a.extend_from_slice(args);
         a.extend_from_slice(&["--out", out.path().to_str().unwrap()]);
         let (code, err) = run(&a, &conf);
@@ -426,7 +439,7 @@ fn conformance_case_matches_expected_fixed_fields() {
         // The expected files fix the keys they name (SPEC marks them fixed); a report
         // may carry more (fields added by later SPEC sections), as check.py allows.
         for key in [
-            "records", "verdicts", "drift", "levels", "windows", "gate", "plan",
+            "records", "verdicts", "drift", "levels", "windows", "gate", "plan", "fidelity",
         ] {
             if exp.get(key).is_some() {
                 assert_subset(&exp[key], &got[key], &format!("{expected}: {key}"));

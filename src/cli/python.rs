@@ -25,15 +25,15 @@ use pyo3::types::PyBytes;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::replay::ReplayArgs;
+use crate::engine::{Engine, Worker};
 use crate::error::ProofError;
-use crate::orchestrator::{Scratch, SelectorKind};
+use crate::orchestrator::SelectorKind;
 use crate::policy::ListSpec;
 use crate::replay::aggregate::{Aggregate, Origin};
 use crate::replay::job::Job;
-use crate::replay::parquet::{ParquetColumns, for_each_row};
 use crate::replay::partial::{self, PartFile, Partial};
 use crate::replay::pipeline::{Setup, absorb};
-use crate::replay::record::{MAX_RECORD_BYTES, Reason, parse_line};
+use crate::replay::record::{MAX_RECORD_BYTES, Reason};
 use crate::replay::scenario::Scenario;
 use crate::replay::settings::{Layer, Settings};
 use crate::replay::window::WindowLen;
@@ -174,13 +174,20 @@ struct Spec {
     examples: usize,
     max_windows: usize,
     drift_details: bool,
+    /// `replayed`, `recorded` or `recorded=ID` (SPEC §11).
+    #[serde(default)]
+    baseline_mode: Option<String>,
+    /// `--bucket-key` (SPEC §3).
+    #[serde(default)]
+    bucket_key: Option<String>,
 }
 
 impl Spec {
     fn of(job: &Job) -> Result<Spec, ProofError> {
         let s = &job.settings;
-        let shadow = &job.engine.shadow.policy;
-        let enforced = &job.engine.enforced.policy;
+        let crate::engine::Loaded::Ir(ir) = &job.engine;
+        let shadow = &ir.paths.shadow.policy;
+        let enforced = &ir.paths.enforced.policy;
         let same = Arc::ptr_eq(shadow, enforced);
         Ok(Spec {
             baseline: Shipped::read(&shadow.path)?,
@@ -199,10 +206,12 @@ impl Spec {
                 .map(|l| Ok((l.name.clone(), Shipped::read(&l.path)?)))
                 .collect::<Result<_, ProofError>>()?,
             window: s.window.to_string(),
-            salt: job.engine.salt.clone(),
+            salt: job.engine.salt().to_string(),
             examples: s.examples,
             max_windows: s.max_windows,
             drift_details: s.drift_details.is_some(),
+            baseline_mode: Some(s.baseline.to_string()),
+            bucket_key: s.bucket_key.as_ref().map(|k| k.to_string()),
         })
     }
 
@@ -214,13 +223,36 @@ impl Spec {
             shown.insert(p.display().to_string(), f.display.clone());
             Ok(p)
         };
+        let baseline_mode: crate::replay::settings::Baseline = self
+            .baseline_mode
+            .as_deref()
+            .unwrap_or("replayed")
+            .parse()
+            .map_err(ProofError::Usage)?;
+        let recorded = baseline_mode != crate::replay::settings::Baseline::Replayed;
+        let first = put(&self.baseline, "baseline")?;
+        let candidate = self
+            .candidate
+            .as_ref()
+            .map(|c| put(c, "candidate"))
+            .transpose()?;
+        // A recorded baseline replays no policy of its own: the shipped file is the
+        // candidate.
+        let (ir, candidate_ir) = if recorded {
+            (None, candidate.or(Some(first)))
+        } else {
+            (Some(first), candidate)
+        };
         let layer = Layer {
-            ir: Some(put(&self.baseline, "baseline")?),
-            candidate_ir: self
-                .candidate
-                .as_ref()
-                .map(|c| put(c, "candidate"))
-                .transpose()?,
+            ir,
+            candidate_ir,
+            baseline: Some(baseline_mode),
+            bucket_key: self
+                .bucket_key
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(ProofError::Usage)?,
             selector: Some(self.selector),
             weights: self
                 .weights
@@ -285,20 +317,24 @@ fn describe(argv: Vec<String>) -> PyResult<String> {
     Ok(v.to_string())
 }
 
-/// A Parquet-like batch schema resolved once: the record columns and their positions.
+/// A Parquet-like batch schema resolved once: the root columns the engine reads.
 struct Resolved {
     schema: SchemaRef,
-    columns: ParquetColumns,
     roots: Vec<usize>,
 }
 
 /// Resolves the record columns of `schema` with the CLI's Parquet schema check, so
 /// a missing or mistyped column fails with the CLI's message, naming `source`.
-fn resolve_schema(schema: &SchemaRef, source: &str) -> Result<Resolved, ProofError> {
-    let (columns, roots) = ParquetColumns::from_schema(schema, Path::new(source))?;
+fn resolve_schema(
+    engine: &crate::engine::Loaded,
+    schema: &SchemaRef,
+    source: &str,
+) -> Result<Resolved, ProofError> {
+    let roots = engine
+        .check_schema(schema)
+        .map_err(|msg| crate::engine::schema_error(Path::new(source), msg))?;
     Ok(Resolved {
         schema: schema.clone(),
-        columns,
         roots,
     })
 }
@@ -307,17 +343,17 @@ fn resolve_schema(schema: &SchemaRef, source: &str) -> Result<Resolved, ProofErr
 /// on the DataFrame's schema before any task runs).
 #[pyfunction]
 fn check_schema(schema: PyArrowType<arrow::datatypes::Schema>, source: &str) -> PyResult<()> {
-    resolve_schema(&Arc::new(schema.0), source)
+    crate::replay::parquet::ParquetColumns::from_schema(&schema.0, Path::new(source))
         .map(drop)
         .map_err(py_err)
 }
 
 /// One JSONL line (a trailing newline allowed) into `agg`, as the CLI's reader and
 /// pipeline treat it: too long, blank (not a record) or parsed.
-fn fold_line(
+fn fold_line<W: Worker>(
     agg: &mut Aggregate,
     setup: &Setup,
-    scratch: &mut Scratch,
+    worker: &mut W,
     origin: Origin,
     line: &[u8],
 ) {
@@ -328,7 +364,7 @@ fn fold_line(
     if line.iter().all(u8::is_ascii_whitespace) {
         return; // blank lines are not records
     }
-    absorb(agg, setup, scratch, origin, parse_line(line));
+    absorb(agg, setup, origin, worker.line(line));
 }
 
 /// Folds records into one partial aggregate.
@@ -385,7 +421,8 @@ impl Folder {
         if let Some(i) = self.schemas.iter().position(|r| &r.schema == schema) {
             return Ok(i);
         }
-        self.schemas.push(resolve_schema(schema, source)?);
+        self.schemas
+            .push(resolve_schema(&self.job.engine, schema, source)?);
         Ok(self.schemas.len() - 1)
     }
 }
@@ -426,16 +463,18 @@ impl Folder {
     ) -> PyResult<()> {
         let file = self.file(source, "jsonl");
         let start = first_line.unwrap_or(self.next_line[file as usize]);
-        let (agg, setup) = (&mut self.agg, &self.setup);
+        let (agg, setup, engine) = (&mut self.agg, &self.setup, &self.job.engine);
         py.detach(|| {
-            let mut scratch = Scratch::default();
-            for (k, line) in lines.iter().enumerate() {
-                let origin = Origin {
-                    file,
-                    line: start + k as u64,
-                };
-                fold_line(agg, setup, &mut scratch, origin, line);
-            }
+            crate::with_engine!(engine, e => {
+                let mut worker = e.worker();
+                for (k, line) in lines.iter().enumerate() {
+                    let origin = Origin {
+                        file,
+                        line: start + k as u64,
+                    };
+                    fold_line(agg, setup, &mut worker, origin, line);
+                }
+            })
         });
         self.next_line[file as usize] = start + lines.len() as u64;
         Ok(())
@@ -494,16 +533,18 @@ impl Folder {
         };
         let file = self.file(source, "jsonl");
         let start = first_line.unwrap_or(self.next_line[file as usize]);
-        let (agg, setup) = (&mut self.agg, &self.setup);
+        let (agg, setup, engine) = (&mut self.agg, &self.setup, &self.job.engine);
         py.detach(|| {
-            let mut scratch = Scratch::default();
-            for (i, line) in rows.iter().enumerate() {
-                let origin = Origin {
-                    file,
-                    line: start + i as u64,
-                };
-                fold_line(agg, setup, &mut scratch, origin, line);
-            }
+            crate::with_engine!(engine, e => {
+                let mut worker = e.worker();
+                for (i, line) in rows.iter().enumerate() {
+                    let origin = Origin {
+                        file,
+                        line: start + i as u64,
+                    };
+                    fold_line(agg, setup, &mut worker, origin, line);
+                }
+            })
         });
         self.next_line[file as usize] = start + n as u64;
         Ok(())
@@ -530,14 +571,16 @@ impl Folder {
         let file = self.file(source, format);
         let start = first_row.unwrap_or(self.next_line[file as usize]);
         let rows = projected.num_rows() as u64;
-        let (agg, setup, cols) = (&mut self.agg, &self.setup, &self.schemas[r].columns);
+        let (agg, setup, engine) = (&mut self.agg, &self.setup, &self.job.engine);
         py.detach(|| {
-            let mut scratch = Scratch::default();
-            let mut line = start;
-            for_each_row(&projected, cols, |rec| {
-                absorb(agg, setup, &mut scratch, Origin { file, line }, rec);
-                line += 1;
-            });
+            crate::with_engine!(engine, e => {
+                let mut worker = e.worker();
+                let mut line = start;
+                worker.batch(&projected, &mut |read| {
+                    absorb(agg, setup, Origin { file, line }, read);
+                    line += 1;
+                });
+            })
         });
         self.next_line[file as usize] = start + rows;
         Ok(())

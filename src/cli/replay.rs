@@ -146,10 +146,10 @@ pub struct ReplayArgs {
     /// carries it (SPEC §11): `recorded`, or `recorded=ID` to keep only records of policy
     /// ID (and salt with it). No baseline policy is replayed; give the candidate
     /// [default: the baseline policy, replayed].
-    #[arg(long, value_name = "recorded[=ID]", value_parser = parse_baseline)]
+    #[arg(long, value_name = "MODE", value_parser = parse_baseline)]
     pub baseline: Option<Baseline>,
-    /// Sticky rollouts (SPEC §3): hash the context value at this dotted PATH (a tenant,
-    /// a user) into the rollout bucket instead of the request id; records without it
+    /// Sticky rollouts (SPEC §3): hash the context value at this dotted PATH, such as
+    /// tenant.id or user (for OPA events input.user), into the rollout bucket instead of the request id; records without it
     /// fall back to their request id and are counted [default: the request id].
     #[arg(long, value_name = "PATH", value_parser = parse_key_path)]
     pub bucket_key: Option<KeyPath>,

@@ -491,7 +491,11 @@ mod tests {
                 key: BucketKey::RequestId,
                 shadow,
                 enforced,
-                recorded: Some(if i.is_multiple_of(5) { Verdict::Fail } else { shadow }),
+                recorded: Some(if i.is_multiple_of(5) {
+                    Verdict::Fail
+                } else {
+                    shadow
+                }),
                 drift: drifting.then_some((DriftKind::OkToFail, "rule_a")),
                 changed: false,
                 errors: &[],

@@ -64,6 +64,33 @@ pub const CASE_V1_WEIGHTED_R25: &[&str] = &[
     "10m",
 ];
 
+/// The fourth command line (SPEC §11, §3), over traffic_verdicts.jsonl: recorded
+/// verdicts checked, buckets keyed by `audit.score`. Expected: exit 0,
+/// expected_v2_fidelity_score_r25.json.
+#[allow(dead_code)] // not every test uses it
+pub const CASE_V2_FIDELITY_SCORE_R25: &[&str] = &[
+    "--ir",
+    "demo.v1.ir.json",
+    "--candidate-ir",
+    "demo.v2.ir.json",
+    "--list",
+    "sanctions=sanctions.csv",
+    "--list",
+    "high_risk=high_risk.txt",
+    "--rollout",
+    "25",
+    "--drift-max",
+    "0.1",
+    "--window",
+    "10m",
+    "--max-rejects",
+    "4",
+    "--bucket-key",
+    "audit.score",
+    "--max-unfaithful-ratio",
+    "0.1",
+];
+
 /// The third command line (SPEC §8, §9): demo.v1 → demo.v2, 1-minute windows,
 /// drift-max 0.05, Wilson bounds at 0.6 and plan.yaml from every window start.
 /// Expected: exit 1, expected_v2_plan_conf60.json.
