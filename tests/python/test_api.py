@@ -33,6 +33,8 @@ def test_fold_lines_counts_by_hand():
         "rejected": 1,
         "skipped": 1,
         "rejected_by_reason": {"malformed": 1},
+        "skipped_by_reason": {"other_policy": 1},
+        "bucket_key_missing": 0,
     }
     assert [(w["start"], w["requests"]) for w in rep["windows"]] == [
         ("2026-11-02T10:00:00Z", 3),
