@@ -232,12 +232,15 @@ def main():
     ap.add_argument("--events", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=23)
     ap.add_argument("--out", default=os.path.join(CACHE, "oracle.jsonl"))
+    ap.add_argument("--day", help="also write the events as a decision log, each with the "
+                    "result OPA gives under gateway-v1 (the bundled example)")
     args = ap.parse_args()
     OpaEngine = load_opa()
     engines = [bundle_engine(OpaEngine, os.path.join(ROOT, "fixtures", "opa", b))
                for b in ("gateway-v1", "gateway-v2")]
     tmp = args.out + ".tmp"
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    day = open(args.day + ".tmp", "w") if args.day else None
     with open(tmp, "w") as out:
         for ev, now in gen_events(args.events, args.seed):
             rule = ev["path"].rsplit("/", 1)[1]
@@ -259,7 +262,16 @@ def main():
                    "cause": cause(rule, pkgs) if v[0] != v[1] else None,
                    "errors": [verdict_errors(x) for x in values]}
             out.write(json.dumps({"event": ev, "paths": paths, "expected": exp}) + "\n")
+            if day:
+                logged = dict(ev, labels={"app": "gateway"},
+                              bundles={"gateway": {"revision": "gw-1"}})
+                if values[0] is not UNDEF:
+                    logged["result"] = values[0]
+                day.write(json.dumps(logged, separators=(",", ":")) + "\n")
     os.replace(tmp, args.out)
+    if day:
+        day.close()
+        os.replace(args.day + ".tmp", args.day)
     print("opa_oracle: %d events → %s" % (args.events, os.path.relpath(args.out, ROOT)))
 
 
