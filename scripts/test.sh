@@ -53,4 +53,6 @@ if [ -f scripts/e2e_prometheus.sh ]; then
   echo "== Prometheus end to end (promtool backfill + real server + every dashboard query)"
   bash scripts/e2e_prometheus.sh
 fi
+echo "== OPA engine against OPA's own Go evaluator (scripts/opa_oracle.py; wheel cached in target/opa-oracle)"
+cargo test --release --test opa_oracle -- --nocapture
 echo "== all checks passed"

@@ -448,6 +448,68 @@ fn conformance_case_matches_expected_fixed_fields() {
     }
 }
 
+/// The two OPA conformance cases (fixtures/conformance/opa, expected values from OPA's
+/// own engine): SPEC §12 with §11 and §3.
+#[test]
+fn opa_conformance_cases_match_expected_fixed_fields() {
+    let conf = root().join("fixtures/conformance/opa");
+    let cases: [(&str, &[&str]); 2] = [
+        (
+            "expected_shop_r50.json",
+            &[
+                "--bundle",
+                "shop-v1",
+                "--candidate-bundle",
+                "shop-v2.tar.gz",
+                "--max-unfaithful-ratio",
+                "0.05",
+            ],
+        ),
+        (
+            "expected_shop_recorded_user.json",
+            &[
+                "--baseline",
+                "recorded",
+                "--candidate-bundle",
+                "shop-v2.tar.gz",
+                "--decision",
+                "shop/orders/allow",
+                "--bucket-key",
+                "input.user",
+            ],
+        ),
+    ];
+    for (expected, args) in cases {
+        let out = tempfile::tempdir().unwrap();
+        let mut a = vec!["replay", "decisions.jsonl"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&[
+            "--window",
+            "5m",
+            "--rollout",
+            "50",
+            "--drift-max",
+            "0.1",
+            "--max-rejects",
+            "2",
+            "--out",
+            out.path().to_str().unwrap(),
+        ]);
+        let (code, err) = run(&a, &conf);
+        assert_eq!(code, 1, "{expected}: {err}");
+        let got: Value =
+            serde_json::from_slice(&std::fs::read(out.path().join("report.json")).unwrap())
+                .unwrap();
+        let exp: Value =
+            serde_json::from_slice(&std::fs::read(conf.join(expected)).unwrap()).unwrap();
+        for key in [
+            "records", "verdicts", "drift", "levels", "windows", "gate", "fidelity",
+        ] {
+            assert_subset(&exp[key], &got[key], &format!("{expected}: {key}"));
+        }
+    }
+}
+
 /// Every key of `exp` is in `got` with the same value (floats within 1e-12 relative).
 fn assert_subset(exp: &Value, got: &Value, at: &str) {
     match (exp, got) {

@@ -153,6 +153,18 @@ pub struct ReplayArgs {
     /// fall back to their request id and are counted [default: the request id].
     #[arg(long, value_name = "PATH", value_parser = parse_key_path)]
     pub bucket_key: Option<KeyPath>,
+    /// Baseline OPA bundle (SPEC §12): a directory or a .tar.gz with .rego files and
+    /// data.json/data.yaml, the bundle production ran; the logs are then OPA decision
+    /// events [default: none: proof's IR engine].
+    #[arg(long, value_name = "FILE")]
+    pub bundle: Option<PathBuf>,
+    /// Candidate OPA bundle (SPEC §12), a directory or a .tar.gz [default: none].
+    #[arg(long, value_name = "FILE")]
+    pub candidate_bundle: Option<PathBuf>,
+    /// Only OPA events of this decision path, such as http/authz/allow (others are
+    /// skipped as other_decision) [default: every event].
+    #[arg(long, value_name = "ID")]
+    pub decision: Option<String>,
     /// Bind a reference list: NAME=FILE (CSV: first column; else one value a line).
     /// Repeatable; adds to the scenario's lists [default: none].
     #[arg(long = "list", value_name = "NAME=FILE")]
@@ -238,6 +250,9 @@ impl ReplayArgs {
             partial_out: self.partial_out.clone(),
             baseline: self.baseline.clone(),
             bucket_key: self.bucket_key.clone(),
+            bundle: self.bundle.clone(),
+            candidate_bundle: self.candidate_bundle.clone(),
+            decision: self.decision.clone(),
             ..self.gate.layer()?
         })
     }

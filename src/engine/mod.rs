@@ -18,6 +18,7 @@
 
 pub mod ir;
 pub mod key;
+pub mod opa;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::Schema;
@@ -186,6 +187,8 @@ pub trait Worker {
 pub enum Loaded {
     /// proof's IR (SPEC §1–§3).
     Ir(ir::IrEngine),
+    /// OPA bundles (SPEC §12).
+    Opa(opa::OpaReplay),
 }
 
 impl Loaded {
@@ -193,6 +196,7 @@ impl Loaded {
     pub fn about(&self) -> &About {
         match self {
             Loaded::Ir(e) => e.about(),
+            Loaded::Opa(e) => e.about(),
         }
     }
 
@@ -200,6 +204,7 @@ impl Loaded {
     pub fn salt(&self) -> &str {
         match self {
             Loaded::Ir(e) => e.salt(),
+            Loaded::Opa(e) => e.salt(),
         }
     }
 
@@ -207,6 +212,7 @@ impl Loaded {
     pub fn check_schema(&self, schema: &Schema) -> Result<Vec<usize>, String> {
         match self {
             Loaded::Ir(e) => Engine::check_schema(e, schema),
+            Loaded::Opa(e) => Engine::check_schema(e, schema),
         }
     }
 }
@@ -218,6 +224,7 @@ macro_rules! with_engine {
     ($loaded:expr, $e:ident => $body:expr) => {
         match $loaded {
             $crate::engine::Loaded::Ir($e) => $body,
+            $crate::engine::Loaded::Opa($e) => $body,
         }
     };
 }

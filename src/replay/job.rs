@@ -154,7 +154,9 @@ impl Job {
         if let Some(p) = &s.plan {
             p.plan.check_window(s.window, &p.origin)?;
         }
-        let (engine, lists, baseline, candidate, warnings) = resolve_ir(s)?;
+        let opa = s.bundle.is_some() || s.candidate_bundle.is_some();
+        let (engine, lists, baseline, candidate, warnings) =
+            if opa { resolve_opa(s)? } else { resolve_ir(s)? };
         let salt = engine.salt().to_string();
         let gate = s.gate();
         // An empty key would be no better than the salt, so it counts as unset.
@@ -347,6 +349,108 @@ impl Job {
 /// What resolving an engine gives: the engine, the lists bound, both identities and
 /// warnings.
 type Resolved = (Loaded, Lists, PolicyRef, PolicyRef, Vec<String>);
+
+/// Resolves the OPA engine (SPEC §12, with §3 and §11) from the settings.
+fn resolve_opa(s: &Settings) -> Result<Resolved, ProofError> {
+    use crate::engine::opa::{Bundle, DecisionPath, OpaEngine, OpaOptions, OpaReplay};
+    let ir_flags = [
+        ("--policy", s.policy.is_some()),
+        ("--ir", s.ir.is_some()),
+        ("--candidate-policy", s.candidate_policy.is_some()),
+        ("--candidate-ir", s.candidate_ir.is_some()),
+        ("--weights", s.weights.is_some()),
+        ("--shadow-weights", s.shadow_weights.is_some()),
+        ("--list", !s.lists.is_empty()),
+        (
+            "--selector",
+            s.selector != SelectorKind::Basic || s.shadow_selector != SelectorKind::Basic,
+        ),
+    ];
+    if let Some((flag, _)) = ir_flags.iter().find(|(_, set)| *set) {
+        return Err(usage(format!(
+            "{flag} belongs to proof's IR engine and cannot be mixed with --bundle or \
+             --candidate-bundle (SPEC §12)"
+        )));
+    }
+    let recorded = match &s.baseline {
+        Baseline::Replayed => None,
+        Baseline::Recorded(id) => Some(id.clone()),
+    };
+    let candidate_path = s.candidate_bundle.as_ref().ok_or_else(|| {
+        usage("--candidate-bundle is required: the bundle to test (SPEC §12)".into())
+    })?;
+    let baseline = match (&s.bundle, &recorded) {
+        (Some(_), Some(_)) => {
+            return Err(usage(
+                "--baseline recorded takes the shadow verdicts from the events' results: give \
+                 no --bundle"
+                    .into(),
+            ));
+        }
+        (Some(p), None) => Some(Bundle::load(p)?),
+        (None, Some(_)) => None,
+        (None, None) => {
+            return Err(usage(
+                "no baseline: give --bundle (the bundle production ran) or --baseline recorded"
+                    .into(),
+            ));
+        }
+    };
+    let candidate = Bundle::load(candidate_path)?;
+    let decision = match &s.decision {
+        Some(d) => Some(DecisionPath::parse(d).ok_or_else(|| {
+            usage(format!(
+                "--decision '{d}' names no rule: give a decision path such as \
+                 http/authz/allow"
+            ))
+        })?),
+        None => None,
+    };
+    let mut warnings = Vec::new();
+    for b in baseline.iter().chain(std::iter::once(&candidate)) {
+        // time.now_ns always has an answer (the cache, else the event's timestamp).
+        for c in b.nd_calls().iter().filter(|c| c.name != "time.now_ns") {
+            let w = format!(
+                "{}:{}:{}: {} is not deterministic; it is replayed from each event's \
+                 nd_builtin_cache, and an event without it there is an evaluation error",
+                c.file, c.line, c.col, c.name
+            );
+            if !warnings.contains(&w) {
+                warnings.push(w);
+            }
+        }
+    }
+    let engine = OpaEngine::new(baseline, candidate);
+    // A worker compiles both bundles' engines with proof's built-ins: try it once here,
+    // so a failure is a config error before any event is read.
+    engine.worker()?;
+    let replay = OpaReplay::new(
+        engine,
+        OpaOptions {
+            decision,
+            bucket_key: s.bucket_key.clone(),
+            recorded,
+            salt: s.salt.clone(),
+        },
+    );
+    let about = replay.about();
+    let r = |p: &crate::engine::PathAbout| PolicyRef {
+        policy_id: p.policy_id.clone(),
+        ir_hash: p.hash.clone(),
+        path: p.path.clone(),
+        selector: "opa",
+        weights: None,
+        budget: None,
+    };
+    let (baseline_ref, candidate_ref) = (r(&about.baseline), r(&about.candidate));
+    Ok((
+        Loaded::Opa(replay),
+        Lists::default(),
+        baseline_ref,
+        candidate_ref,
+        warnings,
+    ))
+}
 
 /// Resolves the IR engine (SPEC §1–§3, §11) from the settings.
 fn resolve_ir(s: &Settings) -> Result<Resolved, ProofError> {

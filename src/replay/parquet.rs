@@ -37,7 +37,7 @@ pub struct ParquetColumns {
     verdict: Option<usize>,
 }
 
-fn is_string(dt: &DataType) -> bool {
+pub(crate) fn is_string(dt: &DataType) -> bool {
     match dt {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
         DataType::Dictionary(_, v) => is_string(v),
@@ -46,7 +46,7 @@ fn is_string(dt: &DataType) -> bool {
 }
 
 /// Whether a context (sub)type can be turned into JSON.
-fn supported(dt: &DataType) -> bool {
+pub(crate) fn supported(dt: &DataType) -> bool {
     use DataType::*;
     match dt {
         Null
@@ -211,14 +211,14 @@ impl ParquetColumns {
     }
 }
 
-fn plain(a: &ArrayRef) -> ArrayRef {
+pub(crate) fn plain(a: &ArrayRef) -> ArrayRef {
     match a.data_type() {
         DataType::Dictionary(_, v) => arrow::compute::cast(a, v).unwrap_or_else(|_| a.clone()),
         _ => a.clone(),
     }
 }
 
-fn str_at(a: &dyn Array, i: usize) -> Option<&str> {
+pub(crate) fn str_at(a: &dyn Array, i: usize) -> Option<&str> {
     if a.is_null(i) {
         return None;
     }
@@ -261,7 +261,7 @@ fn num(x: f64) -> Value {
 }
 
 /// Converts one element of a supported array to JSON.
-fn to_json(a: &dyn Array, i: usize) -> Value {
+pub(crate) fn to_json(a: &dyn Array, i: usize) -> Value {
     if a.is_null(i) {
         return Value::Null;
     }

@@ -438,13 +438,17 @@ impl<R: std::io::BufRead> Dec<R> {
 }
 
 /// The reasons an evaluation error can have (EvalError names), for decoding.
-const ERROR_REASONS: [&str; 6] = [
+const ERROR_REASONS: [&str; 9] = [
     "missing_var",
     "type",
     "empty",
     "arity",
     "overflow",
     "budget",
+    // OPA paths (SPEC §12).
+    "eval",
+    "nondeterministic",
+    "verdict_type",
 ];
 
 fn static_reason(s: &str) -> Option<&'static str> {

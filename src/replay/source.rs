@@ -503,6 +503,19 @@ pub fn read_all(
                             .map_err(|e| ProofError::io(&input.path, e))?,
                     ),
                 };
+                // SPEC §12: a stream whose first non-blank byte is `[` is a JSON array
+                // of records (OPA's decision-log upload body).
+                let mut reader = BufReader::with_capacity(1 << 20, reader);
+                let head = reader
+                    .fill_buf()
+                    .map_err(|e| stream_error(input, compression, 1, e))?;
+                let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+                if head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+                    if !read_array(reader, input, file, tx)? {
+                        return Ok(());
+                    }
+                    continue;
+                }
                 let whole = read_lines(reader, file, tx).map_err(|(line, e)| {
                     // A stream cut short because the file shrank is told as that.
                     if let Some(f) = &opened
@@ -557,6 +570,132 @@ fn stream_error(
 /// the record, so they neither count against the limit nor stay in the span. At most
 /// limit + BOM + CRLF bytes of one line are held; a longer line is `too_long` and the
 /// rest of it is skipped unread.
+/// Largest JSON array of records read (it is held whole to check that it parses).
+pub const MAX_ARRAY_BYTES: u64 = 1 << 30;
+
+/// Reads a JSON array of records (SPEC §12): each element is one record, numbered from
+/// 1 like lines, the 16 MiB limit applying per element. An array that does not parse is
+/// an input error naming the file and the byte offset.
+fn read_array(
+    mut reader: impl Read,
+    input: &Input,
+    file: u32,
+    tx: &SyncSender<Chunk>,
+) -> Result<bool, ProofError> {
+    let mut bytes = Vec::new();
+    (&mut reader)
+        .take(MAX_ARRAY_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| stream_error(input, input.compression, 1, e))?;
+    if bytes.len() as u64 > MAX_ARRAY_BYTES {
+        return Err(ProofError::Limit {
+            path: Location::file(&input.path),
+            msg: format!(
+                "a JSON array of records over {MAX_ARRAY_BYTES} bytes; split it, or write \
+                 one record a line (JSONL)"
+            ),
+        });
+    }
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let offset = bytes.len() - body.len();
+    if let Err(e) = serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(body) {
+        let at = byte_offset(body, e.line(), e.column()) + offset;
+        return Err(ProofError::Config {
+            path: Location::file(&input.path),
+            msg: format!(
+                "the JSON array of records does not parse at byte offset {at}: {e}; nothing \
+                 was evaluated"
+            ),
+        });
+    }
+    let mut spans = Vec::new();
+    for (a, b) in array_elements(body) {
+        spans.push(if b - a > MAX_RECORD_BYTES {
+            TOO_LONG
+        } else {
+            ((a + offset) as u32, (b + offset) as u32)
+        });
+    }
+    // One chunk per array: element spans index the whole body (u32 offsets hold up to
+    // 4 GiB, above MAX_ARRAY_BYTES).
+    Ok(tx
+        .send(Chunk::Lines {
+            file,
+            first_line: 1,
+            data: bytes,
+            spans,
+        })
+        .is_ok())
+}
+
+/// The byte offset of a 1-based line and column in `text`.
+fn byte_offset(text: &[u8], line: usize, column: usize) -> usize {
+    let mut at = 0;
+    for _ in 1..line {
+        match text[at..].iter().position(|&b| b == b'\n') {
+            Some(i) => at += i + 1,
+            None => return text.len(),
+        }
+    }
+    (at + column.saturating_sub(1)).min(text.len())
+}
+
+/// The `(start, end)` of each top-level element of a JSON array that parses: a scan of
+/// strings and brackets only (the parse above already checked the grammar).
+fn array_elements(text: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let (mut depth, mut in_str, mut esc) = (0usize, false, false);
+    let mut start = None;
+    for (i, &b) in text.iter().enumerate() {
+        if in_str {
+            match (esc, b) {
+                (true, _) => esc = false,
+                (false, b'\\') => esc = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => {
+                in_str = true;
+                if depth == 1 && start.is_none() {
+                    start = Some(i);
+                }
+            }
+            b'[' | b'{' => {
+                if depth == 1 && start.is_none() {
+                    start = Some(i);
+                }
+                depth += 1;
+            }
+            b']' | b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    if let Some(s) = start.take() {
+                        out.push((s, trim_end(text, s, i)));
+                    }
+                }
+            }
+            b',' if depth == 1 => {
+                if let Some(s) = start.take() {
+                    out.push((s, trim_end(text, s, i)));
+                }
+            }
+            b if depth == 1 && start.is_none() && !b.is_ascii_whitespace() => start = Some(i),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn trim_end(text: &[u8], start: usize, mut end: usize) -> usize {
+    while end > start && text[end - 1].is_ascii_whitespace() {
+        end -= 1;
+    }
+    end
+}
+
 fn read_lines(
     reader: impl Read,
     file: u32,

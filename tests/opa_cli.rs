@@ -1,0 +1,334 @@
+//! OPA decision logs through the real binary (SPEC §12): the upload body (a JSON array,
+//! plain or gzip) reads as the JSONL log does, Parquet events read as their JSON lines,
+//! partials of an OPA replay merge into the one run, and bad input gets exit 2 with a
+//! message naming what is wrong. Counts are those of the conformance case
+//! (fixtures/conformance/opa: 47 lines, one broken, one without path, one erased).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, StringArray};
+use arrow::datatypes::{Field, Schema};
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use serde_json::Value;
+
+mod common;
+use common::conformance;
+
+const PAIR: [&str; 4] = [
+    "--bundle",
+    "shop-v1",
+    "--candidate-bundle",
+    "shop-v2.tar.gz",
+];
+
+/// Runs proof in the OPA conformance folder; exit code, report.json (if written), stderr.
+fn proof(args: &[&str]) -> (i32, Option<Value>, String) {
+    let out = tempfile::tempdir().unwrap();
+    let sub: &[&str] = if args.first() == Some(&"merge") {
+        &[]
+    } else {
+        &["replay"]
+    };
+    let o = Command::new(env!("CARGO_BIN_EXE_proof"))
+        .args(sub)
+        .args(args)
+        .args(["--out", out.path().to_str().unwrap()])
+        .current_dir(conformance().join("opa"))
+        .output()
+        .unwrap();
+    let report = std::fs::read(out.path().join("report.json"))
+        .ok()
+        .map(|b| serde_json::from_slice(&b).unwrap());
+    (
+        o.status.code().unwrap_or(-1),
+        report,
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// The 46 events of decisions.jsonl that are JSON (the broken line left out).
+fn events() -> Vec<Value> {
+    std::fs::read_to_string(conformance().join("opa/decisions.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn fixed(r: &Value) -> Value {
+    let keys = ["verdicts", "drift", "levels", "windows", "gate", "fidelity"];
+    keys.iter().map(|k| (k.to_string(), r[k].clone())).collect()
+}
+
+#[test]
+fn an_upload_body_reads_as_the_log_does() {
+    let d = tempfile::tempdir().unwrap();
+    let plain = d.path().join("body.json");
+    std::fs::write(&plain, serde_json::to_vec_pretty(&events()).unwrap()).unwrap();
+    let gz = d.path().join("body.json.gz");
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::default(),
+    );
+    enc.write_all(&serde_json::to_vec(&events()).unwrap())
+        .unwrap();
+    enc.finish().unwrap();
+    let common = [
+        "--rollout",
+        "50",
+        "--drift-max",
+        "0.1",
+        "--max-rejects",
+        "2",
+    ];
+    let mut args = vec!["decisions.jsonl"];
+    args.extend(PAIR);
+    args.extend(common);
+    args.extend(["--max-unfaithful-ratio", "0.05"]);
+    let (code, log, err) = proof(&args);
+    assert_eq!(code, 1, "{err}");
+    let log = log.unwrap();
+    for body in [&plain, &gz] {
+        let mut a = vec![body.to_str().unwrap()];
+        a.extend(PAIR);
+        a.extend(common);
+        a.extend(["--max-unfaithful-ratio", "0.05"]);
+        let (code, r, err) = proof(&a);
+        assert_eq!(code, 1, "{err}");
+        let r = r.unwrap();
+        // 46 elements: the broken line is not in the body, so one rejection fewer.
+        assert_eq!(r["records"]["read"], 46);
+        assert_eq!(
+            r["records"]["rejected_by_reason"],
+            serde_json::json!({"missing_path": 1})
+        );
+        assert_eq!(
+            r["records"]["skipped_by_reason"],
+            serde_json::json!({"redacted": 1})
+        );
+        assert_eq!(fixed(&r), fixed(&log), "{}", body.display());
+    }
+}
+
+#[test]
+fn a_broken_upload_body_names_the_byte_offset() {
+    let d = tempfile::tempdir().unwrap();
+    let bad = d.path().join("bad.json");
+    std::fs::write(&bad, b"[{\"decision_id\": \"a\"},\n  {\"decision_id\": }]").unwrap();
+    let mut a = vec![bad.to_str().unwrap()];
+    a.extend(PAIR);
+    let (code, r, err) = proof(&a);
+    assert_eq!(code, 2, "{err}");
+    assert!(r.is_none());
+    assert!(err.contains("byte offset 41"), "{err}");
+}
+
+#[test]
+fn ir_flags_and_bundles_do_not_mix() {
+    for extra in [
+        vec!["--ir", "x.ir.json"],
+        vec!["--list", "a=b.txt"],
+        vec!["--selector", "weighted"],
+    ] {
+        let mut a = vec!["decisions.jsonl"];
+        a.extend(PAIR);
+        a.extend(extra.iter().copied());
+        let (code, _, err) = proof(&a);
+        assert_eq!(code, 2, "{extra:?}: {err}");
+        assert!(err.contains("cannot be mixed with --bundle"), "{err}");
+    }
+    let (code, _, err) = proof(&["decisions.jsonl", "--bundle", "shop-v1"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--candidate-bundle is required"), "{err}");
+    let mut a = vec!["decisions.jsonl"];
+    a.extend(PAIR);
+    a.extend(["--decision", "//"]);
+    let (code, _, err) = proof(&a);
+    assert_eq!(code, 2);
+    assert!(err.contains("--decision '//'"), "{err}");
+}
+
+#[test]
+fn a_bundle_with_a_syntax_error_names_file_and_line() {
+    let d = tempfile::tempdir().unwrap();
+    let b = d.path().join("broken");
+    std::fs::create_dir_all(b.join("shop/orders")).unwrap();
+    std::fs::write(
+        b.join("shop/orders/policy.rego"),
+        "package shop.orders\n\nallow if {\n  input.x ==\n",
+    )
+    .unwrap();
+    let (code, _, err) = proof(&[
+        "decisions.jsonl",
+        "--bundle",
+        b.to_str().unwrap(),
+        "--candidate-bundle",
+        "shop-v2.tar.gz",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("policy.rego:"), "{err}");
+}
+
+#[test]
+fn halves_of_an_opa_replay_merge_into_the_one_run() {
+    let d = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(conformance().join("opa/decisions.jsonl")).unwrap();
+    let (mut a, mut b) = (String::new(), String::new());
+    for (i, l) in text.lines().enumerate() {
+        let half = if i % 2 == 0 { &mut a } else { &mut b };
+        half.push_str(l);
+        half.push('\n');
+    }
+    let (pa, pb) = (d.path().join("a.jsonl"), d.path().join("b.jsonl"));
+    std::fs::write(&pa, a).unwrap();
+    std::fs::write(&pb, b).unwrap();
+    for (log, part) in [(&pa, "a.part"), (&pb, "b.part")] {
+        let part = d.path().join(part);
+        let mut args = vec![log.to_str().unwrap()];
+        args.extend(PAIR);
+        args.extend([
+            "--max-rejects",
+            "9",
+            "--max-unfaithful-ratio",
+            "1",
+            "--partial-out",
+            part.to_str().unwrap(),
+        ]);
+        let (code, _, err) = proof(&args);
+        assert!(code == 0 || code == 1, "{err}");
+    }
+    let gate = [
+        "--rollout",
+        "50",
+        "--drift-max",
+        "0.1",
+        "--max-rejects",
+        "2",
+        "--max-unfaithful-ratio",
+        "0.05",
+    ];
+    let (bp, ap) = (d.path().join("b.part"), d.path().join("a.part"));
+    let mut m = vec!["merge", bp.to_str().unwrap(), ap.to_str().unwrap()];
+    m.extend(gate);
+    let (code, merged, err) = proof(&m);
+    assert_eq!(code, 1, "{err}");
+    let mut one = vec!["decisions.jsonl"];
+    one.extend(PAIR);
+    one.extend(gate);
+    let (code, single, err) = proof(&one);
+    assert_eq!(code, 1, "{err}");
+    let (merged, single) = (merged.unwrap(), single.unwrap());
+    assert_eq!(merged["records"], single["records"]);
+    assert_eq!(fixed(&merged), fixed(&single));
+    // A part of an IR replay is another engine: refused, naming the field.
+    let ir_part = d.path().join("ir.part");
+    let c = conformance();
+    let o = Command::new(env!("CARGO_BIN_EXE_proof"))
+        .current_dir(&c)
+        .args([
+            "replay",
+            "traffic.jsonl",
+            "--ir",
+            "demo.v1.ir.json",
+            "--list",
+            "sanctions=sanctions.csv",
+            "--list",
+            "high_risk=high_risk.txt",
+            "--max-rejects",
+            "9",
+            "--partial-out",
+            ir_part.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(ir_part.exists(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (code, _, err) = proof(&["merge", ap.to_str().unwrap(), ir_part.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("differ in engine"), "{err}");
+}
+
+fn write_parquet(path: &Path, cols: Vec<(&str, ArrayRef)>) {
+    let schema = Arc::new(Schema::new(
+        cols.iter()
+            .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+            .collect::<Vec<_>>(),
+    ));
+    let batch =
+        RecordBatch::try_new(schema.clone(), cols.into_iter().map(|c| c.1).collect()).unwrap();
+    let mut w = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
+#[test]
+fn parquet_events_read_as_their_json_lines() {
+    let evs = events();
+    let col = |f: &dyn Fn(&Value) -> Option<String>| -> ArrayRef {
+        Arc::new(StringArray::from(evs.iter().map(f).collect::<Vec<_>>()))
+    };
+    let s = |k: &'static str| move |e: &Value| e.get(k).and_then(Value::as_str).map(String::from);
+    let j = |k: &'static str| move |e: &Value| e.get(k).map(Value::to_string);
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("events.parquet");
+    write_parquet(
+        &p,
+        vec![
+            ("decision_id", col(&s("decision_id"))),
+            ("timestamp", col(&s("timestamp"))),
+            ("path", col(&s("path"))),
+            ("input", col(&j("input"))),
+            ("result", col(&j("result"))),
+            ("nd_builtin_cache", col(&j("nd_builtin_cache"))),
+        ],
+    );
+    let common = [
+        "--rollout",
+        "50",
+        "--drift-max",
+        "0.1",
+        "--max-rejects",
+        "2",
+        "--max-unfaithful-ratio",
+        "0.05",
+    ];
+    // The same events as JSON lines, without the erased/masked lists the Parquet file
+    // above leaves out, so both inputs hold the same records.
+    let jsonl = d.path().join("events.jsonl");
+    let mut text = String::new();
+    for e in &evs {
+        let mut e = e.clone();
+        if let Some(o) = e.as_object_mut() {
+            o.remove("erased");
+            o.remove("masked");
+        }
+        text.push_str(&e.to_string());
+        text.push('\n');
+    }
+    std::fs::write(&jsonl, text).unwrap();
+    let mut a = vec![p.to_str().unwrap()];
+    a.extend(PAIR);
+    a.extend(common);
+    let (code_p, rp, err) = proof(&a);
+    let rp = rp.unwrap_or_else(|| panic!("{err}"));
+    let mut b = vec![jsonl.to_str().unwrap()];
+    b.extend(PAIR);
+    b.extend(common);
+    let (code_j, rj, err) = proof(&b);
+    let rj = rj.unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(code_p, code_j);
+    assert_eq!(rp["records"], rj["records"]);
+    assert_eq!(rp["records"]["read"], 46);
+    assert_eq!(fixed(&rp), fixed(&rj));
+    // A file without the required columns is a schema error.
+    let q = d.path().join("wrong.parquet");
+    write_parquet(&q, vec![("decision_id", col(&s("decision_id")))]);
+    let mut c = vec![q.to_str().unwrap()];
+    c.extend(PAIR);
+    let (code, _, err) = proof(&c);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("missing required column 'timestamp'"), "{err}");
+}
