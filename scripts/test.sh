@@ -49,10 +49,8 @@ fi
 # `proof` from target/release.
 python3 -m pip install -q --force-reinstall --no-deps .
 python3 -m pytest -q -p no:cacheprovider tests/python
-if [ -f scripts/e2e_prometheus.sh ]; then
-  echo "== Prometheus end to end (promtool backfill + real server + every dashboard query)"
-  bash scripts/e2e_prometheus.sh
-fi
+echo "== Prometheus end to end (promtool backfill + real server + every dashboard query)"
+bash scripts/e2e_prometheus.sh
 echo "== OPA engine against OPA's own Go evaluator (scripts/opa_oracle.py; wheel cached in target/opa-oracle)"
 cargo test --release --test opa_oracle -- --nocapture
 echo "== all checks passed"
