@@ -185,7 +185,14 @@ struct Spec {
 impl Spec {
     fn of(job: &Job) -> Result<Spec, ProofError> {
         let s = &job.settings;
-        let crate::engine::Loaded::Ir(ir) = &job.engine;
+        let crate::engine::Loaded::Ir(ir) = &job.engine else {
+            return Err(ProofError::Usage(
+                "the Spark job ships proof's IR policies to executors; OPA bundles are not \
+                 shipped yet: replay OPA decision logs with `proof replay` (or shard them \
+                 with --partial-out and `proof merge`)"
+                    .into(),
+            ));
+        };
         let shadow = &ir.paths.shadow.policy;
         let enforced = &ir.paths.enforced.policy;
         let same = Arc::ptr_eq(shadow, enforced);

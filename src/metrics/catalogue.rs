@@ -233,6 +233,11 @@ pub const GATE_CONFIDENCE: Family = gauge(
     "proof_gate_confidence",
     "Confidence level of the Wilson bounds (--confidence).",
 );
+/// `proof_gate_unfaithful_ratio` (when a record carried a recorded verdict, SPEC §11).
+pub const GATE_UNFAITHFUL_RATIO: Family = gauge(
+    "proof_gate_unfaithful_ratio",
+    "Share of the records carrying production's verdict that the replayed baseline answered otherwise.",
+);
 /// `proof_gate_windows`.
 pub const GATE_WINDOWS: Family = gauge(
     "proof_gate_windows",
@@ -307,6 +312,7 @@ pub const ALL: &[Family] = &[
     GATE_MAX_SAFE,
     GATE_PROVEN_SAFE,
     GATE_CONFIDENCE,
+    GATE_UNFAITHFUL_RATIO,
     GATE_WINDOWS,
     GATE_BREACHED_WINDOWS,
     GATE_RECORDS,

@@ -671,10 +671,10 @@ fn array_elements(text: &[u8]) -> Vec<(usize, usize)> {
             }
             b']' | b'}' => {
                 depth -= 1;
-                if depth == 0 {
-                    if let Some(s) = start.take() {
-                        out.push((s, trim_end(text, s, i)));
-                    }
+                if depth == 0
+                    && let Some(s) = start.take()
+                {
+                    out.push((s, trim_end(text, s, i)));
                 }
             }
             b',' if depth == 1 => {

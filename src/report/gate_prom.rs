@@ -82,6 +82,13 @@ pub fn render(r: &Report) -> String {
     if let Some(p) = g.proven_safe_rollout_percent {
         one(&mut o, &C::GATE_PROVEN_SAFE, p.to_string());
     }
+    if let Some(f) = &r.fidelity {
+        one(
+            &mut o,
+            &C::GATE_UNFAITHFUL_RATIO,
+            num(crate::replay::gate::ratio(f.unfaithful, f.checked)),
+        );
+    }
     one(&mut o, &C::GATE_WINDOWS, r.windows.len().to_string());
     one(
         &mut o,

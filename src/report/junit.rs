@@ -8,7 +8,7 @@
 use std::fmt::Write;
 
 use super::Exporter;
-use super::model::{Report, pct};
+use super::model::{Report, pct, ratio};
 use super::view::{self, WindowStatus};
 
 /// Writes junit.xml.
@@ -191,7 +191,7 @@ pub fn render(r: &Report) -> String {
         .iter()
         .map(|(k, v)| format!("{k}: {v}"))
         .collect();
-    let record_cases = vec![
+    let mut record_cases = vec![
         Case {
             name: format!("rejected records at most --max-rejects {}", c.max_rejects),
             outcome: if rec.rejected <= c.max_rejects {
@@ -230,6 +230,32 @@ pub fn render(r: &Report) -> String {
             },
         },
     ];
+    // SPEC §11: only when a record carried production's verdict.
+    if let Some(f) = &r.fidelity {
+        let max = r.settings.max_unfaithful_ratio;
+        let share = ratio(f.unfaithful, f.checked);
+        record_cases.push(Case {
+            name: format!("replay reproduces production (unfaithful at most --max-unfaithful-ratio {max})"),
+            outcome: if share <= max {
+                Outcome::Passed
+            } else {
+                Outcome::Failure {
+                    ty: "UnfaithfulReplay",
+                    message: format!(
+                        "the replayed baseline answered {} of {} records otherwise than production ({})",
+                        f.unfaithful,
+                        f.checked,
+                        pct(share)
+                    ),
+                    body: f
+                        .by_kind
+                        .iter()
+                        .map(|(k, n)| format!("{k}: {n}\n"))
+                        .collect(),
+                }
+            },
+        });
+    }
     let plan_cases = plan_cases(r);
     let total = gate_cases.len() + record_cases.len() + plan_cases.len();
     let failures =

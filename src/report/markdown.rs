@@ -152,6 +152,42 @@ fn plan_section(o: &mut String, r: &Report) {
     }
 }
 
+/// "### Fidelity" (SPEC §11): how much of production the replayed baseline reproduced,
+/// first, because every drift figure rests on it.
+fn fidelity_section(o: &mut String, r: &Report) {
+    let Some(f) = &r.fidelity else { return };
+    let share = ratio(f.faithful, f.checked);
+    let _ = writeln!(
+        o,
+        "### Fidelity
+
+The replayed baseline reproduced **{} of {}** production verdicts ({}).
+",
+        f.faithful,
+        f.checked,
+        pct(share)
+    );
+    if f.unfaithful > 0 {
+        let _ = writeln!(o, "| Recorded → replayed | Records |\n|---|--:|");
+        for (k, n) in &f.by_kind {
+            let _ = writeln!(o, "| {} | {n} |", text(k));
+        }
+        let _ = writeln!(o);
+        for u in r.unfaithful_examples.iter().take(5) {
+            let _ = writeln!(
+                o,
+                "- `{}` at {}: production {}, replay {} ({})",
+                text(&u.request_id),
+                u.ts,
+                u.recorded,
+                u.replayed,
+                text(&u.source)
+            );
+        }
+        let _ = writeln!(o);
+    }
+}
+
 /// The Markdown text.
 pub fn render(r: &Report) -> String {
     let mut o = String::new();
@@ -187,6 +223,7 @@ pub fn render(r: &Report) -> String {
     for w in &r.summary.warnings {
         let _ = writeln!(o, "> ⚠️ **Warning:** {}\n", text(w));
     }
+    fidelity_section(&mut o, r);
     plan_section(&mut o, r);
 
     // The numbers behind the headline.

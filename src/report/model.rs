@@ -1038,6 +1038,19 @@ pub fn verdict_paragraph(r: &Report) -> String {
                 e.path
             ));
         }
+        if let Some(f) = &r.fidelity
+            && ratio(f.unfaithful, f.checked) > r.settings.max_unfaithful_ratio
+        {
+            why.push(format!(
+                "the replayed baseline answered {} of {} records otherwise than production ({}), \
+                 more than --max-unfaithful-ratio {}: drift would rest on a baseline that does \
+                 not reproduce production",
+                f.unfaithful,
+                f.checked,
+                pct(ratio(f.unfaithful, f.checked)),
+                r.settings.max_unfaithful_ratio
+            ));
+        }
         if too_many {
             why.push(format!(
                 "{} records rejected, more than --max-rejects {} ({})",
@@ -1047,6 +1060,14 @@ pub fn verdict_paragraph(r: &Report) -> String {
             ));
         }
         s.push_str(&format!("run FAILED: {}; ", why.join("; ")));
+    }
+    if let Some(f) = &r.fidelity {
+        s.push_str(&format!(
+            "replay reproduced {} of {} production verdicts ({}); ",
+            f.faithful,
+            f.checked,
+            pct(ratio(f.faithful, f.checked))
+        ));
     }
     if let Some(p) = plan_words(r) {
         s.push_str(&p);
