@@ -15,6 +15,7 @@ pub mod files;
 pub mod r#gen;
 pub mod metrics;
 pub mod orchestrator;
+pub mod panics;
 pub mod policy;
 pub mod replay;
 pub mod report;

@@ -25,9 +25,62 @@ use arrow::datatypes::Schema;
 
 use crate::error::ProofError;
 use crate::orchestrator::{DriftKind, Verdict};
-use crate::replay::record::Reason;
 
 pub use key::{BucketKey, KeyPath};
+
+/// Why a record was rejected (SPEC §4, fixed names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// Not valid JSON / UTF-8, not an object, duplicate keys, wrong field types.
+    Malformed,
+    /// No `ts`.
+    MissingTs,
+    /// `ts` neither RFC 3339 nor integer epoch milliseconds in years 1..=9999.
+    BadTs,
+    /// No non-empty string `request_id`.
+    MissingRequestId,
+    /// No `context` object.
+    MissingContext,
+    /// Longer than 16 MiB.
+    TooLong,
+    /// A `verdict` that is not `"ok"`, `"warn"` or `"fail"` (SPEC §11).
+    BadVerdict,
+    /// An OPA event without a decision `path` (SPEC §12).
+    MissingPath,
+}
+
+impl Reason {
+    /// Every reason, in report order.
+    pub const ALL: [Reason; 8] = [
+        Reason::Malformed,
+        Reason::MissingTs,
+        Reason::BadTs,
+        Reason::MissingRequestId,
+        Reason::MissingContext,
+        Reason::TooLong,
+        Reason::BadVerdict,
+        Reason::MissingPath,
+    ];
+
+    /// Fixed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Malformed => "malformed",
+            Reason::MissingTs => "missing_ts",
+            Reason::BadTs => "bad_ts",
+            Reason::MissingRequestId => "missing_request_id",
+            Reason::MissingContext => "missing_context",
+            Reason::TooLong => "too_long",
+            Reason::BadVerdict => "bad_verdict",
+            Reason::MissingPath => "missing_path",
+        }
+    }
+
+    /// Index into `ALL`.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
 
 /// Why a record that passed the checks is not evaluated (SPEC §4, §11, §12; fixed names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

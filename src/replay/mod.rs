@@ -5,13 +5,12 @@
 //! live in `report`.
 
 pub mod aggregate;
-pub mod extract;
+// The IR engine's record readers live with it (`crate::engine::ir`); their old paths stay.
+pub use crate::engine::ir::{extract, parquet, record};
 pub mod gate;
 pub mod job;
-pub mod parquet;
 pub mod partial;
 pub mod pipeline;
-pub mod record;
 pub mod scenario;
 pub mod settings;
 pub mod source;

@@ -13,12 +13,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
 
 use arrow::record_batch::RecordBatch;
+use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 
-use super::parquet::{Columns, open_projected};
 use super::record::MAX_RECORD_BYTES;
 use crate::error::{Location, ProofError};
+pub use crate::panics::contain_panics;
 
 /// Target bytes of line data per chunk.
 pub const CHUNK_BYTES: usize = 1 << 20;
@@ -786,37 +787,6 @@ fn skip_to_newline(r: &mut impl BufRead) -> std::io::Result<()> {
     }
 }
 
-thread_local! {
-    /// Set while this thread runs code whose panics [`contain_panics`] turns into errors.
-    static CONTAINED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Runs `f`, turning a panic into `Err(message)`. The Parquet reader asserts on some
-/// corrupt inputs (negative offsets in the footer, missing dictionary pages) instead of
-/// returning an error; a corrupt file must be a clear error naming it, not a crash, and
-/// the panic message is kept off stderr (the error says what happened).
-pub fn contain_panics<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    static HOOK: std::sync::Once = std::sync::Once::new();
-    HOOK.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !CONTAINED.with(|c| c.get()) {
-                previous(info);
-            }
-        }));
-    });
-    let outer = CONTAINED.with(|c| c.replace(true));
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    CONTAINED.with(|c| c.set(outer));
-    r.map_err(|payload| {
-        payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown failure".into())
-    })
-}
-
 /// A Parquet call that may panic on corrupt data, as an error naming file and row.
 fn parquet_guarded<T>(
     path: &Path,
@@ -910,6 +880,25 @@ pub fn parquet_error(path: &Path, e: impl std::fmt::Display) -> ProofError {
             "cannot read Parquet (truncated, still being written, or not Parquet at all): {e}"
         ),
     }
+}
+
+/// An engine's check of a Parquet schema: the root columns it reads, in schema order,
+/// or what is wrong (`crate::engine::Engine::check_schema`).
+pub type Columns<'a> = &'a (dyn Fn(&arrow::datatypes::Schema) -> Result<Vec<usize>, String> + Sync);
+
+/// Opens a file, checks its schema with an engine's `columns` and projects the columns
+/// it reads.
+pub fn open_projected(
+    path: &Path,
+    columns: Columns<'_>,
+) -> Result<ParquetRecordBatchReaderBuilder<File>, ProofError> {
+    let builder = open_parquet(path)?;
+    let roots = columns(builder.schema()).map_err(|msg| ProofError::Schema {
+        path: Location::file(path),
+        msg,
+    })?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
+    Ok(builder.with_projection(mask))
 }
 
 /// Opens a Parquet file for reading batches.

@@ -9,9 +9,9 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Schema, TimeUnit};
 use serde_json::{Map, Value};
 
-use crate::replay::parquet::{is_string, plain, str_at, supported, to_json};
-use crate::replay::record::Reason;
-use crate::replay::source::contain_panics;
+use crate::engine::Reason;
+use crate::engine::ir::parquet::{is_string, plain, str_at, supported, to_json};
+use crate::panics::contain_panics;
 
 const REQUIRED: [&str; 4] = ["decision_id", "timestamp", "path", "input"];
 const OPTIONAL: [&str; 4] = ["result", "erased", "masked", "nd_builtin_cache"];

@@ -9,10 +9,10 @@ use arrow::datatypes::Schema;
 
 use super::eval::{self, OpaEngine};
 use super::event::{self, DecisionPath, Event, parse_event};
+use crate::engine::Reason;
 use crate::engine::key::{BucketKey, KeyPath};
 use crate::engine::{About, Decision, EvalError, PathAbout, Read, Skip};
 use crate::orchestrator::DriftKind;
-use crate::replay::record::Reason;
 
 /// The rule name evaluation errors of an OPA path point at: the decision queried.
 pub const DECISION_RULE: &str = "(decision)";

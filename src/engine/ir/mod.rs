@@ -21,9 +21,13 @@ use crate::orchestrator::Planner;
 use crate::orchestrator::{DriftKind, Engine as Paths, Evaluation, RuleState, Scratch, Verdict};
 use crate::policy::expr::{Env, Memo, Resolved};
 use crate::policy::{Lists, Policy, RuleOutcome};
-use crate::replay::extract::PathTable;
-use crate::replay::parquet::{ParquetColumns, for_each_row_ref};
-use crate::replay::record::{Ctx, RecordBuf, RecordRef};
+pub mod extract;
+pub mod parquet;
+pub mod record;
+
+use extract::PathTable;
+use parquet::{ParquetColumns, for_each_row_ref};
+use record::{Ctx, RecordBuf, RecordRef};
 
 /// The cause of a drift against a recorded baseline when the candidate does not fail
 /// (SPEC §11).
@@ -171,7 +175,7 @@ impl super::Worker for IrWorker<'_> {
                 // The schema was checked when the input was opened; a batch from
                 // Python or Spark that lacks the columns has no readable row.
                 for _ in 0..batch.num_rows() {
-                    each(Read::Rejected(crate::replay::record::Reason::Malformed));
+                    each(Read::Rejected(super::Reason::Malformed));
                 }
                 return;
             }

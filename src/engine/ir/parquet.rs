@@ -3,7 +3,6 @@
 //! milliseconds or an RFC 3339 string; `context` a JSON string or a struct (null
 //! struct fields are left out, as a JSON writer would leave out absent keys).
 
-use std::fs::File;
 use std::path::Path;
 
 use arrow::array::{Array, ArrayRef, AsArray};
@@ -13,8 +12,6 @@ use arrow::datatypes::{
     TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use arrow::record_batch::RecordBatch;
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Map, Number, Value};
 
 use serde::de::DeserializeSeed;
@@ -22,9 +19,9 @@ use serde::de::DeserializeSeed;
 use super::extract::ContextSlots;
 use super::extract::{EVERYTHING, InPlace, PathTable};
 use super::record::{Ctx, Reason, Record, RecordRef};
-use super::source::{contain_panics, open_parquet};
 use crate::error::{Location, ProofError};
 use crate::orchestrator::Verdict;
+use crate::panics::contain_panics;
 use crate::policy::time::{check_epoch_ms, format_rfc3339_ms, parse_rfc3339_ms};
 
 /// Positions of the record columns in a projected batch.
@@ -73,36 +70,7 @@ pub(crate) fn supported(dt: &DataType) -> bool {
     }
 }
 
-/// An engine's check of a Parquet schema: the root columns it reads, in schema order,
-/// or what is wrong (`crate::engine::Engine::check_schema`).
-pub type Columns<'a> = &'a (dyn Fn(&arrow::datatypes::Schema) -> Result<Vec<usize>, String> + Sync);
-
-/// Opens a file, checks its schema with an engine's `columns` and projects the columns
-/// it reads.
-pub fn open_projected(
-    path: &Path,
-    columns: Columns<'_>,
-) -> Result<ParquetRecordBatchReaderBuilder<File>, ProofError> {
-    let builder = open_parquet(path)?;
-    let roots = columns(builder.schema()).map_err(|msg| ProofError::Schema {
-        path: Location::file(path),
-        msg,
-    })?;
-    let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
-    Ok(builder.with_projection(mask))
-}
-
 impl ParquetColumns {
-    /// Opens a file, checks its schema and projects the record columns.
-    pub fn open(
-        path: &Path,
-    ) -> Result<(ParquetColumns, ParquetRecordBatchReaderBuilder<File>), ProofError> {
-        let builder = open_parquet(path)?;
-        let (cols, roots) = ParquetColumns::from_schema(builder.schema(), path)?;
-        let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
-        Ok((cols, builder.with_projection(mask)))
-    }
-
     /// Checks an Arrow schema (a Parquet file's, or a batch's from Python or Spark) for
     /// the record columns; errors name `path`. Returns the columns' positions among
     /// the projected ones, and the projected root columns in schema order.

@@ -41,7 +41,7 @@ enum Node {
     Keys(BTreeMap<String, Node>),
 }
 
-/// The table that keeps every context whole: what [`crate::replay::record::parse_line`]
+/// The table that keeps every context whole: what [`crate::engine::ir::record::parse_line`]
 /// and the other front doors read.
 pub const EVERYTHING: PathTable = PathTable {
     root: Node::All,
