@@ -305,3 +305,45 @@ fn candidate_flag_errors_are_usage_errors() {
         text(&o)
     );
 }
+
+/// `--bucket-key` (SPEC §3) keys adapt's bucket as replay's: the conformance known answer
+/// (salt demo.v1, key `65` for an `audit.score` of 65 → 7734), the request id when the
+/// value is missing or an object.
+#[test]
+fn adapt_keys_the_bucket_by_the_bucket_key_as_replay_does() {
+    let bucket = |ctx: &str, key: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("record.json");
+        std::fs::write(&f, ctx).unwrap();
+        let mut c = proof();
+        c.arg("adapt")
+            .args(engine_flags(None))
+            .arg("--context")
+            .arg(&f);
+        if key {
+            c.args(["--bucket-key", "audit.score"]);
+        }
+        let o = c.output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["bucket"].as_u64().unwrap()
+    };
+    let scored = r#"{"ts":1,"request_id":"req-0000","context":{"audit":{"score":65.0}}}"#;
+    assert_eq!(bucket(scored, true), 7734);
+    // Without the flag, or without the value, the request id: req-0000 → 7626.
+    assert_eq!(bucket(scored, false), 7626);
+    let unscored = r#"{"ts":1,"request_id":"req-0000","context":{"audit":{"score":{}}}}"#;
+    assert_eq!(bucket(unscored, true), 7626);
+    let o = proof()
+        .args([
+            "adapt",
+            "--ir",
+            "demo.v1.ir.json",
+            "--bucket-key",
+            "audit..score",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("empty segment"));
+}

@@ -96,6 +96,16 @@ pub struct CandidateArgs {
     /// [default: the baseline policy id].
     #[arg(long, value_name = "S")]
     pub salt: Option<String>,
+    /// Sticky rollouts (SPEC §3): hash the context value at this dotted PATH, such as
+    /// tenant.id, into the rollout bucket instead of the request id, as replay
+    /// --bucket-key does; a request without it falls back to its request id [default:
+    /// the request id].
+    #[arg(long, value_name = "PATH", value_parser = parse_key_path)]
+    pub bucket_key: Option<crate::engine::KeyPath>,
+}
+
+fn parse_key_path(s: &str) -> Result<crate::engine::KeyPath, String> {
+    s.parse()
 }
 
 /// The engine files `--policy/--ir`, `--selector/--weights`, `--list` and the
@@ -207,19 +217,24 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<i32> {
     };
     let options = args.options();
     let mut scratch = Scratch::default();
-    let (out, latency) = decide(
-        &engine,
-        DecideOptions {
-            enforce: options,
-            dry_run: args.dry_run,
-        },
-        Request {
-            ts_ms: input.ts_ms,
-            request_id: &request_id,
-            context: &input.context,
-        },
-        &mut scratch,
-    );
+    let mut key_buf = String::new();
+    let (out, latency) =
+        decide(
+            &engine,
+            DecideOptions {
+                enforce: options,
+                dry_run: args.dry_run,
+            },
+            Request {
+                ts_ms: input.ts_ms,
+                request_id: &request_id,
+                bucket_key: args.candidate.bucket_key.as_ref().and_then(|k| {
+                    crate::engine::key::key_text(k.walk(&input.context)?, &mut key_buf)
+                }),
+                context: &input.context,
+            },
+            &mut scratch,
+        );
 
     if let Some(mpath) = &args.metrics_out {
         let metrics = AdaptMetrics::register(prometheus::default_registry())

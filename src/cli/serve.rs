@@ -144,6 +144,7 @@ impl ServeArgs {
             body_timeout_ms: self.body_timeout,
             shutdown_timeout_ms: self.shutdown_timeout,
             max_connections: self.max_connections as usize,
+            bucket_key: self.candidate.bucket_key.clone(),
             threads: match self.threads {
                 Some(n) => usize::from(n),
                 None => std::thread::available_parallelism().map_or(1, |n| n.get()),

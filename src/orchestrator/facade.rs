@@ -175,8 +175,11 @@ pub struct DecideOptions {
 pub struct Request<'a> {
     /// `now()` for the expressions, epoch milliseconds.
     pub ts_ms: i64,
-    /// Request id for sampling.
+    /// Request id.
     pub request_id: &'a str,
+    /// What the rollout bucket hashes when it is not the request id (`--bucket-key`'s
+    /// value, SPEC §3).
+    pub bucket_key: Option<&'a str>,
     /// The context object.
     pub context: &'a Map<String, Value>,
 }
@@ -290,7 +293,7 @@ pub fn decide(
     let t0 = Instant::now();
     let ev = engine.evaluate(&env, scratch);
     let latency = t0.elapsed().as_secs_f64();
-    let bucket = engine.bucket(req.request_id);
+    let bucket = engine.bucket(req.bucket_key.unwrap_or(req.request_id));
     let applied = !dry_run && options.applies(bucket);
     let drift = engine.drift(&ev);
     let ep = &engine.enforced.policy;

@@ -224,6 +224,12 @@ fn adapt(app: &App, body: &[u8]) -> Response {
     };
     let loaded = app.policy.get();
     let options = app.cfg.options;
+    let mut key_buf = String::new();
+    let bucket_key = app
+        .cfg
+        .bucket_key
+        .as_ref()
+        .and_then(|k| crate::engine::key::key_text(k.walk(&rec.context)?, &mut key_buf));
     let (out, latency) = SCRATCH.with(|s| {
         let mut s = s.borrow_mut();
         decide(
@@ -235,6 +241,7 @@ fn adapt(app: &App, body: &[u8]) -> Response {
             DecideRequest {
                 ts_ms: rec.ts_ms,
                 request_id: &rec.request_id,
+                bucket_key,
                 context: &rec.context,
             },
             &mut s,

@@ -47,6 +47,9 @@ pub struct ServeConfig {
     pub shutdown_timeout_ms: u64,
     /// Most connections open at once.
     pub max_connections: usize,
+    /// `--bucket-key`: the context value the rollout bucket hashes (SPEC §3), so the
+    /// live canary picks the requests replay's does.
+    pub bucket_key: Option<crate::engine::KeyPath>,
 }
 
 /// SHA-256 over the bytes of a set of files ([`FileSet::fingerprint`]) or over their
@@ -259,6 +262,7 @@ mod tests {
         let list = dir.join("sanctions.csv");
         std::fs::copy(root.join("sanctions.csv"), &list).unwrap();
         ServeConfig {
+            bucket_key: None,
             engine: EngineFiles {
                 baseline: root.join("demo.v1.ir.json"),
                 candidate: None,
