@@ -2,9 +2,10 @@
 //! quietly, as in ripgrep: no "Broken pipe" message, no panic, and the exit code the
 //! command would have had anyway (0, or the replay gate's code).
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -91,23 +92,45 @@ fn replay_without_out_keeps_the_gate_exit_code() {
 
 #[test]
 fn gen_stops_when_the_reader_goes_away_mid_stream() {
-    // `proof gen --records 10000000 | head -1`: one line read, then the pipe closes.
+    // `proof gen --records 100000000 | head -1`: one line read, then the pipe closes.
+    // Writing a hundred million records takes gen about 15 minutes of CPU; stopping
+    // at the closed pipe takes it about a second (a first pass over the records'
+    // spacings comes before the first line). The bound below is for a hang, not a
+    // speed check: two minutes, after which the child is killed and the test fails.
     let mut child = Command::new(env!("CARGO_BIN_EXE_proof"))
-        .args(["gen", "--records", "10000000"])
+        .args(["gen", "--records", "100000000"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // The reader reads one line and goes away (its end of the pipe closes).
+    let reader = std::thread::spawn(move || {
+        let mut first = String::new();
+        BufReader::new(stdout).read_line(&mut first).map(|_| first)
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("proof gen was still running two minutes after it started");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let first = reader.join().unwrap().unwrap();
     assert!(first.starts_with("{\"ts\":"), "{first}");
-    // The reader is dropped here; ten million records would take far longer than
-    // this test if gen carried on.
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
     assert!(err.is_empty(), "{err}");
 }
 

@@ -1,5 +1,5 @@
-//! Evaluation hardening (issue 17 item 1): set ops over context arrays cost O(n + m)
-//! work, and a record whose evaluation passes the per-path budget fails closed with
+//! Evaluation hardening (issue 17 item 1): set ops over context arrays do O(n + m)
+//! work (counted as it runs: elements hashed, equality comparisons), and a record whose evaluation passes the per-path budget fails closed with
 //! reason `budget` instead of stalling.
 
 use std::path::{Path, PathBuf};
@@ -7,6 +7,7 @@ use std::process::Command;
 
 use proof::orchestrator::{Planner, RuleState, SelectorKind, Verdict};
 use proof::policy::budget::{EVAL_BUDGET_UNITS, metered};
+use proof::policy::value::{Work, work};
 use proof::policy::expr::Env;
 use proof::policy::value::EvalError;
 use proof::policy::{Lists, Policy, RuleOutcome};
@@ -51,6 +52,33 @@ fn outcomes(policy: &Policy, ctx: &Map<String, Value>) -> (Vec<(String, RuleStat
     (states, used)
 }
 
+/// Each rule of `policy` evaluated alone on `ctx`: its outcome and the work it did.
+fn work_per_rule(policy: &Policy, ctx: &Map<String, Value>) -> Vec<(String, RuleOutcome, Work)> {
+    let env = Env {
+        ctx,
+        now_ms: 1_793_866_200_000,
+        vars: None,
+    };
+    policy
+        .rules
+        .iter()
+        .map(|rule| {
+            let before = work();
+            let outcome = rule.evaluate(&env);
+            let after = work();
+            let did = Work {
+                hashed: after.hashed - before.hashed,
+                compared: after.compared - before.compared,
+            };
+            (rule.id.clone(), outcome, did)
+        })
+        .collect()
+}
+
+fn w(hashed: u64, compared: u64) -> Work {
+    Work { hashed, compared }
+}
+
 #[test]
 fn set_ops_on_two_60k_context_arrays_are_right_and_linear() {
     let policy = Policy::load(
@@ -58,9 +86,44 @@ fn set_ops_on_two_60k_context_arrays_are_right_and_linear() {
         &Lists::default(),
     )
     .expect("fixture loads");
+    let (pass, fail) = (RuleOutcome::Pass, RuleOutcome::Fail);
+    let row = |id: &str, o: RuleOutcome, work: Work| (id.to_string(), o, work);
+
+    // The work done, by hand (a quadratic scan would compare up to 60 000 × 60 000 =
+    // 3.6e9 pairs per rule):
+    // - all_in (membership a ⊆ b): index b's 60 000 elements, probe a[0], not there:
+    //   stop. 60 001 hashed.
+    // - disjoint (non_intersection): index a (the first of two equal sizes), probe
+    //   all 60 000 of b. 120 000 hashed.
+    // - in_fn (in(x, b) == true): x is b's last element, found after 60 000
+    //   comparisons, then one for `== true`.
+    // - none_in (non_membership): index b, probe all of a. 120 000 hashed.
+    // Only elements whose full hashes match are compared: none here.
+    assert_eq!(
+        work_per_rule(&policy, &big_context(false)),
+        [
+            row("all_in", fail, w(60_001, 0)),
+            row("disjoint", pass, w(120_000, 0)),
+            row("in_fn", pass, w(0, 60_001)),
+            row("none_in", pass, w(120_000, 0)),
+        ]
+    );
+    // b's last element is a's last: disjoint and none_in find it on their last probe
+    // (one comparison, the match); x is that element.
+    assert_eq!(
+        work_per_rule(&policy, &big_context(true)),
+        [
+            row("all_in", fail, w(60_001, 0)),
+            row("disjoint", fail, w(120_000, 1)),
+            row("in_fn", pass, w(0, 60_001)),
+            row("none_in", fail, w(120_000, 1)),
+        ]
+    );
+
+    // The planner's path agrees, and charges budget units from operand sizes before
+    // the work: 60 000 + 60 000 per set op, 60 001 for in(x, b).
     let pass = RuleState::Ran(RuleOutcome::Pass);
     let fail = RuleState::Ran(RuleOutcome::Fail);
-
     let (states, used) = outcomes(&policy, &big_context(false));
     assert_eq!(
         states,
@@ -69,21 +132,6 @@ fn set_ops_on_two_60k_context_arrays_are_right_and_linear() {
             ("disjoint".to_string(), pass),
             ("in_fn".to_string(), pass),
             ("none_in".to_string(), pass),
-        ]
-    );
-    // Work units, by hand: membership, non_intersection and non_membership each read
-    // 60 000 + 60 000 elements; in(x, b) probes 1 value over 60 000. The quadratic scan
-    // this replaces compared up to 60 000 × 60 000 = 3.6e9 pairs per rule.
-    assert_eq!(used, 3 * 120_000 + 60_001);
-
-    let (states, used) = outcomes(&policy, &big_context(true));
-    assert_eq!(
-        states,
-        [
-            ("all_in".to_string(), fail),
-            ("disjoint".to_string(), fail),
-            ("in_fn".to_string(), pass),
-            ("none_in".to_string(), fail),
         ]
     );
     assert_eq!(used, 3 * 120_000 + 60_001);

@@ -48,7 +48,9 @@ impl Hash for Key<'_> {
 
 impl PartialEq for Key<'_> {
     fn eq(&self, other: &Self) -> bool {
-        json_eq(&self.val.val(), &other.val.val())
+        // Equal values hash alike: only a full-hash match is compared (the table's
+        // own probe would otherwise compare on a 7-bit tag match).
+        self.hash == other.hash && json_eq(&self.val.val(), &other.val.val())
     }
 }
 
@@ -129,6 +131,7 @@ impl<'a> Index<'a> {
 }
 
 fn key<'a>(state: &RandomState, arr: ArrView<'a>, i: usize) -> Key<'a> {
+    super::value::did_hash();
     let mut h = state.build_hasher();
     let val = match arr {
         ArrView::Json(a) => {

@@ -3,6 +3,7 @@
 //!
 //! Nothing here allocates: every value borrows from the record or the policy.
 
+use std::cell::Cell;
 use std::cmp::Ordering;
 
 use serde_json::{Map, Value};
@@ -197,9 +198,48 @@ impl<'a> ArrView<'a> {
     }
 }
 
+/// The work set operations and equality actually did on this thread since it
+/// started: not budget units (those are charged from operand sizes before the work),
+/// but what ran. Tests read it to show that an op over two large arrays is linear.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Work {
+    /// Array elements hashed, to build a set index or to probe one.
+    pub hashed: u64,
+    /// JSON equality comparisons (`value::json_eq` calls, nested ones included).
+    pub compared: u64,
+}
+
+thread_local! {
+    static WORK: Cell<Work> = const { Cell::new(Work { hashed: 0, compared: 0 }) };
+}
+
+/// This thread's [`Work`] so far; subtract two readings to measure a call.
+pub fn work() -> Work {
+    WORK.with(Cell::get)
+}
+
+/// Counts one element hashed.
+pub(crate) fn did_hash() {
+    WORK.with(|w| {
+        let mut v = w.get();
+        v.hashed += 1;
+        w.set(v);
+    });
+}
+
+/// Counts one equality comparison.
+pub(crate) fn did_compare() {
+    WORK.with(|w| {
+        let mut v = w.get();
+        v.compared += 1;
+        w.set(v);
+    });
+}
+
 /// JSON equality with numbers compared numerically; a time compared with a string
 /// reads the string as a time.
 pub fn json_eq(a: &Val<'_>, b: &Val<'_>) -> bool {
+    did_compare();
     let (a, b) = (&a.plain(), &b.plain());
     match (a, b) {
         (Val::Null, Val::Null) => true,
