@@ -6,6 +6,13 @@
 //! (mergeable per-window state) → `report` model → one exporter per format.
 //! `policy` owns the IR and its evaluation; `cli` maps flags onto the library.
 
+// No unsafe code in the library. pyo3's macros (`#[pyfunction]`, `#[pymodule]`) expand
+// to unsafe blocks, so the Python build denies it instead: the expansions carry
+// `#[allow(unsafe_code)]`, which `forbid` would refuse and `deny` lets through, while
+// any unsafe written by hand is still an error.
+#![cfg_attr(not(feature = "python"), forbid(unsafe_code))]
+#![cfg_attr(feature = "python", deny(unsafe_code))]
+
 pub mod cli;
 pub mod config;
 pub mod diff;
