@@ -1087,6 +1087,7 @@ fn build(agg: &Aggregate, g: &GateSettings) -> Report {
                 max_eval_error_ratio: None,
             },
             show_id: &show,
+            warnings: Vec::new(),
             rule_ids: Default::default(),
         },
     )

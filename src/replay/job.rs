@@ -303,18 +303,13 @@ impl Job {
                 },
                 config: self.config.clone(),
                 show_id: &show_id,
+                warnings: self.warnings.clone(),
                 rule_ids: [
                     self.engine.about().baseline.rules.clone(),
                     self.engine.about().candidate.rules.clone(),
                 ],
             },
         );
-        if !self.warnings.is_empty() {
-            let mut w = self.warnings.clone();
-            w.append(&mut report.summary.warnings);
-            report.summary.warnings = w;
-            report.summary.verdict = crate::report::model::verdict_paragraph(&report);
-        }
         let q = |p: f64| agg.latency.0.value_at_quantile(p) as f64 / 1000.0;
         report.latency = LatencyOut {
             selection_p50_us: q(0.50),

@@ -1330,6 +1330,7 @@ pub fn report(p: &Partial, settings: &Settings) -> Result<Report, ProofError> {
             },
             config,
             show_id: &show_id,
+            warnings: Vec::new(),
             rule_ids: p.header.rule_ids.clone(),
         },
     ))

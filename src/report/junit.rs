@@ -194,7 +194,7 @@ pub fn render(r: &Report) -> String {
     let mut record_cases = vec![
         Case {
             name: format!("rejected records at most --max-rejects {}", c.max_rejects),
-            outcome: if rec.rejected <= c.max_rejects {
+            outcome: if !r.gate.failure.too_many_rejects {
                 Outcome::Passed
             } else {
                 Outcome::Failure {
@@ -216,7 +216,7 @@ pub fn render(r: &Report) -> String {
         },
         Case {
             name: "at least one evaluable record".into(),
-            outcome: if rec.evaluated > 0 {
+            outcome: if !r.gate.failure.nothing_evaluated {
                 Outcome::Passed
             } else {
                 Outcome::Failure {
@@ -236,7 +236,7 @@ pub fn render(r: &Report) -> String {
         let share = ratio(f.unfaithful, f.checked);
         record_cases.push(Case {
             name: format!("replay reproduces production (unfaithful at most --max-unfaithful-ratio {max})"),
-            outcome: if share <= max {
+            outcome: if !r.gate.failure.unfaithful {
                 Outcome::Passed
             } else {
                 Outcome::Failure {

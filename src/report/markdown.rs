@@ -201,14 +201,14 @@ pub fn render(r: &Report) -> String {
         _ => "❌",
     };
     let _ = writeln!(o, "## {mark} proof replay: {}\n", text(&r.summary.headline));
-    if g.exit_code == 3 {
-        if r.records.evaluated == 0 {
+    if g.failure.any() {
+        if g.failure.nothing_evaluated {
             let _ = writeln!(
                 o,
                 "> **Exit code 3:** the run fails whatever the gate says. Check the log files, \
                  the policy id and the rejected records.\n"
             );
-        } else if r.records.rejected > r.config.max_rejects {
+        } else if g.failure.too_many_rejects {
             let _ = writeln!(
                 o,
                 "> **Exit code 3:** the run fails whatever the gate says; see Rejected records below.\n"

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::orchestrator::{DriftKind, RolloutPercent, Verdict};
 use crate::policy::time::format_rfc3339_ms;
 use crate::replay::aggregate::{Aggregate, FileCounts};
-use crate::replay::gate::{self, GateResult, PlanResult};
+use crate::replay::gate::{self, GateResult, PlanResult, RunFailure};
 use crate::replay::record::Reason;
 
 /// Schema tag of report.json.
@@ -208,6 +208,10 @@ pub struct Gate {
     pub proven_safe_rollout_percent: Option<u8>,
     /// 0, 1 or 3 (SPEC §5): the code the process exits with.
     pub exit_code: i32,
+    /// Why the run exits 3, as the gate decided it (not part of report.json: the
+    /// exporters read it instead of comparing counts with limits again).
+    #[serde(skip)]
+    pub failure: RunFailure,
 }
 
 /// A drifting record shown as an example (no context values).
@@ -632,6 +636,8 @@ pub struct ReportContext<'a> {
     pub show_id: &'a dyn Fn(&str) -> String,
     /// Rule ids of the shadow and the enforced policy, in IR order.
     pub rule_ids: [Vec<String>; 2],
+    /// Warnings found before the run (resolving inputs), shown before the report's own.
+    pub warnings: Vec<String>,
 }
 
 impl Report {
@@ -699,8 +705,11 @@ impl Report {
                 .cmp(&a.records)
                 .then_with(|| (a.path, &a.rule, a.reason).cmp(&(b.path, &b.rule, b.reason)))
         });
-        let warnings = evaluation_errors
+        let warnings = ctx
+            .warnings
             .iter()
+            .cloned()
+            .chain(evaluation_errors.iter()
             .filter(|e| e.ratio > 0.5)
             .map(|e| {
                 let hint = if e.reason == "missing_var" {
@@ -715,7 +724,7 @@ impl Report {
                     pct(e.ratio),
                     e.path
                 )
-            })
+            }))
             .collect();
         let windows: Vec<Window> = judged
             .windows
@@ -791,6 +800,7 @@ impl Report {
             confidence: g.confidence.map(|c| c.level()),
             proven_safe_rollout_percent: judged.proven_safe,
             exit_code: judged.exit_code,
+            failure: judged.failure,
         };
         let plan = judged.plan.as_ref().map(PlanOut::from);
         let to_out = |e: &crate::replay::aggregate::Example| ExampleOut {
@@ -936,14 +946,17 @@ pub fn headline(r: &Report) -> String {
         Some(p) => format!("{p}; gate {}", gate_words(r)),
         None => format!("gate {}", gate_words(r)),
     };
-    if r.gate.exit_code == 3 {
-        if r.records.rejected > r.config.max_rejects {
+    let failure = r.gate.failure;
+    if failure.any() {
+        if failure.too_many_rejects {
             return format!(
                 "Run FAILED: {} records rejected, more than --max-rejects {}; {gate}",
                 r.records.rejected, r.config.max_rejects,
             );
         }
-        if let Some(e) = r.evaluation_errors.first() {
+        if failure.eval_errors
+            && let Some(e) = r.evaluation_errors.first()
+        {
             return format!(
                 "Run FAILED: rule {} errors ({}) on {} of the {} path's records, more than \
                  --max-eval-error-ratio {}; {gate}",
@@ -1018,15 +1031,15 @@ fn rejection_details(r: &Report) -> String {
 pub fn verdict_paragraph(r: &Report) -> String {
     let g = &r.gate;
     let rec = &r.records;
-    let too_many = rec.rejected > r.config.max_rejects;
+    let too_many = g.failure.too_many_rejects;
     let mut s = String::new();
-    if g.exit_code == 3 {
+    if g.failure.any() {
         let mut why = Vec::new();
-        if rec.evaluated == 0 {
+        if g.failure.nothing_evaluated {
             why.push("no evaluable record".to_string());
         }
         if !too_many
-            && rec.evaluated > 0
+            && g.failure.eval_errors
             && let (Some(e), Some(max)) =
                 (r.evaluation_errors.first(), r.config.max_eval_error_ratio)
         {
@@ -1039,7 +1052,7 @@ pub fn verdict_paragraph(r: &Report) -> String {
             ));
         }
         if let Some(f) = &r.fidelity
-            && ratio(f.unfaithful, f.checked) > r.settings.max_unfaithful_ratio
+            && g.failure.unfaithful
         {
             why.push(format!(
                 "the replayed baseline answered {} of {} records otherwise than production ({}), \
@@ -1184,6 +1197,7 @@ mod tests {
         r.config.max_rejects = max;
         if rejected > max {
             r.gate.exit_code = 3;
+            r.gate.failure.too_many_rejects = true;
         }
         r.summary.headline = headline(&r);
         r.summary.verdict = verdict_paragraph(&r);
@@ -1233,6 +1247,7 @@ mod tests {
         let mut r = with_rejects(0, 0);
         r.records.evaluated = 0;
         r.gate.exit_code = 3;
+        r.gate.failure.nothing_evaluated = true;
         r.summary.worst_window = None;
         assert!(
             verdict_paragraph(&r)

@@ -392,6 +392,7 @@ pub(crate) mod sample {
                 },
                 config,
                 show_id: &|id: &str| id.to_string(),
+                warnings: Vec::new(),
                 rule_ids: Default::default(),
             },
         )

@@ -11,7 +11,7 @@ use axum::response::Response;
 
 use super::App;
 use super::rbac::{Decision, Scope};
-use super::routes::{ROUTE_ADAPT, ROUTE_METRICS, count, error_response};
+use super::response::{ROUTE_ADAPT, ROUTE_METRICS, count, error_response};
 
 /// Checks the bearer token against the access map (when there is one).
 fn authorize(app: &App, headers: &HeaderMap, scope: Scope, route: &str) -> Option<Response> {

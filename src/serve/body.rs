@@ -6,7 +6,7 @@
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::routes::error_response;
+use super::response::error_response;
 use crate::replay::record::{self, Reason};
 
 /// Largest `/v1/adapt` body accepted, in bytes (1 MiB); larger ones get 413.

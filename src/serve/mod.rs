@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod openmetrics;
 pub mod rbac;
 mod reload;
+mod response;
 mod routes;
 pub mod state;
 
@@ -35,6 +36,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::error::ProofError;
+use crate::replay::gate::rule;
 pub use body::{BodyError, MAX_BODY_BYTES, parse_body};
 pub use lifecycle::run;
 pub use metrics::{Ratios, RbacMetrics, ServeMetrics, Windows};
@@ -121,10 +123,11 @@ impl App {
             Some(c) if counts.evaluated > 0 => Some(c.wilson(counts.drifting, counts.evaluated)),
             _ => None,
         };
+        // Replay's breach rule (`replay::gate::rule`), on the judged figure.
         let breach = self.cfg.readiness_gate
             && match (self.cfg.confidence, bounds) {
-                (None, _) => r.drift_ratio_5m > max,
-                (Some(_), Some((lower, _))) => lower > max,
+                (None, _) => rule::breaches(r.drift_ratio_5m, max),
+                (Some(_), Some((lower, _))) => rule::breaches(lower, max),
                 (Some(_), None) => false,
             };
         let mut body = json!({

@@ -16,43 +16,15 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::auth::{guard_adapt, guard_metrics};
 use super::body::{MAX_BODY_BYTES, parse_body};
 use super::conn::Conn;
+use super::response::{ROUTE_ADAPT, ROUTE_METRICS, count, error_response, json_response};
 use super::{App, metrics, openmetrics};
 use crate::orchestrator::metrics::{Observation, render_registry};
 use crate::orchestrator::{DecideOptions, Request as DecideRequest, Scratch, decide};
-
-/// Route names as they appear in metric labels.
-pub(super) const ROUTE_ADAPT: &str = "/v1/adapt";
-/// See [`ROUTE_ADAPT`].
-pub(super) const ROUTE_METRICS: &str = "/metrics";
-
-pub(super) fn json_response(status: StatusCode, body: &Value) -> Response {
-    let mut bytes = serde_json::to_vec(body).unwrap_or_default();
-    bytes.push(b'\n');
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        Bytes::from(bytes),
-    )
-        .into_response()
-}
-
-pub(super) fn error_response(
-    status: StatusCode,
-    error: &str,
-    field: Option<&str>,
-    message: &str,
-) -> Response {
-    let mut body = json!({"error": error, "message": message});
-    if let Some(f) = field {
-        body["field"] = Value::String(f.to_string());
-    }
-    json_response(status, &body)
-}
 
 /// The router of one server instance.
 pub fn router(app: Arc<App>) -> Router {
@@ -104,9 +76,6 @@ impl Drop for InFlight {
     }
 }
 
-pub(super) fn count(app: &App, route: &str, r: &Response) {
-    app.metrics.count_response(route, r.status().as_u16());
-}
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());

@@ -68,10 +68,10 @@ impl Confidence {
         let z2 = self.z * self.z;
         let mut n = ((z2 / drift_max - z2).ceil().max(1.0)) as u64;
         // Step over float rounding at the boundary: check the actual bound.
-        while n > 1 && self.wilson(0, n - 1).1 <= drift_max {
+        while n > 1 && super::rule::passes(self.wilson(0, n - 1).1, drift_max) {
             n -= 1;
         }
-        while self.wilson(0, n).1 > drift_max {
+        while !super::rule::passes(self.wilson(0, n).1, drift_max) {
             n += 1;
         }
         Some(n)

@@ -6,6 +6,7 @@
 
 pub mod confidence;
 pub mod plan;
+pub mod rule;
 
 use crate::orchestrator::RolloutPercent;
 use crate::replay::aggregate::{Aggregate, WindowAgg};
@@ -13,6 +14,7 @@ use crate::replay::window::{WindowLen, WindowStart};
 
 pub use confidence::Confidence;
 pub use plan::{Plan, PlanResult};
+pub use rule::RunFailure;
 
 /// Gate settings (SPEC §5, §8, §9).
 #[derive(Debug, Clone)]
@@ -65,19 +67,19 @@ pub struct Judgement {
 }
 
 impl GateSettings {
-    /// The breach, rollback and pass rule for `events` drifting out of `requests`: the
-    /// only place it is written.
+    /// The breach, rollback and pass rule (`rule`) for `events` drifting out of
+    /// `requests`.
     pub fn judge(&self, events: u64, requests: u64) -> Judgement {
         let r = ratio(events, requests);
-        let counts = requests >= self.min_requests && requests > 0;
-        let rollback_line = self.rollback_factor * self.drift_max;
+        let counts = rule::counts(requests, self.min_requests);
+        let (max, factor) = (self.drift_max, self.rollback_factor);
         match &self.confidence {
             None => Judgement {
                 events,
                 ratio: r,
                 bounds: None,
-                breach: counts && r > self.drift_max,
-                rollback: counts && r > rollback_line,
+                breach: counts && rule::breaches(r, max),
+                rollback: counts && rule::rolls_back(r, max, factor),
                 pass: false,
             },
             Some(c) => {
@@ -90,9 +92,9 @@ impl GateSettings {
                     events,
                     ratio: r,
                     bounds: (requests > 0).then_some((lo, hi)),
-                    breach: counts && lo > self.drift_max,
-                    rollback: counts && lo > rollback_line,
-                    pass: counts && hi <= self.drift_max,
+                    breach: counts && rule::breaches(lo, max),
+                    rollback: counts && rule::rolls_back(lo, max, factor),
+                    pass: counts && rule::passes(hi, max),
                 }
             }
         }
@@ -140,26 +142,6 @@ pub struct Worst {
     pub events: u64,
     /// Requests.
     pub requests: u64,
-}
-
-/// Why a run exits 3 (SPEC §5, and `--max-eval-error-ratio`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RunFailure {
-    /// More rejected records than `--max-rejects`.
-    pub too_many_rejects: bool,
-    /// No evaluable record.
-    pub nothing_evaluated: bool,
-    /// A rule errored on more records of a path than `--max-eval-error-ratio`.
-    pub eval_errors: bool,
-    /// The replayed baseline did not reproduce production (SPEC §11).
-    pub unfaithful: bool,
-}
-
-impl RunFailure {
-    /// Whether the run fails with exit code 3.
-    pub fn any(self) -> bool {
-        self.too_many_rejects || self.nothing_evaluated || self.eval_errors || self.unfaithful
-    }
 }
 
 /// The fidelity check of SPEC §11: records with a recorded verdict, how many the
@@ -259,7 +241,7 @@ pub fn judge(agg: &Aggregate, g: &GateSettings) -> GateResult {
     let eval_errors = g.max_eval_error_ratio.is_some_and(|max| {
         errors_by_rule(agg)
             .values()
-            .any(|&n| ratio(n, agg.evaluated) > max)
+            .any(|&n| rule::over(ratio(n, agg.evaluated), max))
     });
     let evaluated = agg.evaluated;
     let mut levels: Vec<LevelResult> = g
@@ -306,7 +288,7 @@ pub fn judge(agg: &Aggregate, g: &GateSettings) -> GateResult {
                     rollback.push(start);
                 }
                 if j.events > 0
-                    && w.requests >= g.min_requests
+                    && rule::counts(w.requests, g.min_requests)
                     && worst.as_ref().is_none_or(|x| j.ratio > x.ratio)
                 {
                     worst = Some(Worst {
@@ -335,7 +317,7 @@ pub fn judge(agg: &Aggregate, g: &GateSettings) -> GateResult {
     let proven_safe = match &g.confidence {
         Some(c) if evaluated > 0 => (0..=100u8).rev().find(|&l| {
             let l = usize::from(l);
-            !breach_at[l] && c.wilson(total_at[l], evaluated).1 <= g.drift_max
+            !breach_at[l] && rule::passes(c.wilson(total_at[l], evaluated).1, g.drift_max)
         }),
         _ => None,
     };
@@ -343,22 +325,16 @@ pub fn judge(agg: &Aggregate, g: &GateSettings) -> GateResult {
     let passed = breached.is_empty();
     let fidelity = Fidelity::of(agg);
     let failure = RunFailure {
-        too_many_rejects: agg.rejected_total() > g.max_rejects,
+        too_many_rejects: rule::too_many_rejects(agg.rejected_total(), g.max_rejects),
         nothing_evaluated: evaluated == 0,
         eval_errors,
-        unfaithful: fidelity.is_some_and(|f| f.ratio() > g.max_unfaithful_ratio),
+        unfaithful: fidelity.is_some_and(|f| rule::over(f.ratio(), g.max_unfaithful_ratio)),
     };
     let fails = match &plan {
         Some(p) => !p.passed,
         None => !passed,
     };
-    let exit_code = if failure.any() {
-        3
-    } else if fails {
-        1
-    } else {
-        0
-    };
+    let exit_code = rule::exit_code(failure, fails);
     GateResult {
         fidelity,
         windows,
