@@ -26,6 +26,7 @@ pub mod panics;
 pub mod policy;
 pub mod replay;
 pub mod report;
+pub mod run;
 pub mod serve;
 pub mod signals;
 

@@ -146,13 +146,16 @@ fn limit_comparisons(code: &str) -> Vec<String> {
             let at = from + k;
             let ident = |c: char| c.is_alphanumeric() || c == '_' || c == '.';
             let start = line[..at].rfind(|c: char| !ident(c)).map_or(0, |i| i + 1);
-            let end = line[at..].find(|c: char| !ident(c)).map_or(line.len(), |i| at + i);
+            let end = line[at..]
+                .find(|c: char| !ident(c))
+                .map_or(line.len(), |i| at + i);
             let before = line[..start].trim_end();
             let after = line[end..].trim_start();
-            let cmp_before = (before.ends_with('>') && !before.ends_with("->") && !before.ends_with("=>"))
-                || before.ends_with('<')
-                || before.ends_with(">=")
-                || before.ends_with("<=");
+            let cmp_before =
+                (before.ends_with('>') && !before.ends_with("->") && !before.ends_with("=>"))
+                    || before.ends_with('<')
+                    || before.ends_with(">=")
+                    || before.ends_with("<=");
             let cmp_after = (after.starts_with('>') && !after.starts_with(">>"))
                 || (after.starts_with('<') && !after.starts_with("<<"));
             // A range check on the setting itself (`drift_max <= 0.0`) is not the rule.
@@ -198,7 +201,10 @@ fn the_breach_comparison_is_written_in_one_file() {
     for f in files.iter().filter(|f| **f != home) {
         let code = code_of(&std::fs::read_to_string(f).unwrap());
         for line in limit_comparisons(&code) {
-            outside.push(format!("{}: {line}", f.strip_prefix(root).unwrap().display()));
+            outside.push(format!(
+                "{}: {line}",
+                f.strip_prefix(root).unwrap().display()
+            ));
         }
     }
     assert!(
@@ -341,7 +347,14 @@ fn reexports(code: &str) -> std::collections::BTreeMap<String, String> {
         }
         for n in names.trim_matches(|c| c == '{' || c == '}').split(',') {
             let n = n.trim();
-            let n = n.rsplit(" as ").next().unwrap().rsplit("::").next().unwrap().trim();
+            let n = n
+                .rsplit(" as ")
+                .next()
+                .unwrap()
+                .rsplit("::")
+                .next()
+                .unwrap()
+                .trim();
             if !n.is_empty() && n != "*" {
                 m.insert(n.to_string(), child.trim_start_matches("r#").to_string());
             }
@@ -419,7 +432,9 @@ fn import_graphs(root: &Path) -> (std::collections::BTreeMap<String, Graph>, Vec
         if rel.starts_with("src/bin/") {
             continue;
         }
-        let is_mod = f.file_name().is_some_and(|n| n == "mod.rs" || n == "lib.rs");
+        let is_mod = f
+            .file_name()
+            .is_some_and(|n| n == "mod.rs" || n == "lib.rs");
         for path in paths_in(code, here, is_mod) {
             if path.first().is_some_and(|p| p == "cli") && !rel.starts_with("src/cli/") {
                 cli_users.push(format!("{rel}: crate::{}", path.join("::")));
@@ -437,12 +452,15 @@ fn import_graphs(root: &Path) -> (std::collections::BTreeMap<String, Graph>, Vec
                 // mod.rs re-exports from one?
                 let dir = src.join(here[..k].join("/"));
                 let target = &path[k];
-                let is_child = dir.join(format!("{target}.rs")).is_file()
-                    || dir.join(target).is_dir();
+                let is_child =
+                    dir.join(format!("{target}.rs")).is_file() || dir.join(target).is_dir();
                 let child = if is_child {
                     Some(target.clone())
                 } else {
-                    exports.get(&here[..k].to_vec()).and_then(|e| e.get(target)).cloned()
+                    exports
+                        .get(&here[..k].to_vec())
+                        .and_then(|e| e.get(target))
+                        .cloned()
                 };
                 if let Some(child) = child
                     && child != here[k]
@@ -492,7 +510,9 @@ fn no_import_cycle_and_only_the_cli_imports_the_cli() {
     let (graphs, cli_users) = import_graphs(root);
     assert!(graphs.contains_key(""), "no top-level edges found");
     assert!(
-        graphs[""].get("replay").is_some_and(|s| s.contains("engine")),
+        graphs[""]
+            .get("replay")
+            .is_some_and(|s| s.contains("engine")),
         "replay → engine not seen: the finder is broken"
     );
     let mut cycles = Vec::new();

@@ -121,9 +121,11 @@ fn conformance_counts(rollout: u8) -> AdaptMetrics {
             Value::String(s) => proof::policy::time::parse_rfc3339_ms(s),
             t => t.as_i64(),
         };
-        let (Some(ts_ms), Some(id), Some(Value::Object(context))) =
-            (ts, rec.get("request_id").and_then(Value::as_str), rec.get("context"))
-        else {
+        let (Some(ts_ms), Some(id), Some(Value::Object(context))) = (
+            ts,
+            rec.get("request_id").and_then(Value::as_str),
+            rec.get("context"),
+        ) else {
             continue;
         };
         if id.is_empty() || rec.get("policy_id").is_some_and(|p| p != "demo.v1") {
@@ -173,9 +175,15 @@ fn drift_counter_counts_what_the_conformance_case_expects() {
         );
     }
     let m = conformance_counts(100);
-    assert_eq!(m.requests.with_label_values(&["enforced", "demo.v2"]).get(), 39);
+    assert_eq!(
+        m.requests.with_label_values(&["enforced", "demo.v2"]).get(),
+        39
+    );
     assert_eq!(m.verdicts.with_label_values(&["enforced", "ok"]).get(), 7);
-    assert_eq!(m.verdicts.with_label_values(&["enforced", "fail"]).get(), 32);
+    assert_eq!(
+        m.verdicts.with_label_values(&["enforced", "fail"]).get(),
+        32
+    );
 }
 
 #[test]

@@ -7,9 +7,9 @@ use std::process::Command;
 
 use proof::orchestrator::{Planner, RuleState, SelectorKind, Verdict};
 use proof::policy::budget::{EVAL_BUDGET_UNITS, metered};
-use proof::policy::value::{Work, work};
 use proof::policy::expr::Env;
 use proof::policy::value::EvalError;
+use proof::policy::value::{Work, work};
 use proof::policy::{Lists, Policy, RuleOutcome};
 use serde_json::{Map, Value, json};
 

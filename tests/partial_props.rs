@@ -13,11 +13,11 @@ use proof::engine::{Engine, Worker};
 use proof::policy::ListSpec;
 use proof::replay::aggregate::{Aggregate, Origin};
 use proof::replay::gate::{Confidence, Plan};
-use proof::replay::job::Job;
 use proof::replay::partial::{self, PartFile, Partial};
 use proof::replay::pipeline::absorb;
 use proof::replay::settings::{Layer, PlanSetting, Settings};
 use proof::replay::window::WindowLen;
+use proof::run::job::Job;
 
 fn conf(rel: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -102,7 +102,7 @@ fn any_split_merged_in_any_order_equals_one_run() {
         header: id.header(vec![file.clone()]),
         agg: fold(&job, &lines, |_| true),
     };
-    let one_report = partial::report(&whole, &job.settings).unwrap();
+    let one_report = proof::run::merge::report(&whole, &job.settings).unwrap();
     let one = fixed(&one_report);
     // Sanity: the single run is the conformance case (4 drift events, rolled back).
     assert_eq!(one["drift"]["events"], 4);
@@ -147,7 +147,7 @@ fn any_split_merged_in_any_order_equals_one_run() {
                 let merged = partial::merge(parts).unwrap();
                 // Every part read (rows of) the same file: it stays one input.
                 prop_assert_eq!(merged.header.files.len(), 1, "{} parts", k);
-                let report = partial::report(&merged, &job.settings).unwrap();
+                let report = proof::run::merge::report(&merged, &job.settings).unwrap();
                 prop_assert_eq!(fixed(&report), one.clone());
                 // The free-form fields a run writes the same way every time, too: the
                 // input with its counts, the rejection samples with their lines, the

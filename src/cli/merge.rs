@@ -97,7 +97,7 @@ pub fn run(args: MergeArgs) -> anyhow::Result<i32> {
     }
     let merged = merger.finish()?;
     // Everything is checked before anything is written.
-    let report = partial::report(&merged, &settings)?;
+    let report = crate::run::merge::report(&merged, &settings)?;
     if let Some(p) = &args.partial_out {
         crate::report::writer::write_atomic(p, &partial::encode(&merged)?)?;
     }

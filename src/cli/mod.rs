@@ -14,6 +14,7 @@ pub mod diff;
 pub mod generate;
 pub mod hash;
 pub mod merge;
+pub mod progress;
 /// The Python front door (`proof_replay._native`): the replay flags as keyword
 /// arguments, built by maturin with the `python` feature.
 #[cfg(feature = "python")]

@@ -4,7 +4,7 @@
 //! messages are the CLI's), record batches taken from pyarrow through the Arrow C data
 //! interface (no copy, no JSON round trip), JSONL lines into the CLI's record parser,
 //! and partials (SPEC §10) out as bytes. Replay, merge and reports are the library's
-//! (`replay::job`, `replay::pipeline`, `replay::partial`, `report`); the Python side
+//! (`run::job`, `replay::pipeline`, `replay::partial`, `report`); the Python side
 //! (`python/proof_replay/`) adds iteration and Spark.
 //!
 //! A [`Folder`] can also be built from a *spec*: the job's policies, weights and lists
@@ -30,7 +30,6 @@ use crate::error::ProofError;
 use crate::orchestrator::SelectorKind;
 use crate::policy::ListSpec;
 use crate::replay::aggregate::{Aggregate, Origin};
-use crate::replay::job::Job;
 use crate::replay::partial::{self, PartFile, Partial};
 use crate::replay::pipeline::{Setup, absorb};
 use crate::replay::record::{MAX_RECORD_BYTES, Reason};
@@ -38,6 +37,7 @@ use crate::replay::scenario::Scenario;
 use crate::replay::settings::{Layer, Settings};
 use crate::replay::window::WindowLen;
 use crate::report::{self, Exporter};
+use crate::run::job::Job;
 
 create_exception!(
     _native,
@@ -693,7 +693,7 @@ fn report_of(part: &[u8], argv: Vec<String>) -> PyResult<(Settings, report::mode
     let args = parse_flags(argv)?;
     let settings = settings_of(&args).map_err(py_err)?;
     let p = partial::decode(part, "partial").map_err(py_err)?;
-    let report = partial::report(&p, &settings).map_err(py_err)?;
+    let report = crate::run::merge::report(&p, &settings).map_err(py_err)?;
     Ok((settings, report))
 }
 

@@ -1,7 +1,7 @@
 //! `proof replay`: replays recorded traffic through the shadow and enforced paths,
 //! computes drift per window and rollout level, gates CI with exit codes (SPEC §5)
 //! and writes the reports (SPEC §6). The flags are one settings layer over a
-//! `--scenario` file's (`replay::settings`); the work is `replay::job`.
+//! `--scenario` file's (`replay::settings`); the work is `run::job`.
 
 use crate::engine::KeyPath;
 use crate::replay::settings::Baseline;
@@ -13,7 +13,6 @@ use crate::error::ProofError;
 use crate::orchestrator::{RolloutPercent, SelectorKind};
 use crate::policy::ListSpec;
 use crate::replay::gate::{Confidence, Plan};
-use crate::replay::job::{Job, REDACT_KEY_WARNING};
 use crate::replay::scenario::Scenario;
 use crate::replay::settings::{
     Layer, PlanSetting, Settings, parse_levels, parse_rollback_factor, parse_threads,
@@ -23,8 +22,9 @@ use crate::replay::window::WindowLen;
 use crate::report::model::Report;
 use crate::report::writer::OutputLock;
 use crate::report::{self, Exporter};
+use crate::run::job::{Job, REDACT_KEY_WARNING};
 
-pub use crate::replay::job::redact;
+pub use crate::replay::redact::redact;
 
 /// Levels as one clap value (a comma-separated list).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -345,7 +345,11 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         // report.json and a guess at their format.
         eprintln!("proof: warning: {REDACT_KEY_WARNING}");
     }
-    let (_, report) = job.run(args.quiet)?;
+    let inputs = job.inputs()?;
+    let progress = crate::run::job::Progress::default();
+    let (_, report) = super::progress::with_bar(&inputs, args.quiet, &progress, || {
+        job.run(&inputs, &progress)
+    })?;
     if let (Some(p), None) = (&job.settings.partial_out, &lock) {
         // A shard of a split job: its part is the product; the gate is judged by
         // `proof merge` over all the parts, so this run neither prints report.json

@@ -25,19 +25,14 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::aggregate::{Aggregate, Bounds, Example, FileCounts, Origin, Unfaithful, WindowAgg};
-use super::job::input_files;
 use super::record::Reason;
-use super::settings::Settings;
-use super::source::Input;
+use super::source::{Compression, Format, Input};
 use super::window::WindowLen;
 use crate::engine::About;
 use crate::error::ProofError;
 use crate::orchestrator::{DriftKind, Verdict};
 use crate::policy::Lists;
 use crate::policy::time::{MAX_TS_MS, MIN_TS_MS, check_epoch_ms};
-use crate::report::model::{
-    ConfigOut, InputFile, Inputs, ListRef, PolicyRef, Report, ReportContext,
-};
 
 /// Magic bytes at the start of every partial.
 pub const MAGIC: &[u8; 14] = b"PROOF-PARTIAL\n";
@@ -180,31 +175,6 @@ pub struct Partial {
     pub agg: Aggregate,
 }
 
-fn part_ref(r: &PolicyRef) -> PartRef {
-    PartRef {
-        policy_id: r.policy_id.clone(),
-        ir_hash: r.ir_hash.clone(),
-        path: r.path.clone(),
-        selector: r.selector.to_string(),
-        weights: r.weights.clone(),
-        budget: r.budget,
-    }
-}
-
-fn policy_ref(r: &PartRef) -> PolicyRef {
-    PolicyRef {
-        policy_id: r.policy_id.clone(),
-        ir_hash: r.ir_hash.clone(),
-        path: r.path.clone(),
-        selector: match r.selector.as_str() {
-            "weighted" => "weighted",
-            _ => "basic",
-        },
-        weights: r.weights.clone(),
-        budget: r.budget,
-    }
-}
-
 /// What identifies a run for its partial's fingerprint (SPEC §10).
 #[derive(Debug, Clone, Copy)]
 pub struct Run<'a> {
@@ -236,14 +206,9 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// The identity of a run of `engine` with `lists`, `window` and the policies as
-    /// report.json shows them.
-    pub fn of(
-        run: Run<'_>,
-        lists: &Lists,
-        baseline: &PolicyRef,
-        candidate: &PolicyRef,
-    ) -> Identity {
+    /// The identity of a run of `engine` with `lists`, `window` and the two policies'
+    /// references.
+    pub fn of(run: Run<'_>, lists: &Lists, baseline: PartRef, candidate: PartRef) -> Identity {
         let about = run.about;
         Identity {
             fingerprint: Fingerprint {
@@ -263,8 +228,8 @@ impl Identity {
                 window_ms: run.window.ms(),
                 bucket_scheme: BUCKET_SCHEME.into(),
             },
-            baseline: part_ref(baseline),
-            candidate: part_ref(candidate),
+            baseline,
+            candidate,
             lists: lists
                 .summary()
                 .into_iter()
@@ -294,16 +259,27 @@ impl Identity {
 }
 
 /// The part files of expanded inputs.
-pub fn part_files(inputs: &[Input], agg: &Aggregate) -> Vec<PartFile> {
-    input_files(inputs, agg)
-        .into_iter()
-        .map(|f| PartFile {
-            path: f.path,
-            format: f.format,
-            compression: f.compression,
-            bytes: f.bytes,
-        })
-        .collect()
+pub fn part_files(inputs: &[Input]) -> Vec<PartFile> {
+    inputs.iter().map(PartFile::of).collect()
+}
+
+impl PartFile {
+    /// How a part names an expanded input.
+    pub fn of(inp: &Input) -> PartFile {
+        PartFile {
+            path: inp.path.display().to_string(),
+            format: match inp.format {
+                Format::Jsonl => "jsonl".into(),
+                Format::Parquet => "parquet".into(),
+            },
+            compression: match inp.compression {
+                Compression::None => "none".into(),
+                Compression::Gzip => "gzip".into(),
+                Compression::Zstd => "zstd".into(),
+            },
+            bytes: inp.bytes,
+        }
+    }
 }
 
 // ---- body encoding -----------------------------------------------------------------
@@ -1226,114 +1202,9 @@ pub fn redact_ids(p: &mut Partial, key: &[u8]) {
         return;
     }
     for e in p.agg.examples.iter_mut().chain(p.agg.drifts.iter_mut()) {
-        e.request_id = super::job::redact(key, &e.request_id);
+        e.request_id = super::redact::redact(key, &e.request_id);
     }
     p.header.ids_redacted = true;
-}
-
-/// Writes a part over `inputs` to `path`, atomically; with `redact_key`
-/// (`--redact-ids`), request ids are replaced by their keyed hash first.
-pub fn write(
-    path: &Path,
-    id: &Identity,
-    inputs: &[Input],
-    agg: &Aggregate,
-    redact_key: Option<&[u8]>,
-) -> Result<(), ProofError> {
-    let mut p = Partial {
-        header: id.header(part_files(inputs, agg)),
-        agg: agg.clone(),
-    };
-    if let Some(key) = redact_key {
-        redact_ids(&mut p, key);
-    }
-    crate::report::writer::write_atomic(path, &encode(&p)?)
-}
-
-/// The report of a (merged) partial under gate settings taken from `settings` (its
-/// window, lists and policies come from the partial; `settings.window` must match).
-pub fn report(p: &Partial, settings: &Settings) -> Result<Report, ProofError> {
-    let fp = &p.header.fingerprint;
-    let window = WindowLen::from_ms(fp.window_ms).ok_or_else(|| ProofError::Config {
-        path: crate::error::Location::file(Path::new("partial")),
-        msg: format!("window_ms {} out of range", fp.window_ms),
-    })?;
-    let mut gate = settings.gate();
-    gate.window = window;
-    if let Some(plan) = &settings.plan {
-        plan.plan.check_window(window, &plan.origin)?;
-    }
-    let files = p
-        .header
-        .files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| InputFile {
-            path: f.path.clone(),
-            format: f.format.clone(),
-            compression: f.compression.clone(),
-            bytes: f.bytes,
-            counts: p.agg.files.get(&(i as u32)).copied().unwrap_or_default(),
-        })
-        .collect();
-    let redact_key = std::env::var_os(super::job::REDACT_KEY_VAR)
-        .filter(|k| !k.is_empty())
-        .map(|k| k.into_encoded_bytes());
-    let key = redact_key
-        .clone()
-        .unwrap_or_else(|| fp.salt.as_bytes().to_vec());
-    // Ids a part redacted when it was written are shown as they are (never hashed twice).
-    let redact_ids = settings.redact_ids || p.header.ids_redacted;
-    let hash_here = settings.redact_ids && !p.header.ids_redacted;
-    let show_id = |id: &str| {
-        if hash_here {
-            super::job::redact(&key, id)
-        } else {
-            id.to_string()
-        }
-    };
-    let config = ConfigOut {
-        window: window.to_string(),
-        rollout: gate.rollout,
-        drift_max: gate.drift_max,
-        levels: gate.levels.clone(),
-        min_requests: gate.min_requests,
-        rollback_factor: gate.rollback_factor,
-        max_rejects: gate.max_rejects,
-        salt: fp.salt.clone(),
-        redact_ids,
-        redact_key_set: redact_ids && redact_key.is_some(),
-        scenario: None,
-        max_eval_error_ratio: gate.max_eval_error_ratio,
-    };
-    let mut agg = p.agg.clone();
-    agg.bounds.examples = agg.bounds.examples.min(settings.examples);
-    agg.finish();
-    Ok(Report::build(
-        &agg,
-        ReportContext {
-            gate: &gate,
-            inputs: Inputs {
-                files,
-                baseline: policy_ref(&p.header.baseline),
-                candidate: policy_ref(&p.header.candidate),
-                lists: p
-                    .header
-                    .lists
-                    .iter()
-                    .map(|l| ListRef {
-                        name: l.name.clone(),
-                        path: l.path.clone(),
-                        values: l.values,
-                    })
-                    .collect(),
-            },
-            config,
-            show_id: &show_id,
-            warnings: Vec::new(),
-            rule_ids: p.header.rule_ids.clone(),
-        },
-    ))
 }
 
 #[cfg(test)]

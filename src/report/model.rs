@@ -709,9 +709,7 @@ impl Report {
             .warnings
             .iter()
             .cloned()
-            .chain(evaluation_errors.iter()
-            .filter(|e| e.ratio > 0.5)
-            .map(|e| {
+            .chain(evaluation_errors.iter().filter(|e| e.ratio > 0.5).map(|e| {
                 let hint = if e.reason == "missing_var" {
                     " — bind its list with --list or check the records' context keys"
                 } else {

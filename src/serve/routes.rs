@@ -76,7 +76,6 @@ impl Drop for InFlight {
     }
 }
 
-
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }

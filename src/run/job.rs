@@ -6,16 +6,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
 
-use hmac::{KeyInit, Mac};
-
-use super::aggregate::{Aggregate, Bounds};
-use super::gate::GateSettings;
-use super::pipeline::{self, Setup};
-use super::settings::{Baseline, Settings};
-use super::source::{Compression, Format, Input, expand_inputs};
 use crate::engine::Loaded;
 use crate::engine::ir::{IrEngine, IrOptions, lists_digest};
 use crate::error::ProofError;
@@ -23,6 +16,13 @@ use crate::orchestrator::facade::{EngineOptions, PathChoice, build_engine};
 use crate::orchestrator::{Planner, SelectorKind, Weights};
 use crate::policy::locate::{DEFAULT_POLICY_DIRS, resolve_policy};
 use crate::policy::{Lists, Policy};
+use crate::replay::aggregate::{Aggregate, Bounds};
+use crate::replay::gate::GateSettings;
+use crate::replay::partial::{self, PartRef};
+use crate::replay::pipeline::{self, Setup};
+use crate::replay::redact::redact;
+use crate::replay::settings::{Baseline, Settings};
+use crate::replay::source::{Compression, Format, Input, expand_inputs};
 use crate::report::model::{
     ConfigOut, InputFile, Inputs, LatencyOut, ListRef, PolicyRef, Report, ReportContext,
 };
@@ -135,15 +135,6 @@ pub fn check_drift_details(path: &Path) -> Result<(), ProofError> {
         })
 }
 
-/// Keyed hash for --redact-ids: HMAC-SHA256, first 16 bytes, hex.
-pub fn redact(key: &[u8], id: &str) -> String {
-    let mut mac =
-        hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(id.as_bytes());
-    let tag = mac.finalize().into_bytes();
-    format!("hmac:{}", hex::encode(&tag[..16]))
-}
-
 impl Job {
     /// Loads policies, weights and lists named by the settings and builds the engine.
     pub fn resolve(settings: Settings) -> Result<Job, ProofError> {
@@ -191,9 +182,9 @@ impl Job {
     }
 
     /// What identifies this job's partials (SPEC §10).
-    pub fn identity(&self) -> super::partial::Identity {
-        super::partial::Identity::of(
-            super::partial::Run {
+    pub fn identity(&self) -> partial::Identity {
+        partial::Identity::of(
+            partial::Run {
                 about: self.engine.about(),
                 salt: self.engine.salt(),
                 window: self.gate.window,
@@ -201,8 +192,8 @@ impl Job {
                 bucket_key: self.settings.bucket_key.as_ref(),
             },
             &self.lists,
-            &self.baseline,
-            &self.candidate,
+            part_ref(&self.baseline),
+            part_ref(&self.candidate),
         )
     }
 
@@ -232,40 +223,19 @@ impl Job {
         expand_inputs(&self.settings.logs, self.settings.format, &columns)
     }
 
-    /// Replays `inputs` into a finished aggregate, with a progress bar on a terminal
-    /// unless `quiet`. Returns the aggregate and the wall-clock seconds.
-    pub fn aggregate(&self, inputs: &[Input], quiet: bool) -> Result<(Aggregate, f64), ProofError> {
+    /// Replays `inputs` into a finished aggregate, counting bytes and records into
+    /// `progress` as it goes (the CLI draws its bar from them). Returns the aggregate
+    /// and the wall-clock seconds.
+    pub fn aggregate(
+        &self,
+        inputs: &[Input],
+        progress: &Progress,
+    ) -> Result<(Aggregate, f64), ProofError> {
         let setup = self.setup();
-        let bytes_read = Arc::new(AtomicU64::new(0));
-        let records = Arc::new(AtomicU64::new(0));
-        let bar = progress_bar(inputs, quiet);
         let started = Instant::now();
         let threads = self.settings.threads;
-        let agg = std::thread::scope(|s| {
-            let done = Arc::new(AtomicBool::new(false));
-            if let Some(bar) = &bar {
-                let (bar, bytes_read, records, done) = (
-                    bar.clone(),
-                    bytes_read.clone(),
-                    records.clone(),
-                    done.clone(),
-                );
-                s.spawn(move || {
-                    while !done.load(Ordering::Relaxed) {
-                        bar.set_position(bytes_read.load(Ordering::Relaxed));
-                        let n = records.load(Ordering::Relaxed);
-                        let secs = started.elapsed().as_secs_f64().max(1e-9);
-                        bar.set_message(format!("{n} records, {:.0} records/s", n as f64 / secs));
-                        std::thread::sleep(Duration::from_millis(100));
-                    }
-                    bar.finish_and_clear();
-                });
-            }
-            let agg = crate::with_engine!(&self.engine, e => {
-                pipeline::run(e, &setup, inputs, threads, &bytes_read, &records)
-            });
-            done.store(true, Ordering::Relaxed);
-            agg
+        let agg = crate::with_engine!(&self.engine, e => {
+            pipeline::run(e, &setup, inputs, threads, &progress.bytes_read, &progress.records)
         })?;
         Ok((agg, started.elapsed().as_secs_f64()))
     }
@@ -323,20 +293,23 @@ impl Job {
         report
     }
 
-    /// Expands the inputs, replays them, writes the partial if `--partial-out` asks
-    /// for it, and builds the report.
-    pub fn run(&self, quiet: bool) -> Result<(Aggregate, Report), ProofError> {
-        let inputs = self.inputs()?;
-        let (agg, wall) = self.aggregate(&inputs, quiet)?;
+    /// Replays `inputs` (from [`Job::inputs`]), writes the partial if `--partial-out`
+    /// asks for it, and builds the report.
+    pub fn run(
+        &self,
+        inputs: &[Input],
+        progress: &Progress,
+    ) -> Result<(Aggregate, Report), ProofError> {
+        let (agg, wall) = self.aggregate(inputs, progress)?;
         if let Some(p) = &self.settings.partial_out {
             let id = self.identity();
             let key = self
                 .settings
                 .redact_ids
                 .then_some(self.redact_key.as_slice());
-            super::partial::write(p, &id, &inputs, &agg, key)?;
+            write_partial(p, &id, inputs, &agg, key)?;
         }
-        let report = self.report(&agg, input_files(&inputs, &agg), wall);
+        let report = self.report(&agg, input_files(inputs, &agg), wall);
         Ok((agg, report))
     }
 }
@@ -618,24 +591,58 @@ pub fn input_files(inputs: &[Input], agg: &Aggregate) -> Vec<InputFile> {
         .collect()
 }
 
-fn progress_bar(inputs: &[Input], quiet: bool) -> Option<indicatif::ProgressBar> {
-    use std::io::IsTerminal;
-    if quiet || !std::io::stderr().is_terminal() {
-        return None;
+/// What a running replay has done so far: bytes read and records seen, updated by the
+/// workers as they go.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Input bytes read.
+    pub bytes_read: Arc<AtomicU64>,
+    /// Records read.
+    pub records: Arc<AtomicU64>,
+}
+
+/// How a partial names a policy (SPEC §10).
+pub fn part_ref(r: &PolicyRef) -> PartRef {
+    PartRef {
+        policy_id: r.policy_id.clone(),
+        ir_hash: r.ir_hash.clone(),
+        path: r.path.clone(),
+        selector: r.selector.to_string(),
+        weights: r.weights.clone(),
+        budget: r.budget,
     }
-    let total: Option<u64> = inputs.iter().map(|i| i.bytes).sum();
-    let bar = match total {
-        Some(t) => indicatif::ProgressBar::new(t).with_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg} ETA {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        ),
-        None => indicatif::ProgressBar::new_spinner().with_style(
-            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bytes} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        ),
+}
+
+/// How a report names the policy a partial names.
+pub fn part_policy_ref(r: &PartRef) -> PolicyRef {
+    PolicyRef {
+        policy_id: r.policy_id.clone(),
+        ir_hash: r.ir_hash.clone(),
+        path: r.path.clone(),
+        selector: match r.selector.as_str() {
+            "weighted" => "weighted",
+            _ => "basic",
+        },
+        weights: r.weights.clone(),
+        budget: r.budget,
+    }
+}
+
+/// Writes a part over `inputs` to `path`, atomically; with `redact_key`
+/// (`--redact-ids`), request ids are replaced by their keyed hash first.
+pub fn write_partial(
+    path: &Path,
+    id: &partial::Identity,
+    inputs: &[Input],
+    agg: &Aggregate,
+    redact_key: Option<&[u8]>,
+) -> Result<(), ProofError> {
+    let mut p = partial::Partial {
+        header: id.header(partial::part_files(inputs)),
+        agg: agg.clone(),
     };
-    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-    Some(bar)
+    if let Some(key) = redact_key {
+        partial::redact_ids(&mut p, key);
+    }
+    crate::report::writer::write_atomic(path, &partial::encode(&p)?)
 }
