@@ -235,7 +235,7 @@ fn module_path(src: &Path, f: &Path) -> Vec<String> {
 /// `r#` dropped), resolved against the module `here`; each is absolute from the crate
 /// root. Bare `child::` paths in a `mod.rs`/`lib.rs` are not seen: a parent naming
 /// its own children is not an import between siblings.
-fn paths_in(code: &str, here: &[String], is_mod_file: bool) -> Vec<Vec<String>> {
+fn paths_in(code: &str, here: &[String]) -> Vec<Vec<String>> {
     let chars: Vec<char> = code.chars().collect();
     let word = |c: char| c.is_alphanumeric() || c == '_' || c == '#';
     let mut out = Vec::new();
@@ -271,7 +271,6 @@ fn paths_in(code: &str, here: &[String], is_mod_file: bool) -> Vec<Vec<String>> 
             i += 1;
             continue;
         };
-        let _ = is_mod_file;
         let mut j = i + skip;
         let mut trees = Vec::new();
         parse_tree(&chars, &mut j, prefix, &mut trees);
@@ -432,10 +431,7 @@ fn import_graphs(root: &Path) -> (std::collections::BTreeMap<String, Graph>, Vec
         if rel.starts_with("src/bin/") {
             continue;
         }
-        let is_mod = f
-            .file_name()
-            .is_some_and(|n| n == "mod.rs" || n == "lib.rs");
-        for path in paths_in(code, here, is_mod) {
+        for path in paths_in(code, here) {
             if path.first().is_some_and(|p| p == "cli") && !rel.starts_with("src/cli/") {
                 cli_users.push(format!("{rel}: crate::{}", path.join("::")));
             }
@@ -457,10 +453,7 @@ fn import_graphs(root: &Path) -> (std::collections::BTreeMap<String, Graph>, Vec
                 let child = if is_child {
                     Some(target.clone())
                 } else {
-                    exports
-                        .get(&here[..k].to_vec())
-                        .and_then(|e| e.get(target))
-                        .cloned()
+                    exports.get(&here[..k]).and_then(|e| e.get(target)).cloned()
                 };
                 if let Some(child) = child
                     && child != here[k]
@@ -484,7 +477,7 @@ fn import_graphs(root: &Path) -> (std::collections::BTreeMap<String, Graph>, Vec
 fn the_import_graph_finder_sees_a_cycle() {
     let code = "use crate::{a::x, b::{y, z}};\nfn f() { super::super::c::d(); }";
     let here = vec!["m".to_string(), "n".to_string(), "o".to_string()];
-    let paths = paths_in(&code_of(code), &here, false);
+    let paths = paths_in(&code_of(code), &here);
     let want: Vec<Vec<String>> = [
         vec!["a", "x"],
         vec!["b", "y"],
