@@ -2,11 +2,11 @@
 //!
 //! The simulation reads per-window, per-percent counts the single replay pass already
 //! made; nothing is re-evaluated per level or per start. Each distinct step level gets
-//! prefix sums over the windows, and a run walks only the steps that hold a window
-//! ([`Spans::judged`]: steps without one are skipped by a search on the step ends, and
-//! the walk stops where the traffic ends). A run then costs
-//! O(min(steps, windows) × log) and `start: every` over a week of 5-minute windows a
-//! few milliseconds, whatever the number of steps.
+//! prefix sums over the windows, and a run walks only the segments (consecutive steps
+//! at one level) that hold a window ([`Spans::judged`]: segments without one are
+//! skipped by a search on their ends, and the walk stops where the traffic ends). A
+//! run then costs O(min(level changes, windows) × log): for a plan that only raises
+//! its level at most 101 segments, whatever the number of steps.
 
 use std::ops::Range;
 
@@ -59,12 +59,20 @@ fn add(a: &mut Impact, b: Impact) {
 
 /// Where the steps lie relative to a run's start: step k spans
 /// `[t0 + start(k), t0 + end[k])`, in i128 so that no sum of durations overflows
-/// (the open-ended last step ends at `i128::MAX`).
+/// (the open-ended last step ends at `i128::MAX`). Consecutive steps at the same level
+/// form one *segment*: a run is judged segment by segment (the windows of a segment
+/// share its level, so their counts are one prefix-sum difference), which bounds a
+/// run's walk by the level changes of the plan (at most 101 for a plan that only
+/// raises its level, whatever its number of steps).
 struct Spans<'a> {
     steps: &'a [Step],
     end: Vec<i128>,
     /// Sum of the timed durations: the last step's end, or the open-ended step's start.
     total: i128,
+    /// End of each segment (the end of its last step).
+    seg_end: Vec<i128>,
+    /// First step of each segment.
+    seg_step: Vec<usize>,
 }
 
 impl<'a> Spans<'a> {
@@ -79,12 +87,37 @@ impl<'a> Spans<'a> {
                 }
                 None => i128::MAX,
             })
-            .collect();
+            .collect::<Vec<i128>>();
+        let (mut seg_end, mut seg_step) = (Vec::new(), Vec::<usize>::new());
+        for (k, s) in steps.iter().enumerate() {
+            match seg_step.last() {
+                Some(&f) if steps[f].rollout == s.rollout => {
+                    *seg_end.last_mut().expect("a segment per first step") = end[k];
+                }
+                _ => {
+                    seg_step.push(k);
+                    seg_end.push(end[k]);
+                }
+            }
+        }
         Spans {
             steps,
             end,
             total: acc,
+            seg_end,
+            seg_step,
         }
+    }
+
+    /// The step of segment `g` that sets its level (its first).
+    fn step_of(&self, g: usize) -> &'a Step {
+        &self.steps[self.seg_step[g]]
+    }
+
+    /// The index of the step holding the window starting at `start` in a run at `t0`.
+    fn step_at(&self, t0: i64, start: i64) -> usize {
+        let off = i128::from(start) - i128::from(t0);
+        self.end.partition_point(|&e| e <= off)
     }
 
     /// `e_last` of SPEC §9 for a run at `t0` (saturating, as a sum of spans does).
@@ -92,10 +125,10 @@ impl<'a> Spans<'a> {
         clamp(i128::from(t0) + self.total)
     }
 
-    /// The one step walk: the steps of a run at `t0` that hold a window of `starts`
-    /// (ascending), in order, each with the range of window indices in its span. Steps
-    /// without a window are skipped, and the walk ends with the windows (or with the
-    /// last timed step: later windows fall after the rollout was promoted).
+    /// The one step walk: the segments of a run at `t0` that hold a window of `starts`
+    /// (ascending), in order, each with the range of window indices in its span.
+    /// Segments without a window are skipped, and the walk ends with the windows (or
+    /// with the last timed step: later windows fall after the rollout was promoted).
     fn judged(&self, t0: i64, starts: &'a [i64]) -> impl Iterator<Item = (usize, Range<usize>)> {
         let mut i = starts.partition_point(|&s| s < t0);
         let mut k = 0;
@@ -104,9 +137,8 @@ impl<'a> Spans<'a> {
             let &first = starts.get(i)?;
             // The step holding window i: the first from k whose end lies past it.
             let off = i128::from(first) - t0;
-            k += gallop(&self.end[k..], |&e| e <= off);
-            self.steps.get(k)?;
-            let end = t0.saturating_add(self.end[k]);
+            k += gallop(&self.seg_end[k..], |&e| e <= off);
+            let end = t0.saturating_add(*self.seg_end.get(k)?);
             let b = i + gallop(&starts[i..], |&s| i128::from(s) < end);
             let out = (k, i..b);
             i = b;
@@ -177,8 +209,8 @@ impl Plan {
             let mut impact = Impact::default();
             let mut breached = 0u64;
             let mut rolled: Option<(usize, RolloutPercent, i64)> = None;
-            for (k, windows) in spans.judged(t0, &starts) {
-                let step = &self.steps[k];
+            for (g, windows) in spans.judged(t0, &starts) {
+                let step = spans.step_of(g);
                 let ls = sums_of(step);
                 let here = ls.breaches[windows.end] - ls.breaches[windows.start];
                 if breached + here >= self.failure_limit {
@@ -187,6 +219,7 @@ impl Plan {
                     let wi = ls.breach_at[nth];
                     add(&mut impact, ls.impact(windows.start..wi + 1));
                     breached = self.failure_limit;
+                    let k = spans.step_at(t0, starts[wi]);
                     rolled = Some((k + 1, step.rollout, WindowStart(starts[wi]).end(w)));
                     break;
                 }
@@ -257,8 +290,8 @@ fn levels_over(
 ) -> Vec<(WindowStart, u8)> {
     let from = starts.partition_point(|&s| s < run.start.ms());
     let mut level = vec![100u8; starts.len() - from];
-    for (k, windows) in spans.judged(run.start.ms(), starts) {
-        level[windows.start - from..windows.end - from].fill(spans.steps[k].rollout.get());
+    for (g, windows) in spans.judged(run.start.ms(), starts) {
+        level[windows.start - from..windows.end - from].fill(spans.step_of(g).rollout.get());
     }
     let rollback_end = match run.outcome {
         RunOutcome::RolledBack => run.at_ms,
@@ -358,6 +391,46 @@ mod tests {
         // The staircase: 10 % for windows 0-1, then rolled back to 0.
         let levels: Vec<u8> = r.first_run_levels.iter().map(|(_, l)| *l).collect();
         assert_eq!(levels, [10, 10, 0, 0, 0, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn steps_at_one_level_are_judged_as_one_span_but_named_by_step() {
+        // Steps 1 and 2 both at 10 % (one segment), step 3 at 50 % (1 m), then 100 %:
+        // windows 0, 1 | 2 | 3 | 4 | 5 … at 10, 10, 10, 50, 100 …, failure limit 2.
+        // Breaches (2 of 10 from group 5, counted at 10 % and up) in windows 1 and 2:
+        // the second breach is in window 2, in step 2 (not step 1, where the segment
+        // starts), so the run rolls back in step 2 at 10 %, at the end of window 2.
+        let p = plan(json!({"steps": [
+            {"rollout": 10, "duration": "2m"},
+            {"rollout": 10, "duration": "1m"},
+            {"rollout": 50, "duration": "1m"},
+            {"rollout": 100}
+        ], "failure_limit": 2}));
+        let a = agg(&[(1, 5, true), (1, 5, true), (2, 5, false), (2, 5, false)]);
+        let r = p.simulate(&a, &gate());
+        let run = &r.runs[0];
+        assert_eq!(run.outcome, RunOutcome::RolledBack);
+        assert_eq!(run.rolled_back_in.map(|(s, l)| (s, l.get())), Some((2, 10)));
+        assert_eq!(run.at_ms, Some(3 * MIN));
+        assert_eq!(run.breached_windows, 2);
+        assert_eq!(
+            run.impact,
+            Impact {
+                requests: 30,
+                events: 4,
+                new_denials: 2,
+                missed_denials: 2
+            }
+        );
+        assert_eq!(r.summary.rolled_back_by_step, [0, 1, 0, 0]);
+        let levels: Vec<u8> = r.first_run_levels.iter().map(|(_, l)| *l).collect();
+        assert_eq!(levels, [10, 10, 10, 0, 0, 0, 0, 0, 0, 0]);
+        // Without the breaches: 10, 10, 10, 50, then promoted to 100.
+        let r = p.simulate(&agg(&[]), &gate());
+        assert_eq!(r.runs[0].outcome, RunOutcome::Promoted);
+        assert_eq!(r.runs[0].at_ms, Some(4 * MIN));
+        let levels: Vec<u8> = r.first_run_levels.iter().map(|(_, l)| *l).collect();
+        assert_eq!(levels, [10, 10, 10, 50, 100, 100, 100, 100, 100, 100]);
     }
 
     #[test]
