@@ -1458,12 +1458,19 @@ fn splices() -> Vec<String> {
         r#""audit.dates":["2027-01-01"],"#,
         r#""a\u0075dit.score":3,"#,
         r#""audit":{"d\u0061tes":["2024-01-01","2026-06-01"]},"#,
+        // Around the fences of the fast reader (`engine::ir::scan`): magnitudes near
+        // f64's limit, surrogate pairs, nesting near its depth limit.
+        r#""tier":1e300,"#,
+        r#""tier":[9.9e299,-12345678901234567890,1e-400],"#,
+        r#""audit":{"score":1e301},"#,
+        r#""x":"\ud83d\ude00","#,
+        r#""supplier_hashes":["0x\u0061\t"],"#,
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
     v.push("\"x\":\"\u{ff}\",".into());
-    for n in [120, 124, 125, 126, 127, 130] {
+    for n in [60, 61, 62, 63, 120, 124, 125, 126, 127, 130] {
         v.push(deep(n));
     }
     v

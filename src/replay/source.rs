@@ -14,7 +14,7 @@ use std::sync::mpsc::SyncSender;
 
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::record::MAX_RECORD_BYTES;
@@ -903,8 +903,28 @@ pub fn open_projected(
 
 /// Opens a Parquet file for reading batches.
 pub fn open_parquet(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, ProofError> {
-    let f = File::open(path).map_err(|e| ProofError::io(path, e))?;
-    ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| parquet_error(path, e))
+    let open = || File::open(path).map_err(|e| ProofError::io(path, e));
+    match ParquetRecordBatchReaderBuilder::try_new(open()?) {
+        Ok(b) => Ok(b),
+        // The Arrow schema writers embed (a flatbuffer in the `ARROW:schema` metadata)
+        // can be nested past its decoder's depth limit — a context of 60 levels of
+        // structs of lists is — while the file itself is fine (issue 24): read it
+        // by its Parquet schema instead, which gives the same columns.
+        Err(e) if e.to_string().contains("ARROW:schema") => {
+            let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+            ParquetRecordBatchReaderBuilder::try_new_with_options(open()?, options).map_err(|e2| {
+                ProofError::Schema {
+                    path: Location::file(path),
+                    msg: format!(
+                        "cannot read the Parquet schema: the embedded Arrow schema is \
+                         unreadable ({e}) and so is the Parquet one ({e2}); a context \
+                         nested this deep is better stored as a JSON string"
+                    ),
+                }
+            })
+        }
+        Err(e) => Err(parquet_error(path, e)),
+    }
 }
 
 #[cfg(test)]
@@ -932,6 +952,47 @@ mod tests {
             }
         }
         out
+    }
+
+    /// A valid file whose embedded Arrow schema is nested past the flatbuffer
+    /// decoder's limit (60 levels of a struct holding a list) is read by its Parquet
+    /// schema, not called truncated (issue 24, item 14).
+    #[test]
+    fn a_deeply_nested_parquet_context_is_read() {
+        let mut nested = r#"{"x":[1,2]}"#.to_string();
+        for _ in 0..59 {
+            nested = format!(r#"{{"a":[{nested}]}}"#);
+        }
+        let line = format!(
+            r#"{{"ts":"2026-11-02T00:00:00Z","request_id":"r-1","context":{{"k":{nested}}}}}"#
+        );
+        let (schema, _) =
+            arrow::json::reader::infer_json_schema(std::io::Cursor::new(line.as_bytes()), None)
+                .unwrap();
+        let schema = Arc::new(schema);
+        let batch = arrow::json::ReaderBuilder::new(schema.clone())
+            .build(std::io::Cursor::new(line.as_bytes()))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deep.parquet");
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(File::create(&path).unwrap(), schema, None)
+                .unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        // What the default reader says of it: the embedded schema is too deep.
+        let plain = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap());
+        assert!(plain.unwrap_err().to_string().contains("ARROW:schema"));
+        let rows: usize = open_parquet(&path)
+            .unwrap()
+            .build()
+            .unwrap()
+            .map(|b| b.unwrap().num_rows())
+            .sum();
+        assert_eq!(rows, 1);
     }
 
     #[test]

@@ -561,12 +561,12 @@ pub struct Layout {
 
 /// An object level of the table: its kept keys, in the table's order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct SlotNode {
+pub(super) struct SlotNode {
     keys: Vec<(String, SlotKind)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum SlotKind {
+pub(super) enum SlotKind {
     /// The whole value goes to this slot.
     Leaf(usize),
     /// An object whose named keys go to the slots `lo..hi` (numbered depth first).
@@ -596,11 +596,17 @@ impl SlotNode {
     }
 
     fn get(&self, key: &str) -> Option<&SlotKind> {
+        self.get_bytes(key.as_bytes())
+    }
+
+    /// The kind of a key given as its (unescaped) bytes.
+    #[inline]
+    pub(super) fn get_bytes(&self, key: &[u8]) -> Option<&SlotKind> {
         // A handful of keys: a scan comparing lengths first beats a tree of string
         // compares.
         self.keys
             .iter()
-            .find(|(k, _)| k.len() == key.len() && k.as_bytes() == key.as_bytes())
+            .find(|(k, _)| k.len() == key.len() && k.as_bytes() == key)
             .map(|(_, kind)| kind)
     }
 }
@@ -677,6 +683,11 @@ impl Layout {
         text: &str,
         slots: &mut ContextSlots,
     ) -> Result<bool, serde_json::Error> {
+        slots.reset(self);
+        // The fast path first; anything it is not sure about is read by serde below.
+        if super::scan::context_text(text, self, slots).is_ok() {
+            return Ok(true);
+        }
         let mut de = serde_json::Deserializer::from_str(text);
         slots.reset(self);
         let object = slots.seed(self).deserialize(&mut de)?;
@@ -687,6 +698,11 @@ impl Layout {
     /// The value at the `--bucket-key` path of a record read into `slots`.
     pub fn key<'a>(&self, slots: &'a ContextSlots) -> Option<&'a Value> {
         self.key.as_ref()?.resolve(slots)
+    }
+
+    /// The top level of the table.
+    pub(super) fn root(&self) -> &SlotNode {
+        &self.root
     }
 
     /// Number of slots.
@@ -724,6 +740,11 @@ impl ContextSlots {
         }
         self.present.clear();
         self.present.resize(layout.slots, false);
+    }
+
+    /// The values and their presence flags, for the fast reader (`scan`).
+    pub(super) fn parts_mut(&mut self) -> (&mut [Value], &mut [bool]) {
+        (&mut self.values, &mut self.present)
     }
 
     /// The seed that reads one context value into the slots (after [`reset`]); it

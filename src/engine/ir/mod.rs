@@ -24,6 +24,7 @@ use crate::policy::{Lists, Policy, RuleOutcome};
 pub mod extract;
 pub mod parquet;
 pub mod record;
+pub(crate) mod scan;
 
 use extract::PathTable;
 use parquet::{ParquetColumns, for_each_row_ref};

@@ -8,6 +8,7 @@ use serde::de::DeserializeSeed;
 use serde_json::{Map, Value};
 
 use super::extract::{ContextSlots, EVERYTHING, InPlace, Layout, PathTable};
+use super::scan;
 
 use crate::orchestrator::Verdict;
 use crate::policy::time::{check_epoch_ms, parse_rfc3339_ms};
@@ -446,7 +447,55 @@ impl RecordBuf {
         line: &[u8],
         table: &'a PathTable,
     ) -> Result<RecordRef<'a>, Reason> {
-        let text = line_text(line)?;
+        if line.len() > MAX_RECORD_BYTES {
+            return Err(Reason::TooLong);
+        }
+        for s in [
+            &mut self.ts,
+            &mut self.request_id,
+            &mut self.policy_id,
+            &mut self.context,
+            &mut self.verdict,
+        ] {
+            s.present = false;
+        }
+        // The fast path (`scan`, which checks UTF-8 as it goes) when the table has
+        // slots; a miss is read by serde, which accepts and rejects as it always did.
+        let fast = match table.layout() {
+            Some(layout) => self.read_fast(line, layout).is_ok(),
+            None => false,
+        };
+        if !fast {
+            let text = line_text(line)?;
+            self.read_serde(text, table)?;
+        }
+        self.checked(table)
+    }
+
+    /// Reads a line with the fast path (`scan`); a miss may leave anything in the
+    /// slots, and the line is then read again by [`RecordBuf::read_serde`].
+    fn read_fast(&mut self, text: &[u8], layout: &Layout) -> Result<(), scan::Miss> {
+        scan::record(text, |f, c| {
+            let slot = match f {
+                scan::Field::Ts => &mut self.ts,
+                scan::Field::RequestId => &mut self.request_id,
+                scan::Field::PolicyId => &mut self.policy_id,
+                scan::Field::Verdict => &mut self.verdict,
+                scan::Field::Context => {
+                    self.context.present = true;
+                    self.slots.reset(layout);
+                    scan::context(c, layout.root(), &mut self.slots, 1)?;
+                    self.slots_object = true;
+                    return Ok(());
+                }
+            };
+            slot.present = true;
+            scan::field_value(c, &mut slot.value)
+        })
+    }
+
+    /// Reads a line through serde (every table; any text).
+    fn read_serde(&mut self, text: &str, table: &PathTable) -> Result<(), Reason> {
         for s in [
             &mut self.ts,
             &mut self.request_id,
@@ -464,7 +513,11 @@ impl RecordBuf {
         if duplicate {
             return Err(Reason::Malformed);
         }
-        // The checks of [`check`], in its order, on borrowed values.
+        Ok(())
+    }
+
+    /// The checks of [`check`], in its order, on the borrowed values of a line read.
+    fn checked<'a>(&'a self, table: &'a PathTable) -> Result<RecordRef<'a>, Reason> {
         let ts_ms = parse_ts(self.ts.get())?;
         let request_id = match self.request_id.get() {
             Some(Value::String(s)) if !s.is_empty() => s,
@@ -674,6 +727,93 @@ mod tests {
             Value::Object(r.context.as_map().unwrap().clone()),
             serde_json::json!({"a":{"b":["y"]},"c":{"m":null}})
         );
+    }
+
+    /// The fast path (`scan`) takes ordinary lines and leaves every corner it is not
+    /// sure about to serde; either way a line reads as a fresh serde parse reads it.
+    #[test]
+    fn the_fast_path_takes_plain_lines_and_misses_the_corners() {
+        let t = PathTable::for_vars([&["a.b".to_string(), "c".to_string()], &[]]);
+        let layout = t.layout().unwrap();
+        let deep = |n: usize| {
+            format!(
+                r#"{{"ts":1,"request_id":"r","context":{{"x":{}{}}}}}"#,
+                "[".repeat(n),
+                "]".repeat(n)
+            )
+        };
+        let taken = [
+            r#"{"ts":1,"request_id":"r-1","policy_id":"p","context":{"a":{"b":[1,"x"],"z":0},"c":"v","e":[1.5e3,-2,true,null,{"q":"\n\u00e9"}]}}"#.to_string(),
+            r#" { "ts" : "2026-11-02T10:04:31Z" , "request_id":"r","context":{"c":{"k":1},"c":2,"a":{"b":3},"a":{}},"x":{}} "#.to_string(),
+            r#"{"ts":-0,"request_id":"r","verdict":"ok","context":{"c":-0,"d":1e299,"f":123456789012345678901234567890}}"#.to_string(),
+            r#"{"ts":1,"request_id":"r","context":{"a":5,"c":"\"quoted\""}}"#.to_string(),
+            deep(60),
+        ];
+        let missed = [
+            r#"{"ts":1,"request_id":"r","context":{"c":1e400}}"#.to_string(),
+            r#"{"ts":1,"request_id":"r","context":{"c":1e301}}"#.to_string(),
+            r#"{"ts":1,"request_id":"r","context":{"x":"\ud800"}}"#.to_string(),
+            r#"{"ts":1,"request_id":"r","context":{"x":"\ud83d\ude00"}}"#.to_string(),
+            r#"{"ts":1,"request_id":"r","context":{"\u0063":1}}"#.to_string(),
+            r#"{"ts":1,"ts":2,"request_id":"r","context":{}}"#.to_string(),
+            r#"{"ts":1,"request_id":"r","context":[]}"#.to_string(),
+            r#"{"ts":1,"request_id":"r","context":{"x":01}}"#.to_string(),
+            r#"{"ts":1,"request_id":"r","context":{"x":[1,]}}"#.to_string(),
+            r#"{"ts":1,"request_id":"r","context":{"x":1.}}"#.to_string(),
+            r#"{"ts":1,"request_id":"r","context":{"x":"\q"}}"#.to_string(),
+            "{\"ts\":1,\"request_id\":\"r\",\"context\":{\"x\":\"\u{1}\"}}".to_string(),
+            r#"{"ts":1,"request_id":"r","context":{}} x"#.to_string(),
+            deep(70),
+            deep(130),
+        ];
+        let mut buf = RecordBuf::default();
+        for (lines, fast) in [(&taken[..], true), (&missed[..], false)] {
+            for line in lines {
+                assert_eq!(
+                    buf.read_fast(line.as_bytes(), layout).is_ok(),
+                    fast,
+                    "fast path on {line}"
+                );
+                let fresh = parse_line_with(line.as_bytes(), &t);
+                let read = buf.read(line.as_bytes(), &t);
+                assert_eq!(fresh.is_ok(), read.is_ok(), "{line}");
+                match (fresh, read) {
+                    (Err(a), Err(b)) => assert_eq!(a, b, "{line}"),
+                    (Ok(a), Ok(b)) => {
+                        assert_eq!(
+                            (
+                                a.ts_ms,
+                                a.request_id.as_str(),
+                                a.policy_id.as_deref(),
+                                a.verdict
+                            ),
+                            (b.ts_ms, b.request_id, b.policy_id, b.verdict)
+                        );
+                        let Ctx::Slots(slots, layout) = b.context else {
+                            panic!("slots")
+                        };
+                        let mut got = smallvec::SmallVec::new();
+                        layout.resolve(0, slots, &mut got);
+                        let want = [
+                            crate::policy::expr::lookup_var(&a.context, "a.b"),
+                            crate::policy::expr::lookup_var(&a.context, "c"),
+                        ];
+                        assert_eq!(&got[..], &want[..], "{line}");
+                    }
+                    _ => unreachable!(),
+                }
+            }
+        }
+        // What the kept values are, by hand: `c` named twice keeps its last value,
+        // and a later `a` without `b` leaves `a.b` absent.
+        let r = buf.read(taken[1].as_bytes(), &t).unwrap();
+        let Ctx::Slots(slots, layout) = r.context else {
+            panic!("slots")
+        };
+        let mut got = smallvec::SmallVec::new();
+        layout.resolve(0, slots, &mut got);
+        assert_eq!(&got[..], &[None, Some(&Value::from(2))]);
+        assert_eq!(r.ts_ms, 1_793_613_871_000);
     }
 
     #[test]

@@ -1,0 +1,552 @@
+//! The fast path of the JSONL and JSON-string readers (issue 25): one pass over the
+//! bytes that checks the JSON syntax of a record and finds where the values the
+//! policies read are, without going through serde's visitors for the rest.
+//!
+//! It is a *filter*, not a second reading of JSON: it only says "this text is one
+//! I am sure about, and here are its kept values", and the kept values themselves are
+//! still converted by serde_json (strings without escapes are copied as they are, the
+//! one conversion that cannot differ). Whenever the text is anything else — a syntax
+//! error, an escape in a key, a `\u` surrogate, nesting deeper than [`MAX_DEPTH`], a
+//! number whose magnitude could reach f64's limit, a record field named twice, a
+//! context that is not an object — it answers `None` and the caller reads the line
+//! with the serde path (`record::RecordBuf`, `extract::SlotsSeed`), which then
+//! accepts or rejects it for the reason it always did. So a record is accepted by the
+//! fast path only if the serde path accepts it, with the same kept values; the
+//! differential fuzz property (tests/fuzz.rs) checks both against a full parse.
+
+use serde::de::DeserializeSeed;
+use serde_json::Value;
+
+use super::extract::{ContextSlots, InPlace, Layout, SlotKind, SlotNode};
+
+/// Deepest nesting the fast path reads (the record object is level 1); deeper texts go
+/// to serde_json, whose limit is 127 levels. Far below it, so a kept value converted
+/// on its own cannot pass a limit the whole text would not.
+pub const MAX_DEPTH: u32 = 64;
+
+/// Largest decimal magnitude of a number the fast path accepts (digits before the
+/// point plus the exponent): below it no f64 conversion can overflow, so `1e400`
+/// (an error in serde_json) and its neighbours go to the serde path.
+const MAX_MAGNITUDE: i64 = 300;
+
+/// A fast-path miss: read the text with the serde path.
+pub struct Miss;
+
+type R<T> = Result<T, Miss>;
+
+/// A cursor over validated UTF-8 bytes.
+pub struct Cursor<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    /// A cursor at the start of `text` (any bytes: a string's bytes are checked as
+    /// UTF-8 where they are not ASCII, and a non-ASCII byte anywhere else is a miss).
+    pub fn new(text: &'a [u8]) -> Cursor<'a> {
+        Cursor { b: text, i: 0 }
+    }
+
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(&c) = self.b.get(self.i) {
+            if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+                break;
+            }
+            self.i += 1;
+        }
+    }
+
+    #[inline]
+    fn peek(&self) -> R<u8> {
+        self.b.get(self.i).copied().ok_or(Miss)
+    }
+
+    #[inline]
+    fn eat(&mut self, c: u8) -> R<()> {
+        if self.peek()? == c {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(Miss)
+        }
+    }
+
+    /// Only whitespace is left.
+    pub fn end(mut self) -> R<()> {
+        self.ws();
+        if self.i == self.b.len() {
+            Ok(())
+        } else {
+            Err(Miss)
+        }
+    }
+
+    /// A string at the cursor (opening quote included): its raw content, and whether
+    /// it holds an escape.
+    #[inline]
+    fn string(&mut self) -> R<(&'a [u8], bool)> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let mut escaped = false;
+        loop {
+            // Plain bytes in bulk: anything but a quote, a backslash, a control byte or
+            // a non-ASCII byte.
+            self.i += plain_run(&self.b[self.i..]);
+            match *self.b.get(self.i).ok_or(Miss)? {
+                b'"' => {
+                    let s = &self.b[start..self.i];
+                    self.i += 1;
+                    return Ok((s, escaped));
+                }
+                b'\\' => {
+                    escaped = true;
+                    self.i += 1;
+                    match self.peek()? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 1,
+                        b'u' => {
+                            let hex = self.b.get(self.i + 1..self.i + 5).ok_or(Miss)?;
+                            let mut cp = 0u32;
+                            for &h in hex {
+                                cp = cp * 16 + (h as char).to_digit(16).ok_or(Miss)?;
+                            }
+                            // Surrogates (paired or not) are left to serde_json.
+                            if (0xD800..=0xDFFF).contains(&cp) {
+                                return Err(Miss);
+                            }
+                            self.i += 5;
+                        }
+                        _ => return Err(Miss),
+                    }
+                }
+                c if c >= 0x80 => {
+                    // One UTF-8 sequence, checked as `str::from_utf8` checks it.
+                    let len = match c {
+                        0xC2..=0xDF => 2,
+                        0xE0..=0xEF => 3,
+                        0xF0..=0xF4 => 4,
+                        _ => return Err(Miss),
+                    };
+                    let seq = self.b.get(self.i..self.i + len).ok_or(Miss)?;
+                    std::str::from_utf8(seq).map_err(|_| Miss)?;
+                    self.i += len;
+                }
+                _ => return Err(Miss), // a control byte
+            }
+        }
+    }
+
+    /// A number in JSON's grammar whose f64 conversion cannot overflow.
+    #[inline]
+    fn number(&mut self) -> R<()> {
+        if self.peek()? == b'-' {
+            self.i += 1;
+        }
+        let int_start = self.i;
+        match self.peek()? {
+            b'0' => self.i += 1,
+            b'1'..=b'9' => self.digits(),
+            _ => return Err(Miss),
+        }
+        let int_digits = (self.i - int_start) as i64;
+        if self.b.get(self.i) == Some(&b'.') {
+            self.i += 1;
+            let d = self.i;
+            self.digits();
+            if self.i == d {
+                return Err(Miss);
+            }
+        }
+        let mut magnitude = int_digits;
+        if matches!(self.b.get(self.i), Some(b'e' | b'E')) {
+            self.i += 1;
+            let negative = match self.b.get(self.i) {
+                Some(b'-') => {
+                    self.i += 1;
+                    true
+                }
+                Some(b'+') => {
+                    self.i += 1;
+                    false
+                }
+                _ => false,
+            };
+            let d = self.i;
+            self.digits();
+            let exp = &self.b[d..self.i];
+            if exp.is_empty() || exp.len() > 4 {
+                return Err(Miss);
+            }
+            let e = exp.iter().fold(0i64, |a, &c| a * 10 + i64::from(c - b'0'));
+            if !negative {
+                magnitude += e;
+            }
+        }
+        if magnitude > MAX_MAGNITUDE {
+            return Err(Miss);
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn digits(&mut self) {
+        while matches!(self.b.get(self.i), Some(b'0'..=b'9')) {
+            self.i += 1;
+        }
+    }
+
+    #[inline]
+    fn literal(&mut self, word: &[u8]) -> R<()> {
+        if self.b[self.i..].starts_with(word) {
+            self.i += word.len();
+            Ok(())
+        } else {
+            Err(Miss)
+        }
+    }
+
+    /// Checks one value at the cursor (after whitespace) at nesting `depth` (of the
+    /// value's container).
+    fn skip(&mut self, depth: u32) -> R<()> {
+        match self.peek()? {
+            b'"' => self.string().map(|_| ()),
+            b'{' => {
+                let depth = enter(depth)?;
+                self.i += 1;
+                self.ws();
+                if self.peek()? == b'}' {
+                    self.i += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.string()?;
+                    self.colon()?;
+                    self.skip(depth)?;
+                    if self.next_member(b'}')? {
+                        return Ok(());
+                    }
+                    self.ws();
+                }
+            }
+            b'[' => {
+                let depth = enter(depth)?;
+                self.i += 1;
+                self.ws();
+                if self.peek()? == b']' {
+                    self.i += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.skip(depth)?;
+                    if self.next_member(b']')? {
+                        return Ok(());
+                    }
+                    self.ws();
+                }
+            }
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            _ => self.number(),
+        }
+    }
+
+    /// `ws : ws` between a key and its value.
+    #[inline]
+    fn colon(&mut self) -> R<()> {
+        self.ws();
+        self.eat(b':')?;
+        self.ws();
+        Ok(())
+    }
+
+    /// After a member: `,` (false) or the closing bracket (true).
+    #[inline]
+    fn next_member(&mut self, close: u8) -> R<bool> {
+        self.ws();
+        let c = self.peek()?;
+        self.i += 1;
+        if c == b',' {
+            Ok(false)
+        } else if c == close {
+            Ok(true)
+        } else {
+            Err(Miss)
+        }
+    }
+}
+
+/// Length of the run of bytes at the start of `b` that a string holds as they are
+/// (not `"`, `\\`, a control byte or non-ASCII), eight bytes at a time.
+#[inline]
+fn plain_run(b: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let x = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let zero = |y: u64| y.wrapping_sub(ONES) & !y & HIGH;
+        // Bytes equal to '"' or '\\', below 0x20, or at or above 0x80: the lowest
+        // flagged byte is exact (borrows only run upwards).
+        let stop = zero(x ^ (ONES * u64::from(b'"')))
+            | zero(x ^ (ONES * u64::from(b'\\')))
+            | (x.wrapping_sub(ONES * 0x20) & !x & HIGH)
+            | (x & HIGH);
+        if stop != 0 {
+            return i + (stop.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c) {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
+#[inline]
+fn enter(depth: u32) -> R<u32> {
+    if depth >= MAX_DEPTH {
+        Err(Miss)
+    } else {
+        Ok(depth + 1)
+    }
+}
+
+/// Checks one value at the cursor and reads it into `slot` as serde_json's `Value`
+/// reading does (`extract::InPlace::whole`), reusing the slot's allocations. Strings
+/// without escapes, literals, small integers and arrays are built here; anything
+/// else (escapes, fractions, exponents, `-0`, objects) is checked and then converted
+/// by serde_json from its own text.
+fn take(c: &mut Cursor<'_>, depth: u32, slot: &mut Value) -> R<()> {
+    let start = c.i;
+    match c.peek()? {
+        b'"' => {
+            let (raw, escaped) = c.string()?;
+            if escaped {
+                return by_serde(&c.b[start..c.i], slot);
+            }
+            // Checked UTF-8 by `string`.
+            let s = std::str::from_utf8(raw).map_err(|_| Miss)?;
+            match slot {
+                Value::String(old) => {
+                    old.clear();
+                    old.push_str(s);
+                }
+                _ => *slot = Value::String(s.to_owned()),
+            }
+            Ok(())
+        }
+        b'[' => {
+            let depth = enter(depth)?;
+            c.i += 1;
+            let mut items = match std::mem::take(slot) {
+                Value::Array(v) => v,
+                _ => Vec::new(),
+            };
+            let mut n = 0;
+            c.ws();
+            if c.peek()? == b']' {
+                c.i += 1;
+            } else {
+                loop {
+                    if n == items.len() {
+                        items.push(Value::Null);
+                    }
+                    take(c, depth, &mut items[n])?;
+                    n += 1;
+                    if c.next_member(b']')? {
+                        break;
+                    }
+                    c.ws();
+                }
+            }
+            items.truncate(n);
+            *slot = Value::Array(items);
+            Ok(())
+        }
+        b'{' => {
+            c.skip(depth)?;
+            by_serde(&c.b[start..c.i], slot)
+        }
+        b't' => {
+            c.literal(b"true")?;
+            *slot = Value::Bool(true);
+            Ok(())
+        }
+        b'f' => {
+            c.literal(b"false")?;
+            *slot = Value::Bool(false);
+            Ok(())
+        }
+        b'n' => {
+            c.literal(b"null")?;
+            *slot = Value::Null;
+            Ok(())
+        }
+        _ => {
+            c.number()?;
+            let raw = &c.b[start..c.i];
+            // An integer of up to 18 digits fits i64 and u64: serde_json makes it a u64
+            // (no sign) or an i64 (a sign, not `-0`, which it reads as a float).
+            let (neg, digits) = match raw {
+                [b'-', d @ ..] => (true, d),
+                d => (false, d),
+            };
+            if digits.len() <= 18 && digits.iter().all(u8::is_ascii_digit) {
+                let n = digits
+                    .iter()
+                    .fold(0u64, |a, &d| a * 10 + u64::from(d - b'0'));
+                *slot = match (neg, n) {
+                    (false, n) => Value::Number(n.into()),
+                    (true, 0) => return by_serde(raw, slot),
+                    (true, n) => Value::Number((-(n as i64)).into()),
+                };
+                return Ok(());
+            }
+            by_serde(raw, slot)
+        }
+    }
+}
+
+/// Converts a checked value's text with serde_json, into `slot` in place.
+fn by_serde(raw: &[u8], slot: &mut Value) -> R<()> {
+    let text = std::str::from_utf8(raw).map_err(|_| Miss)?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    InPlace::whole(slot)
+        .deserialize(&mut de)
+        .and_then(|()| de.end())
+        .map_err(|_| Miss)
+}
+
+/// Reads a context object at the cursor into `slots` (already reset for `node`'s
+/// layout) as `extract::SlotsSeed` does; a context that is not an object is a miss.
+pub(super) fn context(
+    c: &mut Cursor<'_>,
+    node: &SlotNode,
+    slots: &mut ContextSlots,
+    depth: u32,
+) -> R<()> {
+    if c.peek()? != b'{' {
+        return Err(Miss);
+    }
+    object(c, node, slots, depth)
+}
+
+/// An object level under `node` (cursor on `{`).
+fn object(c: &mut Cursor<'_>, node: &SlotNode, slots: &mut ContextSlots, depth: u32) -> R<()> {
+    let depth = enter(depth)?;
+    c.i += 1;
+    c.ws();
+    if c.peek()? == b'}' {
+        c.i += 1;
+        return Ok(());
+    }
+    loop {
+        let (key, escaped) = c.string()?;
+        if escaped {
+            // The key must be decoded to be matched: serde's business.
+            return Err(Miss);
+        }
+        c.colon()?;
+        match node.get_bytes(key) {
+            None => c.skip(depth)?,
+            Some(SlotKind::Leaf(i)) => {
+                // Named twice: the later value replaces the earlier, as in `Map`.
+                let (values, present) = slots.parts_mut();
+                take(c, depth, &mut values[*i])?;
+                present[*i] = true;
+            }
+            Some(SlotKind::Inner(child, lo, hi)) => {
+                // A later value of the key replaces everything an earlier one held.
+                slots.parts_mut().1[*lo..*hi].fill(false);
+                if c.peek()? == b'{' {
+                    object(c, child, slots, depth)?;
+                } else {
+                    c.skip(depth)?;
+                }
+            }
+        }
+        if c.next_member(b'}')? {
+            return Ok(());
+        }
+        c.ws();
+    }
+}
+
+/// The record fields of a JSONL line.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// `ts`
+    Ts,
+    /// `request_id`
+    RequestId,
+    /// `policy_id`
+    PolicyId,
+    /// `context`
+    Context,
+    /// `verdict`
+    Verdict,
+}
+
+/// Walks a record object (`text`, a whole line): for each
+/// record field, `field` is called with the cursor on its value (it must read it);
+/// other keys are checked and skipped. A field named twice is a miss (the serde path
+/// calls it `malformed`).
+pub fn record(text: &[u8], mut field: impl FnMut(Field, &mut Cursor<'_>) -> R<()>) -> R<()> {
+    let mut c = Cursor::new(text);
+    c.ws();
+    c.eat(b'{')?;
+    c.ws();
+    let mut seen = 0u8;
+    if c.peek()? == b'}' {
+        c.i += 1;
+        return c.end();
+    }
+    loop {
+        let (key, escaped) = c.string()?;
+        if escaped {
+            return Err(Miss);
+        }
+        c.colon()?;
+        let f = match key {
+            b"ts" => Some(Field::Ts),
+            b"request_id" => Some(Field::RequestId),
+            b"policy_id" => Some(Field::PolicyId),
+            b"context" => Some(Field::Context),
+            b"verdict" => Some(Field::Verdict),
+            _ => None,
+        };
+        match f {
+            None => c.skip(1)?,
+            Some(f) => {
+                let bit = 1 << f as u8;
+                if seen & bit != 0 {
+                    return Err(Miss);
+                }
+                seen |= bit;
+                field(f, &mut c)?;
+            }
+        }
+        if c.next_member(b'}')? {
+            return c.end();
+        }
+        c.ws();
+    }
+}
+
+/// Reads a record field's value at the cursor into `slot`.
+pub fn field_value(c: &mut Cursor<'_>, slot: &mut Value) -> R<()> {
+    take(c, 1, slot)
+}
+
+/// Reads a JSON text holding one context (a Parquet string) into `slots` (reset for
+/// `layout`).
+pub fn context_text(text: &str, layout: &Layout, slots: &mut ContextSlots) -> R<()> {
+    let mut c = Cursor::new(text.as_bytes());
+    c.ws();
+    context(&mut c, layout.root(), slots, 0)?;
+    c.end()
+}
