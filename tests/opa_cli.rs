@@ -332,3 +332,307 @@ fn parquet_events_read_as_their_json_lines() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("missing required column 'timestamp'"), "{err}");
 }
+
+/// Runs `proof adapt` with the gateway bundle pair on `event` (written to a file);
+/// exit code, the JSON answer (if any) and stderr.
+fn adapt(event: &Value, args: &[&str]) -> (i32, Option<Value>, String) {
+    let d = tempfile::tempdir().unwrap();
+    let ev = d.path().join("event.json");
+    std::fs::write(&ev, serde_json::to_vec_pretty(event).unwrap()).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_proof"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["adapt", "--context", ev.to_str().unwrap()])
+        .args([
+            "--bundle",
+            "fixtures/opa/gateway-v1",
+            "--candidate-bundle",
+            "fixtures/opa/gateway-v2",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        serde_json::from_slice(&o.stdout).ok(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// bob is an editor; gateway-v2 grants editors DELETE only under /api/v2/orders/.
+fn bob_deletes_a_v1_order() -> Value {
+    serde_json::json!({
+        "decision_id": "adapt-1",
+        "path": "gateway/authz/response",
+        "timestamp": "2026-11-12T10:00:00.123456789Z",
+        "input": {"user": "bob", "tenant": "t-07", "tier": "pro", "method": "DELETE",
+                  "path": "/api/v1/orders/17", "ip": "10.0.0.9", "requests_this_minute": 14,
+                  "token": {"exp_ns": 1_794_481_200_123_456_789_i64}},
+        "result": {"allowed": true, "reasons": [], "status": 200}
+    })
+}
+
+#[test]
+fn adapt_explains_one_opa_event_as_replay_would() {
+    // Hand-checked against fixtures/opa/gateway-v{1,2}: v1 lets the editor delete
+    // /api/v1/orders/17 (grant /api/*/orders/*), v2 does not, so `method_allowed` goes
+    // from true to undefined and the response turns 200 → 403. Of the rules the
+    // response depends on, allow, deny, status, method_allowed and token_skew_ns (new
+    // in v2) differ; the roots (no differing reference) are method_allowed and
+    // token_skew_ns, the first in byte order is the cause. Bucket: SHA-256("gw-1:bob")
+    // → 992 (python3 hashlib), under 10 % × 100 = 1000.
+    let (code, out, err) = adapt(
+        &bob_deletes_a_v1_order(),
+        &["--bucket-key", "input.user", "--rollout", "10", "--enforce"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let mut out = out.unwrap();
+    let hash = out["ir_hash"].take();
+    assert!(
+        hash.as_str()
+            .is_some_and(|h| h.len() == 71 && h.starts_with("sha256:")),
+        "{hash}"
+    );
+    let want = serde_json::json!({
+        "engine": "opa",
+        "policy_id": "gw-2",
+        "ir_hash": null,
+        "request_id": "adapt-1",
+        "decision": "gateway/authz/response",
+        "options": {"enforce": true, "rollout_percent": 10, "drift_max_ratio": 0.005},
+        "plan": null,
+        "shadow": {"policy_id": "gw-1", "verdict": "ok", "failed_rules": [], "errors": {},
+                   "value": {"allowed": true, "reasons": [], "status": 200}},
+        "enforced": {"policy_id": "gw-2", "verdict": "fail", "failed_rules": ["(decision)"],
+                     "errors": {},
+                     "value": {"allowed": false, "reasons": ["method not allowed"], "status": 403}},
+        "enforced_applied": true,
+        "drift": true,
+        "bucket": 992,
+        "bucket_key": "bob",
+        "in_rollout": true,
+        "drift_kind": "ok->fail",
+        "drift_cause": "method_allowed",
+        "changed": false,
+        "recorded": {"verdict": "ok", "value": {"allowed": true, "reasons": [], "status": 200},
+                     "faithful": true},
+        "dry_run": false,
+        "ts": "2026-11-12T10:00:00.123456789Z"
+    });
+    assert_eq!(out, want);
+    // Without --enforce and the bucket key: keyed by decision_id, SHA-256("gw-1:adapt-1")
+    // → 9556, outside 10 %; the drift is reported as a kind, not applied.
+    let (code, out, err) = adapt(&bob_deletes_a_v1_order(), &["--rollout", "10"]);
+    assert_eq!(code, 0, "{err}");
+    let out = out.unwrap();
+    let got: Vec<&Value> = [
+        "bucket",
+        "bucket_key",
+        "in_rollout",
+        "enforced_applied",
+        "drift",
+        "drift_kind",
+    ]
+    .iter()
+    .map(|k| &out[*k])
+    .collect();
+    assert_eq!(
+        got,
+        [
+            &serde_json::json!(9556),
+            &Value::Null,
+            &Value::Bool(false),
+            &Value::Bool(false),
+            &Value::Bool(false),
+            &serde_json::json!("ok->fail")
+        ]
+    );
+}
+
+#[test]
+fn adapt_shows_a_changed_value_and_an_unrecorded_result() {
+    // alice (admin) on the free tier at 150 requests a minute: over both quotas (100 in
+    // v1, 60 in v2), so both deny sets are non-empty (fail) but their messages differ:
+    // changed, no drift. No `result`: recorded undefined, verdict fail, faithful.
+    let ev = serde_json::json!({
+        "decision_id": "adapt-2",
+        "path": "/gateway/authz/deny",
+        "timestamp": "2026-11-12T10:00:00Z",
+        "input": {"user": "alice", "tier": "free", "method": "GET", "path": "/api/v1/orders/17",
+                  "ip": "10.0.0.9", "requests_this_minute": 150,
+                  "token": {"exp_ns": 1_794_481_200_000_000_000_i64}}
+    });
+    let (code, out, err) = adapt(&ev, &["--dry-run", "--enforce", "--rollout", "100"]);
+    assert_eq!(code, 0, "{err}");
+    let out = out.unwrap();
+    assert_eq!(out["decision"], "gateway/authz/deny");
+    assert_eq!(
+        out["shadow"]["value"],
+        serde_json::json!(["rate limit exceeded"])
+    );
+    assert_eq!(
+        out["enforced"]["value"],
+        serde_json::json!(["quota exceeded"])
+    );
+    assert_eq!(out["shadow"]["verdict"], "fail");
+    assert_eq!(out["enforced"]["verdict"], "fail");
+    assert_eq!(out["changed"], true);
+    assert_eq!(out["drift_kind"], Value::Null);
+    assert_eq!(out["drift_cause"], Value::Null);
+    // --dry-run: in the rollout, never applied
+    assert_eq!(out["in_rollout"], true);
+    assert_eq!(out["enforced_applied"], false);
+    assert_eq!(
+        out["recorded"],
+        serde_json::json!({"verdict": "fail", "faithful": true})
+    );
+}
+
+#[test]
+fn adapt_with_bundles_refuses_ir_flags_and_events_replay_would_not_read() {
+    let ev = bob_deletes_a_v1_order();
+    for extra in [
+        vec!["--list", "a=b.txt"],
+        vec!["--selector", "weighted"],
+        vec!["--candidate-ir", "x.ir.json"],
+        vec!["--ir", "x.ir.json"],
+    ] {
+        let (code, out, err) = adapt(&ev, &extra);
+        assert_eq!(code, 2, "{extra:?}: {err}");
+        assert!(out.is_none());
+        assert!(
+            err.contains("cannot be mixed with --bundle or --candidate-bundle"),
+            "{extra:?}: {err}"
+        );
+    }
+    // one bundle is not a comparison
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("e.json");
+    std::fs::write(&p, ev.to_string()).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_proof"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["adapt", "--context", p.to_str().unwrap()])
+        .args(["--bundle", "fixtures/opa/gateway-v1"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("give both --bundle"), "{err}");
+    // an event replay rejects: named with its reason
+    let mut no_ts = ev.clone();
+    no_ts.as_object_mut().unwrap().remove("timestamp");
+    let (code, _, err) = adapt(&no_ts, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("event.json") && err.contains("missing_ts"),
+        "{err}"
+    );
+    // an erased input: replay skips it
+    let mut erased = ev.clone();
+    erased["erased"] = serde_json::json!(["/input/token"]);
+    let (code, _, err) = adapt(&erased, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("skips this event as redacted"), "{err}");
+}
+
+#[test]
+fn gen_writes_the_bundled_day_byte_for_byte() {
+    // fixtures/opa/day.jsonl is `proof gen --bundle` output (docs/opa.md's command):
+    // the same flags give the same bytes, and a replay through the same bundle
+    // reproduces every recorded result (fidelity 2983 of 2983; 17 erased events skipped).
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("day.jsonl.gz");
+    let o = Command::new(env!("CARGO_BIN_EXE_proof"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "gen",
+            "--bundle",
+            "fixtures/opa/gateway-v1",
+            "--records",
+            "3000",
+        ])
+        .args([
+            "--start",
+            "2026-11-12T00:00:00Z",
+            "--duration",
+            "1d",
+            "--seed",
+            "42",
+        ])
+        .args(["-o", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut text = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(&out).unwrap()),
+        &mut text,
+    )
+    .unwrap();
+    let want = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/opa/day.jsonl"))
+        .unwrap();
+    assert!(text == want, "gen no longer writes fixtures/opa/day.jsonl");
+    let o = Command::new(env!("CARGO_BIN_EXE_proof"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["replay", out.to_str().unwrap()])
+        .args([
+            "--bundle",
+            "fixtures/opa/gateway-v1",
+            "--candidate-bundle",
+            "fixtures/opa/gateway-v1",
+        ])
+        .args(["--out", d.path().join("r").to_str().unwrap(), "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r: Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("r/report.json")).unwrap()).unwrap();
+    assert_eq!(
+        r["fidelity"],
+        serde_json::json!({"checked": 2983, "faithful": 2983, "unfaithful": 0, "by_kind": {}})
+    );
+    assert_eq!(
+        r["records"]["skipped_by_reason"],
+        serde_json::json!({"redacted": 17})
+    );
+    // --decision picks the decisions; a path that names nothing is a usage error
+    let o = Command::new(env!("CARGO_BIN_EXE_proof"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "gen",
+            "--bundle",
+            "fixtures/opa/gateway-v1",
+            "--records",
+            "5",
+        ])
+        .args(["--decision", "gateway/authz/deny"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let lines: Vec<Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5);
+    assert!(
+        lines
+            .iter()
+            .all(|e| e["path"] == "gateway/authz/deny" && e["result"].is_array())
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_proof"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "gen",
+            "--bundle",
+            "fixtures/opa/gateway-v1",
+            "--decision",
+            "//",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}
