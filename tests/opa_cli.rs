@@ -224,6 +224,11 @@ fn halves_of_an_opa_replay_merge_into_the_one_run() {
     let (merged, single) = (merged.unwrap(), single.unwrap());
     assert_eq!(merged["records"], single["records"]);
     assert_eq!(fixed(&merged), fixed(&single));
+    // The bundles as the one run names them (revision, digest, path, selector `opa`).
+    for side in ["baseline", "candidate"] {
+        assert_eq!(merged["inputs"][side], single["inputs"][side], "{side}");
+    }
+    assert_eq!(merged["inputs"]["candidate"]["selector"], "opa");
     // A part of an IR replay is another engine: refused, naming the field.
     let ir_part = d.path().join("ir.part");
     let c = conformance();
