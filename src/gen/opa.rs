@@ -420,7 +420,7 @@ mod tests {
         }
         // every decision has a result; allow is a boolean, deny an array, response an
         // object, status a number
-        let by = |d: &str| evs.iter().filter(move |e| e["path"] == d);
+        let by = |d: &'static str| evs.iter().filter(move |e| e["path"] == d);
         assert!(by("gateway/authz/allow").all(|e| e["result"].is_boolean()));
         assert!(by("gateway/authz/deny").all(|e| e["result"].is_array()));
         assert!(by("gateway/authz/response").all(|e| e["result"]["status"].is_number()));
