@@ -641,3 +641,167 @@ fn gen_writes_the_bundled_day_byte_for_byte() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// `proof replay` in `dir` with the given bundles on `log`: exit code, report, stderr.
+fn replay_in(dir: &Path, log: &Path, base: &Path, cand: &Path) -> (i32, Option<Value>, String) {
+    let out = dir.join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_proof"))
+        .current_dir(dir)
+        .args(["replay", log.to_str().unwrap()])
+        .args(["--bundle", base.to_str().unwrap()])
+        .args(["--candidate-bundle", cand.to_str().unwrap()])
+        .args(["--max-unfaithful-ratio", "1", "--max-rejects", "9"])
+        .args(["--out", out.to_str().unwrap(), "-q"])
+        .output()
+        .unwrap();
+    let report = std::fs::read(out.join("report.json"))
+        .ok()
+        .map(|b| serde_json::from_slice(&b).unwrap());
+    let _ = std::fs::remove_dir_all(&out);
+    (
+        o.status.code().unwrap_or(-1),
+        report,
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_bundles_stop_the_run_and_bad_events_are_counted_never_a_panic() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (v1, v2) = (
+        root.join("fixtures/opa/gateway-v1"),
+        root.join("fixtures/opa/gateway-v2"),
+    );
+    let d = tempfile::tempdir().unwrap();
+    let work = d.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let log = work.join("one.jsonl");
+    std::fs::write(
+        &log,
+        "{\"decision_id\":\"a\",\"path\":\"gateway/authz/allow\",\"timestamp\":\"2026-11-12T10:00:00Z\"}\n",
+    )
+    .unwrap();
+    let gz = |tar: Vec<u8>| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(&tar).unwrap();
+        e.finish().unwrap()
+    };
+    // A truncated tarball of a real bundle.
+    let mut t = tar::Builder::new(Vec::new());
+    t.append_dir_all(".", &v2).unwrap();
+    let whole = gz(t.into_inner().unwrap());
+    let cut = work.join("cut.tar.gz");
+    std::fs::write(&cut, &whole[..whole.len() / 2]).unwrap();
+    let (code, r, err) = replay_in(&work, &log, &v1, &cut);
+    assert_eq!((code, r.is_none()), (2, true), "{err}");
+    assert!(
+        err.contains("cut.tar.gz: not a readable .tar.gz bundle"),
+        "{err}"
+    );
+    // A tarball with a `../` entry: refused, nothing written outside.
+    let mut t = tar::Builder::new(Vec::new());
+    for (name, body) in [
+        (
+            "gateway/authz/x.rego",
+            "package gateway.authz\n\nallow := true\n",
+        ),
+        ("../escape.rego", "package x\n"),
+    ] {
+        let mut h = tar::Header::new_old();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        t.append(&h, body.as_bytes()).unwrap();
+    }
+    let evil = work.join("evil.tar.gz");
+    std::fs::write(&evil, gz(t.into_inner().unwrap())).unwrap();
+    let (code, _, err) = replay_in(&work, &log, &v1, &evil);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("`../escape.rego` leaves the bundle"), "{err}");
+    assert!(!d.path().join("escape.rego").exists());
+    // Data that conflicts with a rule: the data file is named.
+    let clash = work.join("clash");
+    for f in [
+        "gateway/authz/policy.rego",
+        "roles/data.json",
+        "tiers/data.json",
+    ] {
+        let to = clash.join(f);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(v1.join(f), to).unwrap();
+    }
+    std::fs::write(clash.join("gateway/authz/data.json"), r#"{"allow": false}"#).unwrap();
+    let (code, _, err) = replay_in(&work, &log, &clash, &v2);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("data.json: data.gateway.authz.allow conflicts with rule `allow`"),
+        "{err}"
+    );
+
+    // Events: an input 100 levels deep is evaluated; 200 deep is past the JSON
+    // reader's nesting limit, a malformed record; a nd_builtin_cache of the wrong
+    // shape makes time.now_ns an evaluation error on both paths (fail-closed).
+    let nest = |n: usize| {
+        let mut s = String::from("true");
+        for _ in 0..n {
+            s = format!("{{\"a\":{s}}}");
+        }
+        s
+    };
+    let ev = |id: &str, rest: &str| {
+        format!(
+            "{{\"decision_id\":\"{id}\",\"path\":\"gateway/authz/allow\",\"timestamp\":\"2026-11-12T10:00:00Z\",{rest}}}\n"
+        )
+    };
+    let events = work.join("bad.jsonl");
+    std::fs::write(
+        &events,
+        [
+            ev("deep100", &format!("\"input\":{}", nest(100))),
+            ev("deep200", &format!("\"input\":{}", nest(200))),
+            ev(
+                "nd",
+                "\"input\":{\"user\":\"alice\",\"tier\":\"pro\",\"method\":\"GET\",\"path\":\"/api/v1/orders/1\",\"ip\":\"10.0.0.1\",\"requests_this_minute\":1,\"token\":{\"exp_ns\":1894470410000000000}},\"nd_builtin_cache\":[1]",
+            ),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let (code, r, err) = replay_in(&work, &events, &v1, &v2);
+    assert!(code == 0 || code == 1 || code == 3, "{code}: {err}");
+    let r = r.unwrap();
+    assert_eq!(r["records"]["read"], 3);
+    assert_eq!(r["records"]["evaluated"], 2);
+    assert_eq!(
+        r["records"]["rejected_by_reason"],
+        serde_json::json!({"malformed": 1})
+    );
+    assert_eq!(r["rejections"][0]["line"], 2, "{}", r["rejections"]);
+    // both evaluated events are denied on both paths: the deep one has no user, the
+    // other's time.now_ns cannot be answered
+    assert_eq!(r["verdicts"]["shadow"]["fail"], 2);
+    assert_eq!(r["verdicts"]["enforced"]["fail"], 2);
+    let errs: Vec<(String, String, u64)> = r["evaluation_errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["path"].as_str().unwrap().to_string(),
+                e["reason"].as_str().unwrap().to_string(),
+                e["records"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        errs,
+        [
+            ("enforced".to_string(), "nondeterministic".to_string(), 1),
+            ("shadow".to_string(), "nondeterministic".to_string(), 1)
+        ],
+        "{}",
+        r["evaluation_errors"]
+    );
+}
