@@ -32,7 +32,7 @@ pub struct AdaptArgs {
     #[allow(missing_docs)]
     pub policy: PolicyArgs,
     /// Context file (required): a log record ({ts, request_id, context, …}) or a bare
-    /// context object.
+    /// context object; with --bundle, one OPA decision event.
     #[arg(long, value_name = "FILE")]
     pub context: PathBuf,
     /// Let the candidate path decide for sampled requests [default: off = shadow only].
