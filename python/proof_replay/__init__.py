@@ -12,6 +12,10 @@ Settings are keyword arguments named like the flags of ``proof replay``
 (``candidate_ir=`` for ``--candidate-ir``) and are parsed by the CLI's own parsers,
 so they accept the same values and fail with the same messages. ``lists`` takes a
 dict ``{name: path}``, ``levels`` a list or ``"0,1,5"``, ``redact_ids`` a bool.
+OPA decision events (SPEC §12) take ``bundle=`` and ``candidate_bundle=`` (a directory
+or a ``.tar.gz``) instead of the policy settings: ``pr.fold(lines, bundle="v1/",
+candidate_bundle="v2.tar.gz")``; on Spark the driver ships the bundles' files to the
+executors.
 
 Errors raise :class:`ProofError` subclasses carrying the CLI's message and its
 ``exit_code`` (2: usage, config, IR, schema). Gate outcomes are not errors: the

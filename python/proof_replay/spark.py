@@ -152,7 +152,7 @@ def partials(spark: Any, paths: Sequence[str], argv: Sequence[str], fmt: str | N
     if parquet:
         df = spark.read.parquet(*parquet)
         # The CLI's schema check, on the driver, before any task runs.
-        _native.check_schema(_arrow_schema(df.schema), _schema_source(parquet))
+        _native.check_schema(_arrow_schema(df.schema), _schema_source(parquet), spec.value)
         df = df.select(
             "*",
             F.col("_metadata.file_path").alias("__proof_file"),

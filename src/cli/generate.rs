@@ -68,6 +68,16 @@ pub struct GenArgs {
     /// (created if missing) [default: none, no lists written].
     #[arg(long, value_name = "DIR")]
     pub lists_dir: Option<PathBuf>,
+    /// Write OPA decision-log events instead (SPEC §12): API-gateway requests whose
+    /// `result` is this bundle's answer (a directory or a .tar.gz), JSONL only
+    /// [default: none: LkSG records].
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["lists_dir", "format"])]
+    pub bundle: Option<PathBuf>,
+    /// With --bundle: the decision path each event asks for, such as
+    /// gateway/authz/allow; repeatable, picked uniformly [default: the gateway
+    /// example's allow, deny, response and status, 5:2:2:1].
+    #[arg(long, value_name = "PATH", requires = "bundle")]
+    pub decision: Vec<String>,
 }
 
 /// Runs `proof gen`.
@@ -102,6 +112,9 @@ pub fn run(args: GenArgs) -> anyhow::Result<i32> {
             format_rfc3339_ms(last_ok)
         ))
         .into());
+    }
+    if let Some(bundle) = &args.bundle {
+        return run_opa(&args, bundle, start_ms, duration_ms);
     }
     let cfg = GenConfig {
         records: args.records,
@@ -165,5 +178,38 @@ pub fn run(args: GenArgs) -> anyhow::Result<i32> {
     }
     tmp.persist(path)
         .map_err(|e| ProofError::io(path, e.error))?;
+    Ok(0)
+}
+
+/// `proof gen --bundle`: OPA decision events (SPEC §12) filled by evaluating the bundle.
+fn run_opa(
+    args: &GenArgs,
+    bundle: &std::path::Path,
+    start_ms: i64,
+    duration_ms: i64,
+) -> anyhow::Result<i32> {
+    use crate::engine::opa::{Bundle, DecisionPath};
+    use crate::r#gen::opa::{OpaGenConfig, OpaGenerator, write};
+    let decisions = args
+        .decision
+        .iter()
+        .map(|d| {
+            DecisionPath::parse(d).ok_or_else(|| {
+                ProofError::Usage(format!(
+                    "--decision '{d}' names no rule: give a decision path such as \
+                     gateway/authz/allow"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let cfg = OpaGenConfig {
+        records: args.records,
+        start_ms,
+        duration_ms,
+        seed: args.seed,
+        decisions,
+    };
+    let events = OpaGenerator::new(cfg, Bundle::load(bundle)?)?;
+    write(events, args.output.as_deref(), args.zstd_level)?;
     Ok(0)
 }

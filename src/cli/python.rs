@@ -159,10 +159,70 @@ impl Shipped {
     }
 }
 
+/// An OPA bundle read on the driver (SPEC §12): its files, hex, as `Bundle::load`
+/// reads them from a directory or a `.tar.gz`, and the name its id falls back to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ShippedBundle {
+    /// The path as the driver named it (shown in the reports).
+    display: String,
+    /// The file or directory name without `.tar.gz`.
+    name: String,
+    /// Path inside the bundle → content, hex.
+    files: Vec<(String, String)>,
+}
+
+impl ShippedBundle {
+    fn read(path: &Path) -> Result<ShippedBundle, ProofError> {
+        let (name, files) = crate::engine::opa::bundle::read_files(path)?;
+        Ok(ShippedBundle {
+            display: path.display().to_string(),
+            name,
+            files: files
+                .into_iter()
+                .map(|(p, b)| (p, hex::encode(b)))
+                .collect(),
+        })
+    }
+
+    /// Writes the bundle as a directory `dir/slot/<name>` (the same files, so the same
+    /// digest and id as on the driver).
+    fn materialise(&self, dir: &Path, slot: &str) -> Result<PathBuf, ProofError> {
+        let files = self
+            .files
+            .iter()
+            .map(|(p, h)| {
+                hex::decode(h)
+                    .map(|b| (p.clone(), b))
+                    .map_err(|e| ProofError::Usage(format!("job spec: {slot} {p} is not hex: {e}")))
+            })
+            .collect::<Result<std::collections::BTreeMap<_, _>, _>>()?;
+        if Path::new(&self.name).components().count() != 1 || self.name.starts_with('.') {
+            return Err(ProofError::Usage(format!(
+                "job spec: bundle name {:?} is not a plain name",
+                self.name
+            )));
+        }
+        let root = dir.join(slot).join(&self.name);
+        std::fs::create_dir_all(&root).map_err(|e| ProofError::io(&root, e))?;
+        crate::engine::opa::bundle::write_files(&root, &files)?;
+        Ok(root)
+    }
+}
+
+/// The OPA part of a spec: both bundles (the baseline absent with `--baseline
+/// recorded`) and `--decision`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct OpaSpec {
+    bundle: Option<ShippedBundle>,
+    candidate_bundle: ShippedBundle,
+    decision: Option<String>,
+}
+
 /// Everything an executor needs to fold records exactly as the driver's job would.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Spec {
-    baseline: Shipped,
+    /// The IR engine's baseline (absent for OPA bundles and a recorded baseline).
+    baseline: Option<Shipped>,
     candidate: Option<Shipped>,
     selector: SelectorKind,
     weights: Option<Shipped>,
@@ -180,24 +240,49 @@ struct Spec {
     /// `--bucket-key` (SPEC §3).
     #[serde(default)]
     bucket_key: Option<String>,
+    /// OPA bundles (SPEC §12) instead of IR policies.
+    #[serde(default)]
+    opa: Option<OpaSpec>,
 }
 
 impl Spec {
     fn of(job: &Job) -> Result<Spec, ProofError> {
         let s = &job.settings;
-        let crate::engine::Loaded::Ir(ir) = &job.engine else {
-            return Err(ProofError::Usage(
-                "the Spark job ships proof's IR policies to executors; OPA bundles are not \
-                 shipped yet: replay OPA decision logs with `proof replay` (or shard them \
-                 with --partial-out and `proof merge`)"
-                    .into(),
-            ));
+        let common = |opa| Spec {
+            baseline: None,
+            candidate: None,
+            selector: s.selector,
+            weights: None,
+            shadow_selector: s.shadow_selector,
+            shadow_weights: None,
+            lists: Vec::new(),
+            window: s.window.to_string(),
+            salt: job.engine.salt().to_string(),
+            examples: s.examples,
+            max_windows: s.max_windows,
+            drift_details: s.drift_details.is_some(),
+            baseline_mode: Some(s.baseline.to_string()),
+            bucket_key: s.bucket_key.as_ref().map(|k| k.to_string()),
+            opa,
+        };
+        let ir = match &job.engine {
+            crate::engine::Loaded::Ir(ir) => ir,
+            crate::engine::Loaded::Opa(_) => {
+                let candidate = s.candidate_bundle.as_deref().ok_or_else(|| {
+                    ProofError::Internal("an OPA job without --candidate-bundle".into())
+                })?;
+                return Ok(common(Some(OpaSpec {
+                    bundle: s.bundle.as_deref().map(ShippedBundle::read).transpose()?,
+                    candidate_bundle: ShippedBundle::read(candidate)?,
+                    decision: s.decision.clone(),
+                })));
+            }
         };
         let shadow = &ir.paths.shadow.policy;
         let enforced = &ir.paths.enforced.policy;
         let same = Arc::ptr_eq(shadow, enforced);
         Ok(Spec {
-            baseline: Shipped::read(&shadow.path)?,
+            baseline: Some(Shipped::read(&shadow.path)?),
             candidate: if same {
                 None
             } else {
@@ -219,6 +304,7 @@ impl Spec {
             drift_details: s.drift_details.is_some(),
             baseline_mode: Some(s.baseline.to_string()),
             bucket_key: s.bucket_key.as_ref().map(|k| k.to_string()),
+            opa: None,
         })
     }
 
@@ -236,8 +322,44 @@ impl Spec {
             .unwrap_or("replayed")
             .parse()
             .map_err(ProofError::Usage)?;
+        let bucket_key = self
+            .bucket_key
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(ProofError::Usage)?;
+        let window = Some(WindowLen::parse(&self.window).map_err(ProofError::Usage)?);
+        if let Some(opa) = &self.opa {
+            let mut put_bundle = |b: &ShippedBundle, slot: &str| -> Result<PathBuf, ProofError> {
+                let p = b.materialise(dir, slot)?;
+                shown.insert(p.display().to_string(), b.display.clone());
+                Ok(p)
+            };
+            let layer = Layer {
+                bundle: opa
+                    .bundle
+                    .as_ref()
+                    .map(|b| put_bundle(b, "bundle"))
+                    .transpose()?,
+                candidate_bundle: Some(put_bundle(&opa.candidate_bundle, "candidate_bundle")?),
+                decision: opa.decision.clone(),
+                baseline: Some(baseline_mode),
+                bucket_key,
+                window,
+                salt: Some(self.salt.clone()),
+                examples: Some(self.examples),
+                max_windows: Some(self.max_windows),
+                threads: Some(1),
+                ..Layer::default()
+            };
+            return Ok((Job::resolve(layer.finish())?, shown));
+        }
         let recorded = baseline_mode != crate::replay::settings::Baseline::Replayed;
-        let first = put(&self.baseline, "baseline")?;
+        let baseline = self
+            .baseline
+            .as_ref()
+            .ok_or_else(|| ProofError::Usage("job spec: no baseline policy".into()))?;
+        let first = put(baseline, "baseline")?;
         let candidate = self
             .candidate
             .as_ref()
@@ -254,12 +376,7 @@ impl Spec {
             ir,
             candidate_ir,
             baseline: Some(baseline_mode),
-            bucket_key: self
-                .bucket_key
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .map_err(ProofError::Usage)?,
+            bucket_key,
             selector: Some(self.selector),
             weights: self
                 .weights
@@ -283,7 +400,7 @@ impl Spec {
                     })
                 })
                 .collect::<Result<_, ProofError>>()?,
-            window: Some(WindowLen::parse(&self.window).map_err(ProofError::Usage)?),
+            window,
             salt: Some(self.salt.clone()),
             examples: Some(self.examples),
             max_windows: Some(self.max_windows),
@@ -347,9 +464,27 @@ fn resolve_schema(
 }
 
 /// Checks a batch schema as the CLI checks a Parquet file's (the Spark driver calls it
-/// on the DataFrame's schema before any task runs).
+/// on the DataFrame's schema before any task runs): the columns of OPA decision events
+/// (SPEC §12) when `spec` (from [`prepare`]) is an OPA job, else §4's.
 #[pyfunction]
-fn check_schema(schema: PyArrowType<arrow::datatypes::Schema>, source: &str) -> PyResult<()> {
+#[pyo3(signature = (schema, source, spec=None))]
+fn check_schema(
+    schema: PyArrowType<arrow::datatypes::Schema>,
+    source: &str,
+    spec: Option<&[u8]>,
+) -> PyResult<()> {
+    let opa = match spec {
+        Some(b) => serde_json::from_slice::<Spec>(b)
+            .map_err(|e| usage(format!("job spec does not parse: {e}")))?
+            .opa
+            .is_some(),
+        None => false,
+    };
+    if opa {
+        return crate::engine::opa::parquet::roots(&schema.0)
+            .map(drop)
+            .map_err(|msg| py_err(crate::engine::schema_error(Path::new(source), msg)));
+    }
     crate::replay::parquet::ParquetColumns::from_schema(&schema.0, Path::new(source))
         .map(drop)
         .map_err(py_err)

@@ -9,6 +9,7 @@
 //! [`jsonl`] (plain, gzip, zstd) and [`parquet`]; `cli::generate` only maps flags.
 
 pub mod jsonl;
+pub mod opa;
 pub mod parquet;
 
 pub use jsonl::to_jsonl;

@@ -621,6 +621,8 @@ pub fn part_policy_ref(r: &PartRef) -> PolicyRef {
         path: r.path.clone(),
         selector: match r.selector.as_str() {
             "weighted" => "weighted",
+            // OPA bundles (SPEC §12) have no selector: the CLI's reports say `opa`.
+            "opa" => "opa",
             _ => "basic",
         },
         weights: r.weights.clone(),

@@ -109,3 +109,28 @@ def test_merge_refuses_other_settings_and_broken_partials():
         pr.merge([a[:-10]])
     with pytest.raises(pr.ConfigError, match="not a proof partial"):
         pr.report(b"hello")
+
+
+def test_opa_events_fold_as_the_cli_replays_them(tmp_path):
+    """OPA decision events (SPEC §12) through the front door: the conformance case's
+    47 lines with its two bundles, as `proof replay` counts them; a Parquet schema is
+    checked against the OPA event columns when the job spec is an OPA one."""
+    from conftest import FIX
+    from proof_replay import _native
+
+    opa = FIX / "conformance" / "opa"
+    settings = {"bundle": str(opa / "shop-v1"), "candidate_bundle": str(opa / "shop-v2.tar.gz"),
+                "rollout": 50, "drift_max": 0.1, "max_rejects": 2, "max_unfaithful_ratio": 0.05}
+    lines = (opa / "decisions.jsonl").read_bytes().splitlines()
+    rep = pr.report(pr.fold(lines, source="decisions.jsonl", **settings), **settings)
+    out = tmp_path / "cli"
+    p = run_cli("replay", str(opa / "decisions.jsonl"), *pr.flags(settings), "--out", str(out), "-q")
+    cli = json.loads((out / "report.json").read_text())
+    assert rep["gate"]["exit_code"] == p.returncode == 1
+    assert rep["records"]["read"] == 47 and rep["records"]["evaluated"] == 44
+    assert fixed(rep) == fixed(cli)
+    assert rep["fidelity"] == cli["fidelity"]
+    spec = _native.prepare(pr.flags(settings))
+    with pytest.raises(pr.SchemaError) as e:
+        _native.check_schema(pa.schema([("decision_id", pa.string())]), "e.parquet", spec)
+    assert "missing required column 'timestamp' of an OPA decision event" in str(e.value)

@@ -47,21 +47,7 @@ impl fmt::Debug for Bundle {
 impl Bundle {
     /// Loads a bundle directory or `.tar.gz`/`.tgz` file.
     pub fn load(path: &Path) -> Result<Bundle, ProofError> {
-        let meta = std::fs::metadata(path).map_err(|e| ProofError::io(path, e))?;
-        let files = if meta.is_dir() {
-            read_dir(path)?
-        } else {
-            read_tar_gz(path)?
-        };
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| path.display().to_string());
-        let name = ["tar.gz", "tgz"]
-            .iter()
-            .find_map(|ext| name.strip_suffix(&format!(".{ext}")))
-            .map(str::to_string)
-            .unwrap_or(name);
+        let (name, files) = read_files(path)?;
         Bundle::from_files(path, &name, files)
     }
 
@@ -389,6 +375,49 @@ fn read_dir(root: &Path) -> Result<BTreeMap<String, Vec<u8>>, ProofError> {
     Ok(files)
 }
 
+/// A bundle's files as [`Bundle::load`] reads them (path inside the bundle → bytes),
+/// and the name its id falls back to (the file or directory name without
+/// `.tar.gz`/`.tgz`): what is shipped to read the same bundle elsewhere (Spark
+/// executors, see [`write_files`]).
+pub fn read_files(path: &Path) -> Result<(String, BTreeMap<String, Vec<u8>>), ProofError> {
+    let meta = std::fs::metadata(path).map_err(|e| ProofError::io(path, e))?;
+    let files = if meta.is_dir() {
+        read_dir(path)?
+    } else {
+        read_tar_gz(path)?
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    let name = ["tar.gz", "tgz"]
+        .iter()
+        .find_map(|ext| name.strip_suffix(&format!(".{ext}")))
+        .map(str::to_string)
+        .unwrap_or(name);
+    Ok((name, files))
+}
+
+/// Writes `files` (from [`read_files`]) under `dir` as a bundle directory that loads
+/// as the same bundle (same digest); a path with `..` or an absolute one is refused,
+/// so nothing is written outside `dir`.
+pub fn write_files(dir: &Path, files: &BTreeMap<String, Vec<u8>>) -> Result<(), ProofError> {
+    for (rel, bytes) in files {
+        let safe = safe_rel(rel)
+            .filter(|r| r == rel && !r.is_empty())
+            .ok_or_else(|| ProofError::Config {
+                path: Location::file(dir),
+                msg: format!("bundle file path {rel:?} is not a plain relative path"),
+            })?;
+        let path = dir.join(safe);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| ProofError::io(parent, e))?;
+        }
+        std::fs::write(&path, bytes).map_err(|e| ProofError::io(&path, e))?;
+    }
+    Ok(())
+}
+
 fn too_big(path: &Path) -> ProofError {
     ProofError::Limit {
         path: Location::file(path),
@@ -666,5 +695,24 @@ mod tests {
         names.sort();
         assert_eq!(names, ["cut.tar.gz", "evil.tar.gz", "gw.tgz"]);
         assert!(!dir.path().parent().unwrap().join("escape.rego").exists());
+    }
+
+    #[test]
+    fn shipped_files_load_as_the_same_bundle_and_never_leave_their_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/opa/gateway-v2");
+        let (name, read) = read_files(&src).unwrap();
+        assert_eq!(name, "gateway-v2");
+        let out = dir.path().join("slot").join(&name);
+        write_files(&out, &read).unwrap();
+        let (a, b) = (Bundle::load(&src).unwrap(), Bundle::load(&out).unwrap());
+        assert_eq!((a.id(), a.digest()), (b.id(), b.digest()));
+        assert_eq!(a.id(), "gw-2");
+        for bad in ["../escape.rego", "/abs.rego", "a/../../b.rego"] {
+            let e = write_files(&dir.path().join("y"), &files(&[(bad, POLICY)]));
+            assert!(e.is_err(), "{bad}");
+        }
+        assert!(!dir.path().join("escape.rego").exists());
+        assert!(!dir.path().join("b.rego").exists());
     }
 }
