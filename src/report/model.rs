@@ -943,15 +943,29 @@ pub fn headline(r: &Report) -> String {
                 r.records.rejected, r.config.max_rejects,
             );
         }
-        if let Some(e) = r.evaluation_errors.first() {
+        if let (Some(e), Some(max)) = (r.evaluation_errors.first(), r.config.max_eval_error_ratio)
+            && e.ratio > max
+        {
             return format!(
                 "Run FAILED: rule {} errors ({}) on {} of the {} path's records, more than \
-                 --max-eval-error-ratio {}; {gate}",
+                 --max-eval-error-ratio {max}; {gate}",
                 e.rule,
                 e.reason,
                 pct(e.ratio),
                 e.path,
-                r.config.max_eval_error_ratio.unwrap_or(0.0)
+            );
+        }
+        if let Some(f) = &r.fidelity
+            && ratio(f.unfaithful, f.checked) > r.settings.max_unfaithful_ratio
+        {
+            return format!(
+                "Run FAILED: the replay reproduced {} of {} production verdicts, {} unfaithful \
+                 ({}), more than --max-unfaithful-ratio {}; {gate}",
+                f.faithful,
+                f.checked,
+                f.unfaithful,
+                pct(ratio(f.unfaithful, f.checked)),
+                r.settings.max_unfaithful_ratio
             );
         }
     }
@@ -1029,6 +1043,7 @@ pub fn verdict_paragraph(r: &Report) -> String {
             && rec.evaluated > 0
             && let (Some(e), Some(max)) =
                 (r.evaluation_errors.first(), r.config.max_eval_error_ratio)
+            && e.ratio > max
         {
             why.push(format!(
                 "rule {} errors ({}) on {} of the {} path's records, more than --max-eval-error-ratio {max}",
