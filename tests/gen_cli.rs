@@ -145,8 +145,13 @@ fn a_duration_under_a_day_spreads_records_over_the_span() {
 /// The README's `proof gen --verdicts … --tenants` command (3 000 records, flip ratio
 /// `flip`) into `dir`; returns the log path.
 fn gen_verdicts(dir: &std::path::Path, flip: &str) -> std::path::PathBuf {
+    gen_verdicts_to(dir, flip, &format!("tenants-{flip}.jsonl"))
+}
+
+/// [`gen_verdicts`] into `dir/name` (`.parquet`: Parquet).
+fn gen_verdicts_to(dir: &std::path::Path, flip: &str, name: &str) -> std::path::PathBuf {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let log = dir.join(format!("tenants-{flip}.jsonl"));
+    let log = dir.join(name);
     let f = |p: &str| root.join(p).display().to_string();
     let (code, out, err) = gen_(&[
         "--records",
@@ -178,7 +183,14 @@ fn replay_tenants(log: &std::path::Path, out: &std::path::Path) -> (i32, serde_j
         .arg(log)
         .arg("--scenario")
         .arg(root.join("fixtures/scenarios/lksg_v2_canary.yaml"))
-        .args(["--bucket-key", "tenant.id", "--min-requests", "1", "--quiet", "--out"])
+        .args([
+            "--bucket-key",
+            "tenant.id",
+            "--min-requests",
+            "1",
+            "--quiet",
+            "--out",
+        ])
         .arg(out)
         .output()
         .unwrap();
@@ -231,13 +243,24 @@ fn generated_verdicts_replay_faithfully_except_exactly_the_flipped_share() {
     let mut verdicts = 0;
     for (a, b) in plain.lines().zip(text.lines()) {
         let mut v: serde_json::Value = serde_json::from_str(b).unwrap();
-        let t = v["context"].as_object_mut().unwrap().remove("tenant").unwrap();
+        let t = v["context"]
+            .as_object_mut()
+            .unwrap()
+            .remove("tenant")
+            .unwrap();
         assert!(t["id"].as_str().unwrap().starts_with("t-00"), "{t}");
         verdicts += u64::from(v.as_object_mut().unwrap().remove("verdict").is_some());
         assert_eq!(v, serde_json::from_str::<serde_json::Value>(a).unwrap());
     }
     assert_eq!(verdicts, evaluated);
     assert_eq!(text.lines().count(), 3000);
+    // The same records as Parquet (a `verdict` column) replay to the same figures.
+    let parquet = gen_verdicts_to(dir.path(), "0.01", "tenants.parquet");
+    let (code, p) = replay_tenants(&parquet, &dir.path().join("o2"));
+    assert_eq!(code, 3);
+    for key in ["fidelity", "records", "drift", "levels", "gate"] {
+        assert_eq!(p[key], r[key], "{key}");
+    }
 }
 
 #[test]

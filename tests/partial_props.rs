@@ -213,7 +213,12 @@ fn fidelity_and_bucket_key_counts_of_merged_parts_equal_one_run() {
     };
     let view = |r: &proof::report::model::Report| {
         let v = serde_json::to_value(r).unwrap();
-        serde_json::json!([v["fidelity"], v["unfaithful_examples"], v["records"], v["levels"]])
+        serde_json::json!([
+            v["fidelity"],
+            v["unfaithful_examples"],
+            v["records"],
+            v["levels"]
+        ])
     };
     let one = view(&report_of(fold(&job, &lines, |_| true)));
     // Sanity: the conformance case (expected_v2_fidelity_score_r25.json): 37 of 39

@@ -529,7 +529,10 @@ fn check_dom(dom: &str, r: &Value) {
                 assert_eq!(got.len(), want.len());
                 assert!(!want.is_empty());
                 for ((_, cells), u) in got.iter().zip(want) {
-                    for (i, key) in ["ts", "request_id", "recorded", "replayed"].iter().enumerate() {
+                    for (i, key) in ["ts", "request_id", "recorded", "replayed"]
+                        .iter()
+                        .enumerate()
+                    {
                         assert_eq!(cells[i], u[key].as_str().unwrap(), "{key}");
                     }
                 }

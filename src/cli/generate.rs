@@ -92,9 +92,9 @@ pub struct FidelityArgs {
     #[arg(long = "list", value_name = "NAME=FILE", requires = "verdicts")]
     pub lists: Vec<ListSpec>,
     /// With --verdicts: share of those records written with another verdict than the
-    /// baseline's, 0.0..=1.0: exactly ⌊n × R⌋ of n, spread evenly in time, so a replay
+    /// baseline's, 0.0..=1.0: exactly ⌊n × RATIO⌋ of n, spread evenly in time, so a replay
     /// finds that many unfaithful.
-    #[arg(long, value_name = "R", default_value_t = 0.0, value_parser = super::parse_ratio, requires = "verdicts")]
+    #[arg(long, value_name = "RATIO", default_value_t = 0.0, value_parser = super::parse_ratio, requires = "verdicts")]
     pub flip_ratio: f64,
     /// Give each context a tenant, `tenant.id` = `t-0001` … of N tenants (Zipf-skewed:
     /// a few large ones, a long tail), for `replay --bucket-key tenant.id`; 1..=1000000

@@ -197,7 +197,12 @@ pub fn render(d: &Diff) -> String {
         let share = |s: &Option<FidelitySide>| s.as_ref().map(|f| 1.0 - f.unfaithful_ratio);
         let reproduced = |s: &Option<FidelitySide>| match s {
             None => "not checked".to_string(),
-            Some(f) => format!("{} of {} ({})", f.faithful, f.checked, pct(1.0 - f.unfaithful_ratio)),
+            Some(f) => format!(
+                "{} of {} ({})",
+                f.faithful,
+                f.checked,
+                pct(1.0 - f.unfaithful_ratio)
+            ),
         };
         let unfaithful = |s: &Option<FidelitySide>| match s {
             None => "–".to_string(),

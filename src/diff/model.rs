@@ -776,7 +776,7 @@ pub fn compare(base: &Side, new: &Side, limits: Limits, links: Links) -> Result<
             sides: gate,
         },
         plan: (plan.base.is_some() || plan.new.is_some()).then_some(plan),
-        fidelity: (fidelity.base.is_some() || fidelity.new.is_some()).then(|| FidelityDiff {
+        fidelity: (fidelity.base.is_some() || fidelity.new.is_some()).then_some(FidelityDiff {
             unfaithful_ratio_change: match (&fidelity.base, &fidelity.new) {
                 (Some(b), Some(n)) => Some(n.unfaithful_ratio - b.unfaithful_ratio),
                 _ => None,
@@ -947,8 +947,14 @@ mod tests {
         let new = with_fidelity(39, &[("ok->fail", 4)]);
         let d = compare(&base, &new, Limits::default(), Links::default()).unwrap();
         let f = d.fidelity.as_ref().unwrap();
-        let (b, n) = (f.sides.base.as_ref().unwrap(), f.sides.new.as_ref().unwrap());
-        assert_eq!((b.faithful, b.unfaithful, n.faithful, n.unfaithful), (37, 2, 35, 4));
+        let (b, n) = (
+            f.sides.base.as_ref().unwrap(),
+            f.sides.new.as_ref().unwrap(),
+        );
+        assert_eq!(
+            (b.faithful, b.unfaithful, n.faithful, n.unfaithful),
+            (37, 2, 35, 4)
+        );
         assert_eq!(f.unfaithful_ratio_change, Some(4.0 / 39.0 - 2.0 / 39.0));
         let text = crate::diff::text::render(&d, false);
         assert!(
@@ -960,7 +966,9 @@ mod tests {
         );
         let md = crate::diff::markdown::render(&d);
         assert!(
-            md.contains("| Replay reproduced production | 37 of 39 (94.9 %) | 35 of 39 (89.7 %) ↓ |\n"),
+            md.contains(
+                "| Replay reproduced production | 37 of 39 (94.9 %) | 35 of 39 (89.7 %) ↓ |\n"
+            ),
             "{md}"
         );
         assert!(
@@ -972,7 +980,10 @@ mod tests {
         );
         let json: Value = serde_json::from_slice(&crate::diff::json::render(&d)).unwrap();
         assert_eq!(json["fidelity"]["base"]["unfaithful"], 2);
-        assert_eq!(json["fidelity"]["new"]["by_kind"], serde_json::json!({"ok->fail": 4}));
+        assert_eq!(
+            json["fidelity"]["new"]["by_kind"],
+            serde_json::json!({"ok->fail": 4})
+        );
         assert_eq!(json["fidelity"]["new"]["unfaithful_ratio"], 4.0 / 39.0);
 
         // Only NEW checked: BASE is "not checked", no change figure; neither: null.
@@ -984,9 +995,10 @@ mod tests {
             text.contains("fidelity: not checked → 35 of 39 reproduced, 4 unfaithful (10.3 %)\n"),
             "{text}"
         );
-        assert!(crate::diff::markdown::render(&d).contains(
-            "| Replay reproduced production | not checked | 35 of 39 (89.7 %) |\n"
-        ));
+        assert!(
+            crate::diff::markdown::render(&d)
+                .contains("| Replay reproduced production | not checked | 35 of 39 (89.7 %) |\n")
+        );
         let d = compare(&plain, &plain, Limits::default(), Links::default()).unwrap();
         assert!(d.fidelity.is_none());
         let json: Value = serde_json::from_slice(&crate::diff::json::render(&d)).unwrap();

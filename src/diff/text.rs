@@ -125,7 +125,8 @@ pub fn render(d: &Diff, color: bool) -> String {
         kinds.sort();
         kinds.dedup();
         let n = |s: &Option<super::model::FidelitySide>, k: &str| {
-            s.as_ref().map_or(0, |s| s.by_kind.get(k).copied().unwrap_or(0))
+            s.as_ref()
+                .map_or(0, |s| s.by_kind.get(k).copied().unwrap_or(0))
         };
         let kinds: Vec<String> = kinds
             .iter()

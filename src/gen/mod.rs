@@ -155,7 +155,7 @@ impl Generator {
         Generator {
             rng: Pcg64Mcg::seed_from_u64(cfg.seed),
             spacing_rng: Pcg64Mcg::seed_from_u64(cfg.seed ^ 0x5EED),
-            tenant_rng: Pcg64Mcg::seed_from_u64(cfg.seed ^ 0x7E4A_47),
+            tenant_rng: Pcg64Mcg::seed_from_u64(cfg.seed ^ 0x007E_4A47),
             tenant_cdf,
             cfg,
             cdf,
@@ -304,7 +304,10 @@ impl Generator {
         };
         if let Some(total) = self.tenant_cdf.last() {
             let u = self.tenant_rng.random::<f64>() * total;
-            let k = self.tenant_cdf.partition_point(|&c| c <= u).min(self.tenant_cdf.len() - 1);
+            let k = self
+                .tenant_cdf
+                .partition_point(|&c| c <= u)
+                .min(self.tenant_cdf.len() - 1);
             ctx.insert("tenant".into(), json!({"id": format!("t-{:04}", k + 1)}));
         }
         ctx
@@ -453,10 +456,14 @@ mod tests {
         let mut per = std::collections::BTreeMap::<String, u32>::new();
         for (a, mut b) in plain.into_iter().zip(with) {
             let t = b.context.remove("tenant").unwrap();
-            *per.entry(t["id"].as_str().unwrap().to_string()).or_default() += 1;
+            *per.entry(t["id"].as_str().unwrap().to_string())
+                .or_default() += 1;
             assert_eq!(to_jsonl(&a), to_jsonl(&b), "only the tenant differs");
         }
-        assert!(per.keys().all(|k| k.len() == 6 && k.as_str() >= "t-0001" && k.as_str() <= "t-0050"));
+        assert!(
+            per.keys()
+                .all(|k| k.len() == 6 && k.as_str() >= "t-0001" && k.as_str() <= "t-0050")
+        );
         // Zipf 1/k over 50 tenants: tenant 1 has 1/H(50) ≈ 22 % of the requests, tenant 50 ≈ 0.4 %.
         let first = per["t-0001"];
         assert!((500..=850).contains(&first), "{per:?}");

@@ -14,8 +14,8 @@ use std::fmt::Write;
 use super::Exporter;
 use super::model::{Report, ratio};
 use crate::metrics::{Family, catalogue as C, escape as esc, openmetrics_header};
-use crate::orchestrator::{DriftKind, Verdict};
 use crate::orchestrator::metrics::LATENCY_BUCKETS;
+use crate::orchestrator::{DriftKind, Verdict};
 
 /// Writes metrics.om.
 pub struct OpenMetricsExporter;
@@ -324,7 +324,10 @@ mod tests {
     fn fidelity_families_carry_the_whole_replay_at_its_end() {
         let mut r = sample::report();
         let text = String::from_utf8(render(&r)).unwrap();
-        assert!(!text.contains("adapt_fidelity"), "no verdicts recorded: no family");
+        assert!(
+            !text.contains("adapt_fidelity"),
+            "no verdicts recorded: no family"
+        );
         // 15 records checked, 2 recorded fail replayed ok, 1 recorded ok replayed warn.
         r.fidelity = Some(crate::report::model::FidelityOut {
             checked: 15,

@@ -591,9 +591,15 @@ mod tests {
              data-unfaithful=\"1\" data-unfaithful-ratio=\"0.06666666666666667\" data-limit=\"0.001\" \
              data-passed=\"false\">"
         ));
-        assert!(page.contains("The replay reproduced 14 of 15 production verdicts (93.3 %).</strong>"));
-        assert!(page.contains("1 unfaithful (6.67 %), above --max-unfaithful-ratio 0.001 (0.10 %): the run exits 3"));
-        assert!(page.contains("<tr data-kind=\"fail-&gt;ok\" data-count=\"1\"><td class=\"mono\">fail → ok</td>"));
+        assert!(
+            page.contains("The replay reproduced 14 of 15 production verdicts (93.3 %).</strong>")
+        );
+        assert!(page.contains(
+            "1 unfaithful (6.67 %), above --max-unfaithful-ratio 0.001 (0.10 %): the run exits 3"
+        ));
+        assert!(page.contains(
+            "<tr data-kind=\"fail-&gt;ok\" data-count=\"1\"><td class=\"mono\">fail → ok</td>"
+        ));
         assert!(page.contains(
             "<tr data-recorded=\"fail\" data-replayed=\"ok\"><td class=\"mono\">1970-01-01T00:00:00.002Z</td>\
              <td><span class=\"id\">r&lt;3&gt;</span></td><td>fail</td><td>ok</td><td class=\"mono\">a.jsonl:3</td></tr>"
