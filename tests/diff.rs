@@ -3,7 +3,7 @@
 //! compared with tests/golden/diff_* (`UPDATE_GOLDEN=1 cargo test --release --test diff`
 //! rewrites them; review the diff), each limit tripping alone, no regression,
 //! incompatible and bad reports (exit 2, nothing written), NEW's exit code 3, the
-//! optional SPEC §8/§9 fields, and the CI example of docs/ci.md run as written.
+//! optional SPEC §8/§9 fields, a fidelity change (SPEC §11), and the CI example of docs/ci.md run as written.
 
 mod common;
 
@@ -558,4 +558,70 @@ fn text_is_coloured_on_a_terminal_unless_no_color_is_set() {
     );
     // NO_COLOR= (empty) does not turn colour off (no-color.org).
     assert!(run(Some("")).contains("\x1b[31m"));
+}
+
+/// The fidelity command line of fixtures/conformance (SPEC §11) into `out`, with `extra`.
+fn replay_fidelity(out: &Path, extra: &[&str]) -> Value {
+    let o = Command::new(env!("CARGO_BIN_EXE_proof"))
+        .current_dir(common::conformance())
+        .args(["replay", "traffic_verdicts.jsonl", "--quiet"])
+        .args(common::CASE_V2_FIDELITY_SCORE_R25)
+        .args(extra)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(matches!(o.status.code(), Some(0 | 3)), "{}", text(&o));
+    serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_fidelity_change_between_two_replays_is_shown() {
+    // NEW replays the same records with an empty sanctions list: the records production
+    // denied for a sanctioned supplier now replay otherwise, so fewer are reproduced.
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("none.csv");
+    std::fs::write(&empty, "supplier_hash\n").unwrap();
+    let (b, n) = (dir.path().join("base"), dir.path().join("new"));
+    let rb = replay_fidelity(&b, &[]);
+    let rn = replay_fidelity(&n, &["--list", &format!("sanctions={}", empty.display())]);
+    let (fb, fnew) = (&rb["fidelity"], &rn["fidelity"]);
+    assert_eq!(
+        (fb["faithful"].as_u64(), fb["checked"].as_u64()),
+        (Some(37), Some(39))
+    );
+    // 15 records name a sanctioned supplier; of the 14 production denied, 7 pass every
+    // other rule and now replay ok (req-0017, fail->ok before, still is; req-0004 stays
+    // ok->fail on another rule): 9 unfaithful.
+    assert_eq!(fnew["unfaithful"], 9, "{fnew}");
+    assert_eq!(
+        fnew["by_kind"],
+        serde_json::json!({"fail->ok": 8, "ok->fail": 1})
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_proof"))
+        .arg("diff")
+        .arg(&b)
+        .arg(&n)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let d: Value = serde_json::from_slice(&o.stdout).unwrap();
+    for key in ["checked", "faithful", "unfaithful", "by_kind"] {
+        assert_eq!(d["fidelity"]["base"][key], fb[key], "{key}");
+        assert_eq!(d["fidelity"]["new"][key], fnew[key], "{key}");
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_proof"))
+        .arg("diff")
+        .arg(&b)
+        .arg(&n)
+        .output()
+        .unwrap();
+    let t = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        t.contains(
+            "fidelity: 37 of 39 reproduced, 2 unfaithful (5.13 %) → 30 of 39 reproduced, 9 \
+             unfaithful (23.1 %)\nunfaithful (recorded->replayed): fail->ok 1 → 8, ok->fail 1\n"
+        ),
+        "{t}"
+    );
 }

@@ -141,3 +141,138 @@ fn a_duration_under_a_day_spreads_records_over_the_span() {
         );
     }
 }
+
+/// The README's `proof gen --verdicts … --tenants` command (3 000 records, flip ratio
+/// `flip`) into `dir`; returns the log path.
+fn gen_verdicts(dir: &std::path::Path, flip: &str) -> std::path::PathBuf {
+    gen_verdicts_to(dir, flip, &format!("tenants-{flip}.jsonl"))
+}
+
+/// [`gen_verdicts`] into `dir/name` (`.parquet`: Parquet).
+fn gen_verdicts_to(dir: &std::path::Path, flip: &str, name: &str) -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let log = dir.join(name);
+    let f = |p: &str| root.join(p).display().to_string();
+    let (code, out, err) = gen_(&[
+        "--records",
+        "3000",
+        "--tenants",
+        "40",
+        "--verdicts",
+        &f("fixtures/policies/lksg.v1.ir.json"),
+        "--list",
+        &format!("sanctions={}", f("fixtures/lists/sanctions.csv")),
+        "--list",
+        &format!("ubo_watchlist={}", f("fixtures/lists/ubo_watchlist.txt")),
+        "--list",
+        &format!("high_risk={}", f("fixtures/lists/high_risk_countries.txt")),
+        "--flip-ratio",
+        flip,
+        "-o",
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    log
+}
+
+/// Replays `log` with the bundled canary scenario, sticky per tenant.
+fn replay_tenants(log: &std::path::Path, out: &std::path::Path) -> (i32, serde_json::Value) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let o = Command::new(env!("CARGO_BIN_EXE_proof"))
+        .arg("replay")
+        .arg(log)
+        .arg("--scenario")
+        .arg(root.join("fixtures/scenarios/lksg_v2_canary.yaml"))
+        .args([
+            "--bucket-key",
+            "tenant.id",
+            "--min-requests",
+            "1",
+            "--quiet",
+            "--out",
+        ])
+        .arg(out)
+        .output()
+        .unwrap();
+    let report = std::fs::read(out.join("report.json"))
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+    (
+        o.status.code().unwrap_or(-1),
+        serde_json::from_slice(&report).unwrap(),
+    )
+}
+
+#[test]
+fn generated_verdicts_replay_faithfully_except_exactly_the_flipped_share() {
+    let dir = tempfile::tempdir().unwrap();
+    // No flip: every verdict is what replay's baseline answers.
+    let (_, r) = replay_tenants(&gen_verdicts(dir.path(), "0"), &dir.path().join("o0"));
+    let evaluated = r["records"]["evaluated"].as_u64().unwrap();
+    // 3 000 records less the few naming lksg.v0 (skipped, written without a verdict).
+    assert!((2980..3000).contains(&evaluated), "{}", r["records"]);
+    assert_eq!(r["fidelity"]["checked"], evaluated);
+    assert_eq!(r["fidelity"]["unfaithful"], 0);
+    // Every context has a tenant: none falls back to its request id.
+    assert_eq!(r["records"]["bucket_key_missing"], 0);
+
+    // 1 %: exactly ⌊evaluated × 0.01⌋ unfaithful, more than the default limit 0.001: exit 3.
+    let log = gen_verdicts(dir.path(), "0.01");
+    let (code, r) = replay_tenants(&log, &dir.path().join("o1"));
+    let flipped = (evaluated as f64 * 0.01).floor() as u64;
+    assert_eq!(r["fidelity"]["checked"], evaluated);
+    assert_eq!(r["fidelity"]["unfaithful"], flipped);
+    assert_eq!(r["fidelity"]["faithful"], evaluated - flipped);
+    assert_eq!(code, 3);
+    let head = r["summary"]["headline"].as_str().unwrap();
+    let want = format!(
+        "Run FAILED: the replay reproduced {} of {evaluated} production verdicts, {flipped} \
+         unfaithful (",
+        evaluated - flipped
+    );
+    assert!(head.starts_with(&want), "{head}");
+    // The same seed gives the same bytes, and the records are those of plain `gen`
+    // with a tenant and a verdict added.
+    let second = dir.path().join("again");
+    std::fs::create_dir(&second).unwrap();
+    let again = gen_verdicts(&second, "0.01");
+    assert_ne!(log, again);
+    assert_eq!(std::fs::read(&log).unwrap(), std::fs::read(&again).unwrap());
+    let (code, plain, err) = gen_(&["--records", "3000"]);
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut verdicts = 0;
+    for (a, b) in plain.lines().zip(text.lines()) {
+        let mut v: serde_json::Value = serde_json::from_str(b).unwrap();
+        let t = v["context"]
+            .as_object_mut()
+            .unwrap()
+            .remove("tenant")
+            .unwrap();
+        assert!(t["id"].as_str().unwrap().starts_with("t-00"), "{t}");
+        verdicts += u64::from(v.as_object_mut().unwrap().remove("verdict").is_some());
+        assert_eq!(v, serde_json::from_str::<serde_json::Value>(a).unwrap());
+    }
+    assert_eq!(verdicts, evaluated);
+    assert_eq!(text.lines().count(), 3000);
+    // The same records as Parquet (a `verdict` column) replay to the same figures.
+    let parquet = gen_verdicts_to(dir.path(), "0.01", "tenants.parquet");
+    let (code, p) = replay_tenants(&parquet, &dir.path().join("o2"));
+    assert_eq!(code, 3);
+    for key in ["fidelity", "records", "drift", "levels", "gate"] {
+        assert_eq!(p[key], r[key], "{key}");
+    }
+}
+
+#[test]
+fn fidelity_flags_are_checked() {
+    // --flip-ratio and --list need --verdicts; ranges as --help says.
+    let (code, _, err) = gen_(&["--records", "1", "--flip-ratio", "0.1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--verdicts"), "{err}");
+    let (code, _, err) = gen_(&["--records", "1", "--tenants", "0"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--tenants"), "{err}");
+    let (code, _, err) = gen_(&["--records", "1", "--verdicts", "/nonexistent/x.ir.json"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("/nonexistent/x.ir.json"), "{err}");
+}

@@ -11,10 +11,10 @@ use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
 
 use proof::engine::{Engine, Worker};
 use proof::replay::aggregate::{Aggregate, Origin};
-use proof::replay::job::Job;
 use proof::replay::partial::{self, PartFile, Partial};
 use proof::replay::pipeline::absorb;
 use proof::replay::settings::Layer;
+use proof::run::job::Job;
 
 fn conf(rel: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -81,7 +81,7 @@ fn opa_shards_merged_in_any_order_equal_one_run() {
         header: id.header(vec![file.clone()]),
         agg: fold(&job, &lines, |_| true),
     };
-    let one_report = partial::report(&whole, &job.settings).unwrap();
+    let one_report = proof::run::merge::report(&whole, &job.settings).unwrap();
     let one = untimed(&one_report);
     // Sanity: the conformance counts (47 lines: 1 malformed, 1 missing_path, 1 redacted).
     assert_eq!(one["records"]["read"], 47);
@@ -116,7 +116,7 @@ fn opa_shards_merged_in_any_order_equal_one_run() {
                 .collect();
             let merged = partial::merge(parts).unwrap();
             prop_assert_eq!(merged.header.files.len(), 1, "{} parts", k);
-            let report = partial::report(&merged, &job.settings).unwrap();
+            let report = proof::run::merge::report(&merged, &job.settings).unwrap();
             prop_assert_eq!(untimed(&report), one.clone());
             Ok(())
         })

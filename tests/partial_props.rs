@@ -1,7 +1,9 @@
 //! SPEC §10 as a property: the conformance traffic split at random into k parts (rows
 //! dealt to parts in any pattern), each part folded into its own partial, the parts
 //! encoded, decoded and merged in a random order, gives the report of one run over all
-//! the records — every field SPEC §6 fixes, plan and confidence included.
+//! the records — every field SPEC §6 fixes, plan and confidence included; and over the
+//! traffic with recorded verdicts (SPEC §11) and a bucket key (§3), the fidelity counts,
+//! the unfaithful examples and `records.bucket_key_missing` as well.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -160,4 +162,103 @@ fn any_split_merged_in_any_order_equals_one_run() {
             break;
         }
     }
+}
+
+/// The fourth conformance command line (SPEC §11, §3): traffic_verdicts.jsonl, buckets
+/// keyed by `audit.score`, 10-minute windows.
+fn fidelity_settings() -> Settings {
+    Layer {
+        ir: Some(conf("demo.v1.ir.json")),
+        candidate_ir: Some(conf("demo.v2.ir.json")),
+        lists: vec![
+            ListSpec {
+                name: "sanctions".into(),
+                path: conf("sanctions.csv"),
+            },
+            ListSpec {
+                name: "high_risk".into(),
+                path: conf("high_risk.txt"),
+            },
+        ],
+        window: WindowLen::from_ms(600_000),
+        rollout: proof::orchestrator::RolloutPercent::new(25),
+        drift_max: Some(0.1),
+        max_rejects: Some(4),
+        bucket_key: Some("audit.score".parse().unwrap()),
+        max_unfaithful_ratio: Some(0.1),
+        examples: Some(1),
+        ..Layer::default()
+    }
+    .finish()
+}
+
+#[test]
+fn fidelity_and_bucket_key_counts_of_merged_parts_equal_one_run() {
+    let job = Job::resolve(fidelity_settings()).unwrap();
+    let text = std::fs::read_to_string(conf("traffic_verdicts.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let file = PartFile {
+        path: "traffic_verdicts.jsonl".into(),
+        format: "jsonl".into(),
+        compression: "none".into(),
+        bytes: None,
+    };
+    let id = job.identity();
+    let report_of = |agg: Aggregate| {
+        let whole = Partial {
+            header: id.header(vec![file.clone()]),
+            agg,
+        };
+        proof::run::merge::report(&whole, &job.settings).unwrap()
+    };
+    let view = |r: &proof::report::model::Report| {
+        let v = serde_json::to_value(r).unwrap();
+        serde_json::json!([
+            v["fidelity"],
+            v["unfaithful_examples"],
+            v["records"],
+            v["levels"]
+        ])
+    };
+    let one = view(&report_of(fold(&job, &lines, |_| true)));
+    // Sanity: the conformance case (expected_v2_fidelity_score_r25.json): 37 of 39
+    // faithful, one record without a score; with --examples 1 only the earlier of the
+    // two unfaithful records is kept, so a part that lacks it must not leak the other.
+    assert_eq!(one[0]["faithful"], 37);
+    assert_eq!(one[0]["unfaithful"], 2);
+    assert_eq!(one[2]["bucket_key_missing"], 1);
+    assert_eq!(one[1].as_array().unwrap().len(), 1);
+
+    let n = lines.len();
+    let strategy = (1usize..6).prop_flat_map(move |k| {
+        (
+            Just(k),
+            prop::collection::vec(0..k, n),
+            Just((0..k).collect::<Vec<_>>()).prop_shuffle(),
+        )
+    });
+    let config = Config {
+        cases: 24,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
+        ..Config::default()
+    };
+    TestRunner::new(config)
+        .run(&strategy, |(k, owner, order)| {
+            let parts: Vec<(String, Partial)> = order
+                .iter()
+                .map(|&p| {
+                    let part = Partial {
+                        header: id.header(vec![file.clone()]),
+                        agg: fold(&job, &lines, |i| owner[i] == p),
+                    };
+                    let bytes = partial::encode(&part).unwrap();
+                    (format!("p{p}"), partial::decode(&bytes, "p").unwrap())
+                })
+                .collect();
+            let merged = partial::merge(parts).unwrap();
+            let report = proof::run::merge::report(&merged, &job.settings).unwrap();
+            prop_assert_eq!(view(&report), one.clone(), "{} parts", k);
+            Ok(())
+        })
+        .unwrap();
 }

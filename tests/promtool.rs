@@ -28,28 +28,33 @@ fn run_promtool(args: &[&str]) -> Output {
 
 #[test]
 fn replay_metrics_backfill_into_a_tsdb_block() {
-    let c = conformance();
+    // The fidelity command line (SPEC §11): its metrics.om has every SPEC §6 family and
+    // the fidelity families too.
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let replay = Command::new(env!("CARGO_BIN_EXE_proof"))
-        .arg("replay")
-        .arg(c.join("traffic.jsonl"))
-        .arg("--ir")
-        .arg(c.join("demo.v1.ir.json"))
-        .arg("--candidate-ir")
-        .arg(c.join("demo.v2.ir.json"))
-        .arg("--list")
-        .arg(format!("sanctions={}", c.join("sanctions.csv").display()))
-        .arg("--list")
-        .arg(format!("high_risk={}", c.join("high_risk.txt").display()))
-        .args(["--rollout", "50", "--max-rejects", "3", "--quiet", "--out"])
+        .current_dir(conformance())
+        .args(["replay", "traffic_verdicts.jsonl"])
+        .args(common::CASE_V2_FIDELITY_SCORE_R25)
+        .args(["--quiet", "--out"])
         .arg(&out)
         .output()
         .unwrap();
-    // The conformance case breaches its gate at 50 % (expected_v2_basic_r50.json).
-    assert_eq!(replay.status.code(), Some(1), "{}", text(&replay));
+    // The case passes its gate at 25 % (expected_v2_fidelity_score_r25.json).
+    assert_eq!(replay.status.code(), Some(0), "{}", text(&replay));
     let om = out.join("metrics.om");
     assert!(om.is_file(), "no metrics.om: {}", text(&replay));
+    let body = std::fs::read_to_string(&om).unwrap();
+    // 37 of 39 faithful, one fail->ok and one ok->fail, at the end of the last window.
+    for want in [
+        "adapt_fidelity_checked_total{policy_id=\"demo.v1\"} 39 1793866800\n",
+        "adapt_fidelity_faithful_total{policy_id=\"demo.v1\"} 37 1793866800\n",
+        "adapt_fidelity_unfaithful_total{policy_id=\"demo.v1\",recorded=\"fail\",replayed=\"ok\"} 1 1793866800\n",
+        "adapt_fidelity_unfaithful_total{policy_id=\"demo.v1\",recorded=\"ok\",replayed=\"fail\"} 1 1793866800\n",
+        "adapt_fidelity_unfaithful_ratio{policy_id=\"demo.v1\"} 0.05128205128205128 1793866800\n",
+    ] {
+        assert!(body.contains(want), "no {want:?} in metrics.om:\n{body}");
+    }
 
     let tsdb = dir.path().join("tsdb");
     let backfill = run_promtool(&[
@@ -73,16 +78,17 @@ fn replay_metrics_backfill_into_a_tsdb_block() {
         .collect();
     assert_eq!(blocks.len(), 1, "one block expected:\n{stdout}");
     let b = &blocks[0];
-    // Four 5-minute windows, 08:00 to 08:20 on 2026-11-05; a sample sits at each
-    // window end, so the block spans 08:05 to 08:20 (promtool prints max + 1 ms).
-    assert_eq!(b[1], "1793865900000", "min time:\n{stdout}");
+    // Two 10-minute windows, 08:00 to 08:20 on 2026-11-05; a sample sits at each
+    // window end, so the block spans 08:10 to 08:20 (promtool prints max + 1 ms).
+    assert_eq!(b[1], "1793866200000", "min time:\n{stdout}");
     assert_eq!(b[2], "1793866800001", "max time:\n{stdout}");
     // Series: rollout 1 + requests 2 (shadow, enforced) + drift events 1 + drift
     // ratio 1 + what-if 7 (levels 0,1,5,10,25,50,100) + verdicts 6 (2 modes × 3) +
     // policy info 2 + latency histogram 17 (14 buckets, +Inf, _count, _sum) + window
-    // requests 1 + window counted 1 = 39, each with one sample per window: 156 samples.
-    assert_eq!(b[6], "39", "series:\n{stdout}");
-    assert_eq!(b[4], "156", "samples:\n{stdout}");
+    // requests 1 + window counted 1 = 39, each with one sample per window (78), and
+    // fidelity checked 1 + faithful 1 + unfaithful 6 + ratio 1 = 9 with one sample each.
+    assert_eq!(b[6], "48", "series:\n{stdout}");
+    assert_eq!(b[4], "87", "samples:\n{stdout}");
 }
 
 /// Runs the third conformance command line (1-minute windows, confidence 0.6,

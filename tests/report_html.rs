@@ -3,7 +3,8 @@
 //! network) and dumps the rendered DOM; the headline, the key figures, the levels
 //! table, the what-if points and the worst-windows tables are checked against
 //! report.json, also with --min-requests above 1 (where the windows that count for
-//! the gate and all windows differ). Chart text is measured to lie inside its chart,
+//! the gate and all windows differ), and the fidelity banner of a replay whose records
+//! carry production's verdicts. Chart text is measured to lie inside its chart,
 //! and a 3-day run with 18 levels checks the time axis and the line styles. A
 //! screenshot is saved as target/report-screenshot.png for review.
 //!
@@ -500,6 +501,44 @@ fn check_dom(dom: &str, r: &Value) {
             assert_eq!((&cells[0], &cells[1]), (reason, &n.to_string()));
         }
     }
+    // Fidelity (SPEC §11): the banner's figures, kinds and examples are report.json's.
+    match r["fidelity"].as_object() {
+        None => assert!(!dom.contains("id=\"fidelity\"")),
+        Some(f) => {
+            let (tag, _) = element(dom, "fidelity", "</section>");
+            for key in ["checked", "faithful", "unfaithful"] {
+                assert_eq!(attr(tag, &format!("data-{key}")), f[key].to_string());
+            }
+            let kinds = f["by_kind"].as_object().unwrap();
+            if kinds.is_empty() {
+                assert!(!dom.contains("id=\"unfaithful-examples\""));
+            } else {
+                let (_, t) = element(dom, "fidelity-kinds", "</table>");
+                let got: Vec<(String, String)> = rows(t)
+                    .into_iter()
+                    .map(|(_, c)| (c[0].clone(), c[1].clone()))
+                    .collect();
+                let want: Vec<(String, String)> = kinds
+                    .iter()
+                    .map(|(k, n)| (k.replace("->", " → "), n.to_string()))
+                    .collect();
+                assert_eq!(got, want);
+                let (_, t) = element(dom, "unfaithful-examples", "</table>");
+                let got = rows(t);
+                let want = r["unfaithful_examples"].as_array().unwrap();
+                assert_eq!(got.len(), want.len());
+                assert!(!want.is_empty());
+                for ((_, cells), u) in got.iter().zip(want) {
+                    for (i, key) in ["ts", "request_id", "recorded", "replayed"]
+                        .iter()
+                        .enumerate()
+                    {
+                        assert_eq!(cells[i], u[key].as_str().unwrap(), "{key}");
+                    }
+                }
+            }
+        }
+    }
     // Inputs: the IR hashes of both paths.
     let (_, t) = element(dom, "policies", "</table>");
     let got = rows(t);
@@ -587,23 +626,56 @@ fn rendered_dom_matches_report_json_and_screenshot_is_saved() {
 }
 
 #[test]
-fn passing_gate_renders_its_own_numbers() {
+fn passing_gate_renders_its_own_numbers_and_the_fidelity_banner() {
+    // The fidelity command line (SPEC §11: traffic_verdicts.jsonl carries production's
+    // verdicts, two of which the replayed baseline does not reproduce) with
+    // --max-rejects 0: its 4 rejected records exit 3 although the gate passes, and
+    // 2 unfaithful of 39 stay within --max-unfaithful-ratio 0.1.
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let (code, report) = replay(2, &out, &[]);
-    // 3 rejected records > --max-rejects 0: exit 3 although the gate passes.
-    assert_eq!(code, 3);
+    let mut args: Vec<&str> = common::CASE_V2_FIDELITY_SCORE_R25.to_vec();
+    let at = args.iter().position(|a| *a == "--max-rejects").unwrap();
+    args[at + 1] = "0";
+    let o = Command::new(env!("CARGO_BIN_EXE_proof"))
+        .current_dir(conformance())
+        .args(["replay", "traffic_verdicts.jsonl", "--quiet"])
+        .args(&args)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     let dom = dump_dom(&out.join("report.html"));
     check_dom(&dom, &report);
     // The run fails first; the gate's own finding follows.
     assert!(dom.contains(
-        ">Run FAILED: 3 records rejected, more than --max-rejects 0; gate passed at 25 %: safe up to 58 % rollout</h1>"
+        ">Run FAILED: 4 records rejected, more than --max-rejects 0; gate passed at 25 %: safe up to 34 % rollout</h1>"
     ));
     let verdict = report["summary"]["verdict"].as_str().unwrap();
     assert!(
-        verdict.starts_with("run FAILED: 3 records rejected, more than --max-rejects 0 ("),
+        verdict.starts_with("run FAILED: 4 records rejected, more than --max-rejects 0 ("),
         "{verdict}"
     );
+    // The banner under the headline: 37 of 39 reproduced, 2 unfaithful (5.13 %) within 0.1.
+    let (tag, inner) = element(&dom, "fidelity", "</section>");
+    for (name, want) in [
+        ("data-checked", "39"),
+        ("data-faithful", "37"),
+        ("data-unfaithful", "2"),
+        ("data-limit", "0.1"),
+        ("data-passed", "true"),
+    ] {
+        assert_eq!(attr(tag, name), want, "{name}");
+    }
+    assert_eq!(attr(tag, "class"), "good");
+    let (_, head) = element(inner, "fidelity-headline", "</p>");
+    assert_eq!(
+        strip(head),
+        "The replay reproduced 37 of 39 production verdicts (94.9 %)."
+    );
+    assert!(dom.find("id=\"fidelity\"").unwrap() < dom.find("id=\"gate-level\"").unwrap());
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! `proof gen`: writes deterministic, realistic LkSG traffic (JSONL, .gz, .zst or
-//! Parquet) and, on request, the reference lists it refers to.
+//! Parquet) and, on request, the reference lists it refers to, production's verdicts
+//! (`--verdicts`, some flipped) and tenants (`--tenants`).
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -8,7 +9,11 @@ use clap::Args;
 
 use crate::error::ProofError;
 use crate::r#gen::parquet::ContextLayout;
+use crate::r#gen::verdicts::Stamp;
 use crate::r#gen::{GenConfig, Generator, lists, to_jsonl};
+use crate::orchestrator::SelectorKind;
+use crate::orchestrator::facade::EngineFiles;
+use crate::policy::ListSpec;
 use crate::policy::time::{MAX_TS_MS, format_rfc3339_ms, parse_rfc3339_ms, parse_span_ms};
 use crate::replay::source::Format;
 use crate::replay::window::WindowLen;
@@ -78,6 +83,34 @@ pub struct GenArgs {
     /// example's allow, deny, response and status, 5:2:2:1].
     #[arg(long, value_name = "PATH", requires = "bundle")]
     pub decision: Vec<String>,
+    /// Recorded verdicts and tenants (SPEC §11, §3).
+    #[command(flatten)]
+    pub fidelity: FidelityArgs,
+}
+
+/// `proof gen` flags for replay fidelity and sticky rollouts.
+#[derive(Debug, Clone, Args)]
+pub struct FidelityArgs {
+    /// Write each record's `verdict` (SPEC §11): what the baseline IR in FILE answers
+    /// for it, evaluated as replay's shadow path does (basic selector, the --list
+    /// bindings, `now` = the record's time); records naming another policy get none
+    /// [default: no verdicts].
+    #[arg(long, value_name = "FILE")]
+    pub verdicts: Option<PathBuf>,
+    /// With --verdicts: bind a reference list the IR reads, NAME=FILE as replay's
+    /// (CSV: first column; else one value a line). Repeatable [default: none].
+    #[arg(long = "list", value_name = "NAME=FILE", requires = "verdicts")]
+    pub lists: Vec<ListSpec>,
+    /// With --verdicts: share of those records written with another verdict than the
+    /// baseline's, 0.0..=1.0: exactly ⌊n × RATIO⌋ of n, spread evenly in time, so a replay
+    /// finds that many unfaithful.
+    #[arg(long, value_name = "RATIO", default_value_t = 0.0, value_parser = super::parse_ratio, requires = "verdicts")]
+    pub flip_ratio: f64,
+    /// Give each context a tenant, `tenant.id` = `t-0001` … of N tenants (Zipf-skewed:
+    /// a few large ones, a long tail), for `replay --bucket-key tenant.id`; 1..=1000000
+    /// [default: no tenant].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub tenants: Option<u64>,
 }
 
 /// Runs `proof gen`.
@@ -124,6 +157,7 @@ pub fn run(args: GenArgs) -> anyhow::Result<i32> {
         policy_id: args.policy_id.clone(),
         other_policy_rate: args.other_policy_rate,
         missing_input_rate: args.missing_rate,
+        tenants: args.fidelity.tenants.unwrap_or(0),
     };
     if let Some(dir) = &args.lists_dir {
         std::fs::create_dir_all(dir).map_err(|e| ProofError::io(dir, e))?;
@@ -131,7 +165,29 @@ pub fn run(args: GenArgs) -> anyhow::Result<i32> {
             crate::report::writer::write_atomic(&dir.join(name), text.as_bytes())?;
         }
     }
-    let records = Generator::new(cfg);
+    let mut stamp = match &args.fidelity.verdicts {
+        Some(ir) => Some(Stamp::new(
+            EngineFiles {
+                baseline: ir.clone(),
+                candidate: None,
+                selector: SelectorKind::Basic,
+                weights: None,
+                shadow_selector: SelectorKind::Basic,
+                shadow_weights: None,
+                salt: None,
+                lists: args.fidelity.lists.clone(),
+            }
+            .load()?,
+            args.policy_id.clone(),
+            args.fidelity.flip_ratio,
+            args.seed,
+        )),
+        None => None,
+    };
+    let records = Generator::new(cfg).map(move |r| match stamp.as_mut() {
+        Some(s) => s.apply(r),
+        None => r,
+    });
     let Some(path) = &args.output else {
         let mut out = BufWriter::new(std::io::stdout().lock());
         let written = records

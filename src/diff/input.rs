@@ -155,6 +155,20 @@ pub struct Plan {
     pub summary: PlanSummary,
 }
 
+/// `fidelity` (SPEC §11): how much of production the replayed baseline reproduced.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Fidelity {
+    /// Evaluated records carrying a recorded verdict.
+    pub checked: u64,
+    /// Replayed as production answered.
+    pub faithful: u64,
+    /// Replayed otherwise.
+    pub unfaithful: u64,
+    /// Unfaithful records by `recorded->replayed`.
+    #[serde(default)]
+    pub by_kind: BTreeMap<String, u64>,
+}
+
 /// The fixed parts of report.json that `proof diff` reads.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ReplayReport {
@@ -173,6 +187,9 @@ pub struct ReplayReport {
     /// `plan`, when the replay had one.
     #[serde(default)]
     pub plan: Option<Plan>,
+    /// `fidelity` (SPEC §11); null or absent when no record carried a verdict.
+    #[serde(default)]
+    pub fidelity: Option<Fidelity>,
 }
 
 /// An input file as report.json's free-form `inputs.files` lists it.

@@ -1,11 +1,12 @@
 //! `proof diff --format markdown`: a pull-request comment (and the job summary): the
-//! headline, the limits that tripped, the gate figures and levels before → after with
+//! headline, the limits that tripped, the gate figures (and replay fidelity, SPEC §11)
+//! and levels before → after with
 //! arrows, the causes that moved, drift kinds, verdict mix, inputs, and links to both
 //! HTML reports. Text from the reports (ids, paths, URLs) is escaped.
 
 use std::fmt::Write;
 
-use super::model::{CauseDiff, Diff, GateSide, Pair, PlanSide, level_words};
+use super::model::{CauseDiff, Diff, FidelitySide, GateSide, Pair, PlanSide, level_words};
 use crate::report::markdown::{code, text};
 use crate::report::model::pct;
 
@@ -189,6 +190,53 @@ pub fn render(d: &Diff) -> String {
             "| Plan | {} | {} |",
             plan_words(p.base),
             plan_words(p.new)
+        );
+    }
+    if let Some(f) = &d.fidelity {
+        let (b, n) = (&f.sides.base, &f.sides.new);
+        let share = |s: &Option<FidelitySide>| s.as_ref().map(|f| 1.0 - f.unfaithful_ratio);
+        let reproduced = |s: &Option<FidelitySide>| match s {
+            None => "not checked".to_string(),
+            Some(f) => format!(
+                "{} of {} ({})",
+                f.faithful,
+                f.checked,
+                pct(1.0 - f.unfaithful_ratio)
+            ),
+        };
+        let unfaithful = |s: &Option<FidelitySide>| match s {
+            None => "–".to_string(),
+            Some(f) if f.by_kind.is_empty() => f.unfaithful.to_string(),
+            Some(f) => format!(
+                "{} ({}): {}",
+                f.unfaithful,
+                pct(f.unfaithful_ratio),
+                f.by_kind
+                    .iter()
+                    .map(|(k, n)| format!("{} {n}", code(k)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let up = match (share(b), share(n)) {
+            (Some(x), Some(y)) => arrow(x, y),
+            _ => "",
+        };
+        let _ = writeln!(
+            o,
+            "| Replay reproduced production | {} | {}{up} |",
+            reproduced(b),
+            reproduced(n)
+        );
+        let up = match (b, n) {
+            (Some(x), Some(y)) => arrow(x.unfaithful_ratio, y.unfaithful_ratio),
+            _ => "",
+        };
+        let _ = writeln!(
+            o,
+            "| Unfaithful (recorded → replayed) | {} | {}{up} |",
+            unfaithful(b),
+            unfaithful(n)
         );
     }
     let _ = writeln!(

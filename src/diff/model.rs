@@ -126,6 +126,32 @@ pub struct PlanSide {
     pub incomplete: u64,
 }
 
+/// The fidelity check of one side (SPEC §11).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FidelitySide {
+    /// Evaluated records carrying production's verdict.
+    pub checked: u64,
+    /// Replayed as production answered.
+    pub faithful: u64,
+    /// Replayed otherwise.
+    pub unfaithful: u64,
+    /// unfaithful / checked.
+    pub unfaithful_ratio: f64,
+    /// Unfaithful records by `recorded->replayed`, non-zero kinds only.
+    pub by_kind: BTreeMap<String, u64>,
+}
+
+/// `fidelity` of the diff: each side's check (null where its records carried no
+/// verdict) and how the unfaithful share moved when both have one.
+#[derive(Debug, Clone, Serialize)]
+pub struct FidelityDiff {
+    /// BASE and NEW.
+    #[serde(flatten)]
+    pub sides: Pair<Option<FidelitySide>>,
+    /// NEW − BASE unfaithful ratio, when both checked fidelity.
+    pub unfaithful_ratio_change: Option<f64>,
+}
+
 /// The worst window of one level.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WorstWindow {
@@ -325,6 +351,8 @@ pub struct Diff {
     pub gate: GateDiff,
     /// Plan verdicts (SPEC §9); null when neither report has a plan.
     pub plan: Option<Pair<Option<PlanSide>>>,
+    /// Replay fidelity (SPEC §11); null when neither report checked it.
+    pub fidelity: Option<FidelityDiff>,
     /// Level by level.
     pub levels: Vec<LevelDiff>,
     /// Verdict mix per path.
@@ -674,6 +702,24 @@ pub fn compare(base: &Side, new: &Side, limits: Limits, links: Links) -> Result<
         base: plan_side(base),
         new: plan_side(new),
     };
+    let fidelity_side = |s: &Side| {
+        s.report.fidelity.as_ref().map(|f| FidelitySide {
+            checked: f.checked,
+            faithful: f.faithful,
+            unfaithful: f.unfaithful,
+            unfaithful_ratio: share(f.unfaithful, f.checked),
+            by_kind: f
+                .by_kind
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(k, n)| (k.clone(), *n))
+                .collect(),
+        })
+    };
+    let fidelity = Pair {
+        base: fidelity_side(base),
+        new: fidelity_side(new),
+    };
     let kinds = DriftKind::ALL
         .iter()
         .map(|k| {
@@ -730,6 +776,13 @@ pub fn compare(base: &Side, new: &Side, limits: Limits, links: Links) -> Result<
             sides: gate,
         },
         plan: (plan.base.is_some() || plan.new.is_some()).then_some(plan),
+        fidelity: (fidelity.base.is_some() || fidelity.new.is_some()).then_some(FidelityDiff {
+            unfaithful_ratio_change: match (&fidelity.base, &fidelity.new) {
+                (Some(b), Some(n)) => Some(n.unfaithful_ratio - b.unfaithful_ratio),
+                _ => None,
+            },
+            sides: fidelity,
+        }),
         levels,
         verdicts: VerdictsDiff {
             shadow: Pair {
@@ -873,5 +926,83 @@ mod tests {
             e.contains("window length 5m in BASE r.json but 1h in NEW r.json"),
             "{e}"
         );
+    }
+
+    /// `side` with a `fidelity` section (SPEC §11).
+    fn with_fidelity(checked: u64, kinds: &[(&str, u64)]) -> Side {
+        let mut s = side(1000, &[("x", 10)], "5m", 40);
+        let unfaithful: u64 = kinds.iter().map(|k| k.1).sum();
+        s.report.fidelity = Some(crate::diff::input::Fidelity {
+            checked,
+            faithful: checked - unfaithful,
+            unfaithful,
+            by_kind: kinds.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
+        });
+        s
+    }
+
+    #[test]
+    fn a_fidelity_change_is_shown_in_every_format() {
+        let base = with_fidelity(39, &[("fail->ok", 1), ("ok->fail", 1)]);
+        let new = with_fidelity(39, &[("ok->fail", 4)]);
+        let d = compare(&base, &new, Limits::default(), Links::default()).unwrap();
+        let f = d.fidelity.as_ref().unwrap();
+        let (b, n) = (
+            f.sides.base.as_ref().unwrap(),
+            f.sides.new.as_ref().unwrap(),
+        );
+        assert_eq!(
+            (b.faithful, b.unfaithful, n.faithful, n.unfaithful),
+            (37, 2, 35, 4)
+        );
+        assert_eq!(f.unfaithful_ratio_change, Some(4.0 / 39.0 - 2.0 / 39.0));
+        let text = crate::diff::text::render(&d, false);
+        assert!(
+            text.contains(
+                "fidelity: 37 of 39 reproduced, 2 unfaithful (5.13 %) → 35 of 39 reproduced, \
+                 4 unfaithful (10.3 %)\nunfaithful (recorded->replayed): fail->ok 1 → 0, ok->fail 1 → 4\n"
+            ),
+            "{text}"
+        );
+        let md = crate::diff::markdown::render(&d);
+        assert!(
+            md.contains(
+                "| Replay reproduced production | 37 of 39 (94.9 %) | 35 of 39 (89.7 %) ↓ |\n"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| Unfaithful (recorded → replayed) | 2 (5.13 %): `fail->ok` 1, `ok->fail` 1 | \
+                 4 (10.3 %): `ok->fail` 4 ↑ |\n"
+            ),
+            "{md}"
+        );
+        let json: Value = serde_json::from_slice(&crate::diff::json::render(&d)).unwrap();
+        assert_eq!(json["fidelity"]["base"]["unfaithful"], 2);
+        assert_eq!(
+            json["fidelity"]["new"]["by_kind"],
+            serde_json::json!({"ok->fail": 4})
+        );
+        assert_eq!(json["fidelity"]["new"]["unfaithful_ratio"], 4.0 / 39.0);
+
+        // Only NEW checked: BASE is "not checked", no change figure; neither: null.
+        let plain = side(1000, &[("x", 10)], "5m", 40);
+        let d = compare(&plain, &new, Limits::default(), Links::default()).unwrap();
+        assert_eq!(d.fidelity.as_ref().unwrap().unfaithful_ratio_change, None);
+        let text = crate::diff::text::render(&d, false);
+        assert!(
+            text.contains("fidelity: not checked → 35 of 39 reproduced, 4 unfaithful (10.3 %)\n"),
+            "{text}"
+        );
+        assert!(
+            crate::diff::markdown::render(&d)
+                .contains("| Replay reproduced production | not checked | 35 of 39 (89.7 %) |\n")
+        );
+        let d = compare(&plain, &plain, Limits::default(), Links::default()).unwrap();
+        assert!(d.fidelity.is_none());
+        let json: Value = serde_json::from_slice(&crate::diff::json::render(&d)).unwrap();
+        assert_eq!(json["fidelity"], Value::Null);
+        assert!(!crate::diff::text::render(&d, false).contains("fidelity"));
     }
 }

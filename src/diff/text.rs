@@ -106,6 +106,36 @@ pub fn render(d: &Diff, color: bool) -> String {
         };
         let _ = writeln!(o, "plan: {}", pair(w(p.base), w(p.new)));
     }
+    if let Some(f) = &d.fidelity {
+        let w = |s: &Option<super::model::FidelitySide>| match s {
+            None => "not checked".to_string(),
+            Some(f) => format!(
+                "{} of {} reproduced, {} unfaithful ({})",
+                f.faithful,
+                f.checked,
+                f.unfaithful,
+                pct(f.unfaithful_ratio)
+            ),
+        };
+        let _ = writeln!(o, "fidelity: {}", pair(w(&f.sides.base), w(&f.sides.new)));
+        let mut kinds: Vec<&String> = Vec::new();
+        for s in [&f.sides.base, &f.sides.new].into_iter().flatten() {
+            kinds.extend(s.by_kind.keys());
+        }
+        kinds.sort();
+        kinds.dedup();
+        let n = |s: &Option<super::model::FidelitySide>, k: &str| {
+            s.as_ref()
+                .map_or(0, |s| s.by_kind.get(k).copied().unwrap_or(0))
+        };
+        let kinds: Vec<String> = kinds
+            .iter()
+            .map(|k| format!("{k} {}", pair(n(&f.sides.base, k), n(&f.sides.new, k))))
+            .collect();
+        if !kinds.is_empty() {
+            let _ = writeln!(o, "unfaithful (recorded->replayed): {}", kinds.join(", "));
+        }
+    }
     let _ = writeln!(
         o,
         "\n{:>7}  {:<14}  {:<18}  {:<18}  {:<10}  rollback",

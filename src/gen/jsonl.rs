@@ -11,15 +11,19 @@ use crate::policy::time::format_rfc3339_ms;
 use crate::replay::record::Record;
 
 /// One JSONL line for a record, keys in log order: ts (RFC 3339, ms), request_id,
-/// policy_id, context.
+/// policy_id, context, and the verdict when it has one (SPEC §11).
 pub fn to_jsonl(r: &Record) -> String {
     let s = |v: &str| Value::String(v.to_string()).to_string();
     let policy = match &r.policy_id {
         Some(p) => format!(",\"policy_id\":{}", s(p)),
         None => String::new(),
     };
+    let verdict = match r.verdict {
+        Some(v) => format!(",\"verdict\":\"{}\"", v.as_str()),
+        None => String::new(),
+    };
     format!(
-        "{{\"ts\":{},\"request_id\":{}{policy},\"context\":{}}}",
+        "{{\"ts\":{},\"request_id\":{}{policy},\"context\":{}{verdict}}}",
         s(&format_rfc3339_ms(r.ts_ms)),
         s(&r.request_id),
         Value::Object(r.context.clone())

@@ -11,6 +11,7 @@
 pub mod jsonl;
 pub mod opa;
 pub mod parquet;
+pub mod verdicts;
 
 pub use jsonl::to_jsonl;
 
@@ -68,6 +69,9 @@ pub struct GenConfig {
     pub other_policy_rate: f64,
     /// Share of records with a missing or empty input.
     pub missing_input_rate: f64,
+    /// Tenants the requests come from (`context.tenant.id`, a few large ones and a long
+    /// tail); 0 writes no tenant.
+    pub tenants: u64,
 }
 
 impl Default for GenConfig {
@@ -80,6 +84,7 @@ impl Default for GenConfig {
             policy_id: "lksg.v1".into(),
             other_policy_rate: 0.002,
             missing_input_rate: 0.004,
+            tenants: 0,
         }
     }
 }
@@ -118,6 +123,10 @@ pub struct Generator {
     spacing_sum: f64,
     spacing_acc: f64,
     spacing_rng: Pcg64Mcg,
+    /// Tenants by cumulative weight (empty without tenants), drawn from their own
+    /// stream so the records are otherwise the same bytes with or without them.
+    tenant_cdf: Vec<f64>,
+    tenant_rng: Pcg64Mcg,
     next: u64,
 }
 
@@ -137,9 +146,18 @@ impl Generator {
         for _ in 0..=cfg.records {
             sum += -(1.0 - pre.random::<f64>()).ln();
         }
+        // Zipf weights 1/k: tenant 1 sends the most requests, the tail a few each.
+        let mut tenant_cdf = Vec::with_capacity(cfg.tenants as usize);
+        let mut acc = 0.0;
+        for k in 1..=cfg.tenants {
+            acc += 1.0 / k as f64;
+            tenant_cdf.push(acc);
+        }
         Generator {
             rng: Pcg64Mcg::seed_from_u64(cfg.seed),
             spacing_rng: Pcg64Mcg::seed_from_u64(cfg.seed ^ 0x5EED),
+            tenant_rng: Pcg64Mcg::seed_from_u64(cfg.seed ^ 0x007E_4A47),
+            tenant_cdf,
             cfg,
             cdf,
             spacing_sum: sum,
@@ -281,10 +299,19 @@ impl Generator {
                 }
             }
         }
-        match ctx {
+        let mut ctx = match ctx {
             Value::Object(m) => m,
             _ => Map::new(),
+        };
+        if let Some(total) = self.tenant_cdf.last() {
+            let u = self.tenant_rng.random::<f64>() * total;
+            let k = self
+                .tenant_cdf
+                .partition_point(|&c| c <= u)
+                .min(self.tenant_cdf.len() - 1);
+            ctx.insert("tenant".into(), json!({"id": format!("t-{:04}", k + 1)}));
         }
+        ctx
     }
 }
 
@@ -417,5 +444,30 @@ mod tests {
             by_hour[((r.ts_ms - start) / 3_600_000) as usize] += 1;
         }
         assert!(by_hour[10] > 5 * by_hour[2], "{by_hour:?}");
+    }
+
+    #[test]
+    fn tenants_come_from_their_own_stream_and_are_skewed() {
+        let cfg = GenConfig {
+            records: 3_000,
+            ..GenConfig::default()
+        };
+        let plain: Vec<Record> = Generator::new(cfg.clone()).collect();
+        let with: Vec<Record> = Generator::new(GenConfig { tenants: 50, ..cfg }).collect();
+        let mut per = std::collections::BTreeMap::<String, u32>::new();
+        for (a, mut b) in plain.into_iter().zip(with) {
+            let t = b.context.remove("tenant").unwrap();
+            *per.entry(t["id"].as_str().unwrap().to_string())
+                .or_default() += 1;
+            assert_eq!(to_jsonl(&a), to_jsonl(&b), "only the tenant differs");
+        }
+        assert!(
+            per.keys()
+                .all(|k| k.len() == 6 && k.as_str() >= "t-0001" && k.as_str() <= "t-0050")
+        );
+        // Zipf 1/k over 50 tenants: tenant 1 has 1/H(50) ≈ 22 % of the requests, tenant 50 ≈ 0.4 %.
+        let first = per["t-0001"];
+        assert!((500..=850).contains(&first), "{per:?}");
+        assert!(per.values().all(|&n| n <= first), "{per:?}");
     }
 }

@@ -1,6 +1,6 @@
 //! Parquet output of `proof gen` (and of tests that need Parquet input): records as
 //! `ts` timestamp[ms, UTC], `request_id`, `policy_id` and `context`, a struct column
-//! or a JSON string. The reader side lives in `replay::parquet`.
+//! or a JSON string, and `verdict` (SPEC §11) when the first rows carry one. The reader side lives in `replay::parquet`.
 
 use std::fs::File;
 use std::path::Path;
@@ -45,7 +45,9 @@ pub fn write_records(
     use std::sync::Arc;
 
     let fail = |e: &dyn std::fmt::Display| parquet_error(path, e);
-    let open_writer = |contexts: &[Value]| -> Result<(Arc<Schema>, ArrowWriter<File>), ProofError> {
+    let open_writer = |contexts: &[Value],
+                       with_verdict: bool|
+     -> Result<(Arc<Schema>, ArrowWriter<File>), ProofError> {
         let ctx_type = match layout {
             ContextLayout::Json => DataType::Utf8,
             ContextLayout::Struct => {
@@ -61,7 +63,7 @@ pub fn write_records(
                 }
             }
         };
-        let schema = Arc::new(Schema::new(vec![
+        let mut fields = vec![
             Field::new(
                 "ts",
                 DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
@@ -70,7 +72,11 @@ pub fn write_records(
             Field::new("request_id", DataType::Utf8, false),
             Field::new("policy_id", DataType::Utf8, true),
             Field::new("context", ctx_type, false),
-        ]));
+        ];
+        if with_verdict {
+            fields.push(Field::new("verdict", DataType::Utf8, true));
+        }
+        let schema = Arc::new(Schema::new(fields));
         let file = File::create(path).map_err(|e| ProofError::io(path, e))?;
         let props = WriterProperties::builder()
             .set_compression(compression)
@@ -86,17 +92,28 @@ pub fn write_records(
         let mut ts = TimestampMillisecondBuilder::new().with_timezone("UTC");
         let mut rid = StringBuilder::new();
         let mut pid = StringBuilder::new();
+        let mut verdict = StringBuilder::new();
         let mut contexts: Vec<Value> = Vec::new();
+        let mut any_verdict = false;
         for r in it.by_ref().take(WRITE_BATCH) {
             ts.append_value(r.ts_ms);
             rid.append_value(&r.request_id);
             pid.append_option(r.policy_id.as_deref());
+            verdict.append_option(r.verdict.map(|v| v.as_str()));
+            any_verdict |= r.verdict.is_some();
             contexts.push(Value::Object(r.context));
         }
         let (schema, w) = match writer {
             Some(ref mut open) => open,
-            None => writer.insert(open_writer(&contexts)?),
+            None => writer.insert(open_writer(&contexts, any_verdict)?),
         };
+        let with_verdict = schema.fields().len() == 5;
+        if any_verdict && !with_verdict {
+            return Err(fail(
+                &"a record carries a verdict but none of the first rows did: the file has \
+                  no verdict column",
+            ));
+        }
         let ctx: arrow::array::ArrayRef = match schema.field(3).data_type() {
             DataType::Struct(fields) => {
                 let mut decoder =
@@ -123,16 +140,16 @@ pub fn write_records(
                 Arc::new(b.finish())
             }
         };
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![
-                Arc::new(ts.finish()),
-                Arc::new(rid.finish()),
-                Arc::new(pid.finish()),
-                ctx,
-            ],
-        )
-        .map_err(|e| fail(&e))?;
+        let mut columns: Vec<arrow::array::ArrayRef> = vec![
+            Arc::new(ts.finish()),
+            Arc::new(rid.finish()),
+            Arc::new(pid.finish()),
+            ctx,
+        ];
+        if with_verdict {
+            columns.push(Arc::new(verdict.finish()));
+        }
+        let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| fail(&e))?;
         w.write(&batch).map_err(|e| fail(&e))?;
     }
     if let Some((_, w)) = writer {

@@ -183,6 +183,51 @@ pub const WINDOW_COUNTED: Family = Family {
     replay_help: "",
 };
 
+/// `adapt_fidelity_checked_total{policy_id}` (replay, SPEC §11): records compared with
+/// production's verdict.
+pub const FIDELITY_CHECKED: Family = Family {
+    name: "adapt_fidelity_checked",
+    sample: "adapt_fidelity_checked_total",
+    kind: Kind::Counter,
+    unit: None,
+    labels: &["policy_id"],
+    help: "Evaluated records carrying production's verdict, compared with the replayed baseline's.",
+    replay_help: "",
+};
+
+/// `adapt_fidelity_faithful_total{policy_id}` (replay, SPEC §11).
+pub const FIDELITY_FAITHFUL: Family = Family {
+    name: "adapt_fidelity_faithful",
+    sample: "adapt_fidelity_faithful_total",
+    kind: Kind::Counter,
+    unit: None,
+    labels: &["policy_id"],
+    help: "Records the replayed baseline answered as production did.",
+    replay_help: "",
+};
+
+/// `adapt_fidelity_unfaithful_total{policy_id, recorded, replayed}` (replay, SPEC §11).
+pub const FIDELITY_UNFAITHFUL: Family = Family {
+    name: "adapt_fidelity_unfaithful",
+    sample: "adapt_fidelity_unfaithful_total",
+    kind: Kind::Counter,
+    unit: None,
+    labels: &["policy_id", "recorded", "replayed"],
+    help: "Records the replayed baseline answered otherwise than production, by production's (recorded) and the replay's verdict.",
+    replay_help: "",
+};
+
+/// `adapt_fidelity_unfaithful_ratio{policy_id}` (replay, SPEC §11).
+pub const FIDELITY_UNFAITHFUL_RATIO: Family = Family {
+    name: "adapt_fidelity_unfaithful_ratio",
+    sample: "adapt_fidelity_unfaithful_ratio",
+    kind: Kind::Gauge,
+    unit: None,
+    labels: &["policy_id"],
+    help: "Unfaithful over checked records (--max-unfaithful-ratio is its limit).",
+    replay_help: "",
+};
+
 /// `proof_gate_info{baseline, baseline_ir_hash, candidate, candidate_ir_hash, window}`.
 pub const GATE_INFO: Family = Family {
     name: "proof_gate",
@@ -304,6 +349,10 @@ pub const ALL: &[Family] = &[
     PLAN_ROLLOUT_PERCENT,
     WINDOW_REQUESTS,
     WINDOW_COUNTED,
+    FIDELITY_CHECKED,
+    FIDELITY_FAITHFUL,
+    FIDELITY_UNFAITHFUL,
+    FIDELITY_UNFAITHFUL_RATIO,
     GATE_INFO,
     GATE_PASSED,
     GATE_EXIT_CODE,

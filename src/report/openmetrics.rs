@@ -4,7 +4,8 @@
 //! Counters are cumulative over the replay; the drift gauges are per window. Beyond
 //! SPEC §6: `adapt_window_requests` and `adapt_window_counted` (so dashboards can show
 //! what the gate counts under `--min-requests`) and, with `--plan`,
-//! `adapt_plan_rollout_percent` (the first run's simulated level). Family names and
+//! `adapt_plan_rollout_percent` (the first run's simulated level) and, when records
+//! carried production's verdict (SPEC §11), the `adapt_fidelity_*` families. Family names and
 //! HELP texts come from `metrics::catalogue`; the figures from the report model's
 //! per-window series, never from the aggregate.
 
@@ -13,8 +14,8 @@ use std::fmt::Write;
 use super::Exporter;
 use super::model::{Report, ratio};
 use crate::metrics::{Family, catalogue as C, escape as esc, openmetrics_header};
-use crate::orchestrator::Verdict;
 use crate::orchestrator::metrics::LATENCY_BUCKETS;
+use crate::orchestrator::{DriftKind, Verdict};
 
 /// Writes metrics.om.
 pub struct OpenMetricsExporter;
@@ -210,6 +211,8 @@ fn render(r: &Report) -> Vec<u8> {
         );
     }
 
+    fidelity(&mut o, r, &bid);
+
     if r.plan_result.is_some() {
         let f = C::PLAN_ROLLOUT_PERCENT;
         family(&mut o, &f);
@@ -221,6 +224,49 @@ fn render(r: &Report) -> Vec<u8> {
     }
     o.push_str("# EOF\n");
     o.into_bytes()
+}
+
+/// The fidelity families (SPEC §11), when a record carried production's verdict: one
+/// sample each at the end of the last window, since the check covers the whole replay
+/// (the aggregate keeps no per-window fidelity). Labels: the baseline's policy id and
+/// verdicts only.
+fn fidelity(o: &mut String, r: &Report, bid: &str) {
+    let (Some(fd), Some(last)) = (&r.fidelity, r.series.last()) else {
+        return;
+    };
+    let t = ts(last.end_ms);
+    let f = C::FIDELITY_CHECKED;
+    family(o, &f);
+    let _ = writeln!(o, "{}{{policy_id=\"{bid}\"}} {} {t}", f.sample, fd.checked);
+    let f = C::FIDELITY_FAITHFUL;
+    family(o, &f);
+    let _ = writeln!(o, "{}{{policy_id=\"{bid}\"}} {} {t}", f.sample, fd.faithful);
+    let f = C::FIDELITY_UNFAITHFUL;
+    family(o, &f);
+    // Every recorded → replayed pair, zeros too, so each series exists in every replay.
+    for recorded in Verdict::ALL {
+        for replayed in Verdict::ALL {
+            let Some(kind) = DriftKind::of(recorded, replayed) else {
+                continue;
+            };
+            let n = fd.by_kind.get(kind.as_str()).copied().unwrap_or(0);
+            let _ = writeln!(
+                o,
+                "{}{{policy_id=\"{bid}\",recorded=\"{}\",replayed=\"{}\"}} {n} {t}",
+                f.sample,
+                recorded.as_str(),
+                replayed.as_str()
+            );
+        }
+    }
+    let f = C::FIDELITY_UNFAITHFUL_RATIO;
+    family(o, &f);
+    let _ = writeln!(
+        o,
+        "{}{{policy_id=\"{bid}\"}} {} {t}",
+        f.sample,
+        ratio(fd.unfaithful, fd.checked)
+    );
 }
 
 #[cfg(test)]
@@ -271,6 +317,51 @@ mod tests {
         );
         // No plan: no plan family.
         assert!(!text.contains("adapt_plan_rollout_percent"));
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn fidelity_families_carry_the_whole_replay_at_its_end() {
+        let mut r = sample::report();
+        let text = String::from_utf8(render(&r)).unwrap();
+        assert!(
+            !text.contains("adapt_fidelity"),
+            "no verdicts recorded: no family"
+        );
+        // 15 records checked, 2 recorded fail replayed ok, 1 recorded ok replayed warn.
+        r.fidelity = Some(crate::report::model::FidelityOut {
+            checked: 15,
+            faithful: 12,
+            unfaithful: 3,
+            by_kind: [("fail->ok", 2), ("ok->warn", 1)].into_iter().collect(),
+        });
+        let text = String::from_utf8(render(&r)).unwrap();
+        let fam: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("adapt_fidelity"))
+            .collect();
+        assert_eq!(
+            fam,
+            [
+                "# TYPE adapt_fidelity_checked counter",
+                "# HELP adapt_fidelity_checked Evaluated records carrying production's verdict, compared with the replayed baseline's.",
+                "adapt_fidelity_checked_total{policy_id=\"p|<x>\"} 15 180",
+                "# TYPE adapt_fidelity_faithful counter",
+                "# HELP adapt_fidelity_faithful Records the replayed baseline answered as production did.",
+                "adapt_fidelity_faithful_total{policy_id=\"p|<x>\"} 12 180",
+                "# TYPE adapt_fidelity_unfaithful counter",
+                "# HELP adapt_fidelity_unfaithful Records the replayed baseline answered otherwise than production, by production's (recorded) and the replay's verdict.",
+                "adapt_fidelity_unfaithful_total{policy_id=\"p|<x>\",recorded=\"ok\",replayed=\"warn\"} 1 180",
+                "adapt_fidelity_unfaithful_total{policy_id=\"p|<x>\",recorded=\"ok\",replayed=\"fail\"} 0 180",
+                "adapt_fidelity_unfaithful_total{policy_id=\"p|<x>\",recorded=\"warn\",replayed=\"ok\"} 0 180",
+                "adapt_fidelity_unfaithful_total{policy_id=\"p|<x>\",recorded=\"warn\",replayed=\"fail\"} 0 180",
+                "adapt_fidelity_unfaithful_total{policy_id=\"p|<x>\",recorded=\"fail\",replayed=\"ok\"} 2 180",
+                "adapt_fidelity_unfaithful_total{policy_id=\"p|<x>\",recorded=\"fail\",replayed=\"warn\"} 0 180",
+                "# TYPE adapt_fidelity_unfaithful_ratio gauge",
+                "# HELP adapt_fidelity_unfaithful_ratio Unfaithful over checked records (--max-unfaithful-ratio is its limit).",
+                "adapt_fidelity_unfaithful_ratio{policy_id=\"p|<x>\"} 0.2 180",
+            ]
+        );
         assert!(text.ends_with("# EOF\n"));
     }
 }

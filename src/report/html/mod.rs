@@ -1,6 +1,7 @@
 //! `report.html`: one self-contained page for analysts and reviewers (no scripts, no
 //! network, no external fonts; opens from a CI artifact and prints). Headline and
-//! the numbers behind it first, then four inline-SVG charts (drift per window over
+//! the numbers behind it first (led, when records carried production's verdict, by how
+//! much of it the replay reproduced), then four inline-SVG charts (drift per window over
 //! time, the what-if curve over rollout levels, the verdict mix, drift by kind and
 //! cause) and the tables (levels, worst windows, drifting examples, rejections,
 //! inputs, settings). Markup comes from `maud`, which escapes every spliced text, so
@@ -13,7 +14,7 @@ mod tables;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::Exporter;
-use super::model::{self, PlanOut, Report, pct};
+use super::model::{self, FidelityOut, PlanOut, Report, pct};
 use super::view;
 use charts::{bars, chart_plan, chart_time, chart_verdicts, chart_whatif};
 use tables::{figure, plan_runs, plan_steps, window_table};
@@ -127,6 +128,64 @@ fn plan_section(r: &Report, p: &PlanOut) -> Markup {
     }
 }
 
+/// The fidelity banner (SPEC §11), under the headline when records carried production's
+/// verdict: how much of production the replayed baseline reproduced, against
+/// `--max-unfaithful-ratio`, the unfaithful records by kind and the earliest of them
+/// (request ids as report.json shows them, redacted with `--redact-ids`).
+fn fidelity_section(r: &Report, f: &FidelityOut) -> Markup {
+    let limit = r.settings.max_unfaithful_ratio;
+    let share = model::ratio(f.unfaithful, f.checked);
+    let within = share <= limit;
+    html! {
+        section #fidelity class=(if within { "good" } else { "bad" })
+            data-checked=(f.checked) data-faithful=(f.faithful) data-unfaithful=(f.unfaithful)
+            data-unfaithful-ratio=(num(share)) data-limit=(num(limit)) data-passed=(within) {
+            p #fidelity-headline {
+                strong { "The replay reproduced " (f.faithful) " of " (f.checked) " production verdicts ("
+                    (pct(model::ratio(f.faithful, f.checked))) ")." }
+            }
+            p.note {
+                (f.unfaithful) " unfaithful (" (pct(share)) "), "
+                @if within { "within" } @else { "above" }
+                " --max-unfaithful-ratio " (num(limit)) " (" (pct(limit)) ")"
+                @if within {
+                    ": the baseline replays as production answered, so drift below is the candidate's."
+                } @else {
+                    ": the run exits 3, because every drift figure below rests on a baseline that does "
+                    "not reproduce production (a list changed since, a field not logged, another policy version)."
+                }
+            }
+            @if f.unfaithful > 0 {
+                div.two {
+                    table #fidelity-kinds {
+                        thead { tr { th { "Production → replay" } th.n { "Records" } } }
+                        tbody {
+                            @for (k, n) in &f.by_kind {
+                                tr data-kind=(k) data-count=(n) { td.mono { (k.replace("->", " → ")) } td.n { (n) } }
+                            }
+                        }
+                    }
+                    p.note { "The earliest " (r.unfaithful_examples.len()) " of " (f.unfaithful)
+                        " unfaithful records are listed below (all counts in report.json's fidelity). "
+                        "No context values are shown." }
+                }
+                table #unfaithful-examples {
+                    thead { tr { th { "Time (UTC)" } th { "Request" } th { "Production" } th { "Replay" } th { "Source" } } }
+                    tbody {
+                        @for u in &r.unfaithful_examples {
+                            tr data-recorded=(u.recorded) data-replayed=(u.replayed) {
+                                td.mono { (u.ts) } td { span.id { (u.request_id) } }
+                                td { (u.recorded) } td { (u.replayed) }
+                                td.mono { (view::shown_source(&u.source)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The HTML document.
 pub fn render(r: &Report) -> Markup {
     let g = &r.gate;
@@ -189,9 +248,15 @@ pub fn render(r: &Report) -> Markup {
                                 "the run fails a CI job whatever the gate says. "
                                 @if rec.evaluated == 0 { "Check the log files, the policy id and the rejected records." }
                                 @else if rec.rejected > r.config.max_rejects { "See Rejected records below." }
+                                @else if r.fidelity.as_ref().is_some_and(|f| model::ratio(f.unfaithful, f.checked) > r.settings.max_unfaithful_ratio) {
+                                    "The replay does not reproduce production: see the fidelity banner below."
+                                }
                                 @else { "See the warnings above and Evaluation errors below." }
                             }
                         }
+                    }
+                    @if let Some(f) = &r.fidelity {
+                        (fidelity_section(r, f))
                     }
                     dl.figures {
                         (figure("Gate level", "gate-level", format!("{} %", g.rollout_percent), None, "", g.rollout_percent.to_string()))
@@ -500,5 +565,50 @@ mod tests {
         assert_eq!(page.matches("<rect class=\"breach\"").count(), 2);
         assert!(page.contains("data-start=\"1970-01-01T00:00:00Z\""));
         assert!(page.contains("id=\"max-safe\" class=\"bad\" data-value=\"5\""));
+    }
+
+    #[test]
+    fn fidelity_banner_shows_the_share_the_limit_and_the_unfaithful_records() {
+        let mut r = view::sample::report();
+        assert!(!render(&r).into_string().contains("id=\"fidelity\""));
+        r.fidelity = Some(FidelityOut {
+            checked: 15,
+            faithful: 14,
+            unfaithful: 1,
+            by_kind: [("fail->ok", 1)].into_iter().collect(),
+        });
+        r.unfaithful_examples = vec![model::UnfaithfulOut {
+            ts: "1970-01-01T00:00:00.002Z".into(),
+            request_id: "r<3>".into(),
+            recorded: "fail",
+            replayed: "ok",
+            source: "logs/../a.jsonl:3".into(),
+        }];
+        // 1 of 15 (6.67 %) is above the default limit 0.001.
+        let page = render(&r).into_string();
+        assert!(page.contains(
+            "<section id=\"fidelity\" class=\"bad\" data-checked=\"15\" data-faithful=\"14\" \
+             data-unfaithful=\"1\" data-unfaithful-ratio=\"0.06666666666666667\" data-limit=\"0.001\" \
+             data-passed=\"false\">"
+        ));
+        assert!(
+            page.contains("The replay reproduced 14 of 15 production verdicts (93.3 %).</strong>")
+        );
+        assert!(page.contains(
+            "1 unfaithful (6.67 %), above --max-unfaithful-ratio 0.001 (0.10 %): the run exits 3"
+        ));
+        assert!(page.contains(
+            "<tr data-kind=\"fail-&gt;ok\" data-count=\"1\"><td class=\"mono\">fail → ok</td>"
+        ));
+        assert!(page.contains(
+            "<tr data-recorded=\"fail\" data-replayed=\"ok\"><td class=\"mono\">1970-01-01T00:00:00.002Z</td>\
+             <td><span class=\"id\">r&lt;3&gt;</span></td><td>fail</td><td>ok</td><td class=\"mono\">a.jsonl:3</td></tr>"
+        ));
+        // Before the key figures; within a raised limit it is green and lists no exit.
+        assert!(page.find("id=\"fidelity\"").unwrap() < page.find("id=\"gate-level\"").unwrap());
+        r.settings.max_unfaithful_ratio = 0.1;
+        let page = render(&r).into_string();
+        assert!(page.contains("<section id=\"fidelity\" class=\"good\""));
+        assert!(page.contains("within --max-unfaithful-ratio 0.1 (10.0 %): the baseline replays"));
     }
 }
