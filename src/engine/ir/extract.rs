@@ -676,25 +676,6 @@ impl VarPlan {
 }
 
 impl Layout {
-    /// Reads a JSON text (a Parquet context string) into `slots`, accepting and
-    /// rejecting what [`PathTable::read_str`] does; `Ok(false)`: not an object.
-    pub fn read_str(
-        &self,
-        text: &str,
-        slots: &mut ContextSlots,
-    ) -> Result<bool, serde_json::Error> {
-        slots.reset(self);
-        // The fast path first; anything it is not sure about is read by serde below.
-        if super::scan::context_text(text, self, slots).is_ok() {
-            return Ok(true);
-        }
-        let mut de = serde_json::Deserializer::from_str(text);
-        slots.reset(self);
-        let object = slots.seed(self).deserialize(&mut de)?;
-        de.end()?;
-        Ok(object)
-    }
-
     /// The value at the `--bucket-key` path of a record read into `slots`.
     pub fn key<'a>(&self, slots: &'a ContextSlots) -> Option<&'a Value> {
         self.key.as_ref()?.resolve(slots)

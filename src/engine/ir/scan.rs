@@ -550,3 +550,26 @@ pub fn context_text(text: &str, layout: &Layout, slots: &mut ContextSlots) -> R<
     context(&mut c, layout.root(), slots, 0)?;
     c.end()
 }
+
+/// The JSON-string Parquet context: the fast path first, serde for the rest (here,
+/// not in `extract`, so that `extract` does not import `scan`).
+impl Layout {
+    /// Reads a JSON text (a Parquet context string) into `slots`, accepting and
+    /// rejecting what [`super::extract::PathTable::read_str`] does; `Ok(false)`: not an object.
+    pub fn read_str(
+        &self,
+        text: &str,
+        slots: &mut ContextSlots,
+    ) -> Result<bool, serde_json::Error> {
+        slots.reset(self);
+        // The fast path first; anything it is not sure about is read by serde below.
+        if context_text(text, self, slots).is_ok() {
+            return Ok(true);
+        }
+        let mut de = serde_json::Deserializer::from_str(text);
+        slots.reset(self);
+        let object = slots.seed(self).deserialize(&mut de)?;
+        de.end()?;
+        Ok(object)
+    }
+}
