@@ -213,11 +213,7 @@ pub fn render(r: &Report) -> String {
                 o,
                 "> **Exit code 3:** the run fails whatever the gate says; see Rejected records below.\n"
             );
-        } else if r
-            .fidelity
-            .as_ref()
-            .is_some_and(|f| ratio(f.unfaithful, f.checked) > r.settings.max_unfaithful_ratio)
-        {
+        } else if g.failure.unfaithful {
             let _ = writeln!(
                 o,
                 "> **Exit code 3:** the run fails whatever the gate says; the replay does not reproduce production, see Fidelity below.\n"

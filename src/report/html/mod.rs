@@ -135,7 +135,7 @@ fn plan_section(r: &Report, p: &PlanOut) -> Markup {
 fn fidelity_section(r: &Report, f: &FidelityOut) -> Markup {
     let limit = r.settings.max_unfaithful_ratio;
     let share = model::ratio(f.unfaithful, f.checked);
-    let within = share <= limit;
+    let within = !r.gate.failure.unfaithful;
     html! {
         section #fidelity class=(if within { "good" } else { "bad" })
             data-checked=(f.checked) data-faithful=(f.faithful) data-unfaithful=(f.unfaithful)
@@ -247,8 +247,8 @@ pub fn render(r: &Report) -> Markup {
                                 strong { "Exit code 3: " }
                                 "the run fails a CI job whatever the gate says. "
                                 @if rec.evaluated == 0 { "Check the log files, the policy id and the rejected records." }
-                                @else if rec.rejected > r.config.max_rejects { "See Rejected records below." }
-                                @else if r.fidelity.as_ref().is_some_and(|f| model::ratio(f.unfaithful, f.checked) > r.settings.max_unfaithful_ratio) {
+                                @else if g.failure.too_many_rejects { "See Rejected records below." }
+                                @else if g.failure.unfaithful {
                                     "The replay does not reproduce production: see the fidelity banner below."
                                 }
                                 @else { "See the warnings above and Evaluation errors below." }
@@ -584,7 +584,8 @@ mod tests {
             replayed: "ok",
             source: "logs/../a.jsonl:3".into(),
         }];
-        // 1 of 15 (6.67 %) is above the default limit 0.001.
+        // 1 of 15 (6.67 %) is above the default limit 0.001: the gate decided exit 3.
+        r.gate.failure.unfaithful = true;
         let page = render(&r).into_string();
         assert!(page.contains(
             "<section id=\"fidelity\" class=\"bad\" data-checked=\"15\" data-faithful=\"14\" \
@@ -607,6 +608,7 @@ mod tests {
         // Before the key figures; within a raised limit it is green and lists no exit.
         assert!(page.find("id=\"fidelity\"").unwrap() < page.find("id=\"gate-level\"").unwrap());
         r.settings.max_unfaithful_ratio = 0.1;
+        r.gate.failure.unfaithful = false;
         let page = render(&r).into_string();
         assert!(page.contains("<section id=\"fidelity\" class=\"good\""));
         assert!(page.contains("within --max-unfaithful-ratio 0.1 (10.0 %): the baseline replays"));

@@ -66,6 +66,19 @@ pub fn headline(r: &Report) -> String {
                 r.config.max_eval_error_ratio.unwrap_or(0.0)
             );
         }
+        if failure.unfaithful
+            && let Some(f) = &r.fidelity
+        {
+            return format!(
+                "Run FAILED: the replay reproduced {} of {} production verdicts, {} unfaithful \
+                 ({}), more than --max-unfaithful-ratio {}; {gate}",
+                f.faithful,
+                f.checked,
+                f.unfaithful,
+                pct(ratio(f.unfaithful, f.checked)),
+                r.settings.max_unfaithful_ratio
+            );
+        }
     }
     let mut chars = gate.chars();
     chars
