@@ -370,6 +370,11 @@ pub const ALL: &[Family] = &[
     GATE_PLAN_RUNS,
 ];
 
+/// The family of that name (`# TYPE` name, as `adapt_requests`), if proof exports it.
+pub fn by_name(name: &str) -> Option<&'static Family> {
+    ALL.iter().find(|f| f.name == name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,10 +1,13 @@
 //! Metric families in one place: [`catalogue`] names every family proof exports (its
-//! name, type, unit, labels and HELP text), and the helpers here write the family
-//! headers and escape label values the same way for every writer — replay's
-//! timestamped `metrics.om`, the textfile-collector `gate.prom`, and `serve`'s live
-//! OpenMetrics encoder. Nothing here holds values or registries.
+//! name, type, unit, labels and HELP text), [`encode`] writes every sample line (one
+//! float format, one timestamp format, label names from the catalogue), and the
+//! helpers here write the family headers and escape label values the same way for
+//! every writer — replay's timestamped `metrics.om`, the textfile-collector
+//! `gate.prom`, and `serve`'s live OpenMetrics encoder. Nothing here holds values or
+//! registries.
 
 pub mod catalogue;
+pub mod encode;
 
 use std::fmt::Write;
 

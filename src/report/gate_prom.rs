@@ -9,6 +9,7 @@ use std::fmt::Write;
 
 use super::Exporter;
 use super::model::Report;
+use crate::metrics::encode::{Value, family_sample};
 use crate::metrics::{Family, catalogue as C, escape};
 
 /// Writes gate.prom.
@@ -24,23 +25,25 @@ impl Exporter for GatePromExporter {
     }
 }
 
-/// A float the way Prometheus parses it back exactly.
-fn num(x: f64) -> String {
-    serde_json::to_string(&x).unwrap_or_else(|_| x.to_string())
-}
-
-/// `# HELP`, `# TYPE` (every proof_gate family is a gauge in the 0.0.4 format, the
-/// info family included) and one sample per `(labels, value)`.
-fn gauge(o: &mut String, f: &Family, samples: &[(String, String)]) {
+/// `# HELP` and `# TYPE` of a family: every proof_gate family is a gauge in the 0.0.4
+/// format that node_exporter's textfile collector reads, the info family included.
+fn header(o: &mut String, f: &Family) {
     let _ = writeln!(o, "# HELP {} {}", f.sample, escape(f.help));
     let _ = writeln!(o, "# TYPE {} gauge", f.sample);
-    for (labels, value) in samples {
-        let _ = writeln!(o, "{}{labels} {value}", f.sample);
-    }
 }
 
-fn one(o: &mut String, f: &Family, value: String) {
-    gauge(o, f, &[(String::new(), value)]);
+/// A family of one sample without labels.
+fn one(o: &mut String, f: &Family, value: impl Into<Value>) {
+    header(o, f);
+    family_sample(o, f, &[], value, None);
+}
+
+/// A family of one sample per value of its one label (`state`, `outcome`).
+fn by_label(o: &mut String, f: &Family, samples: &[(&str, u64)]) {
+    header(o, f);
+    for (k, v) in samples {
+        family_sample(o, f, &[k], *v, None);
+    }
 }
 
 /// The gate.prom text of a report.
@@ -48,55 +51,39 @@ pub fn render(r: &Report) -> String {
     let mut o = String::new();
     let g = &r.gate;
     let (b, c) = (&r.inputs.baseline, &r.inputs.candidate);
-    gauge(
+    header(&mut o, &C::GATE_INFO);
+    family_sample(
         &mut o,
         &C::GATE_INFO,
-        &[(
-            format!(
-                "{{baseline=\"{}\",baseline_ir_hash=\"{}\",candidate=\"{}\",candidate_ir_hash=\"{}\",window=\"{}\"}}",
-                escape(&b.policy_id),
-                escape(&b.ir_hash),
-                escape(&c.policy_id),
-                escape(&c.ir_hash),
-                escape(&r.config.window)
-            ),
-            "1".into(),
-        )],
+        &[
+            &b.policy_id,
+            &b.ir_hash,
+            &c.policy_id,
+            &c.ir_hash,
+            &r.config.window,
+        ],
+        1u64,
+        None,
     );
-    one(&mut o, &C::GATE_PASSED, u8::from(g.passed).to_string());
-    one(&mut o, &C::GATE_EXIT_CODE, g.exit_code.to_string());
-    one(
-        &mut o,
-        &C::GATE_ROLLOUT_PERCENT,
-        g.rollout_percent.to_string(),
-    );
-    one(&mut o, &C::GATE_DRIFT_MAX, num(g.drift_max));
-    one(
-        &mut o,
-        &C::GATE_MAX_SAFE,
-        g.max_safe_rollout_percent.to_string(),
-    );
+    one(&mut o, &C::GATE_PASSED, g.passed);
+    one(&mut o, &C::GATE_EXIT_CODE, g.exit_code);
+    one(&mut o, &C::GATE_ROLLOUT_PERCENT, g.rollout_percent.get());
+    one(&mut o, &C::GATE_DRIFT_MAX, g.drift_max);
+    one(&mut o, &C::GATE_MAX_SAFE, g.max_safe_rollout_percent);
     if let Some(c) = g.confidence {
-        one(&mut o, &C::GATE_CONFIDENCE, num(c));
+        one(&mut o, &C::GATE_CONFIDENCE, c);
     }
     if let Some(p) = g.proven_safe_rollout_percent {
-        one(&mut o, &C::GATE_PROVEN_SAFE, p.to_string());
+        one(&mut o, &C::GATE_PROVEN_SAFE, p);
     }
     if let Some(f) = &r.fidelity {
-        one(
-            &mut o,
-            &C::GATE_UNFAITHFUL_RATIO,
-            num(crate::replay::gate::ratio(f.unfaithful, f.checked)),
-        );
+        let share = crate::replay::gate::ratio(f.unfaithful, f.checked);
+        one(&mut o, &C::GATE_UNFAITHFUL_RATIO, share);
     }
-    one(&mut o, &C::GATE_WINDOWS, r.windows.len().to_string());
-    one(
-        &mut o,
-        &C::GATE_BREACHED_WINDOWS,
-        g.breached_windows.len().to_string(),
-    );
+    one(&mut o, &C::GATE_WINDOWS, r.windows.len());
+    one(&mut o, &C::GATE_BREACHED_WINDOWS, g.breached_windows.len());
     let rec = &r.records;
-    gauge(
+    by_label(
         &mut o,
         &C::GATE_RECORDS,
         &[
@@ -104,33 +91,24 @@ pub fn render(r: &Report) -> String {
             ("evaluated", rec.evaluated),
             ("rejected", rec.rejected),
             ("skipped", rec.skipped),
-        ]
-        .map(|(k, v)| (format!("{{state=\"{k}\"}}"), v.to_string())),
+        ],
     );
     if let Some(last) = r.series.last() {
-        // Whole seconds: windows are whole seconds or longer in practice; keep ms exact.
-        one(
-            &mut o,
-            &C::GATE_TRAFFIC_END,
-            if last.end_ms % 1000 == 0 {
-                (last.end_ms / 1000).to_string()
-            } else {
-                format!("{:.3}", last.end_ms as f64 / 1000.0)
-            },
-        );
+        // A value in seconds (exact to the millisecond), not a sample timestamp:
+        // gate.prom carries none.
+        one(&mut o, &C::GATE_TRAFFIC_END, last.end_ms as f64 / 1000.0);
     }
     if let Some(p) = &r.plan {
-        one(&mut o, &C::GATE_PLAN_PASSED, u8::from(p.passed).to_string());
+        one(&mut o, &C::GATE_PLAN_PASSED, p.passed);
         let s = &p.summary;
-        gauge(
+        by_label(
             &mut o,
             &C::GATE_PLAN_RUNS,
             &[
                 ("promoted", s.promoted),
                 ("rolled_back", s.rolled_back),
                 ("incomplete", s.incomplete),
-            ]
-            .map(|(k, v)| (format!("{{outcome=\"{k}\"}}"), v.to_string())),
+            ],
         );
     }
     o

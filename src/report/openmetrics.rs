@@ -9,25 +9,15 @@
 //! HELP texts come from `metrics::catalogue`; the figures from the report model's
 //! per-window series, never from the aggregate.
 
-use std::fmt::Write;
-
 use super::Exporter;
 use super::model::{Report, ratio};
-use crate::metrics::{Family, catalogue as C, escape as esc, openmetrics_header};
+use crate::metrics::encode::{family_labels, family_sample, sample};
+use crate::metrics::{Family, catalogue as C, openmetrics_header};
 use crate::orchestrator::metrics::LATENCY_BUCKETS;
 use crate::orchestrator::{DriftKind, Verdict};
 
 /// Writes metrics.om.
 pub struct OpenMetricsExporter;
-
-fn ts(ms: i64) -> String {
-    if ms % 1000 == 0 {
-        format!("{}", ms / 1000)
-    } else {
-        // Exact for any millisecond count below 2^53.
-        format!("{:.3}", ms as f64 / 1000.0)
-    }
-}
 
 fn family(out: &mut String, f: &Family) {
     openmetrics_header(out, f.name, f.kind.as_str(), f.unit, f.replay_help());
@@ -47,15 +37,18 @@ impl Exporter for OpenMetricsExporter {
 fn render(r: &Report) -> Vec<u8> {
     let mut o = String::new();
     let gate = r.gate.rollout_percent;
-    let window = esc(&r.config.window);
-    let base = &r.inputs.baseline;
-    let cand = &r.inputs.candidate;
-    let (bid, cid) = (esc(&base.policy_id), esc(&cand.policy_id));
+    let window = r.config.window.as_str();
+    let (bid, cid) = (
+        r.inputs.baseline.policy_id.as_str(),
+        r.inputs.candidate.policy_id.as_str(),
+    );
+    // Every sample of a window is stamped with the window's end.
+    let at = |s: &super::model::WindowSeries| Some(s.end_ms);
 
     let f = C::ENFORCE_ROLLOUT_PERCENT;
     family(&mut o, &f);
     for s in &r.series {
-        let _ = writeln!(o, "{} {} {}", f.sample, gate, ts(s.end_ms));
+        family_sample(&mut o, &f, &[], gate.get(), at(s));
     }
 
     let f = C::REQUESTS;
@@ -63,23 +56,13 @@ fn render(r: &Report) -> Vec<u8> {
     let mut n = 0u64;
     for s in &r.series {
         n += s.requests;
-        let _ = writeln!(
-            o,
-            "{}{{mode=\"shadow\",policy_id=\"{bid}\"}} {n} {}",
-            f.sample,
-            ts(s.end_ms)
-        );
+        family_sample(&mut o, &f, &["shadow", bid], n, at(s));
     }
     let mut n = 0u64;
     for s in &r.series {
         let e = &s.enforced_at_gate;
         n += e.ok + e.warn + e.fail;
-        let _ = writeln!(
-            o,
-            "{}{{mode=\"enforced\",policy_id=\"{cid}\"}} {n} {}",
-            f.sample,
-            ts(s.end_ms)
-        );
+        family_sample(&mut o, &f, &["enforced", cid], n, at(s));
     }
 
     let f = C::DRIFT_EVENTS;
@@ -87,37 +70,23 @@ fn render(r: &Report) -> Vec<u8> {
     let mut n = 0u64;
     for s in &r.series {
         n += s.drift_at(gate);
-        let _ = writeln!(
-            o,
-            "{}{{policy_id=\"{cid}\"}} {n} {}",
-            f.sample,
-            ts(s.end_ms)
-        );
+        family_sample(&mut o, &f, &[cid], n, at(s));
     }
 
     let f = C::DRIFT_RATIO;
     family(&mut o, &f);
     for s in &r.series {
         let v = ratio(s.drift_at(gate), s.requests);
-        let _ = writeln!(
-            o,
-            "{}{{window=\"{window}\"}} {v} {}",
-            f.sample,
-            ts(s.end_ms)
-        );
+        family_sample(&mut o, &f, &[window], v, at(s));
     }
 
     let f = C::WHATIF_DRIFT_RATIO;
     family(&mut o, &f);
     for l in &r.config.levels {
+        let level = l.to_string();
         for s in &r.series {
             let v = ratio(s.drift_at(*l), s.requests);
-            let _ = writeln!(
-                o,
-                "{}{{window=\"{window}\",rollout=\"{l}\"}} {v} {}",
-                f.sample,
-                ts(s.end_ms)
-            );
+            family_sample(&mut o, &f, &[window, &level], v, at(s));
         }
     }
 
@@ -127,41 +96,25 @@ fn render(r: &Report) -> Vec<u8> {
         let mut n = 0u64;
         for s in &r.series {
             n += s.shadow.of(v);
-            let _ = writeln!(
-                o,
-                "{}{{mode=\"shadow\",verdict=\"{}\"}} {n} {}",
-                f.sample,
-                v.as_str(),
-                ts(s.end_ms)
-            );
+            family_sample(&mut o, &f, &["shadow", v.as_str()], n, at(s));
         }
     }
     for v in Verdict::ALL {
         let mut n = 0u64;
         for s in &r.series {
             n += s.enforced_at_gate.of(v);
-            let _ = writeln!(
-                o,
-                "{}{{mode=\"enforced\",verdict=\"{}\"}} {n} {}",
-                f.sample,
-                v.as_str(),
-                ts(s.end_ms)
-            );
+            family_sample(&mut o, &f, &["enforced", v.as_str()], n, at(s));
         }
     }
 
     let f = C::POLICY;
     family(&mut o, &f);
-    for (path, p) in [("shadow", base), ("enforced", cand)] {
+    for (path, p) in [
+        ("shadow", &r.inputs.baseline),
+        ("enforced", &r.inputs.candidate),
+    ] {
         for s in &r.series {
-            let _ = writeln!(
-                o,
-                "{}{{path=\"{path}\",policy_id=\"{}\",ir_hash=\"{}\"}} 1 {}",
-                f.sample,
-                esc(&p.policy_id),
-                esc(&p.ir_hash),
-                ts(s.end_ms)
-            );
+            family_sample(&mut o, &f, &[path, &p.policy_id, &p.ir_hash], 1u64, at(s));
         }
     }
 
@@ -175,50 +128,52 @@ fn render(r: &Report) -> Vec<u8> {
             *c += b;
         }
         sum_ns += s.latency_sum_ns;
-        let t = ts(s.end_ms);
         let mut running = 0u64;
         for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
             running += cum[i];
-            let _ = writeln!(o, "{name}_bucket{{le=\"{le}\"}} {running} {t}");
+            let le = family_labels(&f, &[], Some(("le", &le.to_string())));
+            sample(
+                &mut o,
+                &format!("{name}_bucket"),
+                &le,
+                running.into(),
+                at(s),
+            );
         }
         running += cum[LATENCY_BUCKETS.len()];
-        let _ = writeln!(o, "{name}_bucket{{le=\"+Inf\"}} {running} {t}");
-        let _ = writeln!(o, "{name}_count {running} {t}");
-        let _ = writeln!(o, "{name}_sum {} {t}", sum_ns as f64 * 1e-9);
+        let le = family_labels(&f, &[], Some(("le", "+Inf")));
+        sample(
+            &mut o,
+            &format!("{name}_bucket"),
+            &le,
+            running.into(),
+            at(s),
+        );
+        sample(&mut o, &format!("{name}_count"), "", running.into(), at(s));
+        let sum = sum_ns as f64 * 1e-9;
+        sample(&mut o, &format!("{name}_sum"), "", sum.into(), at(s));
     }
 
     let f = C::WINDOW_REQUESTS;
     family(&mut o, &f);
     for s in &r.series {
-        let _ = writeln!(
-            o,
-            "{}{{window=\"{window}\"}} {} {}",
-            f.sample,
-            s.requests,
-            ts(s.end_ms)
-        );
+        family_sample(&mut o, &f, &[window], s.requests, at(s));
     }
 
     let f = C::WINDOW_COUNTED;
     family(&mut o, &f);
     for s in &r.series {
-        let _ = writeln!(
-            o,
-            "{}{{window=\"{window}\"}} {} {}",
-            f.sample,
-            u8::from(s.counted),
-            ts(s.end_ms)
-        );
+        family_sample(&mut o, &f, &[window], s.counted, at(s));
     }
 
-    fidelity(&mut o, r, &bid);
+    fidelity(&mut o, r, bid);
 
     if r.plan_result.is_some() {
         let f = C::PLAN_ROLLOUT_PERCENT;
         family(&mut o, &f);
         for s in &r.series {
             if let Some(l) = s.plan_rollout_percent {
-                let _ = writeln!(o, "{} {l} {}", f.sample, ts(s.end_ms));
+                family_sample(&mut o, &f, &[], l, at(s));
             }
         }
     }
@@ -234,13 +189,13 @@ fn fidelity(o: &mut String, r: &Report, bid: &str) {
     let (Some(fd), Some(last)) = (&r.fidelity, r.series.last()) else {
         return;
     };
-    let t = ts(last.end_ms);
+    let t = Some(last.end_ms);
     let f = C::FIDELITY_CHECKED;
     family(o, &f);
-    let _ = writeln!(o, "{}{{policy_id=\"{bid}\"}} {} {t}", f.sample, fd.checked);
+    family_sample(o, &f, &[bid], fd.checked, t);
     let f = C::FIDELITY_FAITHFUL;
     family(o, &f);
-    let _ = writeln!(o, "{}{{policy_id=\"{bid}\"}} {} {t}", f.sample, fd.faithful);
+    family_sample(o, &f, &[bid], fd.faithful, t);
     let f = C::FIDELITY_UNFAITHFUL;
     family(o, &f);
     // Every recorded → replayed pair, zeros too, so each series exists in every replay.
@@ -250,23 +205,12 @@ fn fidelity(o: &mut String, r: &Report, bid: &str) {
                 continue;
             };
             let n = fd.by_kind.get(kind.as_str()).copied().unwrap_or(0);
-            let _ = writeln!(
-                o,
-                "{}{{policy_id=\"{bid}\",recorded=\"{}\",replayed=\"{}\"}} {n} {t}",
-                f.sample,
-                recorded.as_str(),
-                replayed.as_str()
-            );
+            family_sample(o, &f, &[bid, recorded.as_str(), replayed.as_str()], n, t);
         }
     }
     let f = C::FIDELITY_UNFAITHFUL_RATIO;
     family(o, &f);
-    let _ = writeln!(
-        o,
-        "{}{{policy_id=\"{bid}\"}} {} {t}",
-        f.sample,
-        ratio(fd.unfaithful, fd.checked)
-    );
+    family_sample(o, &f, &[bid], ratio(fd.unfaithful, fd.checked), t);
 }
 
 #[cfg(test)]
@@ -276,10 +220,11 @@ mod tests {
 
     #[test]
     fn timestamps_and_escaping() {
-        assert_eq!(ts(1_793_866_200_000), "1793866200");
-        assert_eq!(ts(1_500), "1.500");
-        assert_eq!(ts(-1_500), "-1.500");
-        assert_eq!(esc("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        use crate::metrics::{encode::seconds, escape};
+        assert_eq!(seconds(1_793_866_200_000), "1793866200");
+        assert_eq!(seconds(1_500), "1.500");
+        assert_eq!(seconds(-1_500), "-1.500");
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 
     #[test]

@@ -7,13 +7,12 @@
 //! and `# EOF` ends the exposition. Sample values and `le` labels are formatted as in
 //! the 0.0.4 output, so a series keeps its identity whichever format is scraped.
 //! Family names and HELP texts come from the registry, which takes them from
-//! `metrics::catalogue`; headers and escaping are `metrics`' own.
-
-use std::fmt::Write;
+//! `metrics::catalogue`, units from the catalogue itself; headers, sample lines, the
+//! float format and escaping are `metrics`' own (`metrics::encode`).
 
 use prometheus::proto::{LabelPair, MetricFamily, MetricType};
 
-use crate::metrics::escape as esc_label;
+use crate::metrics::encode::{self, num, sample};
 
 /// Content type of the OpenMetrics exposition.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -37,46 +36,23 @@ pub fn wants_openmetrics(accept: &str) -> bool {
     })
 }
 
-/// `{a="x",b="y"}` plus an optional extra pair (`le`); empty when there is no label.
+/// `{a="x",b="y"}` of a registry's label pairs plus an optional extra pair (`le`),
+/// written by the one sample encoder; empty when there is no label.
 fn labels(pairs: &[LabelPair], extra: Option<(&str, &str)>) -> String {
-    let mut all: Vec<String> = pairs
-        .iter()
-        .map(|l| format!("{}=\"{}\"", l.name(), esc_label(l.value())))
-        .collect();
-    if let Some((k, v)) = extra {
-        all.push(format!("{k}=\"{}\"", esc_label(v)));
-    }
-    if all.is_empty() {
-        String::new()
-    } else {
-        format!("{{{}}}", all.join(","))
-    }
+    encode::labels(pairs.iter().map(|l| (l.name(), l.value())).chain(extra))
 }
 
-/// Float as in the 0.0.4 encoder, with the OpenMetrics spellings of the specials.
-fn num(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        v.to_string()
-    }
-}
-
-/// The family header, written by the one header writer replay's metrics.om uses too.
+/// The family header, written by the one header writer replay's metrics.om uses too,
+/// with the unit the catalogue gives the family (none for a family it does not name).
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let unit = ["seconds", "bytes"]
-        .into_iter()
-        .find(|u| name.ends_with(&format!("_{u}")));
+    let unit = crate::metrics::catalogue::by_name(name).and_then(|f| f.unit);
     crate::metrics::openmetrics_header(out, name, kind, unit, help);
 }
 
 /// Encodes gathered families as OpenMetrics text, `# EOF` last.
 pub fn encode(families: &[MetricFamily]) -> String {
     let mut out = String::new();
+    let o = &mut out;
     for f in families {
         let name = f.name();
         let metrics = f.get_metric();
@@ -86,14 +62,11 @@ pub fn encode(families: &[MetricFamily]) -> String {
         match f.get_field_type() {
             MetricType::COUNTER => {
                 let fam = name.strip_suffix("_total").unwrap_or(name);
-                header(&mut out, fam, "counter", f.help());
+                header(o, fam, "counter", f.help());
+                let total = format!("{fam}_total");
                 for m in metrics {
-                    let _ = writeln!(
-                        out,
-                        "{fam}_total{} {}",
-                        labels(m.get_label(), None),
-                        num(m.get_counter().get_value())
-                    );
+                    let v = m.get_counter().get_value().into();
+                    sample(o, &total, &labels(m.get_label(), None), v, None);
                 }
             }
             MetricType::GAUGE => {
@@ -101,65 +74,52 @@ pub fn encode(families: &[MetricFamily]) -> String {
                     && metrics.iter().all(|m| m.get_gauge().get_value() == 1.0);
                 if is_info {
                     let fam = &name[..name.len() - "_info".len()];
-                    header(&mut out, fam, "info", f.help());
+                    header(o, fam, "info", f.help());
                     for m in metrics {
-                        let _ = writeln!(out, "{name}{} 1", labels(m.get_label(), None));
+                        sample(o, name, &labels(m.get_label(), None), 1u64.into(), None);
                     }
                 } else {
-                    header(&mut out, name, "gauge", f.help());
+                    header(o, name, "gauge", f.help());
                     for m in metrics {
-                        let _ = writeln!(
-                            out,
-                            "{name}{} {}",
-                            labels(m.get_label(), None),
-                            num(m.get_gauge().get_value())
-                        );
+                        let v = m.get_gauge().get_value().into();
+                        sample(o, name, &labels(m.get_label(), None), v, None);
                     }
                 }
             }
             MetricType::HISTOGRAM => {
-                header(&mut out, name, "histogram", f.help());
+                header(o, name, "histogram", f.help());
+                let bucket = format!("{name}_bucket");
                 for m in metrics {
                     let h = m.get_histogram();
                     let mut has_inf = false;
                     for b in h.get_bucket() {
                         let ub = b.upper_bound();
                         has_inf |= ub == f64::INFINITY;
-                        let _ = writeln!(
-                            out,
-                            "{name}_bucket{} {}",
-                            labels(m.get_label(), Some(("le", &num(ub)))),
-                            b.cumulative_count()
-                        );
+                        let l = labels(m.get_label(), Some(("le", &num(ub))));
+                        sample(o, &bucket, &l, b.cumulative_count().into(), None);
                     }
                     if !has_inf {
-                        let _ = writeln!(
-                            out,
-                            "{name}_bucket{} {}",
-                            labels(m.get_label(), Some(("le", "+Inf"))),
-                            h.get_sample_count()
-                        );
+                        let l = labels(m.get_label(), Some(("le", "+Inf")));
+                        sample(o, &bucket, &l, h.get_sample_count().into(), None);
                     }
                     let l = labels(m.get_label(), None);
-                    let _ = writeln!(out, "{name}_count{l} {}", h.get_sample_count());
-                    let _ = writeln!(out, "{name}_sum{l} {}", num(h.get_sample_sum()));
+                    let (count, sum) = (h.get_sample_count(), h.get_sample_sum());
+                    sample(o, &format!("{name}_count"), &l, count.into(), None);
+                    sample(o, &format!("{name}_sum"), &l, sum.into(), None);
                 }
             }
             MetricType::SUMMARY => {
-                header(&mut out, name, "summary", f.help());
+                header(o, name, "summary", f.help());
                 for m in metrics {
                     let s = m.get_summary();
                     for q in s.get_quantile() {
-                        let _ = writeln!(
-                            out,
-                            "{name}{} {}",
-                            labels(m.get_label(), Some(("quantile", &num(q.quantile())))),
-                            num(q.value())
-                        );
+                        let l = labels(m.get_label(), Some(("quantile", &num(q.quantile()))));
+                        sample(o, name, &l, q.value().into(), None);
                     }
                     let l = labels(m.get_label(), None);
-                    let _ = writeln!(out, "{name}_count{l} {}", s.sample_count());
-                    let _ = writeln!(out, "{name}_sum{l} {}", num(s.sample_sum()));
+                    let (count, sum) = (s.sample_count(), s.sample_sum());
+                    sample(o, &format!("{name}_count"), &l, count.into(), None);
+                    sample(o, &format!("{name}_sum"), &l, sum.into(), None);
                 }
             }
             // Nothing registers untyped metrics here (and their accessors are
@@ -214,7 +174,6 @@ mod tests {
         assert_eq!(
             om,
             "# TYPE x_latency_seconds histogram\n\
-             # UNIT x_latency_seconds seconds\n\
              # HELP x_latency_seconds Latency.\n\
              x_latency_seconds_bucket{le=\"0.5\"} 1\n\
              x_latency_seconds_bucket{le=\"1\"} 1\n\
@@ -232,6 +191,20 @@ mod tests {
              x_requests_total{mode=\"a\\\"b\"} 3\n\
              # EOF\n"
         );
+        // Units come from the catalogue, not from a name's suffix: the family above
+        // is not proof's and has none; proof's latency histogram has its unit.
+        let lat = Histogram::with_opts(HistogramOpts::new(
+            crate::metrics::catalogue::SELECTION_LATENCY.sample,
+            "Latency.",
+        ))
+        .unwrap();
+        let r2 = Registry::new();
+        r2.register(Box::new(lat.clone())).unwrap();
+        lat.observe(0.001);
+        assert!(encode(&r2.gather()).starts_with(
+            "# TYPE adapt_selection_latency_seconds histogram\n\
+             # UNIT adapt_selection_latency_seconds seconds\n"
+        ));
         // The same `le` spelling as the 0.0.4 encoder.
         let text = crate::orchestrator::metrics::render_registry(&r);
         assert!(text.contains("x_latency_seconds_bucket{le=\"0.5\"} 1\n"));
