@@ -29,9 +29,46 @@ fn every_module_the_spec_map_names_exists() {
         }
     }
     assert!(named >= 20, "only {named} modules named");
-    for n in 1..=10 {
+    for n in 1..=12 {
         assert!(sections.contains(&format!("§{n}")), "SPEC §{n} has no row");
     }
+}
+
+/// The exporters read each gate setting from one place, the typed `Report::settings`
+/// the gate judged with; `Report::config` is report.json's echo of them, written once
+/// when the report is built.
+#[test]
+fn exporters_read_gate_settings_from_one_place() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src/report"), &mut files);
+    let echo = [
+        "drift_max",
+        "rollout",
+        "levels",
+        "min_requests",
+        "rollback_factor",
+        "max_rejects",
+        "max_eval_error_ratio",
+        "window",
+    ];
+    let mut found = Vec::new();
+    for f in files
+        .iter()
+        .filter(|f| !f.ends_with("model/build.rs") && !f.ends_with("model/schema.rs"))
+    {
+        let code = code_of(&std::fs::read_to_string(f).unwrap());
+        for field in echo {
+            if code.contains(&format!(".config.{field}")) {
+                found.push(format!("{}: .config.{field}", f.display()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "read r.settings instead:\n{}",
+        found.join("\n")
+    );
 }
 
 // ---------------------------------------------------------------------------------

@@ -60,7 +60,7 @@ pub fn render(r: &Report) -> String {
             &b.ir_hash,
             &c.policy_id,
             &c.ir_hash,
-            &r.config.window,
+            &r.settings.window.to_string(),
         ],
         1u64,
         None,

@@ -133,7 +133,7 @@ fn suite(o: &mut String, name: &str, props: &[(&str, String)], cases: &[Case]) {
 /// The JUnit XML text.
 pub fn render(r: &Report) -> String {
     let g = &r.gate;
-    let c = &r.config;
+    let c = &r.settings;
     let rollback = view::rollback_line(r);
     let gate_cases: Vec<Case> = r
         .windows
@@ -278,7 +278,7 @@ pub fn render(r: &Report) -> String {
             ("drift_max", num(c.drift_max)),
             ("rollback_line", num(rollback)),
             ("min_requests", c.min_requests.to_string()),
-            ("window", c.window.clone()),
+            ("window", c.window.to_string()),
             ("passed", g.passed.to_string()),
             (
                 "max_safe_rollout_percent",

@@ -192,7 +192,7 @@ The replayed baseline reproduced **{} of {}** production verdicts ({}).
 pub fn render(r: &Report) -> String {
     let mut o = String::new();
     let g = &r.gate;
-    let min = r.config.min_requests;
+    let min = r.settings.min_requests;
     // With a plan the plan decides the exit code (SPEC §9): the mark follows it.
     let mark = match g.exit_code {
         3 => "⚠️",
@@ -240,7 +240,7 @@ pub fn render(r: &Report) -> String {
         "| Drift max | {} (rollback line {} = {} × drift max) |",
         pct(g.drift_max),
         pct(view::rollback_line(r)),
-        r.config.rollback_factor
+        r.settings.rollback_factor
     );
     let _ = writeln!(
         o,
@@ -248,8 +248,8 @@ pub fn render(r: &Report) -> String {
         g.rollout_percent,
         g.breached_windows.len(),
         r.windows.len(),
-        text(&r.config.window),
-        r.config.min_requests
+        text(&r.settings.window.to_string()),
+        r.settings.min_requests
     );
     if let Some(w) = &r.summary.worst_window {
         let _ = writeln!(
@@ -286,7 +286,7 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(
         o,
         "| Records | {} read: {} evaluated, {} rejected (max {}), {} skipped |",
-        rec.read, rec.evaluated, rec.rejected, r.config.max_rejects, rec.skipped
+        rec.read, rec.evaluated, rec.rejected, r.settings.max_rejects, rec.skipped
     );
     for (role, p) in [
         ("Baseline (shadow)", &r.inputs.baseline),

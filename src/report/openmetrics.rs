@@ -37,7 +37,7 @@ impl Exporter for OpenMetricsExporter {
 fn render(r: &Report) -> Vec<u8> {
     let mut o = String::new();
     let gate = r.gate.rollout_percent;
-    let window = r.config.window.as_str();
+    let window = &r.settings.window.to_string();
     let (bid, cid) = (
         r.inputs.baseline.policy_id.as_str(),
         r.inputs.candidate.policy_id.as_str(),
@@ -82,7 +82,7 @@ fn render(r: &Report) -> Vec<u8> {
 
     let f = C::WHATIF_DRIFT_RATIO;
     family(&mut o, &f);
-    for l in &r.config.levels {
+    for l in &r.settings.levels {
         let level = l.to_string();
         for s in &r.series {
             let v = ratio(s.drift_at(*l), s.requests);

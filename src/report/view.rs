@@ -49,7 +49,7 @@ pub fn status(r: &Report, events: u64, requests: u64) -> WindowStatus {
 
 /// The rollback line: rollback_factor × drift_max.
 pub fn rollback_line(r: &Report) -> f64 {
-    r.config.rollback_factor * r.config.drift_max
+    r.settings.rollback_factor * r.settings.drift_max
 }
 
 /// Index of the gate level in `levels` and in every window's `drift`.
@@ -66,7 +66,7 @@ pub fn at_gate<'a>(r: &Report, w: &'a Window) -> Option<&'a WindowLevel> {
 
 /// Whether a window has enough requests to count for the gate (`--min-requests`).
 pub fn counts(r: &Report, w: &Window) -> bool {
-    w.requests >= r.config.min_requests
+    w.requests >= r.settings.min_requests
 }
 
 /// Windows with drift at the gate level, worst ratio first, then by start: up to `n`
@@ -212,7 +212,7 @@ pub struct PassNeeds {
 /// The "requests to pass" figure, with confidence on.
 pub fn pass_needs(r: &Report) -> Option<PassNeeds> {
     let c = r.settings.confidence?;
-    let need = c.requests_to_pass(r.config.drift_max);
+    let need = c.requests_to_pass(r.settings.drift_max);
     let largest = r.windows.iter().map(|w| w.requests).max().unwrap_or(0);
     let enough = r
         .windows
@@ -231,7 +231,7 @@ pub fn pass_needs(r: &Report) -> Option<PassNeeds> {
 pub fn pass_sentence(r: &Report) -> Option<String> {
     let n = pass_needs(r)?;
     let c = r.gate.confidence.unwrap_or(0.0);
-    let dm = pct(r.config.drift_max);
+    let dm = pct(r.settings.drift_max);
     Some(match n.requests {
         None => format!(
             "No window can pass: a drift max of {dm} cannot be shown at confidence {c} with any number of requests."
@@ -467,12 +467,12 @@ mod tests {
         // Above drift max exactly right of the max safe rollout, as the gate sees it.
         let safe = usize::from(r.gate.max_safe_rollout_percent);
         for (p, v) in c.iter().enumerate() {
-            assert_eq!(*v > r.config.drift_max, p > safe, "at {p} %");
+            assert_eq!(*v > r.settings.drift_max, p > safe, "at {p} %");
         }
         for (li, l) in r.levels.iter().enumerate() {
             let m = max_counted_ratio(&r, li).unwrap();
             assert_eq!(c[usize::from(l.rollout_percent.get())], m);
-            assert_eq!(m > r.config.drift_max, l.breached_windows > 0);
+            assert_eq!(m > r.settings.drift_max, l.breached_windows > 0);
             assert!(m <= l.max_window_ratio);
         }
         // At 100 %: 1.0 over all windows, 0.5 over the counted ones.

@@ -132,7 +132,7 @@ fn ratio_axis(f: &Frame, y: &Linear, ticks: &[f64], title: &str) -> Markup {
 /// rollback label above its line, the drift-max label below its own, so that the
 /// two never overlap however close the lines are.
 fn limit_lines(f: &Frame, y: &Linear, r: &Report) -> Markup {
-    let (dm, rb) = (r.config.drift_max, view::rollback_line(r));
+    let (dm, rb) = (r.settings.drift_max, view::rollback_line(r));
     let below = y.map(dm) + 14.0;
     // No room below the drift-max line (it sits on the x axis): stack both labels
     // above the rollback line, rollback on top as its line is.
@@ -233,7 +233,7 @@ pub(super) fn chart_time(r: &Report) -> Markup {
                 rect.too-few x=(px(x.map(*a as f64))) y=(px(f.top))
                     width=(px((x.map(*b as f64) - x.map(*a as f64)).max(1.0)))
                     height=(px(f.h - f.bottom - f.top)) fill="#8c959f" fill-opacity="0.13" {
-                    title { (format!("{n} window(s) with fewer than {} requests: they never breach", r.config.min_requests)) }
+                    title { (format!("{n} window(s) with fewer than {} requests: they never breach", r.settings.min_requests)) }
                 }
             }
             @for (i, w) in r.windows.iter().enumerate() {
@@ -300,12 +300,12 @@ pub(super) fn chart_time(r: &Report) -> Markup {
                 li { (swatch(st.colour, st.dash, if st.gate { 3.0 } else { 2.0 }))
                     @if st.gate { strong { (l.rollout_percent) " % (gate)" } } @else { (l.rollout_percent) " %" } }
             }
-            li { (swatch(DRIFT_MAX_COLOUR, "6 4", 2.0)) "drift max " (pct(r.config.drift_max)) }
+            li { (swatch(DRIFT_MAX_COLOUR, "6 4", 2.0)) "drift max " (pct(r.settings.drift_max)) }
             li { (swatch(ROLLBACK_COLOUR, "6 4", 2.0)) "rollback line " (pct(view::rollback_line(r))) }
             li { i.box style=(format!("background:{ROLLBACK_COLOUR};opacity:.25")) {} "window breached at the gate level" }
             @if !too_few.is_empty() {
                 li { i.box style="background:#8c959f;opacity:.3" {}
-                    "fewer than " (r.config.min_requests) " requests: never breaches" }
+                    "fewer than " (r.settings.min_requests) " requests: never breaches" }
             }
         }
     }
@@ -334,7 +334,7 @@ pub(super) fn chart_whatif(r: &Report) -> Markup {
     };
     let counted = view::whatif_curve(r, view::Windows::Counted);
     let all = view::whatif_curve(r, view::Windows::All);
-    let min = r.config.min_requests;
+    let min = r.settings.min_requests;
     let show_all = min > 1 && all != counted;
     let shown: &[f64] = if show_all { &all } else { &counted };
     let max = shown.iter().copied().fold(view::rollback_line(r), f64::max);

@@ -203,7 +203,7 @@ pub fn render(r: &Report) -> Markup {
     };
     let gate_level = view::gate_pos(r).and_then(|i| r.levels.get(i));
     let worst = view::worst_windows(r, TOP_WINDOWS, TOO_FEW_WINDOWS);
-    let min = r.config.min_requests;
+    let min = r.settings.min_requests;
     let kinds: Vec<(String, u64)> = r
         .drift
         .by_kind
@@ -233,7 +233,7 @@ pub fn render(r: &Report) -> Markup {
                     header.banner.(banner) {
                         p.kicker {
                             "proof replay · baseline " code { (b.policy_id) } " (" (b.selector) ") → candidate "
-                            code { (cand.policy_id) } " (" (cand.selector) ") · " (r.config.window) " windows, UTC"
+                            code { (cand.policy_id) } " (" (cand.selector) ") · " (r.settings.window) " windows, UTC"
                         }
                         h1 #headline data-passed=(g.passed) data-exit-code=(g.exit_code) { (r.summary.headline) }
                         p #verdict { (r.summary.verdict) }
@@ -277,7 +277,7 @@ pub fn render(r: &Report) -> Markup {
                                 "", num(w.ratio)))
                         }
                         (figure("Drift max", "drift-max", pct(g.drift_max),
-                            Some(format!("rollback line {} ({} ×)", pct(rollback), r.config.rollback_factor)),
+                            Some(format!("rollback line {} ({} ×)", pct(rollback), r.settings.rollback_factor)),
                             "", num(g.drift_max)))
                         @if let Some(l) = gate_level {
                             (figure(&format!("Drift events at {} %", g.rollout_percent), "gate-drift-events",
@@ -308,8 +308,8 @@ pub fn render(r: &Report) -> Markup {
                         figcaption {
                             "Share of each window's requests whose verdict would change, if the candidate were enforced at each rollout level. "
                             "Shaded: windows that breach at the gate level (" (g.rollout_percent) " %)."
-                            @if r.config.min_requests > 1 {
-                                " Grey: windows with fewer than " (r.config.min_requests) " requests, which never breach "
+                            @if r.settings.min_requests > 1 {
+                                " Grey: windows with fewer than " (r.settings.min_requests) " requests, which never breach "
                                 "however high their ratio (--min-requests)."
                             }
                             @if g.confidence.is_some() {
@@ -442,8 +442,8 @@ pub fn render(r: &Report) -> Markup {
                     @if rec.rejected == 0 {
                         p.note #rejections { "No record was rejected." }
                     } @else {
-                        p.note { (rec.rejected) " rejected (--max-rejects " (r.config.max_rejects) ")"
-                            @if rec.rejected > r.config.max_rejects { ": more than allowed, exit code 3" } "." }
+                        p.note { (rec.rejected) " rejected (--max-rejects " (r.settings.max_rejects) ")"
+                            @if rec.rejected > r.settings.max_rejects { ": more than allowed, exit code 3" } "." }
                         table #rejections {
                             thead { tr { th { "Reason" } th.n { "Records" } th { "First at" } } }
                             tbody {
@@ -464,7 +464,7 @@ pub fn render(r: &Report) -> Markup {
                     @if !r.evaluation_errors.is_empty() {
                         h2 { "Evaluation errors" }
                         p.note { "Records on which a rule could not be evaluated (the rule then fails, fail-closed), by path, rule and reason."
-                            @if let Some(max) = r.config.max_eval_error_ratio { " --max-eval-error-ratio " (max) ": a rule above it exits 3." } }
+                            @if let Some(max) = r.settings.max_eval_error_ratio { " --max-eval-error-ratio " (max) ": a rule above it exits 3." } }
                         table #evaluation-errors {
                             thead { tr { th { "Path" } th { "Rule" } th { "Reason" } th.n { "Records" } th.n { "Share of evaluated" } } }
                             tbody {
@@ -522,13 +522,13 @@ pub fn render(r: &Report) -> Markup {
                     h3 { "Settings" }
                     table #config {
                         tbody {
-                            tr { th { "Window" } td { (r.config.window) } }
-                            tr { th { "Levels" } td { (r.config.levels.iter().map(|l| format!("{l} %")).collect::<Vec<_>>().join(", ")) } }
-                            tr { th { "Gate level" } td { (r.config.rollout) " %" } }
-                            tr { th { "Drift max" } td { (num(r.config.drift_max)) " (" (pct(r.config.drift_max)) ")" } }
-                            tr { th { "Rollback factor" } td { (r.config.rollback_factor) " (line at " (pct(rollback)) ")" } }
-                            tr { th { "Min requests per window" } td { (r.config.min_requests) } }
-                            tr { th { "Max rejects" } td { (r.config.max_rejects) } }
+                            tr { th { "Window" } td { (r.settings.window) } }
+                            tr { th { "Levels" } td { (r.settings.levels.iter().map(|l| format!("{l} %")).collect::<Vec<_>>().join(", ")) } }
+                            tr { th { "Gate level" } td { (r.settings.rollout) " %" } }
+                            tr { th { "Drift max" } td { (num(r.settings.drift_max)) " (" (pct(r.settings.drift_max)) ")" } }
+                            tr { th { "Rollback factor" } td { (r.settings.rollback_factor) " (line at " (pct(rollback)) ")" } }
+                            tr { th { "Min requests per window" } td { (r.settings.min_requests) } }
+                            tr { th { "Max rejects" } td { (r.settings.max_rejects) } }
                             tr { th { "Sampling salt" } td.mono { (r.config.salt) } }
                             tr { th { "Request ids redacted" } td { (match (r.config.redact_ids, r.config.redact_key_set) {
                                 (false, _) => "no",

@@ -39,7 +39,7 @@ mod tests {
                 reason: "malformed",
             }];
         }
-        r.config.max_rejects = max;
+        r.settings.max_rejects = max;
         if rejected > max {
             r.gate.exit_code = 3;
             r.gate.failure.too_many_rejects = true;

@@ -50,7 +50,7 @@ pub fn headline(r: &Report) -> String {
         if failure.too_many_rejects {
             return format!(
                 "Run FAILED: {} records rejected, more than --max-rejects {}; {gate}",
-                r.records.rejected, r.config.max_rejects,
+                r.records.rejected, r.settings.max_rejects,
             );
         }
         if failure.eval_errors
@@ -63,7 +63,7 @@ pub fn headline(r: &Report) -> String {
                 e.reason,
                 pct(e.ratio),
                 e.path,
-                r.config.max_eval_error_ratio.unwrap_or(0.0)
+                r.settings.max_eval_error_ratio.unwrap_or(0.0)
             );
         }
         if failure.unfaithful
@@ -153,7 +153,7 @@ pub fn verdict_paragraph(r: &Report) -> String {
         if !too_many
             && g.failure.eval_errors
             && let (Some(e), Some(max)) =
-                (r.evaluation_errors.first(), r.config.max_eval_error_ratio)
+                (r.evaluation_errors.first(), r.settings.max_eval_error_ratio)
         {
             why.push(format!(
                 "rule {} errors ({}) on {} of the {} path's records, more than --max-eval-error-ratio {max}",
@@ -180,7 +180,7 @@ pub fn verdict_paragraph(r: &Report) -> String {
             why.push(format!(
                 "{} records rejected, more than --max-rejects {} ({})",
                 rec.rejected,
-                r.config.max_rejects,
+                r.settings.max_rejects,
                 rejection_details(r)
             ));
         }
@@ -224,10 +224,10 @@ pub fn verdict_paragraph(r: &Report) -> String {
     if let Some(proven) = g.proven_safe_rollout_percent {
         s.push_str(&format!("; proven safe up to {proven} %"));
     }
-    if r.config.min_requests > 1 && rec.evaluated > 0 {
+    if r.settings.min_requests > 1 && rec.evaluated > 0 {
         s.push_str(&format!(
             " (windows under {} requests do not count)",
-            r.config.min_requests
+            r.settings.min_requests
         ));
     }
     if let Some(w) = &r.summary.worst_window {
@@ -257,7 +257,7 @@ pub fn verdict_paragraph(r: &Report) -> String {
                 "; {} rejected ({}), within --max-rejects {}",
                 rec.rejected,
                 rejection_details(r),
-                r.config.max_rejects
+                r.settings.max_rejects
             ));
         }
         // Name the fixed limits behind the two reasons whose cause is not obvious.

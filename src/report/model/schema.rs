@@ -446,7 +446,8 @@ pub struct Report {
     pub plan: Option<PlanOut>,
     /// Inputs.
     pub inputs: Inputs,
-    /// Settings.
+    /// Settings as report.json shows them: an echo of `settings` plus the run's salt,
+    /// redaction and scenario, for readers of the JSON; exporters read `settings`.
     pub config: ConfigOut,
     /// Drift examples.
     pub examples: Vec<ExampleOut>,
@@ -459,8 +460,9 @@ pub struct Report {
     /// Per-window series for metrics.om.
     #[serde(skip)]
     pub series: Vec<WindowSeries>,
-    /// The gate settings the report was judged with (for figures at levels the
-    /// report does not list, such as the what-if curve; not part of report.json).
+    /// The gate settings the report was judged with: the one copy exporters read
+    /// (report.json's `config` and `gate` echo them, written once by the build; not
+    /// part of report.json).
     #[serde(skip)]
     pub settings: GateSettings,
     /// The plan simulation in typed form (the staircase, JUnit cases, metrics).
