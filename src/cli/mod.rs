@@ -2,12 +2,11 @@
 //! struct and a `run()` that returns the process exit code. Parsing of values that
 //! have a range (rollout, drift ratio, windows) happens here, at the edge.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::ProofError;
-use crate::policy::{ListSpec, Lists, Policy};
 
 pub mod adapt;
 pub mod diff;
@@ -109,16 +108,6 @@ impl PolicyArgs {
             None => Ok(None),
         }
     }
-}
-
-/// Loads lists and a policy file.
-pub fn load_policy(path: &Path, lists: &Lists) -> Result<Policy, ProofError> {
-    Policy::load(path, lists)
-}
-
-/// Loads `--list` bindings.
-pub fn load_lists(specs: &[ListSpec]) -> Result<Lists, ProofError> {
-    Lists::load(specs)
 }
 
 /// Writes `bytes` to standard output and flushes. A reader that went away

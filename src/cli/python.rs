@@ -775,51 +775,13 @@ fn decode_all(parts: &[Vec<u8>]) -> Result<Vec<(String, Partial)>, ProofError> {
         .collect()
 }
 
-/// Merges the inputs of one file read by several parts (Spark tasks over row groups
-/// of one Parquet file) into one `inputs.files` entry, as the CLI lists it.
-fn coalesce_files(p: &mut Partial) {
-    let mut first: HashMap<String, u32> = HashMap::new();
-    let mut keep = Vec::new();
-    let mut map = Vec::with_capacity(p.header.files.len());
-    for f in &p.header.files {
-        let key = serde_json::to_string(f).unwrap_or_default();
-        let next = keep.len() as u32;
-        let i = *first.entry(key).or_insert_with(|| {
-            keep.push(f.clone());
-            next
-        });
-        map.push(i);
-    }
-    if keep.len() == p.header.files.len() {
-        return;
-    }
-    let at = |i: u32| map.get(i as usize).copied().unwrap_or(i);
-    let mut files = std::collections::BTreeMap::new();
-    for (k, c) in std::mem::take(&mut p.agg.files) {
-        let e: &mut crate::replay::aggregate::FileCounts = files.entry(at(k)).or_default();
-        e.read += c.read;
-        e.evaluated += c.evaluated;
-        e.rejected += c.rejected;
-        e.skipped += c.skipped;
-    }
-    p.agg.files = files;
-    for (o, _) in &mut p.agg.rejection_samples {
-        o.file = at(o.file);
-    }
-    for e in p.agg.examples.iter_mut().chain(p.agg.drifts.iter_mut()) {
-        e.origin.file = at(e.origin.file);
-    }
-    p.header.files = keep;
-    // Origins changed: put the samples back in their canonical order.
-    p.agg.finish();
-}
-
 /// Merges partials (bytes) into one; refused unless their fingerprints match.
 #[pyfunction]
 fn merge(py: Python<'_>, parts: Vec<Vec<u8>>) -> PyResult<Py<PyBytes>> {
     let parts = decode_all(&parts).map_err(py_err)?;
-    let mut merged = partial::merge(parts).map_err(py_err)?;
-    coalesce_files(&mut merged);
+    // partial::merge lists an input read by several parts (Spark tasks over row
+    // groups of one Parquet file) once, with their counts added.
+    let merged = partial::merge(parts).map_err(py_err)?;
     let bytes = partial::encode(&merged).map_err(py_err)?;
     Ok(PyBytes::new(py, &bytes).unbind())
 }

@@ -20,7 +20,6 @@ use serde_json::{Map, Value};
 
 use crate::engine::KeyPath;
 use crate::orchestrator::Engine;
-use crate::policy::Policy;
 
 /// The parts of a context the policies can read: a tree of keys, where a leaf keeps
 /// the whole value below it.
@@ -64,18 +63,6 @@ impl PathTable {
         insert(&mut self.root, std::iter::once(var));
         if var.contains('.') {
             insert(&mut self.root, var.split('.'));
-        }
-    }
-
-    /// Adds every context `var` of a policy's rules and predicates.
-    pub fn add_policy(&mut self, policy: &Policy) {
-        let mut add = |v: &str| self.add_var(v);
-        for r in &policy.rules {
-            r.lhs.for_each_ctx_var(&mut add);
-            r.rhs.for_each_ctx_var(&mut add);
-        }
-        for p in &policy.predicates {
-            p.expr.for_each_ctx_var(&mut add);
         }
     }
 
@@ -124,11 +111,6 @@ impl PathTable {
     /// The slot layout of a table made by [`PathTable::for_engine`].
     pub fn layout(&self) -> Option<&Layout> {
         self.layout.as_deref()
-    }
-
-    /// True when contexts are kept whole.
-    pub fn keeps_everything(&self) -> bool {
-        self.root == Node::All
     }
 
     /// The seed that reads one context value under this table: an object keeps the
