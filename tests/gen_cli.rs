@@ -275,4 +275,13 @@ fn fidelity_flags_are_checked() {
     let (code, _, err) = gen_(&["--records", "1", "--verdicts", "/nonexistent/x.ir.json"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("/nonexistent/x.ir.json"), "{err}");
+    // OPA events carry the bundle's own answer: --verdicts and --tenants are refused
+    // with --bundle, not ignored.
+    for extra in [["--verdicts", "x.ir.json"], ["--tenants", "5"]] {
+        let mut args = vec!["--records", "1", "--bundle", "fixtures/opa/gateway-v1"];
+        args.extend(extra);
+        let (code, _, err) = gen_(&args);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(extra[0]) && err.contains("--bundle"), "{err}");
+    }
 }

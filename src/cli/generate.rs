@@ -74,9 +74,10 @@ pub struct GenArgs {
     #[arg(long, value_name = "DIR")]
     pub lists_dir: Option<PathBuf>,
     /// Write OPA decision-log events instead (SPEC §12): API-gateway requests whose
-    /// `result` is this bundle's answer (a directory or a .tar.gz), JSONL only
+    /// `result` is this bundle's answer (a directory or a .tar.gz), JSONL only; the
+    /// events carry their own recorded answer, so not with --verdicts or --tenants
     /// [default: none: LkSG records].
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["lists_dir", "format"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["lists_dir", "format", "verdicts", "tenants"])]
     pub bundle: Option<PathBuf>,
     /// With --bundle: the decision path each event asks for, such as
     /// gateway/authz/allow; repeatable, picked uniformly [default: the gateway
