@@ -11,13 +11,21 @@ use std::sync::Arc;
 use crate::error::ProofError;
 use crate::files::{FileSet, Limit};
 
+/// The hasher of a list's index: foldhash's fixed-seed fast hasher instead of std's
+/// SipHash, a few times cheaper per probe of a short string (docs/performance.md,
+/// "Issue 25: evaluation"). Hash flooding is not a concern here: the values inserted
+/// come from the operator's list files, and record values are only looked up, never
+/// inserted, so a record cannot grow a bucket chain. (Indexes built over record arrays,
+/// `policy::set`, keep their randomly keyed SipHash.)
+pub type ListHasher = foldhash::fast::FixedState;
+
 /// One loaded list: values in file order plus a hash index for membership.
 #[derive(Debug, Default)]
 pub struct ListData {
     /// Values in file order (duplicates kept, as in the file).
     pub values: Vec<String>,
     /// Index for membership tests.
-    pub set: HashSet<String>,
+    pub set: HashSet<String, ListHasher>,
 }
 
 impl ListData {
