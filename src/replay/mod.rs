@@ -2,8 +2,8 @@
 //! → `source` (JSONL, Parquet) → `record` →
 //! `pipeline` (both paths, one `Outcome` per record) → `aggregate` (mergeable,
 //! per `window`) → `gate` (breach rule, confidence, plan, exit code). Report formats
-//! live in `report`; `crate::run` drives a whole run (resolve, read, aggregate, partial,
-//! report).
+//! live in `report`; the run layer (`src/run`) drives a whole run (resolve, read,
+//! aggregate, partial, report).
 
 pub mod aggregate;
 // The IR engine's record readers live with it (`crate::engine::ir`); their old paths stay.
