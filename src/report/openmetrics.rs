@@ -121,6 +121,7 @@ fn render(r: &Report) -> Vec<u8> {
     let f = C::SELECTION_LATENCY;
     family(&mut o, &f);
     let name = f.sample;
+    let bucket = format!("{name}_bucket");
     let mut cum = [0u64; LATENCY_BUCKETS.len() + 1];
     let mut sum_ns = 0u64;
     for s in &r.series {
@@ -128,27 +129,17 @@ fn render(r: &Report) -> Vec<u8> {
             *c += b;
         }
         sum_ns += s.latency_sum_ns;
+        // Cumulative buckets, the last one `+Inf`.
+        let bounds = LATENCY_BUCKETS
+            .iter()
+            .map(f64::to_string)
+            .chain(["+Inf".to_string()]);
         let mut running = 0u64;
-        for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
-            running += cum[i];
-            let le = family_labels(&f, &[], Some(("le", &le.to_string())));
-            sample(
-                &mut o,
-                &format!("{name}_bucket"),
-                &le,
-                running.into(),
-                at(s),
-            );
+        for (c, le) in cum.iter().zip(bounds) {
+            running += c;
+            let le = family_labels(&f, &[], Some(("le", &le)));
+            sample(&mut o, &bucket, &le, running.into(), at(s));
         }
-        running += cum[LATENCY_BUCKETS.len()];
-        let le = family_labels(&f, &[], Some(("le", "+Inf")));
-        sample(
-            &mut o,
-            &format!("{name}_bucket"),
-            &le,
-            running.into(),
-            at(s),
-        );
         sample(&mut o, &format!("{name}_count"), "", running.into(), at(s));
         let sum = sum_ns as f64 * 1e-9;
         sample(&mut o, &format!("{name}_sum"), "", sum.into(), at(s));
