@@ -130,7 +130,9 @@ fn bench(c: &mut Criterion) {
         ),
         (
             "evaluate both paths, vars from slots (replay)",
-            allocs_per_call(|| drop(evaluate_ref(engine, &slot_rec, &mut scratch2))),
+            allocs_per_call(|| {
+                std::hint::black_box(evaluate_ref(engine, &slot_rec, &mut scratch2));
+            }),
         ),
         (
             "extract, reused RecordBuf (replay)",
@@ -169,7 +171,7 @@ fn bench(c: &mut Criterion) {
     });
     c.bench_function("evaluate: both paths, vars from slots (replay)", |b| {
         b.iter(|| {
-            outcome(&evaluate_ref(
+            outcome(evaluate_ref(
                 engine,
                 std::hint::black_box(&slot_rec),
                 &mut scratch,

@@ -1504,7 +1504,7 @@ fn decided(engine: &Engine, ctx: &Map<String, Value>, now_ms: i64) -> String {
 fn decided_ref(engine: &Engine, rec: record::RecordRef<'_>) -> String {
     let mut scratch = Scratch::default();
     let ev = proof::engine::ir::evaluate_ref(engine, &rec, &mut scratch);
-    format!("{ev:?} {:?}", engine.drift(&ev))
+    format!("{ev:?} {:?}", engine.drift(ev))
 }
 
 /// Mutated records read by the path table (`parse_line_with`, and replay's reused
@@ -1915,7 +1915,7 @@ fn shared_rules_slots_and_memo_agree_with_separate_runs() {
             let rec = buf.read(line.as_bytes(), &table).unwrap();
             let (got, _) = metered(cap, || {
                 let mut scratch = Scratch::default();
-                proof::engine::ir::evaluate_ref(&engine, &rec, &mut scratch)
+                proof::engine::ir::evaluate_ref(&engine, &rec, &mut scratch).clone()
             });
             let got = format!("{got:?} {:?}", engine.drift(&got));
             prop_assert_eq!(&want, &got, "JSONL {}", line);
@@ -1936,7 +1936,7 @@ fn shared_rules_slots_and_memo_agree_with_separate_runs() {
             };
             let (got, _) = metered(cap, || {
                 let mut scratch = Scratch::default();
-                proof::engine::ir::evaluate_ref(&engine, &rec, &mut scratch)
+                proof::engine::ir::evaluate_ref(&engine, &rec, &mut scratch).clone()
             });
             let got = format!("{got:?} {:?}", engine.drift(&got));
             prop_assert_eq!(&want, &got, "Parquet {}", ctx);
@@ -2044,10 +2044,11 @@ fn shared_rules_under_the_real_budget_equal_separate_runs() {
         let table = PathTable::for_engine(&engine);
         let mut buf = record::RecordBuf::default();
         let rec = buf.read(line.as_bytes(), &table).unwrap();
-        let got = proof::engine::ir::evaluate_ref(&engine, &rec, &mut Scratch::default());
+        let mut scratch = Scratch::default();
+        let got = proof::engine::ir::evaluate_ref(&engine, &rec, &mut scratch);
         assert_eq!(
             want,
-            format!("{got:?} {:?}", engine.drift(&got)),
+            format!("{got:?} {:?}", engine.drift(got)),
             "candidate {k}"
         );
     }

@@ -257,7 +257,7 @@ impl Sharing {
 }
 
 /// Both paths' results for one record.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Evaluation {
     /// Shadow path.
     pub shadow: PathResult,
@@ -270,6 +270,7 @@ pub struct Evaluation {
 pub struct Scratch {
     active: Vec<bool>,
     kept: Vec<Option<Kept>>,
+    ev: Evaluation,
 }
 
 impl Engine {
@@ -296,7 +297,7 @@ impl Engine {
     /// (on the shadow path, when it runs there) and its outcome reused, charging the
     /// same evaluation budget: the results are those of two separate runs.
     pub fn evaluate(&self, env: &Env<'_>, scratch: &mut Scratch) -> Evaluation {
-        self.evaluate_pair(env, env, scratch)
+        self.evaluate_in(env, env, scratch).clone()
     }
 
     /// [`Engine::evaluate`] with one environment per path: the same record, with each
@@ -307,27 +308,41 @@ impl Engine {
         enforced_env: &Env<'_>,
         scratch: &mut Scratch,
     ) -> Evaluation {
-        scratch.kept.clear();
-        scratch.kept.resize(self.shadow.policy.rules.len(), None);
-        let shadow = self.shadow.planner.run_sharing(
+        self.evaluate_in(shadow_env, enforced_env, scratch).clone()
+    }
+
+    /// [`Engine::evaluate_pair`] into the scratch's result, which the next call
+    /// replaces (what replay does per record: no result is built or moved).
+    pub fn evaluate_in<'s>(
+        &self,
+        shadow_env: &Env<'_>,
+        enforced_env: &Env<'_>,
+        scratch: &'s mut Scratch,
+    ) -> &'s Evaluation {
+        let Scratch { active, kept, ev } = scratch;
+        kept.clear();
+        kept.resize(self.shadow.policy.rules.len(), None);
+        self.shadow.planner.run_sharing_into(
             &self.shadow.policy,
             shadow_env,
-            &mut scratch.active,
+            active,
             Share::Keep {
                 keep: &self.share.keep,
-                out: &mut scratch.kept,
+                out: kept,
             },
+            &mut ev.shadow,
         );
-        let enforced = self.enforced.planner.run_sharing(
+        self.enforced.planner.run_sharing_into(
             &self.enforced.policy,
             enforced_env,
-            &mut scratch.active,
+            active,
             Share::Reuse {
                 from: &self.share.from,
-                kept: &scratch.kept,
+                kept,
             },
+            &mut ev.enforced,
         );
-        Evaluation { shadow, enforced }
+        ev
     }
 
     /// The record's sampling bucket.

@@ -296,6 +296,19 @@ pub struct PathResult {
     pub skipped: SmallVec<[usize; 8]>,
 }
 
+impl Default for PathResult {
+    /// An empty result (no rule, verdict `ok`), to be filled by
+    /// [`Planner::run_sharing_into`].
+    fn default() -> PathResult {
+        PathResult {
+            verdict: Verdict::Ok,
+            states: SmallVec::new(),
+            taken: SmallVec::new(),
+            skipped: SmallVec::new(),
+        }
+    }
+}
+
 impl PathResult {
     /// Sum of the executed steps' costs.
     pub fn total_cost(&self) -> u64 {
@@ -435,15 +448,23 @@ impl Planner {
     /// evaluation of the taken steps. `active` is scratch space.
     /// Predicates are evaluated under the record's evaluation budget, as in `run`.
     pub fn plan(&self, policy: &Policy, env: &Env<'_>, active: &mut Vec<bool>) -> Plan {
+        let mut plan = Plan::default();
         budget::metered(EVAL_BUDGET_UNITS, || {
-            self.plan_unmetered(policy, env, active)
-        })
-        .0
+            self.plan_unmetered(policy, env, active, &mut plan.taken, &mut plan.skipped)
+        });
+        plan
     }
 
-    fn plan_unmetered(&self, policy: &Policy, env: &Env<'_>, active: &mut Vec<bool>) -> Plan {
+    /// The plan of [`Planner::plan`], appended to `taken` and `skipped` (both empty).
+    fn plan_unmetered(
+        &self,
+        policy: &Policy,
+        env: &Env<'_>,
+        active: &mut Vec<bool>,
+        taken: &mut SmallVec<[(usize, u64); 16]>,
+        skipped: &mut SmallVec<[usize; 8]>,
+    ) {
         policy.active_rules(env, active);
-        let mut plan = Plan::default();
         let mut total: u64 = 0;
         let mut over_budget = false;
         for &(i, cost) in &self.order {
@@ -454,23 +475,19 @@ impl Planner {
                 over_budget = total.saturating_add(cost) > b;
             }
             if over_budget {
-                plan.skipped.push(i);
+                skipped.push(i);
             } else {
                 total = total.saturating_add(cost);
-                plan.taken.push((i, cost));
+                taken.push((i, cost));
             }
         }
-        plan
     }
 
     /// Selects, plans and runs the policy on one record. `active` is scratch space.
     /// Predicates and rules share one evaluation budget for the path
     /// (`policy::budget`): past it, the remaining rules error with reason `budget`.
     pub fn run(&self, policy: &Policy, env: &Env<'_>, active: &mut Vec<bool>) -> PathResult {
-        budget::metered(EVAL_BUDGET_UNITS, || {
-            self.run_unmetered(policy, env, active)
-        })
-        .0
+        self.run_sharing(policy, env, active, Share::None)
     }
 
     /// [`Planner::run`], sharing rule outcomes with the other path of the same record
@@ -480,16 +497,27 @@ impl Planner {
         policy: &Policy,
         env: &Env<'_>,
         active: &mut Vec<bool>,
-        mut share: Share<'_>,
+        share: Share<'_>,
     ) -> PathResult {
-        budget::metered(EVAL_BUDGET_UNITS, || {
-            self.run_inner(policy, env, active, &mut share)
-        })
-        .0
+        let mut out = PathResult::default();
+        self.run_sharing_into(policy, env, active, share, &mut out);
+        out
     }
 
-    fn run_unmetered(&self, policy: &Policy, env: &Env<'_>, active: &mut Vec<bool>) -> PathResult {
-        self.run_inner(policy, env, active, &mut Share::None)
+    /// [`Planner::run_sharing`] into a result reused from record to record (its
+    /// buffers keep their room; everything in it is replaced). Replay's hot path:
+    /// nothing of the size of a result is moved per record.
+    pub fn run_sharing_into(
+        &self,
+        policy: &Policy,
+        env: &Env<'_>,
+        active: &mut Vec<bool>,
+        mut share: Share<'_>,
+        out: &mut PathResult,
+    ) {
+        budget::metered(EVAL_BUDGET_UNITS, || {
+            self.run_inner(policy, env, active, &mut share, out)
+        });
     }
 
     fn run_inner(
@@ -498,32 +526,35 @@ impl Planner {
         env: &Env<'_>,
         active: &mut Vec<bool>,
         share: &mut Share<'_>,
-    ) -> PathResult {
-        let Plan { taken, skipped } = self.plan_unmetered(policy, env, active);
-        let mut states: SmallVec<[RuleState; 16]> =
-            SmallVec::from_elem(RuleState::Inactive, policy.rules.len());
-        for &i in &skipped {
+        out: &mut PathResult,
+    ) {
+        let PathResult {
+            verdict,
+            states,
+            taken,
+            skipped,
+        } = out;
+        taken.clear();
+        skipped.clear();
+        self.plan_unmetered(policy, env, active, taken, skipped);
+        states.clear();
+        states.resize(policy.rules.len(), RuleState::Inactive);
+        for &i in skipped.iter() {
             states[i] = RuleState::Skipped;
         }
         let mut failed = false;
-        for &(i, _) in &taken {
+        for &(i, _) in taken.iter() {
             let outcome = share.evaluate(policy, i, env);
             failed |= outcome.is_bad();
             states[i] = RuleState::Ran(outcome);
         }
-        let verdict = if failed {
+        *verdict = if failed {
             Verdict::Fail
         } else if !skipped.is_empty() || taken.is_empty() {
             Verdict::Warn
         } else {
             Verdict::Ok
         };
-        PathResult {
-            verdict,
-            states,
-            taken,
-            skipped,
-        }
     }
 }
 

@@ -221,11 +221,11 @@ fn decide<'a>(e: &'a IrEngine, rec: RecordRef<'a>, st: &'a mut State) -> Read<'a
     let (shadow, drift) = match recorded {
         Some(v) => (
             v,
-            DriftKind::of(v, ev.enforced.verdict).map(|k| (k, recorded_cause(e, &ev))),
+            DriftKind::of(v, ev.enforced.verdict).map(|k| (k, recorded_cause(e, ev))),
         ),
         None => (
             ev.shadow.verdict,
-            e.paths.drift_cause(&ev).map(|(k, c)| (k, c.as_str())),
+            e.paths.drift_cause(ev).map(|(k, c)| (k, c.as_str())),
         ),
     };
     let key = match &e.opts.bucket_key {
@@ -305,16 +305,21 @@ fn recorded_cause<'a>(e: &'a IrEngine, ev: &Evaluation) -> &'a str {
 /// Evaluates both paths on a borrowed record. A context read into slots
 /// (`Ctx::Slots`) must come from a table made for these paths: its vars are resolved
 /// once per path and evaluated by index.
-pub fn evaluate_ref(paths: &Paths, rec: &RecordRef<'_>, scratch: &mut Scratch) -> Evaluation {
+/// The result lives in `scratch` until the next call.
+pub fn evaluate_ref<'s>(
+    paths: &Paths,
+    rec: &RecordRef<'_>,
+    scratch: &'s mut Scratch,
+) -> &'s Evaluation {
     match rec.context {
-        Ctx::Map(ctx) => paths.evaluate(
-            &Env {
+        Ctx::Map(ctx) => {
+            let env = Env {
                 ctx,
                 now_ms: rec.ts_ms,
                 vars: None,
-            },
-            scratch,
-        ),
+            };
+            paths.evaluate_in(&env, &env, scratch)
+        }
         Ctx::Slots(slots, layout) => {
             static EMPTY: LazyLock<Map<String, Value>> = LazyLock::new(Map::new);
             let (mut s, mut e) = (SmallVec::new(), SmallVec::new());
@@ -336,7 +341,7 @@ pub fn evaluate_ref(paths: &Paths, rec: &RecordRef<'_>, scratch: &mut Scratch) -
                 now_ms: rec.ts_ms,
                 vars: Some(vars),
             };
-            paths.evaluate_pair(&env(&s), &env(&e), scratch)
+            paths.evaluate_in(&env(&s), &env(&e), scratch)
         }
     }
 }

@@ -474,7 +474,10 @@ impl RecordBuf {
 
     /// Reads a line with the fast path (`scan`); a miss may leave anything in the
     /// slots, and the line is then read again by [`RecordBuf::read_serde`].
-    fn read_fast(&mut self, text: &[u8], layout: &Layout) -> Result<(), scan::Miss> {
+    fn read_fast(&mut self, line: &[u8], layout: &Layout) -> Result<(), scan::Miss> {
+        // One UTF-8 check of the whole line (std's, word at a time over ASCII); a line
+        // that fails it is the serde path's to reject.
+        let text = std::str::from_utf8(line).map_err(|_| scan::Miss)?;
         scan::record(text, |f, c| {
             let slot = match f {
                 scan::Field::Ts => &mut self.ts,

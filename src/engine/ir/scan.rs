@@ -6,7 +6,9 @@
 //! I am sure about, and here are its kept values", and the kept values themselves are
 //! still converted by serde_json (strings without escapes are copied as they are, the
 //! one conversion that cannot differ). Whenever the text is anything else — a syntax
-//! error, an escape in a key, a `\u` surrogate, nesting deeper than [`MAX_DEPTH`], a
+//! error, text that is not UTF-8 (checked once for the whole line by
+//! `str::from_utf8` before the scan, so strings need no check of their own), an
+//! escape in a key, a `\u` surrogate, nesting deeper than [`MAX_DEPTH`], a
 //! number whose magnitude could reach f64's limit, a record field named twice, a
 //! context that is not an object — it answers `None` and the caller reads the line
 //! with the serde path (`record::RecordBuf`, `extract::SlotsSeed`), which then
@@ -34,17 +36,30 @@ pub struct Miss;
 
 type R<T> = Result<T, Miss>;
 
-/// A cursor over validated UTF-8 bytes.
+/// A cursor over a text (UTF-8 checked once, as a whole, before the scan starts).
 pub struct Cursor<'a> {
+    s: &'a str,
     b: &'a [u8],
     i: usize,
 }
 
 impl<'a> Cursor<'a> {
-    /// A cursor at the start of `text` (any bytes: a string's bytes are checked as
-    /// UTF-8 where they are not ASCII, and a non-ASCII byte anywhere else is a miss).
-    pub fn new(text: &'a [u8]) -> Cursor<'a> {
-        Cursor { b: text, i: 0 }
+    /// A cursor at the start of `text`. Its UTF-8 is valid already, so a string's
+    /// bytes need no check of their own, and a kept string is a slice of `text`
+    /// between two quotes (always character boundaries); a non-ASCII byte outside a
+    /// string is a syntax error, as anywhere else.
+    pub fn new(text: &'a str) -> Cursor<'a> {
+        Cursor {
+            s: text,
+            b: text.as_bytes(),
+            i: 0,
+        }
+    }
+
+    /// The text from `start` to the cursor (both at ASCII bytes the scan stopped at).
+    #[inline]
+    fn text_from(&self, start: usize) -> R<&'a str> {
+        self.s.get(start..self.i).ok_or(Miss)
     }
 
     #[inline]
@@ -90,8 +105,8 @@ impl<'a> Cursor<'a> {
         let start = self.i;
         let mut escaped = false;
         loop {
-            // Plain bytes in bulk: anything but a quote, a backslash, a control byte or
-            // a non-ASCII byte.
+            // Plain bytes in bulk: anything but a quote, a backslash or a control byte
+            // (non-ASCII bytes are parts of characters the whole-text check passed).
             self.i += plain_run(&self.b[self.i..]);
             match *self.b.get(self.i).ok_or(Miss)? {
                 b'"' => {
@@ -118,18 +133,6 @@ impl<'a> Cursor<'a> {
                         }
                         _ => return Err(Miss),
                     }
-                }
-                c if c >= 0x80 => {
-                    // One UTF-8 sequence, checked as `str::from_utf8` checks it.
-                    let len = match c {
-                        0xC2..=0xDF => 2,
-                        0xE0..=0xEF => 3,
-                        0xF0..=0xF4 => 4,
-                        _ => return Err(Miss),
-                    };
-                    let seq = self.b.get(self.i..self.i + len).ok_or(Miss)?;
-                    std::str::from_utf8(seq).map_err(|_| Miss)?;
-                    self.i += len;
                 }
                 _ => return Err(Miss), // a control byte
             }
@@ -277,7 +280,7 @@ impl<'a> Cursor<'a> {
 }
 
 /// Length of the run of bytes at the start of `b` that a string holds as they are
-/// (not `"`, `\\`, a control byte or non-ASCII), eight bytes at a time.
+/// (not `"`, `\\`, or a control byte), eight bytes at a time.
 #[inline]
 fn plain_run(b: &[u8]) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
@@ -286,19 +289,19 @@ fn plain_run(b: &[u8]) -> usize {
     while let Some(chunk) = b.get(i..i + 8) {
         let x = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
         let zero = |y: u64| y.wrapping_sub(ONES) & !y & HIGH;
-        // Bytes equal to '"' or '\\', below 0x20, or at or above 0x80: the lowest
-        // flagged byte is exact (borrows only run upwards).
+        // Bytes equal to '"' or '\\', or below 0x20 (a byte at or above 0x80 is not
+        // flagged: `& !x` clears it): the lowest flagged byte is exact (borrows only
+        // run upwards).
         let stop = zero(x ^ (ONES * u64::from(b'"')))
             | zero(x ^ (ONES * u64::from(b'\\')))
-            | (x.wrapping_sub(ONES * 0x20) & !x & HIGH)
-            | (x & HIGH);
+            | (x.wrapping_sub(ONES * 0x20) & !x & HIGH);
         if stop != 0 {
             return i + (stop.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }
     while let Some(&c) = b.get(i) {
-        if c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c) {
+        if c == b'"' || c == b'\\' || c < 0x20 {
             break;
         }
         i += 1;
@@ -324,12 +327,12 @@ fn take(c: &mut Cursor<'_>, depth: u32, slot: &mut Value) -> R<()> {
     let start = c.i;
     match c.peek()? {
         b'"' => {
-            let (raw, escaped) = c.string()?;
+            let (_, escaped) = c.string()?;
+            let quoted = c.text_from(start)?;
             if escaped {
-                return by_serde(&c.b[start..c.i], slot);
+                return by_serde(quoted, slot);
             }
-            // Checked UTF-8 by `string`.
-            let s = std::str::from_utf8(raw).map_err(|_| Miss)?;
+            let s = &quoted[1..quoted.len() - 1];
             match slot {
                 Value::String(old) => {
                     old.clear();
@@ -369,7 +372,7 @@ fn take(c: &mut Cursor<'_>, depth: u32, slot: &mut Value) -> R<()> {
         }
         b'{' => {
             c.skip(depth)?;
-            by_serde(&c.b[start..c.i], slot)
+            by_serde(c.text_from(start)?, slot)
         }
         b't' => {
             c.literal(b"true")?;
@@ -388,10 +391,10 @@ fn take(c: &mut Cursor<'_>, depth: u32, slot: &mut Value) -> R<()> {
         }
         _ => {
             c.number()?;
-            let raw = &c.b[start..c.i];
+            let raw = c.text_from(start)?;
             // An integer of up to 18 digits fits i64 and u64: serde_json makes it a u64
             // (no sign) or an i64 (a sign, not `-0`, which it reads as a float).
-            let (neg, digits) = match raw {
+            let (neg, digits) = match raw.as_bytes() {
                 [b'-', d @ ..] => (true, d),
                 d => (false, d),
             };
@@ -412,8 +415,7 @@ fn take(c: &mut Cursor<'_>, depth: u32, slot: &mut Value) -> R<()> {
 }
 
 /// Converts a checked value's text with serde_json, into `slot` in place.
-fn by_serde(raw: &[u8], slot: &mut Value) -> R<()> {
-    let text = std::str::from_utf8(raw).map_err(|_| Miss)?;
+fn by_serde(text: &str, slot: &mut Value) -> R<()> {
     let mut de = serde_json::Deserializer::from_str(text);
     InPlace::whole(slot)
         .deserialize(&mut de)
@@ -495,7 +497,7 @@ pub enum Field {
 /// record field, `field` is called with the cursor on its value (it must read it);
 /// other keys are checked and skipped. A field named twice is a miss (the serde path
 /// calls it `malformed`).
-pub fn record(text: &[u8], mut field: impl FnMut(Field, &mut Cursor<'_>) -> R<()>) -> R<()> {
+pub fn record(text: &str, mut field: impl FnMut(Field, &mut Cursor<'_>) -> R<()>) -> R<()> {
     let mut c = Cursor::new(text);
     c.ws();
     c.eat(b'{')?;
@@ -545,7 +547,7 @@ pub fn field_value(c: &mut Cursor<'_>, slot: &mut Value) -> R<()> {
 /// Reads a JSON text holding one context (a Parquet string) into `slots` (reset for
 /// `layout`).
 pub fn context_text(text: &str, layout: &Layout, slots: &mut ContextSlots) -> R<()> {
-    let mut c = Cursor::new(text.as_bytes());
+    let mut c = Cursor::new(text);
     c.ws();
     context(&mut c, layout.root(), slots, 0)?;
     c.end()
