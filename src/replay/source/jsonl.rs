@@ -274,7 +274,7 @@ fn trim_end(text: &[u8], start: usize, mut end: usize) -> usize {
 /// its newlines are found.
 const READ_BLOCK: usize = 256 * 1024;
 
-/// Length of a fresh chunk buffer: a chunk is sent once it holds `CHUNK_BYTES`, so
+/// Capacity of a fresh chunk buffer: a chunk is sent once it holds `CHUNK_BYTES`, so
 /// there is always room for one more whole block before that.
 const CHUNK_BUFFER: usize = CHUNK_BYTES + READ_BLOCK;
 
@@ -302,7 +302,7 @@ fn read_lines(
         tx,
         line_no: 1,
         first_line: 1,
-        data: vec![0; CHUNK_BUFFER],
+        data: Vec::with_capacity(CHUNK_BUFFER),
         spans: Vec::with_capacity(CHUNK_LINES),
         filled: 0,
         line_start: 0,
@@ -348,7 +348,8 @@ struct Splitter<'a> {
     line_no: u64,
     /// Number of the chunk's first line.
     first_line: u64,
-    /// The chunk's buffer: `data[..filled]` was read, the rest is room for reads.
+    /// The chunk's buffer: `data[..filled]` was read, the rest is room for reads
+    /// (zeroed a block at a time, just before the block is read into it).
     data: Vec<u8>,
     spans: Vec<(u32, u32)>,
     filled: usize,
@@ -361,16 +362,21 @@ struct Splitter<'a> {
 impl Splitter<'_> {
     const BOM: &'static [u8] = b"\xEF\xBB\xBF";
 
-    /// Makes room for one block after `filled`. Only an unfinished line longer than a
-    /// chunk can fill the buffer (a chunk is sent once it holds `CHUNK_BYTES`); then
-    /// the buffer grows, up to the longest line held (see `bound_unfinished_line`).
+    /// Makes room for one block after `filled`: zeroes it (safe Rust reads only into
+    /// initialised bytes), which is cheap while the block is about to be written.
+    /// Only an unfinished line longer than a chunk outgrows the buffer's capacity (a
+    /// chunk is sent once it holds `CHUNK_BYTES`); then it grows, up to the longest
+    /// line held (see `bound_unfinished_line`) plus a block or two.
     fn make_room(&mut self) {
-        if self.data.len() - self.filled >= READ_BLOCK {
+        let len = self.filled + READ_BLOCK;
+        if self.data.len() >= len {
             return;
         }
-        let cap = MAX_RECORD_BYTES + Self::BOM.len() + 1 + 2 * READ_BLOCK;
-        let len = (2 * self.data.len()).min(cap).max(self.filled + READ_BLOCK);
-        self.data.reserve_exact(len - self.data.len());
+        if len > self.data.capacity() {
+            let most = MAX_RECORD_BYTES + Self::BOM.len() + 1 + 2 * READ_BLOCK;
+            let cap = (2 * self.data.capacity()).min(most).max(len);
+            self.data.reserve_exact(cap - self.data.len());
+        }
         self.data.resize(len, 0);
     }
 
@@ -434,8 +440,8 @@ impl Splitter<'_> {
     /// of a new buffer; `false` when the receiver is gone.
     fn send(&mut self) -> bool {
         let carry = self.filled - self.line_start;
-        let mut next = vec![0; CHUNK_BUFFER.max(carry + READ_BLOCK)];
-        next[..carry].copy_from_slice(&self.data[self.line_start..self.filled]);
+        let mut next = Vec::with_capacity(CHUNK_BUFFER.max(carry + READ_BLOCK));
+        next.extend_from_slice(&self.data[self.line_start..self.filled]);
         let mut data = std::mem::replace(&mut self.data, next);
         data.truncate(self.line_start);
         let chunk = Chunk::Lines {
