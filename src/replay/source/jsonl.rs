@@ -2,6 +2,14 @@
 //! or zstd, split into line chunks with their line numbers, or read as a JSON array of
 //! records (the upload body). A line longer than the record limit is never held in
 //! memory whole.
+//!
+//! How lines are read: the stream (the file, or the decoder's output) is read in
+//! 256 KiB blocks straight into the buffer of the chunk being filled; `memchr` finds
+//! the newlines there and each line becomes a span of that buffer, without its BOM or
+//! line ending (which stay between the spans). When the buffer holds `CHUNK_BYTES`, or
+//! `CHUNK_LINES` lines have ended, the chunk is sent and only the unfinished line is
+//! copied to a new buffer. So a plain file's bytes are copied once, by the kernel's
+//! read, and a decoder writes into the chunk; short reads (pipes, decoders) are fine.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -89,7 +97,10 @@ pub(super) fn read_jsonl(
     if head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         return read_array(reader, input, file, tx);
     }
-    let whole = read_lines(reader, file, tx).map_err(|(line, e)| {
+    // The lines are read in blocks straight into each chunk, past this buffer: only
+    // what it already holds is copied out of it.
+    let head = std::io::Cursor::new(reader.buffer().to_vec());
+    let whole = read_lines(head.chain(reader.into_inner()), file, tx).map_err(|(line, e)| {
         // A stream cut short because the file shrank is told as that.
         if let Some(f) = &opened
             && let Err(changed) = check_stamp(&input.path, input.stamp.as_ref(), f, None)
@@ -257,100 +268,192 @@ fn trim_end(text: &[u8], start: usize, mut end: usize) -> usize {
     end
 }
 
+/// Bytes asked of the stream by one read: large enough that a read is a few syscalls'
+/// worth of work (and passes straight through the `BufReader`s beneath, whose buffers
+/// are no larger), small enough that the block is still in this core's L2 cache while
+/// its newlines are found.
+const READ_BLOCK: usize = 256 * 1024;
+
+/// Capacity of a fresh chunk buffer: a chunk is sent once it holds `CHUNK_BYTES`, so
+/// there is always room for one more whole block before that.
+const CHUNK_BUFFER: usize = CHUNK_BYTES + READ_BLOCK;
+
 /// Splits a stream into line chunks. Errors carry the line number reached.
+///
+/// Blocks of the stream are read straight into the chunk's buffer and split there, with
+/// `memchr`: the spans of a chunk index its buffer, which keeps each line's ending
+/// (and the BOM) between the records. Only the unfinished last line of a chunk is
+/// copied, to the start of the next chunk's buffer. A plain file is thus copied once,
+/// by the kernel; a decoder writes its output into the chunk.
 ///
 /// The 16 MiB limit (SPEC §4) applies to the record's bytes: a UTF-8 byte-order mark
 /// at the start of the stream and the line ending (`\n` or `\r\n`) are not part of
 /// the record, so they neither count against the limit nor stay in the span. At most
-/// limit + BOM + CRLF bytes of one line are held; a longer line is `too_long` and the
-/// rest of it is skipped unread.
+/// limit + BOM + CR bytes of an unfinished line (plus one block) are held; a line that
+/// grows past that is `too_long`, and the rest of it is read block by block and
+/// dropped until its newline.
 fn read_lines(
     reader: impl Read,
     file: u32,
     tx: &SyncSender<Chunk>,
 ) -> Result<bool, (u64, std::io::Error)> {
-    const BOM: &[u8] = b"\xEF\xBB\xBF";
-    let mut r = BufReader::with_capacity(1 << 20, reader);
-    let mut line_no: u64 = 1;
-    let mut first_line = 1;
-    let mut data = Vec::with_capacity(CHUNK_BYTES + 4096);
-    let mut spans = Vec::with_capacity(CHUNK_LINES);
+    let mut s = Splitter {
+        file,
+        tx,
+        line_no: 1,
+        first_line: 1,
+        data: Vec::with_capacity(CHUNK_BUFFER),
+        spans: Vec::with_capacity(CHUNK_LINES),
+        filled: 0,
+        line_start: 0,
+        skipping: false,
+    };
+    let mut reader = reader;
     loop {
-        let start = data.len();
-        // Room for a whole record plus what is not part of it: "\r\n", and the BOM on
-        // the first line. A read that fills this without reaching '\n' is over-long.
-        let bom_room = if line_no == 1 { BOM.len() } else { 0 };
-        let limit = (MAX_RECORD_BYTES + 2 + bom_room) as u64;
-        let n = (&mut r)
-            .take(limit)
-            .read_until(b'\n', &mut data)
-            .map_err(|e| (line_no, e))?;
+        s.make_room();
+        let to = s.filled + READ_BLOCK;
+        let n = match reader.read(&mut s.data[s.filled..to]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err((s.line_no, e)),
+        };
         if n == 0 {
             break;
         }
-        let has_nl = data.last() == Some(&b'\n');
-        let cut_short = !has_nl && n as u64 == limit;
-        let mut begin = start;
-        if line_no == 1 && data[start..].starts_with(BOM) {
-            begin += BOM.len();
+        let scan = s.filled;
+        s.filled += n;
+        if !s.split(scan) {
+            return Ok(false);
         }
-        let mut end = data.len();
-        if has_nl {
-            end -= 1;
-            if end > begin && data[end - 1] == b'\r' {
-                end -= 1;
-            }
-        }
-        if cut_short || end - begin > MAX_RECORD_BYTES {
-            data.truncate(start);
-            if cut_short {
-                skip_to_newline(&mut r).map_err(|e| (line_no, e))?;
-            }
-            spans.push(TOO_LONG);
-        } else {
-            // Keep only the record's bytes, so a chunk holds records back to back.
-            data.truncate(end);
-            data.drain(start..begin);
-            spans.push((start as u32, data.len() as u32));
-        }
-        line_no += 1;
-        if data.len() >= CHUNK_BYTES || spans.len() >= CHUNK_LINES {
-            let chunk = Chunk::Lines {
-                file,
-                first_line,
-                data: std::mem::replace(&mut data, Vec::with_capacity(CHUNK_BYTES + 4096)),
-                spans: std::mem::replace(&mut spans, Vec::with_capacity(CHUNK_LINES)),
-            };
-            first_line = line_no;
-            if tx.send(chunk).is_err() {
-                return Ok(false);
-            }
+        s.bound_unfinished_line();
+        if s.filled >= CHUNK_BYTES && !s.spans.is_empty() && !s.send() {
+            return Ok(false);
         }
     }
-    if !spans.is_empty() {
-        let sent = tx.send(Chunk::Lines {
-            file,
-            first_line,
-            data,
-            spans,
-        });
-        return Ok(sent.is_ok());
+    // The last line may have no newline.
+    if s.skipping || s.line_start < s.filled {
+        s.end_line(s.filled, false);
+    }
+    if !s.spans.is_empty() {
+        return Ok(s.send());
     }
     Ok(true)
 }
 
-fn skip_to_newline(r: &mut impl BufRead) -> std::io::Result<()> {
-    loop {
-        let buf = r.fill_buf()?;
-        if buf.is_empty() {
-            return Ok(());
+/// The state of [`read_lines`]: the chunk being filled and the line being read.
+struct Splitter<'a> {
+    file: u32,
+    tx: &'a SyncSender<Chunk>,
+    /// Number of the line being read (the next span's).
+    line_no: u64,
+    /// Number of the chunk's first line.
+    first_line: u64,
+    /// The chunk's buffer: `data[..filled]` was read, the rest is room for reads
+    /// (zeroed a block at a time, just before the block is read into it).
+    data: Vec<u8>,
+    spans: Vec<(u32, u32)>,
+    filled: usize,
+    /// Where the unfinished line starts in `data`.
+    line_start: usize,
+    /// The unfinished line is over-long: its bytes are dropped until its newline.
+    skipping: bool,
+}
+
+impl Splitter<'_> {
+    const BOM: &'static [u8] = b"\xEF\xBB\xBF";
+
+    /// Makes room for one block after `filled`: zeroes it (safe Rust reads only into
+    /// initialised bytes), which is cheap while the block is about to be written.
+    /// Only an unfinished line longer than a chunk outgrows the buffer's capacity (a
+    /// chunk is sent once it holds `CHUNK_BYTES`); then it grows, up to the longest
+    /// line held (see `bound_unfinished_line`) plus a block or two.
+    fn make_room(&mut self) {
+        let len = self.filled + READ_BLOCK;
+        if self.data.len() >= len {
+            return;
         }
-        if let Some(p) = buf.iter().position(|&b| b == b'\n') {
-            r.consume(p + 1);
-            return Ok(());
+        if len > self.data.capacity() {
+            let most = MAX_RECORD_BYTES + Self::BOM.len() + 1 + 2 * READ_BLOCK;
+            let cap = (2 * self.data.capacity()).min(most).max(len);
+            self.data.reserve_exact(cap - self.data.len());
         }
-        let n = buf.len();
-        r.consume(n);
+        self.data.resize(len, 0);
+    }
+
+    /// Splits the lines ended by newlines in `data[scan..filled]`; `false` when the
+    /// receiver is gone.
+    fn split(&mut self, mut scan: usize) -> bool {
+        while let Some(i) = memchr::memchr(b'\n', &self.data[scan..self.filled]) {
+            let nl = scan + i;
+            self.end_line(nl, true);
+            scan = nl + 1;
+            if self.spans.len() >= CHUNK_LINES {
+                if !self.send() {
+                    return false;
+                }
+                scan = 0; // the rest of the block now starts the new buffer
+            }
+        }
+        true
+    }
+
+    /// Ends the unfinished line at `end` (its newline, or the end of the stream).
+    fn end_line(&mut self, end: usize, newline: bool) {
+        if self.skipping {
+            self.skipping = false;
+            self.spans.push(TOO_LONG);
+        } else {
+            let mut begin = self.line_start;
+            if self.line_no == 1 && self.data[begin..end].starts_with(Self::BOM) {
+                begin += Self::BOM.len();
+            }
+            let mut stop = end;
+            if newline && stop > begin && self.data[stop - 1] == b'\r' {
+                stop -= 1;
+            }
+            self.spans.push(if stop - begin > MAX_RECORD_BYTES {
+                TOO_LONG
+            } else {
+                (begin as u32, stop as u32)
+            });
+        }
+        self.line_no += 1;
+        self.line_start = if newline { end + 1 } else { end };
+    }
+
+    /// Drops the unfinished line once it is certainly over the limit: longer than a
+    /// record, the BOM and a CR. Its bytes up to its newline are then dropped as they
+    /// are read, so the read goes on into the same room.
+    fn bound_unfinished_line(&mut self) {
+        let bom = if self.line_no == 1 {
+            Self::BOM.len()
+        } else {
+            0
+        };
+        if self.skipping || self.filled - self.line_start > MAX_RECORD_BYTES + bom + 1 {
+            self.skipping = true;
+            self.filled = self.line_start;
+        }
+    }
+
+    /// Sends the finished lines as a chunk and moves the unfinished line to the start
+    /// of a new buffer; `false` when the receiver is gone.
+    fn send(&mut self) -> bool {
+        let carry = self.filled - self.line_start;
+        let mut next = Vec::with_capacity(CHUNK_BUFFER.max(carry + READ_BLOCK));
+        next.extend_from_slice(&self.data[self.line_start..self.filled]);
+        let mut data = std::mem::replace(&mut self.data, next);
+        data.truncate(self.line_start);
+        let chunk = Chunk::Lines {
+            file: self.file,
+            first_line: self.first_line,
+            data,
+            spans: std::mem::replace(&mut self.spans, Vec::with_capacity(CHUNK_LINES)),
+        };
+        self.first_line = self.line_no;
+        self.filled = carry;
+        self.line_start = 0;
+        self.tx.send(chunk).is_ok()
     }
 }
 
@@ -359,8 +462,13 @@ mod tests {
     use super::*;
 
     fn lines(input: &[u8]) -> Vec<Option<Vec<u8>>> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(100);
-        read_lines(input, 0, &tx).unwrap();
+        lines_of(input)
+    }
+
+    /// The lines read from `reader`, checking each chunk's first line number and size.
+    fn lines_of(reader: impl Read) -> Vec<Option<Vec<u8>>> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1000);
+        assert!(read_lines(reader, 0, &tx).unwrap());
         drop(tx);
         let mut out = Vec::new();
         for c in rx {
@@ -374,11 +482,214 @@ mod tests {
                 panic!()
             };
             assert_eq!(first_line as usize, out.len() + 1);
+            assert!(!spans.is_empty() && spans.len() <= CHUNK_LINES);
+            let held = spans.iter().filter(|s| **s != TOO_LONG);
+            assert!(held.map(|s| s.1 - s.0).max().unwrap_or(0) as usize <= MAX_RECORD_BYTES);
             for s in spans {
                 out.push((s != TOO_LONG).then(|| data[s.0 as usize..s.1 as usize].to_vec()));
             }
         }
         out
+    }
+
+    /// The lines of `input` as the SPEC reads them: split at `\n`, a CR before it and
+    /// the BOM of line 1 dropped, no line after a final newline.
+    fn expected(input: &[u8]) -> Vec<Option<Vec<u8>>> {
+        let body = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
+        let mut parts: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
+        if parts.last().is_some_and(|p| p.is_empty()) {
+            parts.pop();
+        }
+        let n = parts.len();
+        parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let ended = i + 1 < n || body.ends_with(b"\n");
+                let p = if ended {
+                    p.strip_suffix(b"\r").unwrap_or(p)
+                } else {
+                    p
+                };
+                (p.len() <= MAX_RECORD_BYTES).then(|| p.to_vec())
+            })
+            .collect()
+    }
+
+    /// A stream that hands out at most `step` bytes a read, and `fail` once its bytes
+    /// are out when set (a truncated compressed stream).
+    struct Trickle<'a> {
+        rest: &'a [u8],
+        step: usize,
+        fail: bool,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.rest.is_empty() && self.fail {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "cut",
+                ));
+            }
+            let n = self.step.min(buf.len()).min(self.rest.len());
+            buf[..n].copy_from_slice(&self.rest[..n]);
+            self.rest = &self.rest[n..];
+            Ok(n)
+        }
+    }
+
+    fn trickle(rest: &[u8], step: usize) -> Trickle<'_> {
+        Trickle {
+            rest,
+            step,
+            fail: false,
+        }
+    }
+
+    /// Records of `len` bytes (`len` ≥ 2) with the line ending `eol`, up to `total` bytes.
+    fn records(len: usize, eol: &[u8], total: usize) -> Vec<u8> {
+        let mut v = Vec::new();
+        let mut i = 0u64;
+        while v.len() < total {
+            let mut rec = format!("{{{i}");
+            rec.extend(std::iter::repeat_n('x', len.saturating_sub(rec.len() + 1)));
+            rec.push('}');
+            v.extend_from_slice(rec.as_bytes());
+            v.extend_from_slice(eol);
+            i += 1;
+        }
+        v
+    }
+
+    #[test]
+    fn lines_crossing_blocks_and_chunks_are_whole_and_numbered() {
+        // Record lengths that do not divide the block, so lines straddle every block
+        // and chunk boundary; one with CRLF.
+        for (len, eol) in [(473, &b"\n"[..]), (1000, b"\r\n"), (READ_BLOCK + 17, b"\n")] {
+            let input = records(len, eol, 3 * CHUNK_BUFFER + 5);
+            let got = lines(&input);
+            assert_eq!(got, expected(&input), "len {len}");
+        }
+        // A line ending exactly at a block's end, and one ending in its first byte.
+        for len in [READ_BLOCK - 1, READ_BLOCK] {
+            let input = records(len, b"\n", 2 * READ_BLOCK + 2);
+            assert_eq!(lines(&input), expected(&input), "len {len}");
+        }
+    }
+
+    #[test]
+    fn a_crlf_split_across_blocks_is_one_line_ending() {
+        // '\r' is the last byte of the first block, '\n' the first of the next.
+        let mut input = vec![b'x'; READ_BLOCK - 1];
+        input.extend_from_slice(b"\r\n{}\r\n");
+        let got = lines(&input);
+        assert_eq!(
+            got,
+            [Some(vec![b'x'; READ_BLOCK - 1]), Some(b"{}".to_vec())]
+        );
+        // A lone CR at the very end (no newline) stays in the record, as before.
+        assert_eq!(
+            lines(b"{}\r\n\r"),
+            [Some(b"{}".to_vec()), Some(b"\r".to_vec())]
+        );
+    }
+
+    #[test]
+    fn a_stream_read_one_byte_at_a_time_splits_the_same() {
+        let mut input = b"\xEF\xBB\xBF{\"a\":1}\r\n\n\r\n  \n{\"b\":2}\r\n".to_vec();
+        input.extend_from_slice(&records(300, b"\r\n", 20_000));
+        input.extend_from_slice(b"{\"last\":true}");
+        let want = expected(&input);
+        assert_eq!(
+            want[..3],
+            [Some(b"{\"a\":1}".to_vec()), Some(vec![]), Some(vec![])]
+        );
+        assert_eq!(lines_of(trickle(&input, 1)), want);
+        assert_eq!(lines_of(trickle(&input, 7)), want);
+        // The BOM split over reads too, and a stream of only a BOM.
+        assert_eq!(
+            lines_of(trickle(b"\xEF\xBB\xBF{}", 1)),
+            [Some(b"{}".to_vec())]
+        );
+        assert_eq!(lines_of(trickle(b"\xEF\xBB\xBF", 1)), [Some(vec![])]);
+        assert!(lines_of(trickle(b"", 1)).is_empty());
+    }
+
+    #[test]
+    fn an_over_long_line_over_many_blocks_is_dropped_and_the_next_keeps_its_number() {
+        let mut input = b"{}\n\n".to_vec();
+        input.extend(std::iter::repeat_n(
+            b'x',
+            MAX_RECORD_BYTES + 3 * READ_BLOCK + 5,
+        ));
+        input.extend_from_slice(b"\r\n{\"a\":1}\n");
+        input.extend(std::iter::repeat_n(b'y', MAX_RECORD_BYTES + 1)); // last, no newline
+        let want = [
+            Some(b"{}".to_vec()),
+            Some(vec![]),
+            None,
+            Some(b"{\"a\":1}".to_vec()),
+            None,
+        ];
+        assert_eq!(lines(&input), want);
+        assert_eq!(lines_of(trickle(&input, 4093)), want);
+        // Line 3 was never held: no buffer grew past a record plus some blocks. (Line 5
+        // is, being one byte over: a line is dropped once it is certainly over.)
+        let (tx, rx) = std::sync::mpsc::sync_channel(1000);
+        read_lines(&input[..], 0, &tx).unwrap();
+        drop(tx);
+        for c in rx {
+            let Chunk::Lines { data, .. } = c else {
+                panic!()
+            };
+            assert!(data.capacity() <= MAX_RECORD_BYTES + 3 * READ_BLOCK);
+        }
+    }
+
+    #[test]
+    fn chunks_hold_at_most_chunk_lines_lines() {
+        // Blank lines: the line count, not the bytes, ends each chunk.
+        let input = vec![b'\n'; 3 * CHUNK_LINES + 1];
+        let (tx, rx) = std::sync::mpsc::sync_channel(1000);
+        read_lines(&input[..], 0, &tx).unwrap();
+        drop(tx);
+        let sizes: Vec<(u64, usize)> = rx
+            .into_iter()
+            .map(|c| match c {
+                Chunk::Lines {
+                    first_line, spans, ..
+                } => (first_line, spans.len()),
+                Chunk::Batch { .. } => panic!(),
+            })
+            .collect();
+        let n = CHUNK_LINES as u64;
+        assert_eq!(
+            sizes,
+            [
+                (1, CHUNK_LINES),
+                (n + 1, CHUNK_LINES),
+                (2 * n + 1, CHUNK_LINES),
+                (3 * n + 1, 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_read_error_names_the_line_reached() {
+        let input = records(100, b"\n", 3 * CHUNK_BUFFER);
+        for cut in [0, 50, 101, input.len() / 2, input.len()] {
+            let (tx, _rx) = std::sync::mpsc::sync_channel(1000);
+            let r = Trickle {
+                rest: &input[..cut],
+                step: 5000,
+                fail: true,
+            };
+            let (line, e) = read_lines(r, 0, &tx).unwrap_err();
+            let done = input[..cut].iter().filter(|&&b| b == b'\n').count() as u64;
+            assert_eq!(line, done + 1, "cut at {cut}");
+            assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
+        }
     }
 
     #[test]
