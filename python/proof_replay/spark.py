@@ -14,8 +14,10 @@ column); the driver merges them and writes the reports, and the process exits as
 Origins: a Parquet row is named by its file and 1-based row (Spark's
 ``_metadata.row_index``), a JSONL line by its file and 1-based line, as the CLI
 names them. Spark does not tell how many lines come before a split of a large JSONL
-file, so a first, counting pass over the text (no parsing) gives each split's first
-line. Parts of one file merge into one input, as in one run over the file.
+file, so each split is folded into a partial of its own with its lines numbered from
+1 and its line count; the driver adds the lines of the splits before it in the same
+file (one pass over the text, no counting pass). Parts of one file merge into one
+input, as in one run over the file.
 
 From a notebook: ``proof_replay.spark.replay(spark, paths, **settings)`` returns
 the report dict (and writes the reports when ``out=`` is given).
@@ -65,58 +67,91 @@ def _partial_batch(part: bytes) -> Any:
 def _fold_parquet(spec: Any) -> Any:
     def fold(batches: Iterator[Any]) -> Iterator[Any]:
         folder = _native.Folder.from_spec(spec.value)
+        current = None
         for b in batches:
             files, rows = b.column("__proof_file"), b.column("__proof_row")
             for start, end in _runs(files):
-                part = b.slice(start, end - start)
+                file = files[start].as_py()
+                if current is not None and file != current:
+                    # One partial per file: its bounded samples are the earliest of
+                    # that file, whatever order the task read its files in.
+                    yield _partial_batch(folder.take())
+                current = file
                 folder.add_batch(
-                    part,
-                    _shown(files[start].as_py()),
+                    b.slice(start, end - start),
+                    _shown(file),
                     first_row=rows[start].as_py() + 1,
                     format="parquet",
                 )
-        yield _partial_batch(folder.partial())
+        yield _partial_batch(folder.take())
 
     return fold
 
 
-def _fold_text(spec: Any, first_lines: Any) -> Any:
+_SPLIT_SCHEMA = "file string, start long, lines long, partial binary"
+
+
+def _fold_text(spec: Any) -> Any:
+    """Folds each split of a task into a partial of its own, its lines numbered from
+    1: rows (file, split start, lines in the split, partial). A split's lines come in
+    one run (Spark reads a task's splits one after the other), in one or more batches."""
+
     def fold(batches: Iterator[Any]) -> Iterator[Any]:
+        import pyarrow as pa
         import pyarrow.compute as pc
 
         folder = _native.Folder.from_spec(spec.value)
-        # The next line of each split, from the counting pass (a split's lines can
-        # come in several batches).
-        next_line = dict(first_lines.value)
-        for b in batches:
-            files, starts = b.column("__proof_file"), b.column("__proof_start")
-            key = pc.binary_join_element_wise(
-                files, pc.cast(starts, "string"), "@"
+        split, lines = None, 0
+
+        def done() -> Any:
+            part = folder.take()
+            return pa.RecordBatch.from_arrays(
+                [
+                    pa.array([split[0]], pa.string()),
+                    pa.array([split[1]], pa.int64()),
+                    pa.array([lines], pa.int64()),
+                    pa.array([part], pa.binary()),
+                ],
+                names=["file", "start", "lines", "partial"],
             )
+
+        for b in batches:
+            n = b.num_rows
+            if n == 0:
+                continue
+            files, starts = b.column("__proof_file"), b.column("__proof_start")
             values = b.column("value")
-            for start, end in _runs(key):
-                split = (files[start].as_py(), starts[start].as_py())
-                first = next_line[split]
+            first = (files[0].as_py(), starts[0].as_py())
+            if first == (files[n - 1].as_py(), starts[n - 1].as_py()):
+                runs = [(0, n, first)]  # one split (splits do not come back)
+            else:
+                key = pc.binary_join_element_wise(files, pc.cast(starts, "string"), "@")
+                runs = [(s, e, (files[s].as_py(), starts[s].as_py())) for s, e in _runs(key)]
+            for start, end, key in runs:
+                if key != split:
+                    if split is not None:
+                        yield done()
+                    split, lines = key, 0
                 folder.add_text(
-                    values.slice(start, end - start), _shown(split[0]), first_line=first
+                    values.slice(start, end - start), _shown(key[0]), first_line=lines + 1
                 )
-                next_line[split] = first + (end - start)
-        yield _partial_batch(folder.partial())
+                lines += end - start
+        if split is not None:
+            yield done()
 
     return fold
 
 
-def _first_lines(df: Any) -> dict:
-    """{(file, split start): the split's first 1-based line}, from one counting pass
-    over the text: the lines of the splits before it in the same file, plus one."""
-    rows = df.groupBy("__proof_file", "__proof_start").count().collect()
+def _first_lines(splits: Iterable[tuple[str, int, int]]) -> dict:
+    """{(file, split start): the split's first 1-based line}: the lines of the splits
+    before it in the same file, plus one."""
     by_file: dict = {}
-    for file, start, n in rows:
+    for file, start, n in splits:
         by_file.setdefault(file, []).append((start, n))
     first = {}
-    for file, splits in by_file.items():
+    for file, parts in by_file.items():
         line = 1
-        for start, n in sorted(splits):
+        for start, n in sorted(parts):
             first[(file, start)] = line
             line += n
     return first
@@ -143,12 +178,14 @@ def _arrow_schema(schema: Any) -> Any:
 
 
 def partials(spark: Any, paths: Sequence[str], argv: Sequence[str], fmt: str | None = None) -> list[bytes]:
-    """Runs the fold on Spark and returns one partial per task (driver-side list)."""
+    """Runs the fold on Spark and returns the partials (driver-side list): one per
+    JSONL split and one per Parquet file of a task, each naming lines and rows as the
+    CLI does."""
     from pyspark.sql import functions as F
     spec = spark.sparkContext.broadcast(_native.prepare(list(argv)))
     parquet = [p for p in paths if _is_parquet(p, fmt)]
     text = [p for p in paths if not _is_parquet(p, fmt)]
-    frames = []
+    parts: list[bytes] = []
     if parquet:
         df = spark.read.parquet(*parquet)
         # The CLI's schema check, on the driver, before any task runs.
@@ -158,7 +195,7 @@ def partials(spark: Any, paths: Sequence[str], argv: Sequence[str], fmt: str | N
             F.col("_metadata.file_path").alias("__proof_file"),
             F.col("_metadata.row_index").alias("__proof_row"),
         )
-        frames.append(df.mapInArrow(_fold_parquet(spec), _PARTIAL_SCHEMA))
+        parts += [bytes(r.partial) for r in df.mapInArrow(_fold_parquet(spec), _PARTIAL_SCHEMA).collect()]
     if text:
         # lineSep "\n": the CLI splits lines at \n only (a lone \r is not a line end).
         # As binary: a line that is not UTF-8 reaches the parser as its bytes (and is
@@ -168,11 +205,12 @@ def partials(spark: Any, paths: Sequence[str], argv: Sequence[str], fmt: str | N
             F.col("_metadata.file_path").alias("__proof_file"),
             F.col("_metadata.file_block_start").alias("__proof_start"),
         )
-        first_lines = spark.sparkContext.broadcast(_first_lines(df))
-        frames.append(df.mapInArrow(_fold_text(spec, first_lines), _PARTIAL_SCHEMA))
-    parts: list[bytes] = []
-    for f in frames:
-        parts += [bytes(r.partial) for r in f.collect()]
+        rows = df.mapInArrow(_fold_text(spec), _SPLIT_SCHEMA).collect()
+        first = _first_lines((r.file, r.start, r.lines) for r in rows)
+        for r in rows:
+            by = first[(r.file, r.start)] - 1
+            part = bytes(r.partial)
+            parts.append(_native.shift_lines(part, by) if by else part)
     if not parts:
         # No task ran (empty inputs): the part of no records.
         parts.append(_native.Folder.from_spec(spec.value).partial())

@@ -503,8 +503,11 @@ fn fold_line<W: Worker>(
     if line.len() > MAX_RECORD_BYTES {
         return agg.reject(origin, Reason::TooLong);
     }
-    if line.iter().all(u8::is_ascii_whitespace) {
-        return; // blank lines are not records
+    if line
+        .iter()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+    {
+        return; // blank lines (JSON whitespace only, as the CLI's pipeline: a form feed is not) are not records
     }
     absorb(agg, setup, origin, worker.line(line));
 }
@@ -733,6 +736,18 @@ impl Folder {
         self.agg.read
     }
 
+    /// The partial of everything folded so far, and a fresh start: the records folded
+    /// next go into an empty aggregate and their inputs are numbered anew (the Spark
+    /// job takes one partial per input split, so that each holds one input).
+    fn take(&mut self, py: Python<'_>) -> PyResult<Py<PyBytes>> {
+        let part = self.partial(py)?;
+        self.agg = Aggregate::new(self.setup.bounds);
+        self.files.clear();
+        self.index.clear();
+        self.next_line.clear();
+        Ok(part)
+    }
+
     /// The partial aggregate of everything folded so far (SPEC §10 bytes).
     fn partial(&self, py: Python<'_>) -> PyResult<Py<PyBytes>> {
         let mut agg = self.agg.clone();
@@ -773,6 +788,55 @@ fn decode_all(parts: &[Vec<u8>]) -> Result<Vec<(String, Partial)>, ProofError> {
             partial::decode(b, &name).map(|p| (name, p))
         })
         .collect()
+}
+
+/// Adds `by` to the line (or row) of every origin a partial names: a part folded
+/// with its lines numbered from 1 (a Spark split of a JSONL file, whose first line in
+/// the file is known only once every split is counted) renamed to its lines in the
+/// file. The order of the part's samples is kept, so its bounded samples stay the
+/// earliest.
+#[pyfunction]
+fn shift_lines(py: Python<'_>, part: &[u8], by: u64) -> PyResult<Py<PyBytes>> {
+    let mut p = partial::decode(part, "partial").map_err(py_err)?;
+    // Every field named, none with `..`: a field added to Aggregate that holds an
+    // Origin must be shifted here too, and the compiler asks.
+    let Aggregate {
+        bounds: _,
+        read: _,
+        evaluated: _,
+        skipped: _,
+        skipped_by: _,
+        rejected: _,
+        bucket_key_missing: _,
+        changed: _,
+        fidelity: _,
+        unfaithful,
+        rejection_samples,
+        windows: _,
+        shadow: _,
+        enforced: _,
+        by_kind: _,
+        by_cause: _,
+        examples,
+        drifts,
+        files: _,
+        latency: _,
+        eval_errors: _,
+    } = &mut p.agg;
+    let origins = rejection_samples
+        .iter_mut()
+        .map(|(o, _)| o)
+        .chain(examples.iter_mut().map(|e| &mut e.origin))
+        .chain(drifts.iter_mut().map(|e| &mut e.origin))
+        .chain(unfaithful.iter_mut().map(|u| &mut u.origin));
+    for o in origins {
+        o.line = o
+            .line
+            .checked_add(by)
+            .ok_or_else(|| usage(format!("line {} + {by} overflows", o.line)))?;
+    }
+    let bytes = partial::encode(&p).map_err(py_err)?;
+    Ok(PyBytes::new(py, &bytes).unbind())
 }
 
 /// Merges partials (bytes) into one; refused unless their fingerprints match.
@@ -835,6 +899,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(describe, m)?)?;
     m.add_function(wrap_pyfunction!(check_schema, m)?)?;
     m.add_function(wrap_pyfunction!(merge, m)?)?;
+    m.add_function(wrap_pyfunction!(shift_lines, m)?)?;
     m.add_function(wrap_pyfunction!(report_json, m)?)?;
     m.add_function(wrap_pyfunction!(write_reports, m)?)?;
     Ok(())

@@ -134,3 +134,17 @@ def test_opa_events_fold_as_the_cli_replays_them(tmp_path):
     with pytest.raises(pr.SchemaError) as e:
         _native.check_schema(pa.schema([("decision_id", pa.string())]), "e.parquet", spec)
     assert "missing required column 'timestamp' of an OPA decision event" in str(e.value)
+
+
+def test_blank_lines_are_the_clis(tmp_path):
+    """Only JSON whitespace makes a line blank (not a record), as in the CLI's reader:
+    a line holding a form feed is a record, rejected as malformed."""
+    lines = [LINES[0], b"  \t\r", b"\x0c", LINES[1]]
+    rep = pr.report(pr.fold(lines, source="mem.jsonl", **SETTINGS), max_rejects=5, **SETTINGS)
+    log = tmp_path / "blank.jsonl"
+    log.write_bytes(b"\n".join(x if isinstance(x, bytes) else x.rstrip("\n").encode() for x in lines) + b"\n")
+    cli, _ = cli_report(log, tmp_path, max_rejects=5)
+    assert rep["records"] == cli["records"]
+    assert rep["records"]["read"] == 3
+    assert rep["records"]["rejected_by_reason"] == {"malformed": 1}
+    assert [(x["line"], x["reason"]) for x in rep["rejections"]] == [(3, "malformed")]

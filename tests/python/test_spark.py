@@ -55,6 +55,32 @@ def test_jsonl_split_into_several_tasks_names_lines(spark, day, tmp_path):
     assert fixed(rep) == fixed(cli)
 
 
+def test_files_read_in_one_task_keep_the_clis_samples(spark, tmp_path):
+    """Two files packed into one task, the larger (later by name) read first, each with
+    more rejections than report.json keeps (100): the samples kept are the CLI's, the
+    first 100 lines of the first file, whatever order the task read them in."""
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_bytes(b"oops\n" * 150)
+    b.write_bytes(b"not json at all\n" * 150)
+    conf = spark.conf
+    saved = {k: conf.get(k) for k in ("spark.sql.files.openCostInBytes", "spark.sql.files.maxPartitionBytes")}
+    conf.set("spark.sql.files.openCostInBytes", "0")
+    conf.set("spark.sql.files.maxPartitionBytes", str(128 << 20))
+    try:
+        parts = prs.partials(spark, [str(a), str(b)], pr.flags({**SETTINGS, "max_rejects": 1000}))
+    finally:
+        for k, v in saved.items():
+            conf.set(k, v)
+    rep = pr.report(pr.merge(parts), **{**SETTINGS, "max_rejects": 1000})
+    out = tmp_path / "cli_out"
+    p = run_cli("replay", str(a), str(b), *pr.flags({**SETTINGS, "max_rejects": 1000}), "--out", str(out), "-q")
+    assert p.returncode == 3, p.stderr
+    cli = json.loads((out / "report.json").read_text())
+    samples = lambda r: [(x["file"], x["line"], x["reason"]) for x in r["rejections"]]  # noqa: E731
+    assert samples(rep) == samples(cli) == [(str(a), n, "malformed") for n in range(1, 101)]
+    assert fixed(rep) == fixed(cli)
+
+
 def test_rejections_and_reasons_are_the_clis(spark, day, tmp_path):
     """Each line goes through proof's own parser: the same reasons, counted the same,
     and named by file and line (the file fits one split, so lines are exact)."""
