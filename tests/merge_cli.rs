@@ -240,3 +240,83 @@ fn incompatible_truncated_and_foreign_parts_are_refused() {
         "{err}"
     );
 }
+
+/// Unfaithful records (SPEC §11) keep their own input when parts are merged in another
+/// order than their files sort in, and `--redact-ids` hashes their request ids in the
+/// part itself, as it does for drift examples, so the merged report shows no raw id
+/// (the part is compressed; the report is where a leaked id shows). Both were missed:
+/// every example cited the first file, with its raw id.
+#[test]
+fn unfaithful_examples_keep_their_file_and_their_redaction_across_a_merge() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_proof"))
+            .args(args)
+            .current_dir(root)
+            .env_remove("PROOF_REDACT_KEY")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .output()
+            .unwrap()
+    };
+    let lists = [
+        "--list",
+        "sanctions=fixtures/lists/sanctions.csv",
+        "--list",
+        "ubo_watchlist=fixtures/lists/ubo_watchlist.txt",
+        "--list",
+        "high_risk=fixtures/lists/high_risk_countries.txt",
+    ];
+    let d = tempfile::tempdir().unwrap();
+    for (name, seed) in [("a", "3"), ("b", "4")] {
+        let log = d.path().join(format!("{name}.jsonl"));
+        let part = d.path().join(format!("{name}.part"));
+        // 100 records, exactly 5 written with another verdict than lksg.v1 answers
+        // (lines 20, 40, …, 100).
+        let mut g = vec!["gen", "--records", "100", "--seed", seed];
+        g.extend_from_slice(&["--verdicts", "fixtures/policies/lksg.v1.ir.json"]);
+        g.extend_from_slice(&lists);
+        g.extend_from_slice(&["--flip-ratio", "0.05", "-o", s(&log)]);
+        let o = run(&g);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let mut r = vec!["replay", s(&log), "--policy", "lksg.v1"];
+        r.extend_from_slice(&["--candidate-policy", "lksg.v2"]);
+        r.extend_from_slice(&lists);
+        r.extend_from_slice(&["--redact-ids", "--partial-out", s(&part), "-q"]);
+        let o = run(&r);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    }
+    let out = d.path().join("merged");
+    // b's part first: its file sorts second, so the merge renumbers both parts' inputs.
+    let o = run(&[
+        "merge",
+        s(&d.path().join("b.part")),
+        s(&d.path().join("a.part")),
+        "--out",
+        s(&out),
+        "-q",
+    ]);
+    assert!(out.join("report.json").exists(), "{}", text(&o));
+    let r = report(&out);
+    assert_eq!(r["fidelity"]["unfaithful"], 10, "{}", r["fidelity"]);
+    let examples = r["unfaithful_examples"].as_array().unwrap();
+    let mut sources: Vec<String> = examples
+        .iter()
+        .map(|e| {
+            let src = e["source"].as_str().unwrap();
+            let file = Path::new(src).file_name().unwrap().to_str().unwrap();
+            assert!(
+                e["request_id"].as_str().unwrap().starts_with("hmac:"),
+                "{e}"
+            );
+            file.to_string()
+        })
+        .collect();
+    sources.sort();
+    let want: Vec<String> = ["a", "b"]
+        .iter()
+        .flat_map(|f| (1..=5).map(move |k| format!("{f}.jsonl:{}", 20 * k)))
+        .collect();
+    let mut want = want;
+    want.sort();
+    assert_eq!(sources, want);
+}

@@ -634,6 +634,7 @@ pub fn decode_limited(bytes: &[u8], name: &str, max_windows: usize) -> Result<Pa
             .iter()
             .chain(&agg.drifts)
             .all(|e| origin_ok(&e.origin))
+        || !agg.unfaithful.iter().all(|u| origin_ok(&u.origin))
     {
         return Err(bad("partial body names an input its header lacks".into()));
     }

@@ -216,17 +216,23 @@ fn renumber(a: &mut Aggregate, to: impl Fn(u32) -> u32) {
     for e in a.examples.iter_mut().chain(a.drifts.iter_mut()) {
         e.origin.file = to(e.origin.file);
     }
+    for u in &mut a.unfaithful {
+        u.origin.file = to(u.origin.file);
+    }
 }
 
-/// Replaces the request ids a part carries (examples, drift details) by their keyed
-/// hash (`--redact-ids`), so that no raw id leaves the process in a partial.
-/// Rejection samples carry origins only.
+/// Replaces the request ids a part carries (examples, drift details, unfaithful
+/// records) by their keyed hash (`--redact-ids`), so that no raw id leaves the process
+/// in a partial. Rejection samples carry origins only.
 pub fn redact_ids(p: &mut Partial, key: &[u8]) {
     if p.header.ids_redacted {
         return;
     }
     for e in p.agg.examples.iter_mut().chain(p.agg.drifts.iter_mut()) {
         e.request_id = crate::replay::redact::redact(key, &e.request_id);
+    }
+    for u in &mut p.agg.unfaithful {
+        u.request_id = crate::replay::redact::redact(key, &u.request_id);
     }
     p.header.ids_redacted = true;
 }
