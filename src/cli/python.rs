@@ -798,38 +798,7 @@ fn decode_all(parts: &[Vec<u8>]) -> Result<Vec<(String, Partial)>, ProofError> {
 #[pyfunction]
 fn shift_lines(py: Python<'_>, part: &[u8], by: u64) -> PyResult<Py<PyBytes>> {
     let mut p = partial::decode(part, "partial").map_err(py_err)?;
-    // Every field named, none with `..`: a field added to Aggregate that holds an
-    // Origin must be shifted here too, and the compiler asks.
-    let Aggregate {
-        bounds: _,
-        read: _,
-        evaluated: _,
-        skipped: _,
-        skipped_by: _,
-        rejected: _,
-        bucket_key_missing: _,
-        changed: _,
-        fidelity: _,
-        unfaithful,
-        rejection_samples,
-        windows: _,
-        shadow: _,
-        enforced: _,
-        by_kind: _,
-        by_cause: _,
-        examples,
-        drifts,
-        files: _,
-        latency: _,
-        eval_errors: _,
-    } = &mut p.agg;
-    let origins = rejection_samples
-        .iter_mut()
-        .map(|(o, _)| o)
-        .chain(examples.iter_mut().map(|e| &mut e.origin))
-        .chain(drifts.iter_mut().map(|e| &mut e.origin))
-        .chain(unfaithful.iter_mut().map(|u| &mut u.origin));
-    for o in origins {
+    for o in p.agg.origins_mut() {
         o.line = o
             .line
             .checked_add(by)

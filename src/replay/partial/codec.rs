@@ -618,7 +618,7 @@ pub fn decode_limited(bytes: &[u8], name: &str, max_windows: usize) -> Result<Pa
         r: std::io::BufReader::new(decoder),
         left: declared,
     };
-    let agg =
+    let mut agg =
         decode_body(&mut d, window, max_windows).map_err(|m| bad(format!("partial body {m}")))?;
     if header.body_bytes.is_some() && d.left != 0 {
         return Err(bad(
@@ -627,14 +627,7 @@ pub fn decode_limited(bytes: &[u8], name: &str, max_windows: usize) -> Result<Pa
     }
     let n_files = header.files.len();
     let origin_ok = |o: &Origin| (o.file as usize) < n_files;
-    if agg.files.keys().any(|&k| k as usize >= n_files)
-        || !agg.rejection_samples.iter().all(|(o, _)| origin_ok(o))
-        || !agg
-            .examples
-            .iter()
-            .chain(&agg.drifts)
-            .all(|e| origin_ok(&e.origin))
-        || !agg.unfaithful.iter().all(|u| origin_ok(&u.origin))
+    if agg.files.keys().any(|&k| k as usize >= n_files) || !agg.origins_mut().all(|o| origin_ok(o))
     {
         return Err(bad("partial body names an input its header lacks".into()));
     }

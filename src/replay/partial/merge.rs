@@ -210,14 +210,8 @@ fn renumber(a: &mut Aggregate, to: impl Fn(u32) -> u32) {
         mine.skipped += f.skipped;
     }
     a.files = files;
-    for (o, _) in &mut a.rejection_samples {
+    for o in a.origins_mut() {
         o.file = to(o.file);
-    }
-    for e in a.examples.iter_mut().chain(a.drifts.iter_mut()) {
-        e.origin.file = to(e.origin.file);
-    }
-    for u in &mut a.unfaithful {
-        u.origin.file = to(u.origin.file);
     }
 }
 
@@ -228,11 +222,8 @@ pub fn redact_ids(p: &mut Partial, key: &[u8]) {
     if p.header.ids_redacted {
         return;
     }
-    for e in p.agg.examples.iter_mut().chain(p.agg.drifts.iter_mut()) {
-        e.request_id = crate::replay::redact::redact(key, &e.request_id);
-    }
-    for u in &mut p.agg.unfaithful {
-        u.request_id = crate::replay::redact::redact(key, &u.request_id);
+    for id in p.agg.request_ids_mut() {
+        *id = crate::replay::redact::redact(key, id);
     }
     p.header.ids_redacted = true;
 }
