@@ -234,13 +234,21 @@ impl Default for Latency {
     }
 }
 
+/// The per-record samples an aggregate keeps, borrowed together
+/// ([`Aggregate::samples_mut`]).
+struct Samples<'a> {
+    rejection_samples: &'a mut Vec<(Origin, Reason)>,
+    examples: &'a mut Vec<Example>,
+    drifts: &'a mut Vec<Example>,
+    unfaithful: &'a mut Vec<Unfaithful>,
+}
+
 impl Aggregate {
-    /// Every origin the aggregate keeps: rejection samples, drift examples, drift
-    /// details and unfaithful records. Where a part's inputs are renumbered (merge),
-    /// its lines shifted (the Spark job) or its origins checked (partial decoding).
-    /// Every field is named, none with `..`: a field added later that holds an
-    /// [`Origin`] does not compile here until it is placed.
-    pub fn origins_mut(&mut self) -> impl Iterator<Item = &mut Origin> {
+    /// The fields that hold origins and request ids. Every field of the aggregate is
+    /// named, none with `..`: a field added later does not compile here until it is
+    /// placed, so [`Aggregate::origins_mut`] and [`Aggregate::request_ids_mut`] miss
+    /// nothing.
+    fn samples_mut(&mut self) -> Samples<'_> {
         let Aggregate {
             bounds: _,
             read: _,
@@ -264,46 +272,36 @@ impl Aggregate {
             latency: _,
             eval_errors: _,
         } = self;
-        rejection_samples
+        Samples {
+            rejection_samples,
+            examples,
+            drifts,
+            unfaithful,
+        }
+    }
+
+    /// Every origin the aggregate keeps: rejection samples, drift examples, drift
+    /// details and unfaithful records. Where a part's inputs are renumbered (merge),
+    /// its lines shifted (the Spark job) or its origins checked (partial decoding).
+    pub fn origins_mut(&mut self) -> impl Iterator<Item = &mut Origin> {
+        let s = self.samples_mut();
+        s.rejection_samples
             .iter_mut()
             .map(|(o, _)| o)
-            .chain(examples.iter_mut().map(|e| &mut e.origin))
-            .chain(drifts.iter_mut().map(|e| &mut e.origin))
-            .chain(unfaithful.iter_mut().map(|u| &mut u.origin))
+            .chain(s.examples.iter_mut().map(|e| &mut e.origin))
+            .chain(s.drifts.iter_mut().map(|e| &mut e.origin))
+            .chain(s.unfaithful.iter_mut().map(|u| &mut u.origin))
     }
 
     /// Every request id the aggregate keeps (drift examples, drift details, unfaithful
-    /// records), for `--redact-ids`; rejection samples keep origins only. Named field
-    /// by field for the reason [`Aggregate::origins_mut`] is.
+    /// records), for `--redact-ids`; rejection samples keep origins only.
     pub fn request_ids_mut(&mut self) -> impl Iterator<Item = &mut String> {
-        let Aggregate {
-            bounds: _,
-            read: _,
-            evaluated: _,
-            skipped: _,
-            skipped_by: _,
-            rejected: _,
-            bucket_key_missing: _,
-            changed: _,
-            fidelity: _,
-            unfaithful,
-            rejection_samples: _,
-            windows: _,
-            shadow: _,
-            enforced: _,
-            by_kind: _,
-            by_cause: _,
-            examples,
-            drifts,
-            files: _,
-            latency: _,
-            eval_errors: _,
-        } = self;
-        examples
+        let s = self.samples_mut();
+        s.examples
             .iter_mut()
-            .chain(drifts.iter_mut())
+            .chain(s.drifts.iter_mut())
             .map(|e| &mut e.request_id)
-            .chain(unfaithful.iter_mut().map(|u| &mut u.request_id))
+            .chain(s.unfaithful.iter_mut().map(|u| &mut u.request_id))
     }
 
     /// An empty aggregate that keeps samples up to `bounds`.
