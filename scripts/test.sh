@@ -27,8 +27,8 @@ echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 echo "== cargo clippy --lib --features python -- -D warnings (the Python front door)"
 cargo clippy --lib --features python -- -D warnings
-echo "== cargo test --release (unit, integration, fuzz-style properties: ${PROOF_FUZZ_SECONDS:-20} s each)"
-PROOF_FUZZ_SECONDS=${PROOF_FUZZ_SECONDS:-20} cargo test --release
+echo "== cargo test --release (unit, integration, fuzz-style properties: ${PROOF_FUZZ_SECONDS:-15} s each)"
+PROOF_FUZZ_SECONDS=${PROOF_FUZZ_SECONDS:-15} cargo test --release
 echo "== conformance case (fixtures/conformance, SPEC reading by an independent implementation)"
 python3 fixtures/conformance/check.py target/release/proof
 echo "== Python package and Spark (tests/python: fixture day through Spark local[2])"
