@@ -258,14 +258,7 @@ fn unfaithful_examples_keep_their_file_and_their_redaction_across_a_merge() {
             .output()
             .unwrap()
     };
-    let lists = [
-        "--list",
-        "sanctions=fixtures/lists/sanctions.csv",
-        "--list",
-        "ubo_watchlist=fixtures/lists/ubo_watchlist.txt",
-        "--list",
-        "high_risk=fixtures/lists/high_risk_countries.txt",
-    ];
+    let lists = common::LKSG_LISTS;
     let d = tempfile::tempdir().unwrap();
     for (name, seed) in [("a", "3"), ("b", "4")] {
         let log = d.path().join(format!("{name}.jsonl"));

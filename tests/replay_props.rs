@@ -2,6 +2,8 @@
 //! report for any thread count, for a split input, and for every input format; drift
 //! never decreases as the rollout level rises.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -22,14 +24,7 @@ fn proof(args: &[&str]) -> i32 {
     out.status.code().unwrap()
 }
 
-const LISTS: [&str; 6] = [
-    "--list",
-    "sanctions=fixtures/lists/sanctions.csv",
-    "--list",
-    "ubo_watchlist=fixtures/lists/ubo_watchlist.txt",
-    "--list",
-    "high_risk=fixtures/lists/high_risk_countries.txt",
-];
+const LISTS: [&str; 6] = common::LKSG_LISTS;
 
 /// Replays `logs` (lksg.v1 → lksg.v2, gate 25 %) and returns report.json without the
 /// parts that may differ: `latency` always, `inputs.files` when asked.

@@ -115,6 +115,17 @@ pub const CASE_V2_PLAN_CONF60: &[&str] = &[
     "plan.yaml",
 ];
 
+/// The three reference lists lksg.v1 and lksg.v2 read, bound as `replay` binds them
+/// (paths relative to the crate root).
+pub const LKSG_LISTS: [&str; 6] = [
+    "--list",
+    "sanctions=fixtures/lists/sanctions.csv",
+    "--list",
+    "ubo_watchlist=fixtures/lists/ubo_watchlist.txt",
+    "--list",
+    "high_risk=fixtures/lists/high_risk_countries.txt",
+];
+
 /// The conformance policies and lists, demo.v1 → demo.v2 (the first eight flags of the
 /// first and third command lines).
 pub const CONF_POLICIES: &[&str] = &[
