@@ -689,10 +689,19 @@ impl Layout {
 
 /// One worker's slots: a context read under a [`Layout`]. Values keep their
 /// allocations from record to record, as [`InPlace`] does.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct ContextSlots {
     values: Vec<Value>,
     present: Vec<bool>,
+    /// Array elements kept for the next record (`scan::take`).
+    spare: Vec<Value>,
+}
+
+/// Two reads are equal when they hold the same values; the pool is not part of a read.
+impl PartialEq for ContextSlots {
+    fn eq(&self, other: &ContextSlots) -> bool {
+        self.values == other.values && self.present == other.present
+    }
 }
 
 impl ContextSlots {
@@ -706,8 +715,8 @@ impl ContextSlots {
     }
 
     /// The values and their presence flags, for the fast reader (`scan`).
-    pub(super) fn parts_mut(&mut self) -> (&mut [Value], &mut [bool]) {
-        (&mut self.values, &mut self.present)
+    pub(super) fn parts_mut(&mut self) -> (&mut [Value], &mut [bool], &mut Vec<Value>) {
+        (&mut self.values, &mut self.present, &mut self.spare)
     }
 
     /// The seed that reads one context value into the slots (after [`reset`]); it

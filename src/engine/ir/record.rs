@@ -732,6 +732,48 @@ mod tests {
         );
     }
 
+    /// Arrays whose length changes from record to record hand their extra elements to
+    /// a pool and take them back (`scan::take`): whatever the pool held, each line
+    /// still reads as a fresh parse, and the pool stays bounded.
+    #[test]
+    fn arrays_growing_and_shrinking_across_records_read_as_fresh_parses() {
+        let t = PathTable::for_vars([&["a".to_string(), "b.c".to_string()], &[]]);
+        let layout = t.layout().unwrap();
+        let big = format!(
+            r#"{{"ts":7,"request_id":"r","context":{{"a":[{}"end"]}}}}"#,
+            "\"s\",".repeat(5000)
+        );
+        let lines = [
+            r#"{"ts":1,"request_id":"r","context":{"a":["x","yy","zzz",[1,["deep"]],{"k":1}],"b":{"c":[true,null,2]}}}"#,
+            r#"{"ts":2,"request_id":"r","context":{"a":["q"],"b":{"c":[]}}}"#,
+            r#"{"ts":3,"request_id":"r","context":{"a":[[],"long string here",7,-3,false,"\u00e9",["n"]],"b":{"c":["s","t"]}}}"#,
+            r#"{"ts":4,"request_id":"r","context":{"a":[],"b":{"c":[[["x"]],[]]}}}"#,
+            r#"{"ts":5,"request_id":"r","context":{"a":["a","b","c","d","e","f","g","h","i","j"],"b":{"c":"scalar"}}}"#,
+            r#"{"ts":6,"request_id":"r","context":{"a":[1,2],"b":{"c":[{"o":[1]},"w"]}}}"#,
+            &big,
+            r#"{"ts":8,"request_id":"r","context":{"a":["after","big"]}}"#,
+        ];
+        let mut buf = RecordBuf::default();
+        for _ in 0..2 {
+            for line in lines {
+                assert!(buf.read_fast(line.as_bytes(), layout).is_ok(), "{line}");
+                let fresh = parse_line_with(line.as_bytes(), &t).unwrap();
+                let read = buf.read(line.as_bytes(), &t).unwrap();
+                let Ctx::Slots(slots, layout) = read.context else {
+                    panic!("slots")
+                };
+                let mut got = smallvec::SmallVec::new();
+                layout.resolve(0, slots, &mut got);
+                let want = [
+                    crate::policy::expr::lookup_var(&fresh.context, "a"),
+                    crate::policy::expr::lookup_var(&fresh.context, "b.c"),
+                ];
+                assert_eq!(&got[..], &want[..], "{line}");
+            }
+        }
+        assert!(buf.slots.parts_mut().2.len() <= 1024);
+    }
+
     /// The fast path (`scan`) takes ordinary lines and leaves every corner it is not
     /// sure about to serde; either way a line reads as a fresh serde parse reads it.
     #[test]

@@ -323,7 +323,12 @@ fn enter(depth: u32) -> R<u32> {
 /// without escapes, literals, small integers and arrays are built here; anything
 /// else (escapes, fractions, exponents, `-0`, objects) is checked and then converted
 /// by serde_json from its own text.
-fn take(c: &mut Cursor<'_>, depth: u32, slot: &mut Value) -> R<()> {
+///
+/// Array elements come from and go back to `spare`: an array shorter than the same
+/// slot's array of the record before gives its extra elements (with their string
+/// buffers) to the pool instead of dropping them, and a longer one takes them back, so
+/// arrays whose length varies from record to record do not allocate per element.
+fn take(c: &mut Cursor<'_>, depth: u32, slot: &mut Value, spare: &mut Vec<Value>) -> R<()> {
     let start = c.i;
     match c.peek()? {
         b'"' => {
@@ -356,9 +361,9 @@ fn take(c: &mut Cursor<'_>, depth: u32, slot: &mut Value) -> R<()> {
             } else {
                 loop {
                     if n == items.len() {
-                        items.push(Value::Null);
+                        items.push(spare.pop().unwrap_or(Value::Null));
                     }
-                    take(c, depth, &mut items[n])?;
+                    take(c, depth, &mut items[n], spare)?;
                     n += 1;
                     if c.next_member(b']')? {
                         break;
@@ -366,7 +371,10 @@ fn take(c: &mut Cursor<'_>, depth: u32, slot: &mut Value) -> R<()> {
                     c.ws();
                 }
             }
-            items.truncate(n);
+            if items.len() > n {
+                let room = SPARE_MAX.saturating_sub(spare.len());
+                spare.extend(items.drain(n..).take(room));
+            }
             *slot = Value::Array(items);
             Ok(())
         }
@@ -414,6 +422,10 @@ fn take(c: &mut Cursor<'_>, depth: u32, slot: &mut Value) -> R<()> {
     }
 }
 
+/// At most this many array elements wait in a pool for the next record (`take`): the
+/// common case is a few, and a record with a huge array leaves no more than this behind.
+const SPARE_MAX: usize = 1024;
+
 /// Converts a checked value's text with serde_json, into `slot` in place.
 fn by_serde(text: &str, slot: &mut Value) -> R<()> {
     let mut de = serde_json::Deserializer::from_str(text);
@@ -457,8 +469,8 @@ fn object(c: &mut Cursor<'_>, node: &SlotNode, slots: &mut ContextSlots, depth: 
             None => c.skip(depth)?,
             Some(SlotKind::Leaf(i)) => {
                 // Named twice: the later value replaces the earlier, as in `Map`.
-                let (values, present) = slots.parts_mut();
-                take(c, depth, &mut values[*i])?;
+                let (values, present, spare) = slots.parts_mut();
+                take(c, depth, &mut values[*i], spare)?;
                 present[*i] = true;
             }
             Some(SlotKind::Inner(child, lo, hi)) => {
@@ -541,7 +553,8 @@ pub fn record(text: &str, mut field: impl FnMut(Field, &mut Cursor<'_>) -> R<()>
 
 /// Reads a record field's value at the cursor into `slot`.
 pub fn field_value(c: &mut Cursor<'_>, slot: &mut Value) -> R<()> {
-    take(c, 1, slot)
+    // Record fields are rarely arrays: no pool of their own.
+    take(c, 1, slot, &mut Vec::new())
 }
 
 /// Reads a JSON text holding one context (a Parquet string) into `slots` (reset for
