@@ -292,3 +292,64 @@ fn a_record_column_given_twice_is_a_schema_error() {
         "{err}"
     );
 }
+
+/// A one-row file whose struct context is `{"k": …}` around `levels` times
+/// `{"a": [ … ]}` around `{"x": [1, 2]}`: structs and lists 2 × `levels` + 3 deep.
+/// (Built from arrays: arrow's JSON reader stops at 128 levels.)
+fn write_nested(path: &Path, levels: usize) {
+    let list = |item: ArrayRef| -> ArrayRef {
+        let field = Arc::new(Field::new("item", item.data_type().clone(), true));
+        let offsets = OffsetBuffer::from_lengths([item.len()]);
+        Arc::new(ListArray::new(field, offsets, item, None))
+    };
+    let object = |name: &str, a: ArrayRef| -> ArrayRef {
+        let field = Arc::new(Field::new(name, a.data_type().clone(), true));
+        Arc::new(StructArray::from(vec![(field, a)]))
+    };
+    let mut v = object("x", list(Arc::new(Int64Array::from(vec![1, 2]))));
+    for _ in 0..levels {
+        v = object("a", list(v));
+    }
+    write(
+        path,
+        vec![
+            ("ts", Arc::new(Int64Array::from(vec![1_793_865_600_000]))),
+            ("request_id", Arc::new(StringArray::from(vec!["r-1"]))),
+            ("context", object("k", v)),
+        ],
+    );
+}
+
+/// A struct context may nest structs and lists 128 levels deep, as a JSON one may; a
+/// deeper one is a schema error naming the file, the column and both depths, before
+/// anything is decoded. (At 150 levels the Parquet decoder used to overflow the reader
+/// thread's stack and abort the process.)
+#[test]
+fn a_context_nested_past_128_levels_is_a_schema_error_not_a_crash() {
+    // Building the deep test files recurses in arrow's JSON reader and Parquet writer.
+    std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let ok = dir.path().join("deep62.parquet");
+            write_nested(&ok, 62); // 127 levels
+            let (code, r, err) = replay(&[ok.to_str().unwrap()], None);
+            assert_eq!(code, 0, "{err}");
+            assert_eq!(r["records"]["evaluated"], 1, "{err}");
+            for (levels, depth) in [(63, 129), (400, 803)] {
+                let p = dir.path().join(format!("deep{levels}.parquet"));
+                write_nested(&p, levels);
+                let (code, r, err) = replay(&[p.to_str().unwrap()], None);
+                assert_eq!(code, 2, "{err}");
+                assert_eq!(r, Value::Null, "no outputs on a schema error");
+                let want = format!(
+                    "deep{levels}.parquet: schema error: column 'context' nests structs and \
+                     lists {depth} levels deep; proof reads at most 128"
+                );
+                assert!(err.contains(&want), "{err}");
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}

@@ -17,6 +17,11 @@ use crate::engine::{Engine, Read, Worker};
 use crate::error::ProofError;
 use crate::orchestrator::enforcer::bucket;
 
+/// Stack of the reader thread: the Parquet decoder recurses per nesting level
+/// (`engine::ir::parquet::MAX_NESTING`); 2 MiB (std's default) held about 240 levels
+/// in a release build and fewer in a debug one.
+const READER_STACK: usize = 16 << 20;
+
 /// What the workers need besides the engine.
 #[derive(Debug, Clone)]
 pub struct Setup {
@@ -119,7 +124,13 @@ pub fn run<E: Engine>(
     let bounds = setup.bounds;
     let check = |schema: &arrow::datatypes::Schema| engine.check_schema(schema);
     let (read_result, agg) = std::thread::scope(|s| {
-        let reader = s.spawn(move || read_all(inputs, &tx, bytes_read, &check));
+        // The Parquet decoder recurses once per level of a nested column: the reader gets
+        // a stack that holds `MAX_NESTING` levels with room to spare, in debug builds too
+        // (only the pages it touches are committed).
+        let reader = std::thread::Builder::new()
+            .name("proof-reader".into())
+            .stack_size(READER_STACK)
+            .spawn_scoped(s, move || read_all(inputs, &tx, bytes_read, &check));
         let agg = pool.install(|| {
             rx.into_iter()
                 .par_bridge()
@@ -136,9 +147,15 @@ pub fn run<E: Engine>(
                 .map(|(acc, _)| acc)
                 .reduce(Aggregate::default, Aggregate::merge)
         });
-        let read_result = reader
-            .join()
-            .unwrap_or_else(|_| Err(ProofError::Internal("the reader thread panicked".into())));
+        // A reader that could not start dropped the sender: the workers saw no chunk.
+        let read_result = match reader {
+            Ok(r) => r
+                .join()
+                .unwrap_or_else(|_| Err(ProofError::Internal("the reader thread panicked".into()))),
+            Err(e) => Err(ProofError::Internal(format!(
+                "cannot start the reader thread: {e}"
+            ))),
+        };
         (read_result, agg)
     });
     read_result?;

@@ -42,7 +42,46 @@ pub(crate) fn is_string(dt: &DataType) -> bool {
     }
 }
 
-/// Whether a context (sub)type can be turned into JSON.
+/// The deepest nesting of structs and lists a struct context column (or an OPA `input`
+/// column) may have: what a JSON context may have (serde_json's nesting limit, 128, under
+/// which a deeper JSONL record is `malformed`, SPEC §4), and well within what the Parquet
+/// decoder's recursion holds on the reader thread's stack (`replay::pipeline`). A file
+/// nested deeper is refused by name before any of it is decoded: without this, 150
+/// levels overflowed the decoder's stack and aborted the process.
+pub(crate) const MAX_NESTING: usize = 128;
+
+/// How deep `dt` nests structs and lists: 0 for a scalar, 1 for a struct of scalars.
+/// Iterative, so a hostile schema cannot exhaust the stack here.
+pub(crate) fn nesting(dt: &DataType) -> usize {
+    use DataType::*;
+    let mut deepest = 0;
+    let mut todo = vec![(dt, 0usize)];
+    while let Some((t, d)) = todo.pop() {
+        deepest = deepest.max(d);
+        match t {
+            List(f) | LargeList(f) | FixedSizeList(f, _) => todo.push((f.data_type(), d + 1)),
+            Struct(fields) => todo.extend(fields.iter().map(|f| (f.data_type(), d + 1))),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// [`MAX_NESTING`] for column `name`, as the schema error's message.
+pub(crate) fn check_nesting(name: &str, dt: &DataType) -> Result<(), String> {
+    let depth = nesting(dt);
+    if depth > MAX_NESTING {
+        return Err(format!(
+            "column '{name}' nests structs and lists {depth} levels deep; proof reads at \
+             most {MAX_NESTING} (as for a JSON context): store a context this deep as a JSON \
+             string"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a context (sub)type can be turned into JSON (call after [`check_nesting`]:
+/// this one recurses).
 pub(crate) fn supported(dt: &DataType) -> bool {
     use DataType::*;
     match dt {
@@ -152,6 +191,7 @@ impl ParquetColumns {
                 dt(v)
             )));
         }
+        check_nesting("context", &dt(ctx)).map_err(err)?;
         match dt(ctx) {
             ref d if is_string(d) => {}
             DataType::Struct(_) if supported(&dt(ctx)) => {}
@@ -657,6 +697,56 @@ mod tests {
     use std::sync::Arc;
 
     type Row = Result<(i64, String, Option<String>, Map<String, Value>), Reason>;
+
+    /// Nesting is counted per struct and list level, for both engines' struct columns:
+    /// the IR's `context` and OPA's `input` are refused past [`MAX_NESTING`] by name.
+    #[test]
+    fn nesting_is_counted_per_level_and_bounded_for_both_engines() {
+        let deep = |levels: usize| {
+            let mut t = DataType::Int64;
+            for i in 0..levels {
+                t = if i % 2 == 0 {
+                    DataType::List(Arc::new(Field::new("item", t, true)))
+                } else {
+                    DataType::Struct(Fields::from(vec![Field::new("a", t, true)]))
+                };
+            }
+            t
+        };
+        assert_eq!(nesting(&DataType::Utf8), 0);
+        assert_eq!(nesting(&deep(1)), 1);
+        let wide = DataType::Struct(Fields::from(vec![
+            Field::new("x", DataType::Int64, true),
+            Field::new("y", deep(5), true),
+        ]));
+        assert_eq!(nesting(&wide), 6);
+        assert_eq!(nesting(&deep(1_000)), 1_000);
+        assert!(check_nesting("context", &deep(MAX_NESTING)).is_ok());
+        let schema = |name: &str, t: DataType| {
+            let mut fields = vec![
+                Field::new("ts", DataType::Int64, true),
+                Field::new("request_id", DataType::Utf8, true),
+                Field::new("decision_id", DataType::Utf8, true),
+                Field::new("timestamp", DataType::Utf8, true),
+                Field::new("path", DataType::Utf8, true),
+            ];
+            fields.push(Field::new(name, t, true));
+            Schema::new(fields)
+        };
+        let t = deep(MAX_NESTING + 1); // a struct outermost
+        let err = ParquetColumns::from_schema(&schema("context", t.clone()), Path::new("f"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("column 'context' nests structs and lists 129 levels deep"),
+            "{err}"
+        );
+        let err = crate::engine::opa::parquet::roots(&schema("input", t)).unwrap_err();
+        assert!(
+            err.contains("column 'input' nests structs and lists 129 levels deep"),
+            "{err}"
+        );
+    }
 
     fn batch(lines: &str, context: DataType) -> RecordBatch {
         let schema = Schema::new(vec![

@@ -10,7 +10,7 @@ use arrow::datatypes::{DataType, Schema, TimeUnit};
 use serde_json::{Map, Value};
 
 use crate::engine::Reason;
-use crate::engine::ir::parquet::{is_string, plain, str_at, supported, to_json};
+use crate::engine::ir::parquet::{check_nesting, is_string, plain, str_at, supported, to_json};
 use crate::panics::contain_panics;
 
 const REQUIRED: [&str; 4] = ["decision_id", "timestamp", "path", "input"];
@@ -46,6 +46,7 @@ pub fn roots(schema: &Schema) -> Result<Vec<usize>, String> {
             [] => {}
             [i] => {
                 let dt = schema.field(*i).data_type();
+                check_nesting(name, dt)?;
                 let ok = match *name {
                     "timestamp" => matches!(dt, DataType::Timestamp(..)) || is_string(dt),
                     "input" => is_string(dt) || matches!(dt, DataType::Struct(_)) && supported(dt),

@@ -160,6 +160,18 @@ mod tests {
     /// schema, not called truncated (issue 24, item 14).
     #[test]
     fn a_deeply_nested_parquet_context_is_read() {
+        // arrow's JSON reader and the Parquet writer and decoder recurse per level: more
+        // than a test thread's 2 MiB in a debug build (the replay reader thread has its
+        // own larger stack, `replay::pipeline`).
+        std::thread::Builder::new()
+            .stack_size(64 << 20)
+            .spawn(deeply_nested_parquet_context_is_read)
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    fn deeply_nested_parquet_context_is_read() {
         let mut nested = r#"{"x":[1,2]}"#.to_string();
         for _ in 0..59 {
             nested = format!(r#"{{"a":[{nested}]}}"#);
