@@ -13,6 +13,18 @@
 #![cfg_attr(not(feature = "python"), forbid(unsafe_code))]
 #![cfg_attr(feature = "python", deny(unsafe_code))]
 
+/// `eprintln!` that cannot panic. std's `eprintln!` panics when standard error is gone
+/// (`proof replay … 2>&1 | head` after `head` exits), and a panic exits 101: a gate's
+/// exit code 1 or 3, or an error's 2, would reach CI as 101. A message nobody can read
+/// is dropped instead; the exit code stays the command's.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let _ = ::std::writeln!(::std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod cli;
 pub mod config;
 pub mod diff;

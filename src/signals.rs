@@ -77,7 +77,7 @@ pub fn install() -> Result<(), ProofError> {
                 {
                     let _ = std::fs::remove_file(p);
                 }
-                eprintln!(
+                crate::say!(
                     "proof: interrupted by signal {sig}; no output file was left half-written"
                 );
                 std::process::exit(128 + sig);

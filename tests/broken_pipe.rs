@@ -156,3 +156,66 @@ fn hash_write_updates_every_file_even_when_stdout_is_closed() {
         );
     }
 }
+
+/// Runs proof with a standard error whose reading end is already closed
+/// (`proof … 2>&1 | head` once `head` has gone): the exit code is the command's.
+fn with_closed_stderr(args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    Command::new(env!("CARGO_BIN_EXE_proof"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("PROOF_POLICY_DIR")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .stdout(Stdio::null())
+        .stderr(writer)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_closed_standard_error_keeps_every_exit_code() {
+    // std's eprintln! panics on EPIPE, and a panic exits 101: the gate's breach (1),
+    // an error (2) and a diff regression would all have reached CI as 101.
+    let c = |f: &str| format!("fixtures/conformance/{f}");
+    let (traffic, v1, v2) = (
+        c("traffic.jsonl"),
+        c("demo.v1.ir.json"),
+        c("demo.v2.ir.json"),
+    );
+    let (s, h) = (
+        format!("sanctions={}", c("sanctions.csv")),
+        format!("high_risk={}", c("high_risk.txt")),
+    );
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().join("run");
+    let out_dir = out_dir.to_str().unwrap();
+    let replay = |rollout: &'static str| {
+        vec![
+            "replay",
+            &traffic,
+            "--ir",
+            &v1,
+            "--candidate-ir",
+            &v2,
+            "--list",
+            &s,
+            "--list",
+            &h,
+            "--rollout",
+            rollout,
+            "--max-rejects",
+            "3",
+            "--out",
+            out_dir,
+        ]
+    };
+    // Not --quiet: the verdict line and "reports in …" go to the closed stderr.
+    assert_eq!(with_closed_stderr(&replay("50")).status.code(), Some(1));
+    assert!(out.path().join("run/report.json").is_file());
+    assert_eq!(with_closed_stderr(&replay("0")).status.code(), Some(0));
+    let missing = with_closed_stderr(&["replay", "no-such-file.jsonl", "--policy", "lksg.v1"]);
+    assert_eq!(missing.status.code(), Some(2));
+    let bad_flag = with_closed_stderr(&["replay", "--rollout", "101"]);
+    assert_eq!(bad_flag.status.code(), Some(2));
+}

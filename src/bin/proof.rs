@@ -13,7 +13,7 @@ fn main() -> ExitCode {
         proof::cli::Command::Replay(_) | proof::cli::Command::Merge(_)
     ) && let Err(e) = proof::signals::install()
     {
-        eprintln!("proof: error: {e}");
+        proof::say!("proof: error: {e}");
         return ExitCode::from(2);
     }
     match cli.run() {
@@ -22,7 +22,7 @@ fn main() -> ExitCode {
         Err(e) if proof::cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             // Library errors already name the file, line and field; print the chain.
-            eprintln!("proof: error: {e:#}");
+            proof::say!("proof: error: {e:#}");
             ExitCode::from(2)
         }
     }

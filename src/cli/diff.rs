@@ -101,14 +101,14 @@ pub fn run(args: DiffArgs) -> anyhow::Result<i32> {
     if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
         // A CI nicety: a failure here is reported but never changes the exit code.
         if let Err(e) = append_step_summary(Path::new(&summary), &diff::markdown::render(&d)) {
-            eprintln!("proof: warning: {e}");
+            crate::say!("proof: warning: {e}");
         }
     }
     // The text on stdout already says it; otherwise the CI log gets the verdict on stderr.
     if args.format != Format::Text || args.output.is_some() {
-        eprintln!("proof: diff: {}", d.headline);
+        crate::say!("proof: diff: {}", d.headline);
         for t in &d.tripped {
-            eprintln!("proof: regression: {}: {}", t.limit, t.message);
+            crate::say!("proof: regression: {}: {}", t.limit, t.message);
         }
     }
     Ok(d.exit_code)

@@ -67,7 +67,7 @@ pub fn run(args: MergeArgs) -> anyhow::Result<i32> {
     let (files, warnings) = partial::expand(&args.partials)?;
     for w in warnings {
         // Not behind --quiet: fewer parts are merged than were named.
-        eprintln!("proof: warning: {w}");
+        crate::say!("proof: warning: {w}");
     }
     // An output naming a part would overwrite it (issue 24, item 5).
     let mut outputs: Vec<(&str, &std::path::Path)> = Vec::new();

@@ -303,19 +303,19 @@ pub fn emit(
     if let Some(path) = &settings.drift_details {
         let rows = report::drift_details::write(path, &report.drift_details)?;
         if !quiet {
-            eprintln!("proof: {rows} drifting record(s) in {}", path.display());
+            crate::say!("proof: {rows} drifting record(s) in {}", path.display());
         }
     }
     if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
         // A CI nicety: a failure here is reported but never changes the gate's exit code.
         if let Err(e) = append_step_summary(Path::new(&summary), report) {
-            eprintln!("proof: warning: {e}");
+            crate::say!("proof: warning: {e}");
         }
     }
     if !quiet {
-        eprintln!("proof: {}", report.summary.verdict);
+        crate::say!("proof: {}", report.summary.verdict);
         if let Some(lock) = out {
-            eprintln!("proof: reports in {}", lock.dir().display());
+            crate::say!("proof: reports in {}", lock.dir().display());
         }
     }
     Ok(())
@@ -343,7 +343,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
     if job.settings.redact_ids && !job.config.redact_key_set {
         // Not behind --quiet: the ids in the outputs can be recovered by anyone with
         // report.json and a guess at their format.
-        eprintln!("proof: warning: {REDACT_KEY_WARNING}");
+        crate::say!("proof: warning: {REDACT_KEY_WARNING}");
     }
     let inputs = job.inputs()?;
     let progress = crate::run::job::Progress::default();
@@ -358,11 +358,11 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         if let Some(path) = &job.settings.drift_details {
             let rows = report::drift_details::write(path, &report.drift_details)?;
             if !args.quiet {
-                eprintln!("proof: {rows} drifting record(s) in {}", path.display());
+                crate::say!("proof: {rows} drifting record(s) in {}", path.display());
             }
         }
         if !args.quiet {
-            eprintln!(
+            crate::say!(
                 "proof: partial aggregate of {} records in {} (judge it with proof merge)",
                 report.records.read,
                 p.display()

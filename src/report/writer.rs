@@ -435,7 +435,7 @@ impl OutputLock {
         if kept.is_empty() {
             std::fs::remove_dir(old).map_err(|e| ProofError::io(old, e))?;
         } else {
-            eprintln!(
+            crate::say!(
                 "proof: warning: kept {}: it holds {} that the new {} also holds under \
                  the same name",
                 old.display(),

@@ -122,7 +122,7 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<i32> {
     let main = runtime.block_on(async {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let loaded = app.policy.get();
-        eprintln!(
+        crate::say!(
             "proof serve: policy {}, selector {}, enforce {}, rollout {} %, access control {}, {threads} threads",
             loaded.describe(),
             app.cfg.engine.selector.as_str(),
@@ -130,14 +130,14 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<i32> {
             app.cfg.options.rollout_percent,
             if app.access.is_some() { "on" } else { "off" }
         );
-        eprintln!("proof serve: listening on {bound}");
+        crate::say!("proof serve: listening on {bound}");
         drop(loaded);
         let reloader = tokio::spawn(reload_loop(app.clone()));
         tokio::spawn(accept_loop(listener, handoffs, stop_rx.clone(), limits.clone()));
         let (l, a, span) = (limits.clone(), app.clone(), app.cfg.shutdown_timeout_ms);
         tokio::spawn(async move {
             shutdown_signal().await;
-            eprintln!(
+            crate::say!(
                 "proof serve: stopping: no new connections, up to {} for {}",
                 crate::policy::time::format_span(span as i64),
                 open(&l, &a)
@@ -163,7 +163,7 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<i32> {
         }
     }
     main?;
-    eprintln!("proof serve: shut down");
+    crate::say!("proof serve: shut down");
     Ok(0)
 }
 
@@ -185,7 +185,7 @@ async fn accept_loop(
             Err(_) => {
                 if reported.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
                     reported = Some(tokio::time::Instant::now());
-                    eprintln!(
+                    crate::say!(
                         "proof serve: {} connections open (--max-connections): new ones wait",
                         limits.max
                     );
@@ -217,7 +217,7 @@ async fn accept_loop(
             }
             Err(e) => {
                 // E.g. out of file descriptors: back off instead of spinning.
-                eprintln!("proof serve: accept failed: {e}");
+                crate::say!("proof serve: accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -251,7 +251,7 @@ async fn serve_on(
             tokio::time::sleep(grace).await;
         } => {
             if !limits.deadline_reported.swap(true, Ordering::Relaxed) {
-                eprintln!(
+                crate::say!(
                     "proof serve: shutdown deadline passed (--shutdown-timeout {}): closing {}",
                     crate::policy::time::format_span(grace.as_millis() as i64),
                     open(&limits, &app)

@@ -84,7 +84,7 @@ impl App {
         };
         // A pipe or device cannot be read twice: what it gave now stays in force.
         for (p, kind) in files.streams().into_iter().chain(access_files.streams()) {
-            eprintln!(
+            crate::say!(
                 "proof serve: {} is {kind}, not a regular file: read once at start and not \
                  reloadable (hot reload keeps these bytes; restart to change it)",
                 p.display()

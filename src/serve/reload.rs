@@ -16,11 +16,11 @@ impl App {
             Reload::Unchanged | Reload::SameContent => {}
             Reload::Swapped => {
                 let p = self.policy.get();
-                eprintln!("proof serve: reloaded policy {}", p.describe());
+                crate::say!("proof serve: reloaded policy {}", p.describe());
             }
             Reload::Refused(e) => {
                 let p = self.policy.get();
-                eprintln!(
+                crate::say!(
                     "proof serve: reload refused, still serving {}: {e}",
                     p.describe()
                 );
@@ -29,13 +29,13 @@ impl App {
         if let Some((slot, rm)) = &self.access {
             match state::reload_access(&self.cfg, slot, rm) {
                 Reload::Unchanged | Reload::SameContent => {}
-                Reload::Swapped => eprintln!(
+                Reload::Swapped => crate::say!(
                     "proof serve: reloaded access map ({} tokens, etag {})",
                     slot.get().len(),
                     slot.get().etag
                 ),
                 Reload::Refused(e) => {
-                    eprintln!("proof serve: access map reload refused, previous map kept: {e}")
+                    crate::say!("proof serve: access map reload refused, previous map kept: {e}")
                 }
             }
         }

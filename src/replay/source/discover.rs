@@ -114,7 +114,7 @@ pub fn expand_inputs(
     let (inputs, warnings) = expand_inputs_with_warnings(paths, forced, columns)?;
     for w in warnings {
         // Not behind --quiet: the run reads fewer files than it was given.
-        eprintln!("proof: warning: {w}");
+        crate::say!("proof: warning: {w}");
     }
     Ok(inputs)
 }

@@ -261,7 +261,7 @@ fn pick_document(mut docs: Vec<Value>) -> Result<Value, String> {
                 .filter(|j| j != i)
                 .map(|j| found[j].as_str())
                 .collect();
-            eprintln!(
+            crate::say!(
                 "proof: note: plan read from {}; ignored: {}",
                 found[*i],
                 others.join(", ")
