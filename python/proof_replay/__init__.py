@@ -99,6 +99,13 @@ def feed(folder: "_native.Folder", data: Any, source: str | None = None) -> None
     """Folds ``data`` into ``folder``: a pyarrow RecordBatch, Table or
     RecordBatchReader, or an iterable of batches or of JSONL lines (bytes or str, one
     record each, a trailing newline allowed)."""
+    if isinstance(data, (str, bytes, bytearray, memoryview)):
+        # Iterated, a bare text is characters or byte values: every one of them would be
+        # rejected as a malformed record, and the real records never read.
+        raise UsageError(
+            f"cannot fold a bare {type(data).__name__}: give an iterable of JSONL lines "
+            "(such as text.splitlines()) or pyarrow RecordBatches"
+        )
     if hasattr(data, "to_batches"):  # pyarrow.Table
         data = data.to_batches()
     elif _is_batch(data):

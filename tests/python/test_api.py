@@ -88,6 +88,37 @@ def test_missing_files_and_ir_errors(tmp_path):
         pr.fold([], ir=str(tmp_path / "bad.ir.json"))
 
 
+def test_a_bare_text_is_refused_not_read_character_by_character():
+    text = "\n".join(line if isinstance(line, str) else line.decode() for line in LINES)
+    for bare in (text, text.encode()):
+        with pytest.raises(pr.UsageError) as e:
+            pr.fold(bare, **SETTINGS)
+        assert "give an iterable of JSONL lines (such as text.splitlines())" in str(e.value)
+        assert e.value.exit_code == 2
+    # What the message suggests reads the six records.
+    rep = pr.report(pr.fold(text.splitlines(), **SETTINGS), max_rejects=1, **SETTINGS)
+    assert rep["records"]["read"] == 6
+
+
+def test_a_struct_context_nested_past_128_levels_is_a_schema_error():
+    def batch(levels):
+        v = pa.array([{"x": [1, 2]}])
+        for _ in range(levels):
+            lists = pa.ListArray.from_arrays(pa.array([0, 1], pa.int32()), v)
+            v = pa.StructArray.from_arrays([lists], ["a"])
+        return pa.record_batch({"ts": [1793613600000], "request_id": ["r"], "context": v})
+
+    # 2 x 63 + 2 = 128 levels are read; 130 are refused before any row is.
+    rep = pr.report(pr.fold([batch(63)], **SETTINGS), **SETTINGS)
+    assert rep["records"]["evaluated"] == 1
+    with pytest.raises(pr.SchemaError) as e:
+        pr.fold([batch(64)], source="deep.parquet", **SETTINGS)
+    assert str(e.value).startswith(
+        "deep.parquet: schema error: column 'context' nests structs and lists 130 levels "
+        "deep; proof reads at most 128"
+    )
+
+
 def test_missing_column_raises_schema_error():
     batch = pa.record_batch({"ts": [1], "request_id": ["r"]})
     with pytest.raises(pr.SchemaError) as e:
