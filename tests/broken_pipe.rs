@@ -52,42 +52,40 @@ fn every_subcommand_writing_to_stdout_ends_quietly() {
     );
 }
 
+/// `proof replay` of the conformance case at `rollout` % (at 50 % the gate breaches:
+/// exit 1, SPEC §5), then `extra` flags.
+fn conformance_replay(rollout: &str, extra: &[&str]) -> Vec<String> {
+    let c = |f: &str| format!("fixtures/conformance/{f}");
+    let mut args: Vec<String> = [
+        "replay".to_string(),
+        c("traffic.jsonl"),
+        "--ir".into(),
+        c("demo.v1.ir.json"),
+        "--candidate-ir".into(),
+        c("demo.v2.ir.json"),
+        "--list".into(),
+        format!("sanctions={}", c("sanctions.csv")),
+        "--list".into(),
+        format!("high_risk={}", c("high_risk.txt")),
+        "--rollout".into(),
+        rollout.into(),
+        "--max-rejects".into(),
+        "3".into(),
+    ]
+    .into();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 #[test]
 fn replay_without_out_keeps_the_gate_exit_code() {
-    // The conformance case at 50 % breaches (exit 1, SPEC §5): losing report.json's
-    // reader must not turn that into a pass, nor into exit 2.
-    let c = |f: &str| format!("fixtures/conformance/{f}");
-    let (traffic, v1, v2) = (
-        c("traffic.jsonl"),
-        c("demo.v1.ir.json"),
-        c("demo.v2.ir.json"),
-    );
-    let (s, h) = (
-        format!("sanctions={}", c("sanctions.csv")),
-        format!("high_risk={}", c("high_risk.txt")),
-    );
-    let args = [
-        "replay",
-        &traffic,
-        "--ir",
-        &v1,
-        "--candidate-ir",
-        &v2,
-        "--list",
-        &s,
-        "--list",
-        &h,
-        "--rollout",
-        "50",
-        "--max-rejects",
-        "3",
-        "--quiet",
-    ];
-    assert_quiet(&args, 1);
-    let mut passing = args.to_vec();
-    let rollout = passing.iter().position(|a| *a == "50").unwrap();
-    passing[rollout] = "0";
-    assert_quiet(&passing, 0);
+    // Losing report.json's reader must not turn a breach into a pass, nor into exit 2.
+    assert_quiet(&strs(&conformance_replay("50", &["--quiet"])), 1);
+    assert_quiet(&strs(&conformance_replay("0", &["--quiet"])), 0);
 }
 
 #[test]
@@ -177,43 +175,15 @@ fn with_closed_stderr(args: &[&str]) -> Output {
 fn a_closed_standard_error_keeps_every_exit_code() {
     // std's eprintln! panics on EPIPE, and a panic exits 101: the gate's breach (1),
     // an error (2) and a diff regression would all have reached CI as 101.
-    let c = |f: &str| format!("fixtures/conformance/{f}");
-    let (traffic, v1, v2) = (
-        c("traffic.jsonl"),
-        c("demo.v1.ir.json"),
-        c("demo.v2.ir.json"),
-    );
-    let (s, h) = (
-        format!("sanctions={}", c("sanctions.csv")),
-        format!("high_risk={}", c("high_risk.txt")),
-    );
     let out = tempfile::tempdir().unwrap();
     let out_dir = out.path().join("run");
-    let out_dir = out_dir.to_str().unwrap();
-    let replay = |rollout: &'static str| {
-        vec![
-            "replay",
-            &traffic,
-            "--ir",
-            &v1,
-            "--candidate-ir",
-            &v2,
-            "--list",
-            &s,
-            "--list",
-            &h,
-            "--rollout",
-            rollout,
-            "--max-rejects",
-            "3",
-            "--out",
-            out_dir,
-        ]
-    };
+    let out_flag = ["--out", out_dir.to_str().unwrap()];
     // Not --quiet: the verdict line and "reports in …" go to the closed stderr.
-    assert_eq!(with_closed_stderr(&replay("50")).status.code(), Some(1));
-    assert!(out.path().join("run/report.json").is_file());
-    assert_eq!(with_closed_stderr(&replay("0")).status.code(), Some(0));
+    let breach = conformance_replay("50", &out_flag);
+    assert_eq!(with_closed_stderr(&strs(&breach)).status.code(), Some(1));
+    assert!(out_dir.join("report.json").is_file());
+    let pass = conformance_replay("0", &out_flag);
+    assert_eq!(with_closed_stderr(&strs(&pass)).status.code(), Some(0));
     let missing = with_closed_stderr(&["replay", "no-such-file.jsonl", "--policy", "lksg.v1"]);
     assert_eq!(missing.status.code(), Some(2));
     let bad_flag = with_closed_stderr(&["replay", "--rollout", "101"]);

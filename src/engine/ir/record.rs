@@ -685,6 +685,22 @@ pub fn check(
 mod tests {
     use super::*;
 
+    /// The shadow path's vars as a read in slots resolves them, beside what a lookup
+    /// of the same names in a fresh parse's context finds.
+    fn slots_and_lookups<'a>(
+        read: &RecordRef<'a>,
+        fresh: &'a Record,
+        names: [&str; 2],
+    ) -> (Vec<Option<&'a Value>>, Vec<Option<&'a Value>>) {
+        let Ctx::Slots(slots, layout) = read.context else {
+            panic!("slots")
+        };
+        let mut got = smallvec::SmallVec::new();
+        layout.resolve(0, slots, &mut got);
+        let want = names.map(|n| crate::policy::expr::lookup_var(&fresh.context, n));
+        (got.to_vec(), want.to_vec())
+    }
+
     fn reason(line: &str) -> Reason {
         parse_line(line.as_bytes()).unwrap_err()
     }
@@ -759,16 +775,8 @@ mod tests {
                 assert!(buf.read_fast(line.as_bytes(), layout).is_ok(), "{line}");
                 let fresh = parse_line_with(line.as_bytes(), &t).unwrap();
                 let read = buf.read(line.as_bytes(), &t).unwrap();
-                let Ctx::Slots(slots, layout) = read.context else {
-                    panic!("slots")
-                };
-                let mut got = smallvec::SmallVec::new();
-                layout.resolve(0, slots, &mut got);
-                let want = [
-                    crate::policy::expr::lookup_var(&fresh.context, "a"),
-                    crate::policy::expr::lookup_var(&fresh.context, "b.c"),
-                ];
-                assert_eq!(&got[..], &want[..], "{line}");
+                let (got, want) = slots_and_lookups(&read, &fresh, ["a", "b.c"]);
+                assert_eq!(got, want, "{line}");
             }
         }
         assert!(buf.slots.parts_mut().2.len() <= 1024);
@@ -834,16 +842,8 @@ mod tests {
                             ),
                             (b.ts_ms, b.request_id, b.policy_id, b.verdict)
                         );
-                        let Ctx::Slots(slots, layout) = b.context else {
-                            panic!("slots")
-                        };
-                        let mut got = smallvec::SmallVec::new();
-                        layout.resolve(0, slots, &mut got);
-                        let want = [
-                            crate::policy::expr::lookup_var(&a.context, "a.b"),
-                            crate::policy::expr::lookup_var(&a.context, "c"),
-                        ];
-                        assert_eq!(&got[..], &want[..], "{line}");
+                        let (got, want) = slots_and_lookups(&b, &a, ["a.b", "c"]);
+                        assert_eq!(got, want, "{line}");
                     }
                     _ => unreachable!(),
                 }
