@@ -11,20 +11,38 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Runs proof with a standard output whose reading end is already closed, so the
-/// first write fails with EPIPE.
-fn with_closed_stdout(args: &[&str]) -> Output {
+/// Which standard stream of proof is a pipe whose reading end is already closed, so
+/// the first write to it fails with EPIPE.
+#[derive(Clone, Copy)]
+enum Closed {
+    Stdout,
+    /// `proof … 2>&1 | head` once `head` has gone.
+    Stderr,
+}
+
+/// Runs proof with one standard stream closed (see [`Closed`]); the other is kept
+/// (stderr, for the messages) or dropped (stdout).
+fn with_closed(which: Closed, args: &[&str]) -> Output {
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    Command::new(env!("CARGO_BIN_EXE_proof"))
-        .args(args)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_proof"));
+    cmd.args(args)
         .current_dir(root())
         .env_remove("PROOF_POLICY_DIR")
-        .env_remove("GITHUB_STEP_SUMMARY")
-        .stdout(writer)
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap()
+        .env_remove("GITHUB_STEP_SUMMARY");
+    match which {
+        Closed::Stdout => cmd.stdout(writer).stderr(Stdio::piped()),
+        Closed::Stderr => cmd.stdout(Stdio::null()).stderr(writer),
+    };
+    cmd.output().unwrap()
+}
+
+fn with_closed_stdout(args: &[&str]) -> Output {
+    with_closed(Closed::Stdout, args)
+}
+
+fn with_closed_stderr(args: &[&str]) -> Output {
+    with_closed(Closed::Stderr, args)
 }
 
 fn assert_quiet(args: &[&str], code: i32) {
@@ -153,22 +171,6 @@ fn hash_write_updates_every_file_even_when_stdout_is_closed() {
             "{f} has no ir_hash"
         );
     }
-}
-
-/// Runs proof with a standard error whose reading end is already closed
-/// (`proof … 2>&1 | head` once `head` has gone): the exit code is the command's.
-fn with_closed_stderr(args: &[&str]) -> Output {
-    let (reader, writer) = std::io::pipe().unwrap();
-    drop(reader);
-    Command::new(env!("CARGO_BIN_EXE_proof"))
-        .args(args)
-        .current_dir(root())
-        .env_remove("PROOF_POLICY_DIR")
-        .env_remove("GITHUB_STEP_SUMMARY")
-        .stdout(Stdio::null())
-        .stderr(writer)
-        .output()
-        .unwrap()
 }
 
 #[test]
