@@ -22,19 +22,34 @@ use super::{check_stamp, sniff_compression};
 use crate::error::{Location, ProofError};
 use crate::replay::record::MAX_RECORD_BYTES;
 
-/// Counts bytes read from the underlying file: for the progress bar, and per file to
-/// check that a file was read to the size it was listed with.
+/// Bytes read from the underlying file: for the progress bar, and per file to check
+/// that a file was read to the size it was listed with.
+#[derive(Clone)]
+struct Counters {
+    total: Arc<AtomicU64>,
+    this_file: Arc<AtomicU64>,
+}
+
+impl Counters {
+    fn add(&self, n: usize) {
+        self.total.fetch_add(n as u64, Ordering::Relaxed);
+        self.this_file.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// Counts the bytes read through it. Only where something else stands between the
+/// file and the line reader (a decoder, standard input's sniffing): a `Read` that
+/// implements only `read` makes std zero every block handed to it first, so a plain
+/// file is counted by [`read_lines`] instead.
 struct Counting<R> {
     inner: R,
-    counter: Arc<AtomicU64>,
-    this_file: Arc<AtomicU64>,
+    counters: Counters,
 }
 
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.counter.fetch_add(n as u64, Ordering::Relaxed);
-        self.this_file.fetch_add(n as u64, Ordering::Relaxed);
+        self.counters.add(n);
         Ok(n)
     }
 }
@@ -60,14 +75,22 @@ pub(super) fn read_jsonl(
         Box::new(f)
     };
     let this_file = Arc::new(AtomicU64::new(0));
-    let mut counted = BufReader::with_capacity(
-        64 * 1024,
-        Counting {
+    let counters = Counters {
+        total: bytes_read.clone(),
+        this_file: this_file.clone(),
+    };
+    // A plain file's blocks go from the file straight into the chunks (`read_lines`
+    // counts them); anything else is counted on its way in.
+    let plain = !stdin && input.compression == Compression::None;
+    let raw: Box<dyn Read + Send> = if plain {
+        raw
+    } else {
+        Box::new(Counting {
             inner: raw,
-            counter: bytes_read.clone(),
-            this_file: this_file.clone(),
-        },
-    );
+            counters: counters.clone(),
+        })
+    };
+    let mut counted = BufReader::with_capacity(64 * 1024, raw);
     // A file's compression was sniffed when it was expanded; standard input
     // can only be looked at here, through the buffer, so that
     // `zcat`-less pipes such as `… | gzip | proof replay -` also work.
@@ -95,12 +118,21 @@ pub(super) fn read_jsonl(
         .map_err(|e| stream_error(input, compression, 1, e))?;
     let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
     if head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        if plain {
+            let counted = Counting {
+                inner: reader,
+                counters,
+            };
+            return read_array(counted, input, file, tx);
+        }
         return read_array(reader, input, file, tx);
     }
     // The lines are read in blocks straight into each chunk, past this buffer: only
     // what it already holds is copied out of it.
     let head = std::io::Cursor::new(reader.buffer().to_vec());
-    let whole = read_lines(head.chain(reader.into_inner()), file, tx).map_err(|(line, e)| {
+    let stream = head.chain(reader.into_inner());
+    let count = plain.then_some(&counters);
+    let whole = read_lines(stream, file, tx, count).map_err(|(line, e)| {
         // A stream cut short because the file shrank is told as that.
         if let Some(f) = &opened
             && let Err(changed) = check_stamp(&input.path, input.stamp.as_ref(), f, None)
@@ -296,6 +328,7 @@ fn read_lines(
     reader: impl Read,
     file: u32,
     tx: &SyncSender<Chunk>,
+    count: Option<&Counters>,
 ) -> Result<bool, (u64, std::io::Error)> {
     let mut s = Splitter {
         file,
@@ -311,21 +344,28 @@ fn read_lines(
     let mut reader = reader;
     loop {
         s.make_room();
-        let to = s.filled + READ_BLOCK;
-        let n = match reader.read(&mut s.data[s.filled..to]) {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err((s.line_no, e)),
-        };
-        if n == 0 {
-            break;
-        }
+        // Into the buffer's spare capacity, which `read_to_end` hands to the reader
+        // without zeroing it first (a plain file writes into it directly); it retries
+        // interrupted reads and stops after one block or at the end of the stream. What
+        // it read before an error is split first, so the error names the line reached.
+        let read = reader
+            .by_ref()
+            .take(READ_BLOCK as u64)
+            .read_to_end(&mut s.data);
         let scan = s.filled;
-        s.filled += n;
+        s.filled = s.data.len();
+        if let Some(c) = count {
+            c.add(s.filled - scan);
+        }
         if !s.split(scan) {
             return Ok(false);
         }
         s.bound_unfinished_line();
+        match read {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => return Err((s.line_no, e)),
+        }
         if s.filled >= CHUNK_BYTES && !s.spans.is_empty() && !s.send() {
             return Ok(false);
         }
@@ -348,8 +388,8 @@ struct Splitter<'a> {
     line_no: u64,
     /// Number of the chunk's first line.
     first_line: u64,
-    /// The chunk's buffer: `data[..filled]` was read, the rest is room for reads
-    /// (zeroed a block at a time, just before the block is read into it).
+    /// The chunk's buffer: `data[..filled]` was read (its length is `filled`), its
+    /// spare capacity is room for the next block.
     data: Vec<u8>,
     spans: Vec<(u32, u32)>,
     filled: usize,
@@ -362,22 +402,17 @@ struct Splitter<'a> {
 impl Splitter<'_> {
     const BOM: &'static [u8] = b"\xEF\xBB\xBF";
 
-    /// Makes room for one block after `filled`: zeroes it (safe Rust reads only into
-    /// initialised bytes), which is cheap while the block is about to be written.
-    /// Only an unfinished line longer than a chunk outgrows the buffer's capacity (a
-    /// chunk is sent once it holds `CHUNK_BYTES`); then it grows, up to the longest
-    /// line held (see `bound_unfinished_line`) plus a block or two.
+    /// Makes room for one block after `filled` (capacity, not zeroed bytes: see
+    /// `read_lines`). Only an unfinished line longer than a chunk outgrows the
+    /// buffer's capacity (a chunk is sent once it holds `CHUNK_BYTES`); then it grows,
+    /// up to the longest line held (see `bound_unfinished_line`) plus a block or two.
     fn make_room(&mut self) {
         let len = self.filled + READ_BLOCK;
-        if self.data.len() >= len {
-            return;
-        }
         if len > self.data.capacity() {
             let most = MAX_RECORD_BYTES + Self::BOM.len() + 1 + 2 * READ_BLOCK;
             let cap = (2 * self.data.capacity()).min(most).max(len);
             self.data.reserve_exact(cap - self.data.len());
         }
-        self.data.resize(len, 0);
     }
 
     /// Splits the lines ended by newlines in `data[scan..filled]`; `false` when the
@@ -433,6 +468,7 @@ impl Splitter<'_> {
         if self.skipping || self.filled - self.line_start > MAX_RECORD_BYTES + bom + 1 {
             self.skipping = true;
             self.filled = self.line_start;
+            self.data.truncate(self.filled);
         }
     }
 
@@ -468,7 +504,7 @@ mod tests {
     /// The lines read from `reader`, checking each chunk's first line number and size.
     fn lines_of(reader: impl Read) -> Vec<Option<Vec<u8>>> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1000);
-        assert!(read_lines(reader, 0, &tx).unwrap());
+        assert!(read_lines(reader, 0, &tx, None).unwrap());
         drop(tx);
         let mut out = Vec::new();
         for c in rx {
@@ -637,7 +673,7 @@ mod tests {
         // Line 3 was never held: no buffer grew past a record plus some blocks. (Line 5
         // is, being one byte over: a line is dropped once it is certainly over.)
         let (tx, rx) = std::sync::mpsc::sync_channel(1000);
-        read_lines(&input[..], 0, &tx).unwrap();
+        read_lines(&input[..], 0, &tx, None).unwrap();
         drop(tx);
         for c in rx {
             let Chunk::Lines { data, .. } = c else {
@@ -652,7 +688,7 @@ mod tests {
         // Blank lines: the line count, not the bytes, ends each chunk.
         let input = vec![b'\n'; 3 * CHUNK_LINES + 1];
         let (tx, rx) = std::sync::mpsc::sync_channel(1000);
-        read_lines(&input[..], 0, &tx).unwrap();
+        read_lines(&input[..], 0, &tx, None).unwrap();
         drop(tx);
         let sizes: Vec<(u64, usize)> = rx
             .into_iter()
@@ -685,7 +721,7 @@ mod tests {
                 step: 5000,
                 fail: true,
             };
-            let (line, e) = read_lines(r, 0, &tx).unwrap_err();
+            let (line, e) = read_lines(r, 0, &tx, None).unwrap_err();
             let done = input[..cut].iter().filter(|&&b| b == b'\n').count() as u64;
             assert_eq!(line, done + 1, "cut at {cut}");
             assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
