@@ -4,7 +4,7 @@
 //! Sub-millisecond digits are truncated, never rounded. Timestamps are limited to the
 //! years 0001..=9999 so that every window start can be written back as RFC 3339.
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat, TimeZone, Utc};
 
 /// Earliest accepted timestamp: 0001-01-01T00:00:00Z in epoch milliseconds.
 pub const MIN_TS_MS: i64 = -62_135_596_800_000;
@@ -18,6 +18,59 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     if s.as_bytes().get(10) == Some(&b' ') {
         return None;
     }
+    if let Some(ms) = zulu_ms(s) {
+        return in_range(ms);
+    }
+    by_chrono(s)
+}
+
+/// The shape nearly every log writes, `YYYY-MM-DDTHH:MM:SSZ` or with `.fff`: its
+/// digits read in place, the date and time still validated by chrono. `None` for any
+/// other text, which chrono's RFC 3339 parser then reads (leap seconds, offsets, other
+/// fractions, lower-case letters). Its generic parser was about 400 instructions a
+/// record, a tenth of reading one.
+fn zulu_ms(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let ms = match b.len() {
+        20 => 0,
+        24 if b[19] == b'.' => digits(b, 20..23)?,
+        _ => return None,
+    };
+    if b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if b[b.len() - 1] != b'Z' {
+        return None;
+    }
+    let date =
+        NaiveDate::from_ymd_opt(digits(b, 0..4)? as i32, digits(b, 5..7)?, digits(b, 8..10)?)?;
+    let time = NaiveTime::from_hms_milli_opt(
+        digits(b, 11..13)?,
+        digits(b, 14..16)?,
+        digits(b, 17..19)?,
+        ms,
+    )?;
+    // `from_hms_milli_opt` takes 1000..=1999 ms as a leap second; those have seconds 59
+    // only, and `.fff` is at most 999 here.
+    Some(date.and_time(time).and_utc().timestamp_millis())
+}
+
+/// The ASCII digits `b[r]` as a number (inlined: four calls read one timestamp).
+#[inline(always)]
+fn digits(b: &[u8], r: std::ops::Range<usize>) -> Option<u32> {
+    let mut n = 0u32;
+    for &c in &b[r] {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n = n * 10 + u32::from(d);
+    }
+    Some(n)
+}
+
+/// [`parse_rfc3339_ms`] by chrono's RFC 3339 parser alone.
+fn by_chrono(s: &str) -> Option<i64> {
     let dt = DateTime::parse_from_rfc3339(s).ok()?;
     let secs = dt.timestamp();
     let millis = i64::from(dt.timestamp_subsec_millis());
@@ -32,15 +85,11 @@ pub fn parse_timestamp_ms(s: &str) -> Option<i64> {
         // Fixed layout YYYY-MM-DD: read the digits directly (the generic format parser
         // costs more than the rest of a rule); chrono still validates the date.
         let b = s.as_bytes();
-        let num = |r: std::ops::Range<usize>| -> Option<u32> {
-            b[r].iter().try_fold(0u32, |acc, &c| {
-                c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
-            })
-        };
         if b[4] != b'-' || b[7] != b'-' {
             return None;
         }
-        let d = NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
+        let d =
+            NaiveDate::from_ymd_opt(digits(b, 0..4)? as i32, digits(b, 5..7)?, digits(b, 8..10)?)?;
         let ms = d.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis();
         return in_range(ms);
     }
@@ -181,6 +230,47 @@ mod tests {
         assert_eq!(parse_rfc3339_ms("2026-11-05 08:10:00Z"), None);
         assert_eq!(parse_rfc3339_ms("not a time"), None);
         assert_eq!(parse_rfc3339_ms("2026-11-05"), None);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+        /// The in-place reading of `…Z` timestamps agrees with chrono's parser on texts
+        /// of that shape and near it: out-of-range fields, leap seconds, other
+        /// separators, lower case, offsets and other fraction lengths.
+        #[test]
+        fn zulu_shape_reads_as_chrono_does(
+            y in 0u32..10_000, mo in 0u32..14, d in 0u32..33, h in 0u32..26, mi in 0u32..61,
+            sec in 0u32..62, frac in proptest::option::of("[0-9]{0,5}"),
+            t in proptest::sample::select(vec!["T", "t", " ", "x"]),
+            z in proptest::sample::select(vec!["Z", "z", "+00:00", "+01:30", "-00:00", ""]),
+        ) {
+            let f = frac.map(|f| format!(".{f}")).unwrap_or_default();
+            let s = format!("{y:04}-{mo:02}-{d:02}{t}{h:02}:{mi:02}:{sec:02}{f}{z}");
+            let want = if s.as_bytes()[10] == b' ' { None } else { by_chrono(&s) };
+            proptest::prop_assert_eq!(parse_rfc3339_ms(&s), want, "{}", s);
+        }
+    }
+
+    #[test]
+    fn zulu_shape_edges() {
+        // Leap seconds and out-of-range fields are chrono's to judge.
+        for s in [
+            "2016-12-31T23:59:60Z",
+            "2016-12-31T23:59:60.500Z",
+            "2026-02-29T00:00:00Z",
+            "2026-13-01T00:00:00.000Z",
+            "2026-01-01T24:00:00Z",
+            "2026-01-01T00:00:00.00Z",
+            "9999-12-31T23:59:59.999Z",
+            "0000-01-01T00:00:00Z",
+        ] {
+            assert_eq!(parse_rfc3339_ms(s), by_chrono(s), "{s}");
+        }
+        assert_eq!(
+            parse_rfc3339_ms("2026-11-02T00:00:00.093Z"),
+            Some(1_793_577_600_093)
+        );
+        assert_eq!(zulu_ms("2016-12-31T23:59:60Z"), None);
     }
 
     #[test]
