@@ -15,10 +15,17 @@ pub use catalogue::{Family, Kind};
 
 /// Escapes a label value or HELP text (backslash, quote, newline), as OpenMetrics and
 /// the Prometheus text format both require.
-pub fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+pub fn escape(v: &str) -> std::borrow::Cow<'_, str> {
+    // Nearly every label value (policy ids, levels, window starts) needs no escape:
+    // borrowed as it is, without the three copies `replace` would make.
+    if !v.contains(['\\', '"', '\n']) {
+        return std::borrow::Cow::Borrowed(v);
+    }
+    std::borrow::Cow::Owned(
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n"),
+    )
 }
 
 /// Writes an OpenMetrics family header: `# TYPE`, `# UNIT` when there is one, and

@@ -363,21 +363,40 @@ fn lookup<'a>(ctx: &'a Map<String, Value>, name: &str, path: &[String]) -> Optio
 }
 
 fn call<'a>(f: Func, args: &'a [Expr], env: &Env<'a>) -> EvalResult<'a> {
-    // No short-circuit (SPEC): every argument is evaluated, and any error is the call's.
-    // Arguments are few; a small stack buffer avoids an allocation per call.
-    let mut vals: smallvec::SmallVec<[Val<'a>; 4]> = smallvec::SmallVec::new();
-    let mut first_err = None;
-    for a in args {
-        match a.eval(env) {
-            Ok(v) => vals.push(v),
-            Err(e) => {
-                first_err.get_or_insert(e);
+    // No short-circuit (SPEC): every argument is evaluated, and the first error (in
+    // argument order) is the call's. Calls of one or two arguments, nearly all of them,
+    // keep their values in an array on the stack; longer `and`/`or` in a small buffer.
+    match args {
+        [] => apply(f, &[], env),
+        [a] => {
+            let a = a.eval(env)?;
+            apply(f, &[a], env)
+        }
+        [a, b] => {
+            let (a, b) = (a.eval(env), b.eval(env));
+            apply(f, &[a?, b?], env)
+        }
+        _ => {
+            let mut vals: smallvec::SmallVec<[Val<'a>; 4]> = smallvec::SmallVec::new();
+            let mut first_err = None;
+            for a in args {
+                match a.eval(env) {
+                    Ok(v) => vals.push(v),
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
+            match first_err {
+                Some(e) => Err(e),
+                None => apply(f, &vals, env),
             }
         }
     }
-    if let Some(e) = first_err {
-        return Err(e);
-    }
+}
+
+/// `f` applied to its evaluated arguments.
+fn apply<'a>(f: Func, vals: &[Val<'a>], env: &Env<'a>) -> EvalResult<'a> {
     if let Some(n) = f.arity()
         && vals.len() != n
     {
@@ -408,7 +427,7 @@ fn call<'a>(f: Func, args: &'a [Expr], env: &Env<'a>) -> EvalResult<'a> {
         }
         Func::And | Func::Or => {
             let mut acc = f == Func::And;
-            for v in &vals {
+            for v in vals {
                 let Val::Bool(b) = v else {
                     return Err(EvalError::Type);
                 };
