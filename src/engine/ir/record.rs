@@ -766,6 +766,14 @@ mod tests {
             r#"{"ts":4,"request_id":"r","context":{"a":[],"b":{"c":[[["x"]],[]]}}}"#,
             r#"{"ts":5,"request_id":"r","context":{"a":["a","b","c","d","e","f","g","h","i","j"],"b":{"c":"scalar"}}}"#,
             r#"{"ts":6,"request_id":"r","context":{"a":[1,2],"b":{"c":[{"o":[1]},"w"]}}}"#,
+            // Scalars written over scalars of other types, in place and in elements.
+            r#"{"ts":6,"request_id":"r","context":{"a":[true,1,null,"s",-0,1.5],"b":{"c":false}}}"#,
+            r#"{"ts":6,"request_id":"r","context":{"a":[1,null,"s",true,false,2],"b":{"c":3}}}"#,
+            r#"{"ts":6,"request_id":"r","context":{"a":[null,"s",true,-4,18446744073709551615],"b":{"c":null}}}"#,
+            r#"{"ts":6,"request_id":"r","context":{"a":true,"b":{"c":"x"}}}"#,
+            r#"{"ts":6,"request_id":"r","context":{"a":12,"b":{"c":true}}}"#,
+            r#"{"ts":6,"request_id":"r","context":{"a":null,"b":{"c":-7}}}"#,
+            r#"{"ts":6,"request_id":"r","context":{"a":false,"b":{"c":[null]}}}"#,
             &big,
             r#"{"ts":8,"request_id":"r","context":{"a":["after","big"]}}"#,
         ];

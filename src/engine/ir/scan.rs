@@ -350,9 +350,11 @@ fn take(c: &mut Cursor<'_>, depth: u32, slot: &mut Value, spare: &mut Vec<Value>
         b'[' => {
             let depth = enter(depth)?;
             c.i += 1;
-            let mut items = match std::mem::take(slot) {
-                Value::Array(v) => v,
-                _ => Vec::new(),
+            if !slot.is_array() {
+                *slot = Value::Array(Vec::new());
+            }
+            let Value::Array(items) = slot else {
+                return Err(Miss); // just made an array
             };
             let mut n = 0;
             c.ws();
@@ -375,7 +377,6 @@ fn take(c: &mut Cursor<'_>, depth: u32, slot: &mut Value, spare: &mut Vec<Value>
                 let room = SPARE_MAX.saturating_sub(spare.len());
                 spare.extend(items.drain(n..).take(room));
             }
-            *slot = Value::Array(items);
             Ok(())
         }
         b'{' => {
@@ -384,17 +385,17 @@ fn take(c: &mut Cursor<'_>, depth: u32, slot: &mut Value, spare: &mut Vec<Value>
         }
         b't' => {
             c.literal(b"true")?;
-            *slot = Value::Bool(true);
+            set_bool(slot, true);
             Ok(())
         }
         b'f' => {
             c.literal(b"false")?;
-            *slot = Value::Bool(false);
+            set_bool(slot, false);
             Ok(())
         }
         b'n' => {
             c.literal(b"null")?;
-            *slot = Value::Null;
+            set_null(slot);
             Ok(())
         }
         _ => {
@@ -410,15 +411,42 @@ fn take(c: &mut Cursor<'_>, depth: u32, slot: &mut Value, spare: &mut Vec<Value>
                 let n = digits
                     .iter()
                     .fold(0u64, |a, &d| a * 10 + u64::from(d - b'0'));
-                *slot = match (neg, n) {
-                    (false, n) => Value::Number(n.into()),
+                let v = match (neg, n) {
+                    (false, n) => n.into(),
                     (true, 0) => return by_serde(raw, slot),
-                    (true, n) => Value::Number((-(n as i64)).into()),
+                    (true, n) => (-(n as i64)).into(),
                 };
+                set_number(slot, v);
                 return Ok(());
             }
             by_serde(raw, slot)
         }
+    }
+}
+
+/// Puts a boolean into `slot`. Most slots hold a value of the same type from the
+/// record before; writing over it in place spares the out-of-line drop of whatever the
+/// slot held, which the compiler cannot see is trivial (also [`set_number`], [`set_null`]).
+#[inline]
+fn set_bool(slot: &mut Value, b: bool) {
+    match slot {
+        Value::Bool(old) => *old = b,
+        _ => *slot = Value::Bool(b),
+    }
+}
+
+#[inline]
+fn set_number(slot: &mut Value, n: serde_json::Number) {
+    match slot {
+        Value::Number(old) => *old = n,
+        _ => *slot = Value::Number(n),
+    }
+}
+
+#[inline]
+fn set_null(slot: &mut Value) {
+    if !slot.is_null() {
+        *slot = Value::Null;
     }
 }
 
