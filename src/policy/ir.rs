@@ -108,14 +108,17 @@ impl Rule {
 
     /// Evaluates both operands (always both) and applies the op.
     pub fn evaluate(&self, env: &Env<'_>) -> RuleOutcome {
-        let (l, r) = (self.lhs.eval(env), self.rhs.eval(env));
-        match (l, r) {
-            (Ok(l), Ok(r)) => match self.op.apply(&l, &r) {
+        // Matched by reference where they were returned: moving both results into a
+        // pair first copied them, reading each back right after it was written.
+        let l = self.lhs.eval(env);
+        let r = self.rhs.eval(env);
+        match (&l, &r) {
+            (Ok(l), Ok(r)) => match self.op.apply(l, r) {
                 Ok(true) => RuleOutcome::Pass,
                 Ok(false) => RuleOutcome::Fail,
                 Err(e) => RuleOutcome::Error(e),
             },
-            (Err(e), _) | (_, Err(e)) => RuleOutcome::Error(e),
+            (Err(e), _) | (_, Err(e)) => RuleOutcome::Error(*e),
         }
     }
 }
