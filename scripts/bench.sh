@@ -7,6 +7,10 @@
 #   RUNS=1 scripts/bench.sh     # one run per row instead of the best of three
 #   DUCKDB=1 scripts/bench.sh   # also proof vs the same job in DuckDB SQL (scripts/duckdb/):
 #                               # pip-installs duckdb into target/duckdb-venv, skips if it can't
+#   CALLGRIND=1 scripts/bench.sh  # only: instructions of one 20 000-record replay, 1 thread,
+#                               # under valgrind's callgrind, per function in target/bench/callgrind.out.
+#                               # Repeatable to the instruction where CPU seconds on a shared VM
+#                               # move by +-5 %: how each step of issue 25 was decided.
 # The floor is one thread reading every line into a full serde_json::Value record
 # (`parse_line`); replay reads only what the policies name (replay::extract), so it
 # can beat the floor. The DuckDB comparison (DUCKDB=1) checks that DuckDB's per-window
@@ -23,6 +27,19 @@ FLOOR=target/release/examples/parse_floor
 gen() { # file records [gen flags…]
   [ -s "$1" ] || "$P" gen --records "$2" --seed 7 "${@:3}" -o "$1"
 }
+LISTS=(--list sanctions=fixtures/lists/sanctions.csv --list ubo_watchlist=fixtures/lists/ubo_watchlist.txt
+       --list high_risk=fixtures/lists/high_risk_countries.txt)
+if [ -n "${CALLGRIND:-}" ]; then
+  command -v valgrind >/dev/null || { echo "CALLGRIND=1 needs valgrind (apt-get install valgrind)" >&2; exit 2; }
+  gen "$B/t20000.jsonl" 20000
+  valgrind --tool=callgrind --callgrind-out-file="$B/callgrind.out" "$P" replay "$B/t20000.jsonl" \
+    --policy lksg.v1 --candidate-policy lksg.v2 "${LISTS[@]}" --rollout 25 --threads 1 -q \
+    --out "$B/out-callgrind" 2>"$B/callgrind.log" || [ $? -eq 1 ]
+  ir=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$B/callgrind.log")
+  echo "callgrind, 20000 records of --seed 7, 1 thread, lksg.v1 -> lksg.v2: $ir instructions" \
+    "(per function: callgrind_annotate $B/callgrind.out)"
+  exit 0
+fi
 gen "$B/t$N.jsonl" "$N"
 gen "$B/t$N.jsonl.zst" "$N"
 gen "$B/t$N.struct.parquet" "$N" --parquet-context struct
@@ -31,8 +48,6 @@ Q=$((N / 4))
 gen "$B/t$Q.jsonl" "$Q"
 gen "$B/t$Q.struct.parquet" "$Q" --parquet-context struct
 
-LISTS=(--list sanctions=fixtures/lists/sanctions.csv --list ubo_watchlist=fixtures/lists/ubo_watchlist.txt
-       --list high_risk=fixtures/lists/high_risk_countries.txt)
 RAW=$(stat -c %s "$B/t$N.jsonl")
 
 # run CMD… → prints "seconds maxrss_kb": the best wall time of $RUNS runs (default 3;
