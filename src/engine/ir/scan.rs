@@ -335,11 +335,11 @@ fn take(c: &mut Cursor<'_>, depth: u32, slot: &mut Value, spare: &mut Vec<Value>
     match c.peek()? {
         b'"' => {
             let (_, escaped) = c.string()?;
-            let quoted = c.text_from(start)?;
             if escaped {
-                return by_serde(quoted, slot);
+                return by_serde(c.text_from(start)?, slot);
             }
-            let s = &quoted[1..quoted.len() - 1];
+            // Between the quotes (both ASCII, so character boundaries).
+            let s = c.s.get(start + 1..c.i - 1).ok_or(Miss)?;
             match slot {
                 Value::String(old) => {
                     old.clear();
