@@ -333,22 +333,7 @@ fn enter(depth: u32) -> R<u32> {
 fn take(c: &mut Cursor<'_>, depth: u32, slot: &mut Value, spare: &mut Vec<Value>) -> R<()> {
     let start = c.i;
     match c.peek()? {
-        b'"' => {
-            let (_, escaped) = c.string()?;
-            if escaped {
-                return by_serde(c.text_from(start)?, slot);
-            }
-            // Between the quotes (both ASCII, so character boundaries).
-            let s = c.s.get(start + 1..c.i - 1).ok_or(Miss)?;
-            match slot {
-                Value::String(old) => {
-                    old.clear();
-                    old.push_str(s);
-                }
-                _ => *slot = Value::String(s.to_owned()),
-            }
-            Ok(())
-        }
+        b'"' => take_string(c, slot),
         b'[' => {
             let depth = enter(depth)?;
             c.i += 1;
@@ -367,7 +352,13 @@ fn take(c: &mut Cursor<'_>, depth: u32, slot: &mut Value, spare: &mut Vec<Value>
                     if n == items.len() {
                         items.push(spare.pop().unwrap_or(Value::Null));
                     }
-                    take(c, depth, &mut items[n], spare)?;
+                    // Strings (dates, hashes, countries) are most elements: read here,
+                    // without a recursive call each.
+                    if c.peek()? == b'"' {
+                        take_string(c, &mut items[n])?;
+                    } else {
+                        take(c, depth, &mut items[n], spare)?;
+                    }
                     n += 1;
                     if c.next_member(b']')? {
                         break;
@@ -450,6 +441,26 @@ fn set_null(slot: &mut Value) {
     if !slot.is_null() {
         *slot = Value::Null;
     }
+}
+
+/// A string at the cursor into `slot`, reusing the slot's buffer ([`take`]).
+#[inline(always)]
+fn take_string(c: &mut Cursor<'_>, slot: &mut Value) -> R<()> {
+    let start = c.i;
+    let (_, escaped) = c.string()?;
+    if escaped {
+        return by_serde(c.text_from(start)?, slot);
+    }
+    // Between the quotes (both ASCII, so character boundaries).
+    let s = c.s.get(start + 1..c.i - 1).ok_or(Miss)?;
+    match slot {
+        Value::String(old) => {
+            old.clear();
+            old.push_str(s);
+        }
+        _ => *slot = Value::String(s.to_owned()),
+    }
+    Ok(())
 }
 
 /// At most this many array elements wait in a pool for the next record (`take`): the
