@@ -110,8 +110,8 @@ impl Rule {
     pub fn evaluate(&self, env: &Env<'_>) -> RuleOutcome {
         // Matched by reference where they were returned: moving both results into a
         // pair first copied them, reading each back right after it was written.
-        let l = self.lhs.eval(env);
-        let r = self.rhs.eval(env);
+        let l = self.lhs.eval_here(env);
+        let r = self.rhs.eval_here(env);
         match (&l, &r) {
             (Ok(l), Ok(r)) => match self.op.apply(l, r) {
                 Ok(true) => RuleOutcome::Pass,
@@ -136,7 +136,7 @@ impl Predicate {
     /// True when the predicate holds; errors and non-booleans count as true
     /// (fail-closed: when in doubt, check).
     pub fn holds(&self, env: &Env<'_>) -> bool {
-        !matches!(self.expr.eval(env), Ok(Val::Bool(false)))
+        !matches!(self.expr.eval_here(env), Ok(Val::Bool(false)))
     }
 }
 
