@@ -337,7 +337,6 @@ fn read_lines(
         first_line: 1,
         data: Vec::with_capacity(CHUNK_BUFFER),
         spans: Vec::with_capacity(CHUNK_LINES),
-        filled: 0,
         line_start: 0,
         skipping: false,
     };
@@ -348,14 +347,13 @@ fn read_lines(
         // without zeroing it first (a plain file writes into it directly); it retries
         // interrupted reads and stops after one block or at the end of the stream. What
         // it read before an error is split first, so the error names the line reached.
+        let scan = s.data.len();
         let read = reader
             .by_ref()
             .take(READ_BLOCK as u64)
             .read_to_end(&mut s.data);
-        let scan = s.filled;
-        s.filled = s.data.len();
         if let Some(c) = count {
-            c.add(s.filled - scan);
+            c.add(s.data.len() - scan);
         }
         if !s.split(scan) {
             return Ok(false);
@@ -366,13 +364,13 @@ fn read_lines(
             Ok(_) => {}
             Err(e) => return Err((s.line_no, e)),
         }
-        if s.filled >= CHUNK_BYTES && !s.spans.is_empty() && !s.send() {
+        if s.data.len() >= CHUNK_BYTES && !s.spans.is_empty() && !s.send() {
             return Ok(false);
         }
     }
     // The last line may have no newline.
-    if s.skipping || s.line_start < s.filled {
-        s.end_line(s.filled, false);
+    if s.skipping || s.line_start < s.data.len() {
+        s.end_line(s.data.len(), false);
     }
     if !s.spans.is_empty() {
         return Ok(s.send());
@@ -388,11 +386,10 @@ struct Splitter<'a> {
     line_no: u64,
     /// Number of the chunk's first line.
     first_line: u64,
-    /// The chunk's buffer: `data[..filled]` was read (its length is `filled`), its
-    /// spare capacity is room for the next block.
+    /// The chunk's buffer: what was read so far; its spare capacity is room for the
+    /// next block.
     data: Vec<u8>,
     spans: Vec<(u32, u32)>,
-    filled: usize,
     /// Where the unfinished line starts in `data`.
     line_start: usize,
     /// The unfinished line is over-long: its bytes are dropped until its newline.
@@ -402,12 +399,12 @@ struct Splitter<'a> {
 impl Splitter<'_> {
     const BOM: &'static [u8] = b"\xEF\xBB\xBF";
 
-    /// Makes room for one block after `filled` (capacity, not zeroed bytes: see
+    /// Makes room for one block after what was read (capacity, not zeroed bytes: see
     /// `read_lines`). Only an unfinished line longer than a chunk outgrows the
     /// buffer's capacity (a chunk is sent once it holds `CHUNK_BYTES`); then it grows,
     /// up to the longest line held (see `bound_unfinished_line`) plus a block or two.
     fn make_room(&mut self) {
-        let len = self.filled + READ_BLOCK;
+        let len = self.data.len() + READ_BLOCK;
         if len > self.data.capacity() {
             let most = MAX_RECORD_BYTES + Self::BOM.len() + 1 + 2 * READ_BLOCK;
             let cap = (2 * self.data.capacity()).min(most).max(len);
@@ -415,10 +412,10 @@ impl Splitter<'_> {
         }
     }
 
-    /// Splits the lines ended by newlines in `data[scan..filled]`; `false` when the
+    /// Splits the lines ended by newlines in `data[scan..]`; `false` when the
     /// receiver is gone.
     fn split(&mut self, mut scan: usize) -> bool {
-        while let Some(i) = memchr::memchr(b'\n', &self.data[scan..self.filled]) {
+        while let Some(i) = memchr::memchr(b'\n', &self.data[scan..]) {
             let nl = scan + i;
             self.end_line(nl, true);
             scan = nl + 1;
@@ -465,19 +462,18 @@ impl Splitter<'_> {
         } else {
             0
         };
-        if self.skipping || self.filled - self.line_start > MAX_RECORD_BYTES + bom + 1 {
+        if self.skipping || self.data.len() - self.line_start > MAX_RECORD_BYTES + bom + 1 {
             self.skipping = true;
-            self.filled = self.line_start;
-            self.data.truncate(self.filled);
+            self.data.truncate(self.line_start);
         }
     }
 
     /// Sends the finished lines as a chunk and moves the unfinished line to the start
     /// of a new buffer; `false` when the receiver is gone.
     fn send(&mut self) -> bool {
-        let carry = self.filled - self.line_start;
+        let carry = self.data.len() - self.line_start;
         let mut next = Vec::with_capacity(CHUNK_BUFFER.max(carry + READ_BLOCK));
-        next.extend_from_slice(&self.data[self.line_start..self.filled]);
+        next.extend_from_slice(&self.data[self.line_start..]);
         let mut data = std::mem::replace(&mut self.data, next);
         data.truncate(self.line_start);
         let chunk = Chunk::Lines {
@@ -487,7 +483,6 @@ impl Splitter<'_> {
             spans: std::mem::replace(&mut self.spans, Vec::with_capacity(CHUNK_LINES)),
         };
         self.first_line = self.line_no;
-        self.filled = carry;
         self.line_start = 0;
         self.tx.send(chunk).is_ok()
     }
