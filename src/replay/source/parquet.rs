@@ -121,8 +121,51 @@ pub fn open_projected(
         path: Location::file(path),
         msg,
     })?;
+    let builder = string_views(path, builder)?;
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
     Ok(builder.with_projection(mask))
+}
+
+/// The same reader with every top-level string column read as `Utf8View`: the views
+/// point into the decompressed pages instead of each value being copied into an
+/// offsets-and-bytes buffer first (the engines read both types alike).
+fn string_views(
+    path: &Path,
+    builder: ParquetRecordBatchReaderBuilder<File>,
+) -> Result<ParquetRecordBatchReaderBuilder<File>, ProofError> {
+    use arrow::datatypes::{DataType, Field, Schema};
+    let schema = builder.schema().clone();
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| f.data_type() == &DataType::Utf8)
+    {
+        return Ok(builder);
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    let hinted = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    let options = ArrowReaderOptions::new().with_schema(hinted);
+    // A file whose embedded Arrow schema is unreadable (`open_parquet`) keeps the
+    // reader it was opened with.
+    match parquet::arrow::arrow_reader::ArrowReaderMetadata::try_new(
+        builder.metadata().clone(),
+        options,
+    ) {
+        Ok(metadata) => {
+            let file = File::open(path).map_err(|e| ProofError::io(path, e))?;
+            Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(
+                file, metadata,
+            ))
+        }
+        Err(_) => Ok(builder),
+    }
 }
 
 /// Opens a Parquet file for reading batches.
