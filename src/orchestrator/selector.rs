@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use smallvec::SmallVec;
 
 use crate::error::ProofError;
 use crate::policy::budget::{self, EVAL_BUDGET_UNITS};
@@ -289,11 +288,11 @@ pub struct PathResult {
     /// The decision.
     pub verdict: Verdict,
     /// State of each rule, indexed like `Policy::rules`.
-    pub states: SmallVec<[RuleState; 16]>,
+    pub states: Vec<RuleState>,
     /// Executed rules in plan order, with their cost.
-    pub taken: SmallVec<[(usize, u64); 16]>,
+    pub taken: Vec<(usize, u64)>,
     /// Active rules left out by the budget, in plan order.
-    pub skipped: SmallVec<[usize; 8]>,
+    pub skipped: Vec<usize>,
 }
 
 impl Default for PathResult {
@@ -302,9 +301,9 @@ impl Default for PathResult {
     fn default() -> PathResult {
         PathResult {
             verdict: Verdict::Ok,
-            states: SmallVec::new(),
-            taken: SmallVec::new(),
-            skipped: SmallVec::new(),
+            states: Vec::new(),
+            taken: Vec::new(),
+            skipped: Vec::new(),
         }
     }
 }
@@ -390,9 +389,9 @@ impl Share<'_> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
     /// Rules to run, with their cost.
-    pub taken: SmallVec<[(usize, u64); 16]>,
+    pub taken: Vec<(usize, u64)>,
     /// Active rules the budget leaves out.
-    pub skipped: SmallVec<[usize; 8]>,
+    pub skipped: Vec<usize>,
 }
 
 /// A selector bound to one policy: the full rule order and each rule's cost.
@@ -461,8 +460,8 @@ impl Planner {
         policy: &Policy,
         env: &Env<'_>,
         active: &mut Vec<bool>,
-        taken: &mut SmallVec<[(usize, u64); 16]>,
-        skipped: &mut SmallVec<[usize; 8]>,
+        taken: &mut Vec<(usize, u64)>,
+        skipped: &mut Vec<usize>,
     ) {
         policy.active_rules(env, active);
         let mut total: u64 = 0;
