@@ -126,7 +126,9 @@ fn bench(c: &mut Criterion) {
         ),
         (
             "evaluate both paths",
-            allocs_per_call(|| drop(engine.evaluate(&env, &mut scratch2))),
+            allocs_per_call(|| {
+                std::hint::black_box(engine.evaluate_in(&env, &env, &mut scratch2));
+            }),
         ),
         (
             "evaluate both paths, vars from slots (replay)",
@@ -167,7 +169,10 @@ fn bench(c: &mut Criterion) {
         b.iter(|| buf.read(std::hint::black_box(&line), &table).is_ok())
     });
     c.bench_function("evaluate: both paths", |b| {
-        b.iter(|| outcome(&engine.evaluate(std::hint::black_box(&env), &mut scratch)))
+        b.iter(|| {
+            let env = std::hint::black_box(&env);
+            outcome(engine.evaluate_in(env, env, &mut scratch))
+        })
     });
     c.bench_function("evaluate: both paths, vars from slots (replay)", |b| {
         b.iter(|| {

@@ -291,11 +291,12 @@ pub fn decide(
         vars: None,
     };
     let t0 = Instant::now();
-    let ev = engine.evaluate(&env, scratch);
+    // Borrowed from the scratch: no copy of the result per request.
+    let ev = engine.evaluate_in(&env, &env, scratch);
     let latency = t0.elapsed().as_secs_f64();
     let bucket = engine.bucket(req.bucket_key.unwrap_or(req.request_id));
     let applied = !dry_run && options.applies(bucket);
-    let drift = engine.drift(&ev);
+    let drift = engine.drift(ev);
     let ep = &engine.enforced.policy;
     let plan = PlanOut {
         steps: ev
