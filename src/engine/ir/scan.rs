@@ -65,7 +65,9 @@ impl<'a> Cursor<'a> {
     #[inline]
     fn ws(&mut self) {
         while let Some(&c) = self.b.get(self.i) {
-            if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+            // Every JSON whitespace byte is at most b' ': one compare settles the usual
+            // case (no whitespace between tokens of a compact log).
+            if c > b' ' || !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
                 break;
             }
             self.i += 1;
