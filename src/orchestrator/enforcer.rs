@@ -11,8 +11,10 @@ use std::sync::Arc;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::compiled::Compiled;
 use super::selector::{Kept, PathResult, Planner, RuleState, Share, Verdict};
 use crate::policy::Policy;
+use crate::policy::budget;
 use crate::policy::expr::Env;
 
 /// Number of sampling buckets; a bucket is in `0..BUCKETS`.
@@ -230,6 +232,8 @@ pub struct Engine {
     pub salt: String,
     /// Rules both paths have (same op and operands), found once at construction.
     share: Sharing,
+    /// Both paths compiled (`None`: a rule or predicate outside the compiled shapes).
+    compiled: Option<Arc<Compiled>>,
 }
 
 /// Which rules of the two paths decide the same on every record.
@@ -257,7 +261,7 @@ impl Sharing {
 }
 
 /// Both paths' results for one record.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Evaluation {
     /// Shadow path.
     pub shadow: PathResult,
@@ -279,11 +283,13 @@ impl Engine {
     /// evaluates each of them once.
     pub fn new(shadow: PathSpec, enforced: PathSpec, salt: String) -> Engine {
         let share = Sharing::of(&shadow.policy, &enforced.policy);
+        let compiled = Compiled::of(&shadow.policy, &enforced.policy, &share.from).map(Arc::new);
         Engine {
             shadow,
             enforced,
             salt,
             share,
+            compiled,
         }
     }
 
@@ -314,6 +320,64 @@ impl Engine {
     /// [`Engine::evaluate_pair`] into the scratch's result, which the next call
     /// replaces (what replay does per record: no result is built or moved).
     pub fn evaluate_in<'s>(
+        &self,
+        shadow_env: &Env<'_>,
+        enforced_env: &Env<'_>,
+        scratch: &'s mut Scratch,
+    ) -> &'s Evaluation {
+        if self.fast(shadow_env, enforced_env, scratch) {
+            return &scratch.ev;
+        }
+        self.evaluate_generic(shadow_env, enforced_env, scratch)
+    }
+
+    /// Whether both policies compiled (`orchestrator::compiled`).
+    pub fn is_compiled(&self) -> bool {
+        self.compiled.is_some()
+    }
+
+    /// The result the last evaluation into `scratch` left there.
+    pub fn result<'s>(&self, scratch: &'s Scratch) -> &'s Evaluation {
+        &scratch.ev
+    }
+
+    /// [`Engine::evaluate_in`] through the compiled program only; `false` when there is
+    /// none or the record needs the generic path ([`Engine::result`] then holds anything).
+    pub fn evaluate_compiled(
+        &self,
+        shadow_env: &Env<'_>,
+        enforced_env: &Env<'_>,
+        scratch: &mut Scratch,
+    ) -> bool {
+        self.fast(shadow_env, enforced_env, scratch)
+    }
+
+    /// Both paths through the compiled program, when there is one and the record is
+    /// read into slots (`Env::vars`); `false`: the record needs the generic path.
+    fn fast(&self, shadow_env: &Env<'_>, enforced_env: &Env<'_>, scratch: &mut Scratch) -> bool {
+        let (Some(c), Some(sv), Some(ev)) = (&self.compiled, shadow_env.vars, enforced_env.vars)
+        else {
+            return false;
+        };
+        // A caller's own meter (a smaller cap) is the generic path's business.
+        if shadow_env.now_ms != enforced_env.now_ms || budget::meter().is_some() {
+            return false;
+        }
+        let Scratch {
+            active, ev: out, ..
+        } = scratch;
+        c.run(
+            [&self.shadow.planner, &self.enforced.planner],
+            [sv.values, ev.values],
+            shadow_env.now_ms,
+            active,
+            [&mut out.shadow, &mut out.enforced],
+        )
+    }
+
+    /// [`Engine::evaluate_in`] through the generic evaluation only (every rule walked
+    /// as an expression tree, metered op by op).
+    pub fn evaluate_generic<'s>(
         &self,
         shadow_env: &Env<'_>,
         enforced_env: &Env<'_>,

@@ -2,6 +2,7 @@
 //! rollout sampling and drift, the single-request facade of `adapt` and `serve`
 //! (`facade`), and the enforcer's Prometheus metrics (SPEC §2–3, §7).
 
+pub mod compiled;
 pub mod enforcer;
 pub mod facade;
 pub mod metrics;

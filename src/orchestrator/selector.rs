@@ -283,7 +283,7 @@ impl RuleState {
 }
 
 /// One path's evaluation of one record.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PathResult {
     /// The decision.
     pub verdict: Verdict,
@@ -464,6 +464,18 @@ impl Planner {
         skipped: &mut Vec<usize>,
     ) {
         policy.active_rules(env, active);
+        self.walk(active, taken, skipped);
+    }
+
+    /// The budget walk of a plan over the active rules (`active`, one flag per rule):
+    /// steps taken (with their cost) and rules skipped, in plan order, appended to
+    /// `taken` and `skipped`.
+    pub(crate) fn walk(
+        &self,
+        active: &[bool],
+        taken: &mut Vec<(usize, u64)>,
+        skipped: &mut Vec<usize>,
+    ) {
         let mut total: u64 = 0;
         let mut over_budget = false;
         for &(i, cost) in &self.order {
