@@ -16,15 +16,17 @@
 //! could have been refused). Anything else (a missing var, a type error, a date that
 //! does not parse, an overflow, a path over budget) makes it answer `None`, and the
 //! record is evaluated by the generic path from scratch, which then errors, fails or
-//! passes as it always did. A policy with a rule or predicate outside these shapes is
-//! not compiled at all. The differential test (`tests` below, and the fuzz properties
+//! passes as it always did. A policy with a rule or predicate outside these shapes, or
+//! with more than [`MAX_PREDICATES`] predicates, is not compiled at all. Its plans are:
+//! the selector's walk does not read outcomes, so the plan for every combination of
+//! predicate results is made once, when the engine is built. The differential test (`tests` below, and the fuzz properties
 //! through replay) checks states, plans and verdicts against the generic path.
 
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::selector::{PathResult, Planner, RuleState, Verdict};
+use super::selector::{Kept, PathResult, Planner, RuleState, Verdict};
 use crate::policy::budget::EVAL_BUDGET_UNITS;
 use crate::policy::expr::{Expr, Func, VarRef};
 use crate::policy::lists::ListData;
@@ -122,9 +124,23 @@ enum Step {
 struct PathProgram {
     rules: Vec<Step>,
     predicates: Vec<Cond>,
-    /// For each rule, the predicates that activate it; empty = always active.
-    activators: Vec<Vec<usize>>,
+    /// The plan for each combination of predicate results (bit `k` = predicate `k`
+    /// holds): the selector's walk does not read outcomes, so it is done here once.
+    plans: Vec<PlanTemplate>,
 }
+
+/// A plan with the states it leaves before any rule runs.
+#[derive(Debug, Clone)]
+struct PlanTemplate {
+    taken: Vec<(usize, u64)>,
+    skipped: Vec<usize>,
+    /// `Inactive` or `Skipped` per rule; taken rules get `Ran` when they run.
+    states: Vec<RuleState>,
+}
+
+/// Most predicates a compiled policy has: its plans are computed for every
+/// combination of their results (2^6 = 64 plans).
+const MAX_PREDICATES: usize = 6;
 
 /// Both paths, compiled, and which enforced rules the shadow path decides too.
 #[derive(Debug, Clone)]
@@ -146,9 +162,15 @@ struct Run<'a> {
 impl Compiled {
     /// Compiles both policies; `None` when a rule or predicate of either has a shape
     /// outside the compiled ones (the engine then always evaluates generically).
-    pub fn of(shadow: &Policy, enforced: &Policy, from: &[Option<usize>]) -> Option<Compiled> {
+    pub fn of(
+        [shadow, enforced]: [(&Policy, &Planner); 2],
+        from: &[Option<usize>],
+    ) -> Option<Compiled> {
         Some(Compiled {
-            paths: [PathProgram::of(shadow)?, PathProgram::of(enforced)?],
+            paths: [
+                PathProgram::of(shadow.0, shadow.1)?,
+                PathProgram::of(enforced.0, enforced.1)?,
+            ],
             from: from.to_vec(),
         })
     }
@@ -158,15 +180,14 @@ impl Compiled {
     /// record needs the generic path (then `out` holds anything).
     pub fn run<'a>(
         &'a self,
-        planners: [&Planner; 2],
         vars: [&[Option<&'a Value>]; 2],
         now: i64,
-        active: &mut Vec<bool>,
+        kept: &mut Vec<Option<Kept>>,
         out: [&mut PathResult; 2],
     ) -> bool {
         let [shadow_out, enforced_out] = out;
-        let mut kept: smallvec::SmallVec<[Option<(RuleOutcome, u64)>; 16]> =
-            smallvec::smallvec![None; self.paths[0].rules.len()];
+        kept.clear();
+        kept.resize(self.paths[0].rules.len(), None);
         let mut run = Run {
             now,
             units: 0,
@@ -175,14 +196,10 @@ impl Compiled {
         };
         if self.paths[0]
             .run(
-                planners[0],
                 vars[0],
                 &mut run,
-                active,
                 shadow_out,
-                |i, o, u| {
-                    kept[i] = Some((o, u));
-                },
+                |i, outcome, units| kept[i] = Some(Kept { outcome, units }),
                 |_| None,
             )
             .is_none()
@@ -193,10 +210,8 @@ impl Compiled {
         let from = &self.from;
         self.paths[1]
             .run(
-                planners[1],
                 vars[1],
                 &mut run,
-                active,
                 enforced_out,
                 |_, _, _| {},
                 |i| from.get(i).copied().flatten().and_then(|j| kept[j]),
@@ -206,7 +221,7 @@ impl Compiled {
 }
 
 impl PathProgram {
-    fn of(policy: &Policy) -> Option<PathProgram> {
+    fn of(policy: &Policy, planner: &Planner) -> Option<PathProgram> {
         let rules = policy
             .rules
             .iter()
@@ -217,52 +232,64 @@ impl PathProgram {
             .iter()
             .map(|p| Cond::of(&p.expr))
             .collect::<Option<Vec<_>>>()?;
-        (policy.predicates.len() <= 64).then(|| PathProgram {
+        if predicates.len() > MAX_PREDICATES {
+            return None;
+        }
+        let plans = (0..1u64 << predicates.len())
+            .map(|holds| {
+                let active: Vec<bool> = policy
+                    .activators
+                    .iter()
+                    .map(|a| a.is_empty() || a.iter().any(|&p| holds >> p & 1 == 1))
+                    .collect();
+                let (mut taken, mut skipped) = (Vec::new(), Vec::new());
+                planner.walk(&active, &mut taken, &mut skipped);
+                let mut states = vec![RuleState::Inactive; rules.len()];
+                for &i in &skipped {
+                    states[i] = RuleState::Skipped;
+                }
+                PlanTemplate {
+                    taken,
+                    skipped,
+                    states,
+                }
+            })
+            .collect();
+        Some(PathProgram {
             rules,
             predicates,
-            activators: policy.activators.clone(),
+            plans,
         })
     }
 
     /// One path: predicates, plan, the taken rules (an outcome from `reuse` when the
     /// other path decided the same rule), states and verdict, as
     /// `Planner::run_sharing_into` leaves them. `keep` hears every rule evaluated here.
-    #[allow(clippy::too_many_arguments)]
     fn run<'a>(
         &'a self,
-        planner: &Planner,
         vars: &[Option<&'a Value>],
         run: &mut Run<'a>,
-        active: &mut Vec<bool>,
         out: &mut PathResult,
         mut keep: impl FnMut(usize, RuleOutcome, u64),
-        reuse: impl Fn(usize) -> Option<(RuleOutcome, u64)>,
+        reuse: impl Fn(usize) -> Option<Kept>,
     ) -> Option<()> {
-        let mut holds = 0u64;
+        let mut holds = 0usize;
         for (k, p) in self.predicates.iter().enumerate() {
-            holds |= u64::from(p.eval(vars, run)?) << k;
+            holds |= usize::from(p.eval(vars, run)?) << k;
         }
-        active.clear();
-        active.extend(
-            self.activators
-                .iter()
-                .map(|a| a.is_empty() || a.iter().any(|&p| holds >> p & 1 == 1)),
-        );
+        let plan = &self.plans[holds];
         out.taken.clear();
+        out.taken.extend_from_slice(&plan.taken);
         out.skipped.clear();
-        planner.walk(active, &mut out.taken, &mut out.skipped);
-        let n = self.rules.len();
+        out.skipped.extend_from_slice(&plan.skipped);
         out.states.clear();
-        out.states.resize(n, RuleState::Inactive);
-        for &i in &out.skipped {
-            out.states[i] = RuleState::Skipped;
-        }
+        out.states.extend_from_slice(&plan.states);
         let mut failed = false;
-        for &(i, _) in &out.taken {
+        for &(i, _) in &plan.taken {
             let outcome = match reuse(i) {
-                Some((o, units)) => {
-                    run.units += units;
-                    o
+                Some(k) => {
+                    run.units += k.units;
+                    k.outcome
                 }
                 None => {
                     let before = run.units;

@@ -283,7 +283,14 @@ impl Engine {
     /// evaluates each of them once.
     pub fn new(shadow: PathSpec, enforced: PathSpec, salt: String) -> Engine {
         let share = Sharing::of(&shadow.policy, &enforced.policy);
-        let compiled = Compiled::of(&shadow.policy, &enforced.policy, &share.from).map(Arc::new);
+        let compiled = Compiled::of(
+            [
+                (&shadow.policy, &shadow.planner),
+                (&enforced.policy, &enforced.planner),
+            ],
+            &share.from,
+        )
+        .map(Arc::new);
         Engine {
             shadow,
             enforced,
@@ -363,14 +370,11 @@ impl Engine {
         if shadow_env.now_ms != enforced_env.now_ms || budget::meter().is_some() {
             return false;
         }
-        let Scratch {
-            active, ev: out, ..
-        } = scratch;
+        let Scratch { kept, ev: out, .. } = scratch;
         c.run(
-            [&self.shadow.planner, &self.enforced.planner],
             [sv.values, ev.values],
             shadow_env.now_ms,
-            active,
+            kept,
             [&mut out.shadow, &mut out.enforced],
         )
     }
