@@ -1913,10 +1913,20 @@ fn shared_rules_slots_and_memo_agree_with_separate_runs() {
             };
             let _ = buf.read(before.as_bytes(), &table);
             let rec = buf.read(line.as_bytes(), &table).unwrap();
-            let (got, _) = metered(cap, || {
-                let mut scratch = Scratch::default();
-                proof::engine::ir::evaluate_ref(&engine, &rec, &mut scratch).clone()
-            });
+            // Without a cap, no enclosing meter: replay's own path, the compiled steps
+            // (`orchestrator::compiled`) whenever both policies compile.
+            let slotted = |rec: &record::RecordRef<'_>| {
+                let run = || {
+                    let mut scratch = Scratch::default();
+                    proof::engine::ir::evaluate_ref(&engine, rec, &mut scratch).clone()
+                };
+                if cap == u64::MAX {
+                    run()
+                } else {
+                    metered(cap, run).0
+                }
+            };
+            let got = slotted(&rec);
             let got = format!("{got:?} {:?}", engine.drift(&got));
             prop_assert_eq!(&want, &got, "JSONL {}", line);
             // The same context as a Parquet JSON string, into reused slots.
@@ -1934,10 +1944,7 @@ fn shared_rules_slots_and_memo_agree_with_separate_runs() {
                 context: record::Ctx::Slots(&slots, layout),
                 verdict: None,
             };
-            let (got, _) = metered(cap, || {
-                let mut scratch = Scratch::default();
-                proof::engine::ir::evaluate_ref(&engine, &rec, &mut scratch).clone()
-            });
+            let got = slotted(&rec);
             let got = format!("{got:?} {:?}", engine.drift(&got));
             prop_assert_eq!(&want, &got, "Parquet {}", ctx);
             Ok(())

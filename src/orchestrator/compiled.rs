@@ -17,7 +17,7 @@
 //! does not parse, an overflow, a path over budget) makes it answer `None`, and the
 //! record is evaluated by the generic path from scratch, which then errors, fails or
 //! passes as it always did. A policy with a rule or predicate outside these shapes, or
-//! with more than [`MAX_PREDICATES`] predicates, is not compiled at all. Its plans are:
+//! with more than six predicates, is not compiled at all. Its plans are:
 //! the selector's walk does not read outcomes, so the plan for every combination of
 //! predicate results is made once, when the engine is built. The differential test (`tests` below, and the fuzz properties
 //! through replay) checks states, plans and verdicts against the generic path.
