@@ -85,6 +85,8 @@ enum Cond {
     Cmp(Op, Arg, Arg),
     /// An order comparison of a number and a number literal.
     NumCmp(NumArg, Op, f64),
+    /// A time comparison of one of the [`TimeCmp`] shapes.
+    Time(TimeCmp),
     /// `and` (true) or `or` of every argument (all evaluated).
     All(Vec<Cond>, bool),
     /// `not(x)`.
@@ -102,6 +104,16 @@ enum NumArg {
     Len(usize),
 }
 
+/// How recent a var's newest (or oldest) time is, in the two shapes policies write it:
+/// `op(max(var), sub(now(), "P730D"))` and `op(sub(now(), max(var)), "P365D")`.
+#[derive(Debug, Clone, Copy)]
+enum TimeCmp {
+    /// `op(max|min(var), now() -|+ dur)`: (var, want_max, op, dur ms, sub).
+    Since(usize, bool, Op, i64, bool),
+    /// `op(now() - max|min(var), dur)`: (var, want_max, op, dur ms).
+    Age(usize, bool, Op, i64),
+}
+
 /// A rule, compiled: the common shapes with their operands fixed, then any op over
 /// compiled operands.
 #[derive(Debug, Clone)]
@@ -115,6 +127,8 @@ enum Step {
     NumCmp(NumArg, Op, f64),
     /// `threshold` of a var and a number literal.
     Threshold(usize, f64),
+    /// A time comparison of one of the [`TimeCmp`] shapes.
+    Time(TimeCmp),
     /// Any op over compiled operands.
     Any(Op, Arg, Arg),
 }
@@ -549,6 +563,10 @@ impl Step {
             (_, Arg::Var(v), Arg::Num(x)) if ordered => Step::NumCmp(NumArg::Var(v), op, x),
             (_, Arg::Len(v), Arg::Num(x)) if ordered => Step::NumCmp(NumArg::Len(v), op, x),
             (Op::Threshold, Arg::Var(v), Arg::Num(x)) => Step::Threshold(v, x),
+            (op, lhs, rhs) if ordered => match TimeCmp::of(op, &lhs, &rhs) {
+                Some(t) => Step::Time(t),
+                None => Step::Any(op, lhs, rhs),
+            },
             (op, lhs, rhs) => Step::Any(op, lhs, rhs),
         })
     }
@@ -576,27 +594,61 @@ impl Step {
                 Some(matches!(var(vars, *v)?, Value::Bool(x) if x == b) == *eq)
             }
             Step::NumCmp(a, op, x) => num(vars, *a)?.partial_cmp(x).map(|o| ordered(*op, o)),
-            Step::Threshold(v, min) => {
-                let Value::Array(xs) = var(vars, *v)? else {
-                    return None;
-                };
-                if xs.is_empty() {
-                    return None;
-                }
-                run.units += xs.len() as u64;
-                let mut yes = 0usize;
-                for x in xs {
-                    match x {
-                        Value::Bool(true) => yes += 1,
-                        Value::Bool(false) => {}
-                        _ => return None,
-                    }
-                }
-                Some(yes as f64 / xs.len() as f64 >= *min)
-            }
+            Step::Threshold(v, min) => match var(vars, *v)? {
+                Value::Array(xs) => threshold(xs, *min, run),
+                _ => None,
+            },
+            Step::Time(t) => t.eval(vars, run),
             Step::Any(op, lhs, rhs) => {
                 let (a, b) = (lhs.eval(vars, run)?, rhs.eval(vars, run)?);
                 any_op(*op, a, b, run)
+            }
+        }
+    }
+}
+
+impl TimeCmp {
+    /// The shape of `op(lhs, rhs)`, if it is one of the two.
+    fn of(op: Op, lhs: &Arg, rhs: &Arg) -> Option<TimeCmp> {
+        let dur = |a: &Arg| match a {
+            Arg::TimeLit(_, Temporal::Dur(d)) => Some(*d),
+            _ => None,
+        };
+        match (lhs, rhs) {
+            (Arg::Extreme(v, m), Arg::Shift(now, d, sub)) if matches!(**now, Arg::Now) => {
+                Some(TimeCmp::Since(*v, *m, op, dur(d)?, *sub))
+            }
+            (Arg::Shift(now, x, true), d) if matches!(**now, Arg::Now) => match **x {
+                Arg::Extreme(v, m) => Some(TimeCmp::Age(v, m, op, dur(d)?)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// As `compare` over `add_sub` decides it: the extreme must be a time (a number or
+    /// a duration there is a type error), and an overflow is the generic path's.
+    fn eval<'a>(&self, vars: &[Option<&'a Value>], run: &mut Run<'a>) -> Option<bool> {
+        let newest = |v: usize, m: bool, run: &mut Run<'a>| match var(vars, v)? {
+            Value::Array(xs) => match run.extreme(xs, m)? {
+                V::Time(t) => Some(t),
+                _ => None,
+            },
+            _ => None,
+        };
+        match *self {
+            TimeCmp::Since(v, m, op, d, sub) => {
+                let t = newest(v, m, run)?;
+                let bound = if sub {
+                    run.now.checked_sub(d)?
+                } else {
+                    run.now.checked_add(d)?
+                };
+                Some(ordered(op, t.cmp(&bound)))
+            }
+            TimeCmp::Age(v, m, op, d) => {
+                let t = newest(v, m, run)?;
+                Some(ordered(op, run.now.checked_sub(t)?.cmp(&d)))
             }
         }
     }
@@ -624,6 +676,23 @@ fn num(vars: &[Option<&Value>], a: NumArg) -> Option<f64> {
     }
 }
 
+/// `threshold`: the share of `true` in a non-empty array of booleans, at least `min`.
+fn threshold(xs: &[Value], min: f64, run: &mut Run<'_>) -> Option<bool> {
+    if xs.is_empty() {
+        return None;
+    }
+    run.units += xs.len() as u64;
+    let mut yes = 0usize;
+    for x in xs {
+        match x {
+            Value::Bool(true) => yes += 1,
+            Value::Bool(false) => {}
+            _ => return None,
+        }
+    }
+    Some(yes as f64 / xs.len() as f64 >= min)
+}
+
 /// Any op over two compiled operands' values, as `Op::apply` decides it.
 fn any_op(op: Op, a: V<'_>, b: V<'_>, run: &mut Run<'_>) -> Option<bool> {
     match op {
@@ -632,24 +701,10 @@ fn any_op(op: Op, a: V<'_>, b: V<'_>, run: &mut Run<'_>) -> Option<bool> {
         Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::RangeMin | Op::RangeMax => {
             compare(a, b).map(|o| ordered(op, o))
         }
-        Op::Threshold => {
-            let (V::Arr(xs), V::Num(min)) = (a, b) else {
-                return None;
-            };
-            if xs.is_empty() {
-                return None;
-            }
-            run.units += xs.len() as u64;
-            let mut yes = 0usize;
-            for x in xs {
-                match x {
-                    Value::Bool(true) => yes += 1,
-                    Value::Bool(false) => {}
-                    _ => return None,
-                }
-            }
-            Some(yes as f64 / xs.len() as f64 >= min)
-        }
+        Op::Threshold => match (a, b) {
+            (V::Arr(xs), V::Num(min)) => threshold(xs, min, run),
+            _ => None,
+        },
         // Set ops are compiled only against a bound list (`Step::Set`).
         Op::Membership | Op::NonMembership | Op::NonIntersection => None,
     }
@@ -689,7 +744,10 @@ impl Cond {
                     (Op::Eq | Op::Ne, a, b) => Cond::Cmp(op, a, b),
                     (op, Arg::Var(v), Arg::Num(x)) => Cond::NumCmp(NumArg::Var(v), op, x),
                     (op, Arg::Len(v), Arg::Num(x)) => Cond::NumCmp(NumArg::Len(v), op, x),
-                    (op, a, b) => Cond::Cmp(op, a, b),
+                    (op, a, b) => match TimeCmp::of(op, &a, &b) {
+                        Some(t) => Cond::Time(t),
+                        None => Cond::Cmp(op, a, b),
+                    },
                 }
             }
             _ => return None,
@@ -714,6 +772,7 @@ impl Cond {
                 compare(x, y).map(|o| ordered(*op, o))
             }
             Cond::NumCmp(a, op, x) => num(vars, *a)?.partial_cmp(x).map(|o| ordered(*op, o)),
+            Cond::Time(t) => t.eval(vars, run),
             Cond::All(xs, and) => {
                 let mut acc = *and;
                 for x in xs {
