@@ -559,13 +559,21 @@ impl Planner {
             failed |= outcome.is_bad();
             states[i] = RuleState::Ran(outcome);
         }
-        *verdict = if failed {
+        *verdict = Verdict::of_path(failed, skipped, taken);
+    }
+}
+
+impl Verdict {
+    /// A path's verdict (SPEC §2): `fail` when a step failed or errored, else `warn`
+    /// when the budget left rules out or nothing ran, else `ok`.
+    pub(crate) fn of_path(failed: bool, skipped: &[usize], taken: &[(usize, u64)]) -> Verdict {
+        if failed {
             Verdict::Fail
         } else if !skipped.is_empty() || taken.is_empty() {
             Verdict::Warn
         } else {
             Verdict::Ok
-        };
+        }
     }
 }
 
