@@ -1043,7 +1043,7 @@ mod tests {
         let mut scratch = Scratch::default();
         let fast = e
             .evaluate_compiled(&es, &ee, &mut scratch)
-            .then(|| e.result(&scratch).clone());
+            .then(|| scratch.evaluation().clone());
         let mut scratch = Scratch::default();
         let generic = e.evaluate_generic(&es, &ee, &mut scratch).clone();
         (fast, generic)

@@ -277,6 +277,13 @@ pub struct Scratch {
     ev: Evaluation,
 }
 
+impl Scratch {
+    /// The result the last evaluation into this scratch left there.
+    pub fn evaluation(&self) -> &Evaluation {
+        &self.ev
+    }
+}
+
 impl Engine {
     /// Both paths and the rollout salt. Rules the two policies have in common (same
     /// op and operands, whatever their ids) are found here, so that a record
@@ -332,7 +339,7 @@ impl Engine {
         enforced_env: &Env<'_>,
         scratch: &'s mut Scratch,
     ) -> &'s Evaluation {
-        if self.fast(shadow_env, enforced_env, scratch) {
+        if self.evaluate_compiled(shadow_env, enforced_env, scratch) {
             return &scratch.ev;
         }
         self.evaluate_generic(shadow_env, enforced_env, scratch)
@@ -343,25 +350,15 @@ impl Engine {
         self.compiled.is_some()
     }
 
-    /// The result the last evaluation into `scratch` left there.
-    pub fn result<'s>(&self, scratch: &'s Scratch) -> &'s Evaluation {
-        &scratch.ev
-    }
-
-    /// [`Engine::evaluate_in`] through the compiled program only; `false` when there is
-    /// none or the record needs the generic path ([`Engine::result`] then holds anything).
+    /// [`Engine::evaluate_in`] through the compiled program only, when there is one and
+    /// the record is read into slots (`Env::vars`); `false`: the record needs the
+    /// generic path ([`Scratch::evaluation`] then holds anything).
     pub fn evaluate_compiled(
         &self,
         shadow_env: &Env<'_>,
         enforced_env: &Env<'_>,
         scratch: &mut Scratch,
     ) -> bool {
-        self.fast(shadow_env, enforced_env, scratch)
-    }
-
-    /// Both paths through the compiled program, when there is one and the record is
-    /// read into slots (`Env::vars`); `false`: the record needs the generic path.
-    fn fast(&self, shadow_env: &Env<'_>, enforced_env: &Env<'_>, scratch: &mut Scratch) -> bool {
         let (Some(c), Some(sv), Some(ev)) = (&self.compiled, shadow_env.vars, enforced_env.vars)
         else {
             return false;
