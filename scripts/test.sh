@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of proof. Installs what the tests need when it is missing
 # (Debian packages: prometheus for promtool and the end-to-end Prometheus test, chromium
-# for the HTML report test, bsdutils' `script` for the progress-bar test). Used as-is by
+# for the HTML report test, bsdutils' `script` for the progress-bar test, strace for
+# the kill-at-every-step test). Used as-is by
 # .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,7 @@ command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v script >/dev/null 2>&1 || need+=(bsdutils)  # a pseudo-terminal for tests/progress.rs
+command -v strace >/dev/null 2>&1 || need+=(strace)  # SIGKILL at every file-system step, tests/kill.rs
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)  # Spark for tests/python
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 if [ ${#need[@]} -gt 0 ]; then

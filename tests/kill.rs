@@ -1,7 +1,8 @@
 //! Interrupting `proof replay --out DIR` (SIGINT, SIGTERM) never leaves DIR torn: it
 //! holds the previous complete outputs or the new complete ones, and no `.proof-*.tmp`.
 //! SIGKILL cannot be deferred, but the swap is one step: the old or new set, and the
-//! next run clears what the killed one left. Two runs into one DIR never mix: the
+//! next run clears what the killed one left; strace kills a run at each of its
+//! file-system steps in turn to show it. Two runs into one DIR never mix: the
 //! second exits 2 at once, naming the first's pid.
 //!
 //! The input is written by the test (300 000 JSONL records, about 60 MB). The signal is
@@ -343,6 +344,84 @@ fn sigkill_while_writing_leaves_old_or_new_set_and_the_next_run_clears_the_rest(
     }
     eprintln!("{killed_mid_write} of 4 runs killed while writing");
     assert!(killed_mid_write >= 1, "no run was killed while it wrote");
+}
+
+/// SIGKILL at every file-system step of a run, one at a time and in order (strace
+/// injects the signal at the n-th `mkdir`, `openat`, `write`, `fsync`, `renameat2`,
+/// `unlink` or `rmdir` of any thread): the directory holds the old set or the new one,
+/// nothing more, and the next run clears what the killed one left. Needs strace (Debian
+/// package `strace`, installed by scripts/test.sh).
+#[test]
+fn sigkill_at_every_file_system_step_leaves_one_whole_set() {
+    let strace = std::env::var("STRACE").unwrap_or_else(|_| "strace".into());
+    assert!(
+        Command::new(&strace)
+            .arg("-V")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success()),
+        "strace not found (Debian package strace; scripts/test.sh installs it, or set STRACE)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let (small, large) = (
+        tmp.path().join("small.jsonl"),
+        tmp.path().join("large.jsonl"),
+    );
+    write_log(&small, 200);
+    write_log(&large, 2000);
+    let old_dir = tmp.path().join("old");
+    assert!(replay(&small, &old_dir).status().unwrap().success());
+    let new_dir = tmp.path().join("new");
+    assert!(replay(&large, &new_dir).status().unwrap().success());
+    let (old, new) = (snapshot(&old_dir), snapshot(&new_dir));
+    assert!(!same_set(&old, &new));
+
+    let mut kills = 0;
+    for call in [
+        "mkdir",
+        "openat",
+        "write",
+        "fsync",
+        "renameat2",
+        "unlink",
+        "rmdir",
+    ] {
+        let mut finished = false;
+        for n in 1..=200 {
+            let out = tmp.path().join(format!("out-{call}-{n}"));
+            copy_dir(&old_dir, &out);
+            let run = replay(&large, &out);
+            let mut traced = Command::new(&strace);
+            traced
+                .args(["-f", "-o", "/dev/null", "-e"])
+                .arg(format!("inject={call}:signal=SIGKILL:when={n}"))
+                .arg(run.get_program())
+                .args(run.get_args())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let status = traced.status().unwrap();
+            let after = snapshot(&out);
+            let names: Vec<&String> = after.iter().map(|(n, _)| n).collect();
+            assert!(
+                same_set(&after, &old) || same_set(&after, &new),
+                "SIGKILL at {call} #{n}: the directory holds neither the old set nor the \
+                 new one: {names:?} ({status:?})"
+            );
+            let st = replay(&small, &out).status().unwrap();
+            assert!(st.success(), "the run after SIGKILL at {call} #{n}: {st:?}");
+            assert!(same_set(&snapshot(&out), &old), "after {call} #{n}");
+            assert_eq!(beside(&out), Vec::<String>::new(), "after {call} #{n}");
+            std::fs::remove_dir_all(&out).unwrap();
+            if status.success() {
+                finished = true;
+                break;
+            }
+            kills += 1;
+        }
+        assert!(finished, "a run still killed at its 200th {call}");
+    }
+    eprintln!("{kills} runs killed, each at another step");
+    assert!(kills >= 40, "only {kills} kill points");
 }
 
 #[test]

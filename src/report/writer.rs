@@ -54,8 +54,15 @@ pub fn set_readable(f: &File) {
     let _ = f;
 }
 
-/// Marks a sibling directory as a new set that was never swapped in: a killed run's
-/// leftover with it is removed whole; without it, it holds an old set to clear.
+/// How a killed run's leftover new set is told from an old set it swapped out: beside
+/// the new set's directory, while it is written and swapped, lies an empty file
+/// `.NAME.proof-PID.new-INODE.tmp` naming that directory's inode. A leftover directory
+/// with a named inode is a new set (removed whole); any other holds an old set (cleared).
+/// The mark is never inside the set, so the directory holds exactly the old set or the
+/// new one at every instant, even under SIGKILL.
+const NEW_INODE: &str = ".new-";
+
+/// The mark inside a new set written by earlier versions, still recognised in leftovers.
 const NEW_MARK: &str = ".proof-new";
 
 /// An output directory, resolved: the directory itself (symlinks followed, made
@@ -384,24 +391,33 @@ impl OutputLock {
         let Ok(entries) = std::fs::read_dir(&self.out.parent) else {
             return Ok(());
         };
-        let mut stale: Vec<PathBuf> = entries
+        let stale: Vec<PathBuf> = entries
             .filter_map(|e| e.ok())
             .filter(|e| self.out.is_temporary(&e.file_name()))
             .map(|e| e.path())
             .collect();
-        // A marker left in the directory by a run killed just after its swap: the set
-        // there is complete; the marker must not make a later old set look new.
+        let new_inodes: Vec<u64> = stale
+            .iter()
+            .filter_map(|p| new_inode(p.file_name()?.to_str()?))
+            .collect();
+        let is_new = |p: &Path| {
+            inode(p).is_some_and(|i| new_inodes.contains(&i)) || p.join(NEW_MARK).exists()
+        };
+        // A mark an earlier version left in the directory: the set there is complete.
         let _ = std::fs::remove_file(self.out.dir.join(NEW_MARK));
+        let (dirs, files): (Vec<PathBuf>, Vec<PathBuf>) =
+            stale.into_iter().partition(|p| p.is_dir());
         // New sets first: an old set may then be restored into a missing directory.
-        stale.sort_by_key(|p| !p.join(NEW_MARK).exists());
-        for p in stale {
-            if !p.is_dir() {
-                let _ = std::fs::remove_file(&p);
-            } else if p.join(NEW_MARK).exists() {
-                std::fs::remove_dir_all(&p).map_err(|e| ProofError::io(&p, e))?;
-            } else {
-                self.clear_old_set(&p)?;
-            }
+        let (new, old): (Vec<PathBuf>, Vec<PathBuf>) = dirs.into_iter().partition(|p| is_new(p));
+        for p in new {
+            std::fs::remove_dir_all(&p).map_err(|e| ProofError::io(&p, e))?;
+        }
+        for p in old {
+            self.clear_old_set(&p)?;
+        }
+        // The marks last: until the directories they name are gone, they are needed.
+        for p in files {
+            let _ = std::fs::remove_file(&p);
         }
         Ok(())
     }
@@ -463,7 +479,13 @@ impl OutputLock {
             std::fs::remove_dir_all(&staging).map_err(|e| ProofError::io(&staging, e))?;
         }
         std::fs::create_dir(&staging).map_err(|e| ProofError::io(&staging, e))?;
-        File::create(staging.join(NEW_MARK)).map_err(|e| ProofError::io(&staging, e))?;
+        let mark = self.out.sibling(&format!(
+            "proof-{}{NEW_INODE}{}.tmp",
+            std::process::id(),
+            inode(&staging).unwrap_or(0)
+        ));
+        File::create(&mark).map_err(|e| ProofError::io(&mark, e))?;
+        sync_dir(&self.out.parent);
         let dir = &self.out.dir;
         let old_meta = std::fs::metadata(dir).ok();
         if let Some(m) = &old_meta {
@@ -480,6 +502,7 @@ impl OutputLock {
         });
         if let Err(e) = written {
             let _ = std::fs::remove_dir_all(&staging);
+            let _ = std::fs::remove_file(&mark);
             return Err(e);
         }
         sync_dir(&staging);
@@ -489,6 +512,7 @@ impl OutputLock {
                 // two renames, so the directory is briefly missing, never mixed.
                 if !exchange_unsupported(&e) {
                     let _ = std::fs::remove_dir_all(&staging);
+                    let _ = std::fs::remove_file(&mark);
                     return Err(ProofError::io(dir, e));
                 }
                 let old = self
@@ -496,7 +520,7 @@ impl OutputLock {
                     .sibling(&format!("proof-{}.old.tmp", std::process::id()));
                 std::fs::rename(dir, &old).map_err(|e| ProofError::io(dir, e))?;
                 std::fs::rename(&staging, dir).map_err(|e| ProofError::io(dir, e))?;
-                let _ = std::fs::remove_file(dir.join(NEW_MARK));
+                let _ = std::fs::remove_file(&mark);
                 sync_dir(&self.out.parent);
                 self.clear_old_set(&old)?;
                 return Ok(self.paths(files));
@@ -504,7 +528,7 @@ impl OutputLock {
         } else {
             std::fs::rename(&staging, dir).map_err(|e| ProofError::io(dir, e))?;
         }
-        let _ = std::fs::remove_file(dir.join(NEW_MARK));
+        let _ = std::fs::remove_file(&mark);
         sync_dir(&self.out.parent);
         if old_meta.is_some() {
             // The staging path now holds the old set.
@@ -516,6 +540,19 @@ impl OutputLock {
     fn paths(&self, files: &[(&str, Vec<u8>)]) -> Vec<PathBuf> {
         files.iter().map(|(n, _)| self.out.dir.join(n)).collect()
     }
+}
+
+/// The inode of `path`, if it exists.
+fn inode(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).ok().map(|m| m.ino())
+}
+
+/// The inode a new-set mark (`.NAME.proof-PID.new-INODE.tmp`) names.
+fn new_inode(file_name: &str) -> Option<u64> {
+    let rest = file_name.strip_suffix(".tmp")?;
+    let (_, ino) = rest.rsplit_once(NEW_INODE)?;
+    ino.parse().ok()
 }
 
 /// Flushes a directory's entries (a crash after the swap keeps the swap).
@@ -657,5 +694,57 @@ mod tests {
         assert_eq!(names(d.path()), ["out"]);
         assert_eq!(names(&out), ["a.json", "notes.txt"]);
         assert_eq!(std::fs::read(out.join("a.json")).unwrap(), b"current");
+    }
+
+    /// A run killed at each step of `write_set`: what it leaves, and what the next
+    /// lock makes of it. The directory never holds anything but one whole set.
+    #[test]
+    fn a_kill_at_any_step_leaves_one_set_and_the_next_run_clears_the_rest() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        let lock = OutputDir::lock(&out).unwrap();
+        lock.write_set(&[("a.json", b"previous".to_vec())]).unwrap();
+        std::fs::write(out.join("notes.txt"), "mine").unwrap();
+        drop(lock);
+        assert_eq!(
+            names(d.path()),
+            ["out"],
+            "no mark or temporary after a whole run"
+        );
+
+        // Killed while writing: the new set and its mark beside the directory.
+        let new = d.path().join(".out.proof-999999.tmp");
+        std::fs::create_dir(&new).unwrap();
+        let mark = |dir: &Path| {
+            d.path()
+                .join(format!(".out.proof-999999.new-{}.tmp", inode(dir).unwrap()))
+        };
+        std::fs::write(mark(&new), "").unwrap();
+        std::fs::write(new.join("a.json"), "half").unwrap();
+        assert_eq!(names(&out), ["a.json", "notes.txt"]);
+        drop(OutputDir::lock(&out).unwrap());
+        assert_eq!(names(d.path()), ["out"]);
+        assert_eq!(std::fs::read(out.join("a.json")).unwrap(), b"previous");
+
+        // Killed just after the swap: the directory holds the new set and nothing
+        // else; the old set (with the notes) lies at the staging path.
+        let old = d.path().join(".out.proof-999999.tmp");
+        std::fs::create_dir(&old).unwrap();
+        std::fs::write(old.join("a.json"), "new").unwrap();
+        exchange(&old, &out).unwrap();
+        std::fs::write(mark(&out), "").unwrap();
+        assert_eq!(names(&out), ["a.json"], "the new set, no mark inside");
+        drop(OutputDir::lock(&out).unwrap());
+        assert_eq!(names(d.path()), ["out"]);
+        assert_eq!(names(&out), ["a.json", "notes.txt"]);
+        assert_eq!(std::fs::read(out.join("a.json")).unwrap(), b"new");
+    }
+
+    #[test]
+    fn a_new_set_mark_names_an_inode() {
+        assert_eq!(new_inode(".out.proof-12.new-345.tmp"), Some(345));
+        assert_eq!(new_inode(".a.new-3.proof-12.tmp"), None);
+        assert_eq!(new_inode(".a.new-3.proof-12.new-7.tmp"), Some(7));
+        assert_eq!(new_inode(".out.proof-12.old.tmp"), None);
     }
 }
