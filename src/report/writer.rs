@@ -479,10 +479,15 @@ impl OutputLock {
             std::fs::remove_dir_all(&staging).map_err(|e| ProofError::io(&staging, e))?;
         }
         std::fs::create_dir(&staging).map_err(|e| ProofError::io(&staging, e))?;
+        let staging_inode = {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::symlink_metadata(&staging)
+                .map_err(|e| ProofError::io(&staging, e))?
+                .ino()
+        };
         let mark = self.out.sibling(&format!(
-            "proof-{}{NEW_INODE}{}.tmp",
+            "proof-{}{NEW_INODE}{staging_inode}.tmp",
             std::process::id(),
-            inode(&staging).unwrap_or(0)
         ));
         File::create(&mark).map_err(|e| ProofError::io(&mark, e))?;
         sync_dir(&self.out.parent);
