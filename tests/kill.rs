@@ -348,8 +348,10 @@ fn sigkill_while_writing_leaves_old_or_new_set_and_the_next_run_clears_the_rest(
 
 /// SIGKILL at every file-system step of a run, one at a time and in order (strace
 /// injects the signal at the n-th `mkdir`, `openat`, `write`, `fsync`, `renameat2`,
-/// `unlink` or `rmdir` of any thread): the directory holds the old set or the new one,
-/// nothing more, and the next run clears what the killed one left. Needs strace (Debian
+/// `unlink` or `rmdir` of any thread), with the directory swap and again with the
+/// two-rename fallback (`renameat2` refused, and `rename` among the kill points): the
+/// directory holds the old set or the new one, nothing more, and the next run clears
+/// what the killed one left. Needs strace (Debian
 /// package `strace`, installed by scripts/test.sh).
 #[test]
 fn sigkill_at_every_file_system_step_leaves_one_whole_set() {
@@ -376,8 +378,10 @@ fn sigkill_at_every_file_system_step_leaves_one_whole_set() {
     let (old, new) = (snapshot(&old_dir), snapshot(&new_dir));
     assert!(!same_set(&old, &new));
 
-    let mut kills = 0;
-    for call in [
+    let (mut kills, mut missing) = (0, 0);
+    // Then again where the directory swap is not available (`renameat2` refused, as on
+    // a file system without RENAME_EXCHANGE): the two-rename fallback.
+    let exchange = [
         "mkdir",
         "openat",
         "write",
@@ -385,32 +389,59 @@ fn sigkill_at_every_file_system_step_leaves_one_whole_set() {
         "renameat2",
         "unlink",
         "rmdir",
-    ] {
+    ];
+    let fallback = [
+        "mkdir", "openat", "write", "fsync", "rename", "unlink", "rmdir",
+    ];
+    let passes = (exchange.iter().map(|c| (*c, false))).chain(fallback.iter().map(|c| (*c, true)));
+    for (call, no_exchange) in passes {
+        let at = format!("SIGKILL at {call} #N (no exchange: {no_exchange})");
         let mut finished = false;
         for n in 1..=200 {
-            let out = tmp.path().join(format!("out-{call}-{n}"));
+            let at = at.replace('N', &n.to_string());
+            let out = tmp.path().join(format!("out-{call}-{no_exchange}-{n}"));
             copy_dir(&old_dir, &out);
             let run = replay(&large, &out);
             let mut traced = Command::new(&strace);
+            traced.args(["-f", "-o", "/dev/null"]);
+            if no_exchange {
+                traced.args(["-e", "inject=renameat2:error=EINVAL"]);
+            }
             traced
-                .args(["-f", "-o", "/dev/null", "-e"])
+                .arg("-e")
                 .arg(format!("inject={call}:signal=SIGKILL:when={n}"))
                 .arg(run.get_program())
                 .args(run.get_args())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
             let status = traced.status().unwrap();
-            let after = snapshot(&out);
-            let names: Vec<&String> = after.iter().map(|(n, _)| n).collect();
-            assert!(
-                same_set(&after, &old) || same_set(&after, &new),
-                "SIGKILL at {call} #{n}: the directory holds neither the old set nor the \
-                 new one: {names:?} ({status:?})"
-            );
+            if no_exchange && !out.exists() {
+                // Killed between the fallback's two renames: the directory is missing
+                // (never mixed) and the old set lies whole beside it, for the next run
+                // to restore.
+                missing += 1;
+                let kept = beside(&out)
+                    .into_iter()
+                    .find(|n| n.ends_with(".old.tmp"))
+                    .unwrap_or_else(|| panic!("{at}: no old set beside the directory"));
+                let kept = snapshot(&out.with_file_name(kept));
+                assert!(
+                    same_set(&kept, &old),
+                    "{at}: the old set beside is not whole"
+                );
+            } else {
+                let after = snapshot(&out);
+                let names: Vec<&String> = after.iter().map(|(n, _)| n).collect();
+                assert!(
+                    same_set(&after, &old) || same_set(&after, &new),
+                    "{at}: the directory holds neither the old set nor the new one: \
+                     {names:?} ({status:?})"
+                );
+            }
             let st = replay(&small, &out).status().unwrap();
-            assert!(st.success(), "the run after SIGKILL at {call} #{n}: {st:?}");
-            assert!(same_set(&snapshot(&out), &old), "after {call} #{n}");
-            assert_eq!(beside(&out), Vec::<String>::new(), "after {call} #{n}");
+            assert!(st.success(), "the run after {at}: {st:?}");
+            assert!(same_set(&snapshot(&out), &old), "after {at}");
+            assert_eq!(beside(&out), Vec::<String>::new(), "after {at}");
             std::fs::remove_dir_all(&out).unwrap();
             if status.success() {
                 finished = true;
@@ -418,10 +449,17 @@ fn sigkill_at_every_file_system_step_leaves_one_whole_set() {
             }
             kills += 1;
         }
-        assert!(finished, "a run still killed at its 200th {call}");
+        assert!(finished, "{at}: still killed at its 200th {call}");
     }
-    eprintln!("{kills} runs killed, each at another step");
-    assert!(kills >= 40, "only {kills} kill points");
+    eprintln!(
+        "{kills} runs killed, each at another step; {missing} between the fallback's \
+         two renames"
+    );
+    assert_eq!(
+        missing, 1,
+        "one step lies between the fallback's two renames"
+    );
+    assert!(kills >= 80, "only {kills} kill points");
 }
 
 #[test]
