@@ -400,9 +400,8 @@ impl OutputLock {
             .iter()
             .filter_map(|p| new_inode(p.file_name()?.to_str()?))
             .collect();
-        let is_new = |p: &Path| {
-            inode(p).is_some_and(|i| new_inodes.contains(&i)) || p.join(NEW_MARK).exists()
-        };
+        let is_new =
+            |p: &Path| inode(p).is_ok_and(|i| new_inodes.contains(&i)) || p.join(NEW_MARK).exists();
         // A mark an earlier version left in the directory: the set there is complete.
         let _ = std::fs::remove_file(self.out.dir.join(NEW_MARK));
         let (dirs, files): (Vec<PathBuf>, Vec<PathBuf>) =
@@ -479,12 +478,7 @@ impl OutputLock {
             std::fs::remove_dir_all(&staging).map_err(|e| ProofError::io(&staging, e))?;
         }
         std::fs::create_dir(&staging).map_err(|e| ProofError::io(&staging, e))?;
-        let staging_inode = {
-            use std::os::unix::fs::MetadataExt;
-            std::fs::symlink_metadata(&staging)
-                .map_err(|e| ProofError::io(&staging, e))?
-                .ino()
-        };
+        let staging_inode = inode(&staging).map_err(|e| ProofError::io(&staging, e))?;
         let mark = self.out.sibling(&format!(
             "proof-{}{NEW_INODE}{staging_inode}.tmp",
             std::process::id(),
@@ -547,10 +541,10 @@ impl OutputLock {
     }
 }
 
-/// The inode of `path`, if it exists.
-fn inode(path: &Path) -> Option<u64> {
+/// The inode of `path` (not following a symlink).
+fn inode(path: &Path) -> std::io::Result<u64> {
     use std::os::unix::fs::MetadataExt;
-    std::fs::symlink_metadata(path).ok().map(|m| m.ino())
+    std::fs::symlink_metadata(path).map(|m| m.ino())
 }
 
 /// The inode a new-set mark (`.NAME.proof-PID.new-INODE.tmp`) names.
